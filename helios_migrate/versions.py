@@ -1,0 +1,57 @@
+"""PostgreSQL server versions as the planner and the knowledge base see them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+SUPPORTED_MAJORS: tuple[int, ...] = (13, 14, 15, 16, 17, 18)
+DEFAULT_MAJOR = 16
+"""Assumed offline when neither ``--pg-version`` nor a database says otherwise: the oldest major
+still receiving fixes from most hosted providers, so version-gated shortcuts are not over-promised."""
+
+
+class VersionError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, order=True)
+class PgVersion:
+    major: int
+    minor: int = 0
+    minor_known: bool = True
+    """False when only the major version was given (``--pg-version 14``): minor-specific facts,
+    such as the 14.0-14.3 ``CREATE INDEX CONCURRENTLY`` bug, are then reported as possible."""
+
+    @classmethod
+    def parse(cls, value: str | int) -> PgVersion:
+        """Accept ``"15"``, ``"14.2"``, ``150004`` (``server_version_num``) or ``"150004"``."""
+        text = str(value).strip()
+        if re.fullmatch(r"\d{5,6}", text):
+            num = int(text)
+            return cls(num // 10000, num % 10000)
+        m = re.fullmatch(r"(\d{1,2})(?:\.(\d+))?", text)
+        if not m:
+            raise VersionError(
+                f"not a PostgreSQL version: {value!r} (expected e.g. 15, 14.2 or 150004)"
+            )
+        major = int(m.group(1))
+        if m.group(2) is None:
+            return cls(major, 0, minor_known=False)
+        return cls(major, int(m.group(2)))
+
+    @property
+    def num(self) -> int:
+        """``server_version_num`` style integer."""
+        return self.major * 10000 + self.minor
+
+    @property
+    def supported(self) -> bool:
+        return self.major in SUPPORTED_MAJORS
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}" if self.minor_known else str(self.major)
+
+
+def default_version() -> PgVersion:
+    return PgVersion(DEFAULT_MAJOR, 0, minor_known=False)

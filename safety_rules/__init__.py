@@ -1,0 +1,1 @@
+"""Safety rules: one module per rule, each with a stable ``HM`` code."""
