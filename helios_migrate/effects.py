@@ -73,6 +73,8 @@ class Effect:
     certainty: Certainty = Certainty.KNOWN
     notes: tuple[str, ...] = ()
     safer_alternative: str | None = None
+    unsupported: str | None = None
+    """Why the server version rejects this statement, when it does (e.g. a PostgreSQL 18 form on 15)."""
 
     @property
     def table_lock(self) -> RelationLock | None:

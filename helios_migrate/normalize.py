@@ -55,7 +55,7 @@ class NormalizeError(ValueError):
 
 def type_name_to_text(type_name: ast.TypeName) -> str:
     """Canonical text of a pglast ``TypeName`` node."""
-    names = [n.sval.lower() for n in type_name.names]
+    names = [str(n.sval).lower() for n in type_name.names or ()]
     if len(names) > 1 and names[0] == "pg_catalog":
         names = names[1:]
     base = ".".join(names)
@@ -81,7 +81,7 @@ def normalize_type(text: str) -> str:
     except Exception as exc:  # pglast raises ParseError; anything else is also "not a type"
         raise NormalizeError(f"not a PostgreSQL type: {text!r}") from exc
     target = stmt.targetList[0].val  # type: ignore[union-attr]
-    if not isinstance(target, ast.TypeCast):
+    if not isinstance(target, ast.TypeCast) or target.typeName is None:
         raise NormalizeError(f"not a PostgreSQL type: {text!r}")
     return type_name_to_text(target.typeName)
 
