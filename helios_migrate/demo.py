@@ -7,6 +7,7 @@ form of the same change.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def run_demo(workdir: str | None) -> int:
     from .locks_command import OutputFormat, run_locks
     from .pgserver import ServerStartError, start_embedded
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="helios-demo-"))
     base.mkdir(parents=True, exist_ok=True)
     console.print(Panel.fit("helios-migrate demo: what a migration really locks", style="bold"))
@@ -87,4 +88,6 @@ def run_demo(workdir: str | None) -> int:
         )
     finally:
         server.stop()
+        if workdir is None:
+            shutil.rmtree(base, ignore_errors=True)
     return 0
