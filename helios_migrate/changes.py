@@ -102,6 +102,8 @@ class Constraint:
     not_valid: bool = False
     using_index: str | None = None
     deferrable: bool = False
+    enforced: bool = True
+    """False for PostgreSQL 18's ``NOT ENFORCED`` CHECK and FOREIGN KEY: never checked, never validated."""
 
 
 class Change:
@@ -269,6 +271,9 @@ class CreateIndex(_OnTable):
     where: str | None = None
     method: str = "btree"
     include: tuple[str, ...] = ()
+    only: bool = False
+    """``ON ONLY parent``: an invalid index on a partitioned parent alone, the first step of
+    building a partitioned index without locking every partition at once."""
 
 
 @dataclass(frozen=True)

@@ -395,6 +395,13 @@ def _column_metadata(ch: c.DropNotNull | c.SetDefault | c.DropDefault, ctx: _Ctx
 @_handles(c.AddConstraint)
 def _add_constraint(ch: c.AddConstraint, ctx: _Ctx) -> Effect:
     k = ch.constraint
+    if not k.enforced:
+        mode = LockMode.SHARE_ROW_EXCLUSIVE if k.kind is ConstraintKind.FOREIGN_KEY else LockMode.ACCESS_EXCLUSIVE
+        return Effect(
+            ch, _on(ch.on, mode), WorkClass.METADATA,
+            unsupported=_min_version(ctx.version, 18, "NOT ENFORCED constraints"),
+            notes=("NOT ENFORCED: existing and new rows are never checked",),
+        )
     if k.kind is ConstraintKind.FOREIGN_KEY:
         # ALTER TABLE docs: ADD FOREIGN KEY takes SHARE ROW EXCLUSIVE on both tables.
         locks = _on(ch.on, LockMode.SHARE_ROW_EXCLUSIVE)
@@ -472,6 +479,14 @@ def _validate(ch: c.ValidateConstraint, ctx: _Ctx) -> Effect:
 
 @_handles(c.CreateIndex)
 def _create_index(ch: c.CreateIndex, ctx: _Ctx) -> Effect:
+    if ch.only:
+        return Effect(
+            ch, _on(ch.on, LockMode.SHARE), WorkClass.METADATA,
+            notes=(
+                "ON ONLY creates an invalid index on the partitioned parent alone; build each "
+                "partition's index CONCURRENTLY and ALTER INDEX ... ATTACH PARTITION it",
+            ),
+        )
     if ch.concurrently:
         return Effect(
             ch, _on(ch.on, LockMode.SHARE_UPDATE_EXCLUSIVE), WorkClass.INDEX_BUILD, builds_index=True,

@@ -428,11 +428,20 @@ def _constraint(con: Node) -> Constraint | None:
     """A table constraint, or ``None`` for a kind the model does not describe."""
     contype = con.contype
     name = con.conname
-    not_valid = bool(con.skip_validation)
+    # NOT ENFORCED (PostgreSQL 18) also sets skip_validation; it is not a NOT VALID constraint.
+    enforced = bool(getattr(con, "is_enforced", True)) or contype not in (
+        ConstrType.CONSTR_CHECK,
+        ConstrType.CONSTR_FOREIGN,
+    )
+    not_valid = bool(con.skip_validation) and enforced
     deferrable = bool(con.deferrable)
     if contype == ConstrType.CONSTR_CHECK:
         return Constraint(
-            ConstraintKind.CHECK, name, expression=expr_to_text(con.raw_expr), not_valid=not_valid
+            ConstraintKind.CHECK,
+            name,
+            expression=expr_to_text(con.raw_expr),
+            not_valid=not_valid,
+            enforced=enforced,
         )
     if contype == ConstrType.CONSTR_FOREIGN:
         return Constraint(
@@ -444,6 +453,7 @@ def _constraint(con: Node) -> Constraint | None:
             on_update=_fk_action(con.fk_upd_action, None),
             not_valid=not_valid,
             deferrable=deferrable,
+            enforced=enforced,
         )
     if contype in (ConstrType.CONSTR_UNIQUE, ConstrType.CONSTR_PRIMARY):
         kind = (
@@ -692,6 +702,7 @@ def _create_index(ctx: _Context, node: Node) -> list[Change]:
             where=expr_to_text(node.whereClause) if node.whereClause is not None else None,
             method=str(node.accessMethod or "btree"),
             include=tuple(_index_elem(e) for e in node.indexIncludingParams or ()),
+            only=not node.relation.inh,
         )
     ]
 

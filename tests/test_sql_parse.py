@@ -316,6 +316,10 @@ CASES: list[tuple[str, list[Change]]] = [
         [AddConstraint(t, Constraint(K.CHECK, "a_pos", expression="a > 0", not_valid=True))],
     ),
     (
+        "ALTER TABLE t ADD CONSTRAINT a_pos CHECK (a > 0) NOT ENFORCED",
+        [AddConstraint(t, Constraint(K.CHECK, "a_pos", expression="a > 0", enforced=False))],
+    ),
+    (
         "ALTER TABLE t ADD CHECK (a IS NOT NULL)",
         [AddConstraint(t, Constraint(K.CHECK, expression="a IS NOT NULL"))],
     ),
@@ -467,6 +471,7 @@ CASES: list[tuple[str, list[Change]]] = [
     ),
     # --- indexes ------------------------------------------------------------------------------
     ("CREATE INDEX ON t (a)", [CreateIndex(t, columns=("a",))]),
+    ("CREATE INDEX p_a_idx ON ONLY p (a)", [CreateIndex(Q("p"), name="p_a_idx", columns=("a",), only=True)]),
     (
         "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS t_a_idx ON s.t USING btree (a, lower(b))",
         [
