@@ -73,7 +73,7 @@ def run_demo(workdir: str | None) -> int:
         console.print(f"PostgreSQL {server.version} is up. Creating customers (20,000 rows) and orders (200,000 rows) ...")
         with psycopg.connect(server.url, autocommit=True) as conn:
             conn.execute("DROP TABLE IF EXISTS orders, customers")
-            conn.execute(SAMPLE_SCHEMA)  # type: ignore[arg-type]
+            conn.execute(SAMPLE_SCHEMA)
         console.rule("The migration as usually written")
         console.print(RISKY_MIGRATION, style="cyan", markup=False)
         run_locks(RISKY_MIGRATION, pg_version=None, database_url=server.url,
