@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import psycopg
@@ -256,21 +258,27 @@ def test_start_error_carries_the_log_tail() -> None:
     )
 
 
-def test_start_and_stop_a_debian_server(tmp_path: Path) -> None:
+def test_start_and_stop_a_debian_server() -> None:
     if pgserver.binaries_major(pgserver.DEFAULT_DEBIAN_BINDIR) is None:
         # Without the binaries there is nothing to start; HELIOS_REQUIRE_PG=15 makes that fatal.
         return
-    server = pgserver.start_debian(tmp_path / "deb")
-    assert server.owned and server.name == "pg15-debian"
-    assert pgserver.server_version(server.url).major == 15
-    server.stop()
-    server.stop()
-    with pytest.raises(psycopg.OperationalError):
-        pgserver.server_version(server.url, connect_timeout=2)
-    assert not (tmp_path / "deb" / "data" / "postmaster.pid").exists()
+    # Not under tmp_path: every new pytest session resets /tmp/pytest-of-<user> to mode 700, which
+    # locks the postgres OS user out of a server started below it.
+    workdir = Path(tempfile.mkdtemp(prefix="helios-pg-test-"))
+    try:
+        server = pgserver.start_debian(workdir / "deb")
+        assert server.owned and server.name == "pg15-debian"
+        assert pgserver.server_version(server.url).major == 15
+        server.stop()
+        server.stop()
+        with pytest.raises(psycopg.OperationalError):
+            pgserver.server_version(server.url, connect_timeout=2)
+        assert not (workdir / "deb" / "data" / "postmaster.pid").exists()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
-def test_require_pg_fails_the_session_loudly() -> None:
+def test_require_pg_fails_the_session_loudly(tmp_path: Path) -> None:
     env = {**os.environ, "HELIOS_REQUIRE_PG": "18,99"}
     env.pop("PYTEST_XDIST_WORKER", None)
     env.pop("PYTEST_CURRENT_TEST", None)
@@ -280,6 +288,7 @@ def test_require_pg_fails_the_session_loudly() -> None:
                 sys.executable,
                 "-m",
                 "pytest",
+                f"--basetemp={tmp_path / ('run' + str(len(extra)))}",
                 "-q",
                 "-p",
                 "no:cacheprovider",
