@@ -33,9 +33,11 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ENUM as PG_ENUM
 from sqlalchemy.dialects.postgresql.base import PGDialect
+from sqlalchemy.sql import operators
 from sqlalchemy.sql.compiler import DDLCompiler
-from sqlalchemy.sql.elements import ClauseElement, TextClause
+from sqlalchemy.sql.elements import ClauseElement, TextClause, UnaryExpression
 
 from helios_migrate.changes import (
     AddColumn,
@@ -45,6 +47,7 @@ from helios_migrate.changes import (
     ColumnDef,
     Constraint,
     ConstraintKind,
+    CreateEnum,
     CreateIndex,
     CreateTable,
     DataOperation,
@@ -74,6 +77,12 @@ __all__ = ["changes_from_op", "changes_from_ops", "ident", "render_sql"]
 
 _DIALECT: PGDialect = PGDialect()  # type: ignore[no-untyped-call]
 _PREPARER = _DIALECT.identifier_preparer
+_ORDERING = (
+    operators.asc_op,
+    operators.desc_op,
+    operators.nulls_first_op,
+    operators.nulls_last_op,
+)
 _PLAIN_IDENT = re.compile(r'^(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")$')
 
 
@@ -234,7 +243,11 @@ def _fk_target(elements: Sequence[sa.ForeignKey]) -> ForeignKeyTarget:
 
 
 def _rule(value: str | None) -> str | None:
-    return None if value is None else " ".join(value.lower().split())
+    """``ON DELETE``/``ON UPDATE`` action as PostgreSQL spells it; ``NO ACTION`` is the default."""
+    if value is None:
+        return None
+    action = " ".join(value.upper().split())
+    return None if action == "NO ACTION" else action
 
 
 def _not_valid(constraint: sa.Constraint) -> bool:
@@ -283,11 +296,33 @@ def _constraint(constraint: sa.Constraint) -> Constraint:
     raise TypeError(f"unsupported constraint {constraint!r}")
 
 
-def _index_element(element: Any) -> str:
-    text = _sql(element)
-    if _PLAIN_IDENT.match(text):
-        return normalize_ident(text)
-    return normalize_expr(text)
+def _index_element(index: sa.Index, element: Any) -> str:
+    """An index element as the SQL front end spells it: name or expression, then its options."""
+    descending = False
+    nulls: str | None = None
+    inner = element
+    while isinstance(inner, UnaryExpression) and inner.modifier in _ORDERING:
+        if inner.modifier is operators.desc_op:
+            descending = True
+        elif inner.modifier is operators.nulls_first_op:
+            nulls = "first"
+        elif inner.modifier is operators.nulls_last_op:
+            nulls = "last"
+        inner = inner.element
+    text = _sql(inner)
+    out = normalize_ident(text) if _PLAIN_IDENT.match(text) else normalize_expr(text)
+    opclasses = index.dialect_options["postgresql"]["ops"] or {}
+    key = getattr(element, "key", None)
+    if key is not None and key in opclasses:
+        out += f" {opclasses[key]}"
+    if descending:
+        out += " DESC"
+    # Only the non-default NULLS ordering is kept (NULLS LAST is ASC's default, FIRST is DESC's).
+    if nulls == "first" and not descending:
+        out += " NULLS FIRST"
+    elif nulls == "last" and descending:
+        out += " NULLS LAST"
+    return out
 
 
 def _create_index(index: sa.Index, *, if_not_exists: bool = False) -> CreateIndex:
@@ -300,7 +335,7 @@ def _create_index(index: sa.Index, *, if_not_exists: bool = False) -> CreateInde
     return CreateIndex(
         on=_qname(table.name, table.schema),
         name=_constraint_name(index),
-        columns=tuple(_index_element(e) for e in index.expressions),
+        columns=tuple(_index_element(index, e) for e in index.expressions),
         unique=bool(index.unique),
         concurrently=bool(pg["concurrently"]),
         if_not_exists=bool(if_not_exists),
@@ -310,9 +345,9 @@ def _create_index(index: sa.Index, *, if_not_exists: bool = False) -> CreateInde
     )
 
 
-def _comment_statement(ddl: sa.schema.ExecutableDDLElement, on: QualifiedName) -> RawStatement:
-    sql = str(ddl.compile(dialect=_DIALECT)).strip()
-    return RawStatement(sql=sql, statement_type="CommentStmt", relations=(on,))
+def _comment_statement(ddl: sa.schema.ExecutableDDLElement) -> list[Change]:
+    """``COMMENT ON ...``: not modelled, so it is exactly what the SQL front end makes of it."""
+    return _parse_sql(str(ddl.compile(dialect=_DIALECT)).strip())
 
 
 # --- per-operation mapping --------------------------------------------------------------------
@@ -346,7 +381,7 @@ def _add_column(op: alembic_ops.AddColumnOp) -> list[Change]:
         out.append(AddConstraint(on=on, constraint=_constraint(constraint)))
     out.extend(_create_index(ix) for ix in _sorted_indexes(table))
     if column.comment is not None:
-        out.append(_comment_statement(sa.schema.SetColumnComment(column), on))
+        out.extend(_comment_statement(sa.schema.SetColumnComment(column)))
     return out
 
 
@@ -417,7 +452,7 @@ def _alter_column(op: alembic_ops.AlterColumnOp) -> list[Change]:
             sa.Column(op.column_name, sa.types.NULLTYPE, comment=op.modify_comment),
             schema=op.schema,
         )
-        out.append(_comment_statement(sa.schema.SetColumnComment(holder.c[op.column_name]), on))
+        out.extend(_comment_statement(sa.schema.SetColumnComment(holder.c[op.column_name])))
     if op.modify_name is not None:
         out.append(RenameColumn(on=on, column=column, new_name=ident(op.modify_name)))
     return out
@@ -450,22 +485,36 @@ def _create_table(op: alembic_ops.CreateTableOp) -> list[Change]:
         and not getattr(c, "use_alter", False)
         and not any(c in col.constraints for col in table.columns)
     )
-    out: list[Change] = [
+    # Like SQLAlchemy's before_create event: CREATE TYPE for each native enum of the table.
+    out: list[Change] = _enum_types(table)
+    out.append(
         CreateTable(
             on=on,
             columns=tuple(_column_def(c) for c in table.columns),
             constraints=tuple(_constraint(c) for c in constraints),
             if_not_exists=bool(op.if_not_exists),
         )
-    ]
+    )
     out.extend(_create_index(ix) for ix in _sorted_indexes(table))
     if table.comment is not None:
-        out.append(_comment_statement(sa.schema.SetTableComment(table), on))
-    out.extend(
-        _comment_statement(sa.schema.SetColumnComment(c), on)
-        for c in table.columns
-        if c.comment is not None
-    )
+        out.extend(_comment_statement(sa.schema.SetTableComment(table)))
+    for c in table.columns:
+        if c.comment is not None:
+            out.extend(_comment_statement(sa.schema.SetColumnComment(c)))
+    return out
+
+
+def _enum_types(table: sa.Table) -> list[Change]:
+    out: list[Change] = []
+    seen: set[QualifiedName] = set()
+    for column in table.columns:
+        impl = column.type.dialect_impl(_DIALECT)
+        if not (isinstance(impl, PG_ENUM) and impl.native_enum and impl.create_type and impl.name):
+            continue
+        name = _qname(str(impl.name), impl.schema)
+        if name not in seen:
+            seen.add(name)
+            out.append(CreateEnum(name=name, values=tuple(impl.enums)))
     return out
 
 
@@ -561,6 +610,14 @@ def _bulk_insert(op: alembic_ops.BulkInsertOp) -> list[Change]:
 
 
 def _unknown(op: alembic_ops.MigrateOperation) -> list[Change]:
+    """What the SQL front end makes of the SQL Alembic emits for ``op``; when it cannot be
+    rendered offline, one RawStatement describing the operation."""
+    try:
+        sql = render_sql(op)
+    except Exception:
+        sql = ""
+    if sql.strip():
+        return _parse_sql(sql)
     table = getattr(op, "table_name", None)
     schema = getattr(op, "schema", None)
     relations = (_qname(table, schema),) if isinstance(table, str) else ()

@@ -5,7 +5,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic.operations import ops
 
-from alembic_plugin.changes_from_ops import changes_from_op, changes_from_ops, ident, render_sql
+from alembic_plugin.changes_from_ops import (
+    _parse_sql,
+    changes_from_op,
+    changes_from_ops,
+    ident,
+    render_sql,
+)
 from helios_migrate.changes import (
     AddColumn,
     AddConstraint,
@@ -13,6 +19,7 @@ from helios_migrate.changes import (
     ColumnDef,
     Constraint,
     ConstraintKind,
+    CreateEnum,
     CreateIndex,
     CreateTable,
     DataOperation,
@@ -206,9 +213,7 @@ def test_add_column_comment_is_a_raw_statement() -> None:
     op = ops.AddColumnOp("t", sa.Column("c", sa.Integer(), comment="hello"))
     assert changes_from_op(op) == [
         AddColumn(on=T, column=ColumnDef("c", "integer")),
-        RawStatement(
-            sql="COMMENT ON COLUMN t.c IS 'hello'", statement_type="CommentStmt", relations=(T,)
-        ),
+        *_parse_sql("COMMENT ON COLUMN t.c IS 'hello'"),
     ]
 
 
@@ -300,11 +305,7 @@ def test_alter_column_order_follows_alembic_postgresql() -> None:
 
 def test_alter_column_comment_is_a_raw_statement() -> None:
     op = ops.AlterColumnOp("t", "c", modify_comment="note")
-    assert changes_from_op(op) == [
-        RawStatement(
-            sql="COMMENT ON COLUMN t.c IS 'note'", statement_type="CommentStmt", relations=(T,)
-        )
-    ]
+    assert changes_from_op(op) == [*_parse_sql("COMMENT ON COLUMN t.c IS 'note'")]
 
 
 # --- tables -----------------------------------------------------------------------------------
@@ -337,7 +338,7 @@ def test_create_table_constraints_as_table_constraints() -> None:
                     ConstraintKind.FOREIGN_KEY,
                     columns=("u",),
                     references=ForeignKeyTarget(QualifiedName("u"), ("id",)),
-                    on_delete="cascade",
+                    on_delete="CASCADE",
                 ),
             ),
         )
@@ -495,8 +496,8 @@ def test_create_foreign_key() -> None:
             name="fk",
             columns=("a", "b"),
             references=ForeignKeyTarget(QualifiedName("u", "r"), ("x", "y")),
-            on_delete="cascade",
-            on_update="set null",
+            on_delete="CASCADE",
+            on_update="SET NULL",
             deferrable=True,
         ),
     )
@@ -557,10 +558,8 @@ def test_drop_constraint() -> None:
 
 
 def test_execute_string_and_text_go_through_the_sql_front_end() -> None:
-    from alembic_plugin import changes_from_ops as mod
-
     for sqltext in ("TRUNCATE t", sa.text("TRUNCATE t")):
-        assert changes_from_op(ops.ExecuteSQLOp(sqltext)) == mod._parse_sql("TRUNCATE t")
+        assert changes_from_op(ops.ExecuteSQLOp(sqltext)) == _parse_sql("TRUNCATE t")
 
 
 def test_bulk_insert() -> None:
@@ -592,11 +591,41 @@ def test_containers_are_walked_in_order() -> None:
     assert changes_from_ops([upgrade, ops.DowngradeOps(ops=[])]) == expected
 
 
-def test_unknown_operation_is_a_raw_statement() -> None:
+def test_unknown_operation_goes_through_its_offline_sql() -> None:
     op = ops.CreateTableCommentOp("t", "hello", schema="s")
-    assert changes_from_op(op) == [
+    assert changes_from_op(op) == _parse_sql("COMMENT ON TABLE s.t IS 'hello'")
+
+
+class _Unrenderable(ops.MigrateOperation):
+    def __init__(self, table_name: str, schema: str | None = None) -> None:
+        self.table_name = table_name
+        self.schema = schema
+
+
+def test_unknown_operation_without_sql_is_a_described_raw_statement() -> None:
+    assert changes_from_op(_Unrenderable("t", "s")) == [
         RawStatement(
-            sql="-- alembic operation alembic.operations.ops.CreateTableCommentOp on s.t",
+            sql=f"-- alembic operation {__name__}._Unrenderable on s.t",
             relations=(QualifiedName("t", "s"),),
         )
     ]
+
+
+def test_create_table_enum_creates_the_type_first() -> None:
+    op = ops.CreateTableOp("t", [sa.Column("m", sa.Enum("a", "b", name="mood"))])
+    assert changes_from_op(op) == [
+        CreateEnum(name=QualifiedName("mood"), values=("a", "b")),
+        CreateTable(on=T, columns=(ColumnDef("m", "mood"),)),
+    ]
+
+
+def test_create_index_ordering_and_opclass() -> None:
+    op = ops.CreateIndexOp(
+        "ix",
+        "t",
+        [sa.desc(sa.column("a")), sa.column("b").nulls_first(), "c"],
+        postgresql_ops={"c": "text_pattern_ops"},
+    )
+    assert one(op) == CreateIndex(
+        on=T, name="ix", columns=("a DESC", "b NULLS FIRST", "c text_pattern_ops")
+    )
