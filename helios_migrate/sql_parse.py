@@ -876,7 +876,18 @@ def _transaction(ctx: _Context, node: Node) -> list[Change]:
     return [TransactionControl(action)]
 
 
+def _comment(ctx: _Context, node: Node) -> list[Change]:
+    """``COMMENT ON TABLE/COLUMN``: unmodelled, but the table it locks is known."""
+    names = node.object if isinstance(node.object, tuple) else ()
+    if node.objtype == ObjectType.OBJECT_COLUMN and len(names) >= 2:
+        return [ctx.raw(node, [_qname_from_names(names[:-1])])]
+    if node.objtype in (ObjectType.OBJECT_TABLE, ObjectType.OBJECT_VIEW, ObjectType.OBJECT_MATVIEW) and names:
+        return [ctx.raw(node, [_qname_from_names(names)])]
+    return [ctx.raw(node, ())]
+
+
 _HANDLERS: dict[str, Callable[[_Context, Node], list[Change]]] = {
+    "CommentStmt": _comment,
     "CreateStmt": _create_table,
     "AlterTableStmt": _alter_table,
     "RenameStmt": _rename,

@@ -469,6 +469,11 @@ CASES: list[tuple[str, list[Change]]] = [
             DropDefault(t, column="b"),
         ],
     ),
+    (
+        "COMMENT ON COLUMN s.t.c IS 'x'",
+        [RawStatement("COMMENT ON COLUMN s.t.c IS 'x'", "CommentStmt", (Q("t", "s"),))],
+    ),
+    ("COMMENT ON TABLE t IS 'y'", [RawStatement("COMMENT ON TABLE t IS 'y'", "CommentStmt", (t,))]),
     # --- indexes ------------------------------------------------------------------------------
     ("CREATE INDEX ON t (a)", [CreateIndex(t, columns=("a",))]),
     ("CREATE INDEX p_a_idx ON ONLY p (a)", [CreateIndex(Q("p"), name="p_a_idx", columns=("a",), only=True)]),
@@ -691,7 +696,6 @@ CASES: list[tuple[str, list[Change]]] = [
         "GRANT SELECT ON s.t, u TO app",
         [raw("GRANT SELECT ON s.t, u TO app", "GrantStmt", Q("t", "s"), u)],
     ),
-    ("COMMENT ON TABLE t IS 'x'", [raw("COMMENT ON TABLE t IS 'x'", "CommentStmt")]),
     (
         "CREATE EXTENSION IF NOT EXISTS pg_trgm",
         [raw("CREATE EXTENSION IF NOT EXISTS pg_trgm", "CreateExtensionStmt")],
