@@ -339,8 +339,6 @@ def _alter_type(ch: c.AlterColumnType, ctx: _Ctx) -> Effect:
         old, ch.new_type, column=ch.column, using=ch.using, version=ctx.version, catalog=ctx.catalog
     )
     notes = [verdict.reason]
-    if ch.collation is not None:
-        notes.append("a collation change rebuilds indexes on the column")
     if verdict.rewrites:
         return Effect(
             ch, _on(ch.on, LockMode.ACCESS_EXCLUSIVE), WorkClass.REWRITE, rewrites_table=True,
@@ -349,6 +347,14 @@ def _alter_type(ch: c.AlterColumnType, ctx: _Ctx) -> Effect:
                 "expand/contract: add a column of the new type, keep it in sync with a trigger, "
                 "backfill in batches, then swap in a later revision"
             ),
+        )
+    if ch.collation is not None:
+        # The values are unchanged, but indexes on the column sort by the old collation.
+        return Effect(
+            ch, _on(ch.on, LockMode.ACCESS_EXCLUSIVE), WorkClass.INDEX_BUILD, builds_index=True,
+            certainty=verdict.certainty,
+            notes=(*notes, "a collation change rebuilds every index on the column, under ACCESS EXCLUSIVE"),
+            safer_alternative="build a new index with the new collation CONCURRENTLY first, then switch",
         )
     return Effect(
         ch, _on(ch.on, LockMode.ACCESS_EXCLUSIVE), WorkClass.METADATA,

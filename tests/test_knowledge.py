@@ -197,3 +197,8 @@ def test_lock_mode_blocks() -> None:
     assert not SUE.blocks_writes and SUE.blocks_ddl
     assert LockMode.from_pg_locks("ShareRowExclusiveLock") is SRE
     assert AE.pg_locks_name == "AccessExclusiveLock"
+
+
+def test_collation_change_rebuilds_indexes_without_rewrite() -> None:
+    eff = effect_of(c.AlterColumnType(T, "name", "text", collation='"C"', old_type="text"), v(16))
+    assert eff.work is WorkClass.INDEX_BUILD and not eff.rewrites_table and eff.builds_index
