@@ -94,8 +94,10 @@ class ServerPool:
 
     # -- servers ---------------------------------------------------------------------------------
 
-    def start_all(self) -> None:
-        backends = planned_backends()
+    def start_all(self, only: set[str] | None = None) -> None:
+        backends = [b for b in planned_backends() if only is None or b.name in only]
+        if not backends:
+            return
         with ThreadPoolExecutor(max_workers=len(backends)) as executor:
             results = executor.map(self._start, backends)
             self.results = dict(zip((b.name for b in backends), results, strict=True))
@@ -260,12 +262,30 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 # fixtures
 
 
+def _backends_in_use(session: pytest.Session) -> set[str] | None:
+    """Backend names the selected tests need; None when every backend is needed."""
+    if os.environ.get(REQUIRE_VAR, "").strip():
+        return None
+    names: set[str] = set()
+    for item in session.items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "pg_server" in callspec.params:
+            names.add(str(callspec.params["pg_server"]))
+        elif "pg_pool" in getattr(item, "fixturenames", ()):
+            return None
+    return names
+
+
 @pytest.fixture(scope="session")
-def pg_pool() -> Iterator[ServerPool]:
-    """Every server of this session (started on first use, stopped at the end)."""
+def pg_pool(request: pytest.FixtureRequest) -> Iterator[ServerPool]:
+    """The servers of this session (started on first use, stopped at the end).
+
+    Only the backends the selected tests are parametrized with are started (``-k pg18`` starts
+    one server), unless ``HELIOS_REQUIRE_PG`` is set or a selected test uses ``pg_pool`` itself.
+    """
     pool = ServerPool()
     try:
-        pool.start_all()
+        pool.start_all(_backends_in_use(request.session))
         yield pool
     finally:
         pool.close()
