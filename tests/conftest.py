@@ -176,9 +176,14 @@ class ServerPool:
                     f"{'present' if pgserver.binaries_major(pgserver.DEFAULT_DEBIAN_BINDIR) else 'missing'}; "
                     f"{pgserver.ENV_URLS_VAR}: {len([b for b in planned_backends() if b.kind == 'env'])} URL(s))"
                 )
-        other = [str(r) for r in self.results.values() if isinstance(r, ServerStartError)]
+        shown = {f"pg{major}-" for major in missing}
+        other = [
+            str(r)
+            for name, r in self.results.items()
+            if isinstance(r, ServerStartError) and not name.startswith(tuple(shown))
+        ]
         if other:
-            lines.append("  start errors this session:")
+            lines.append("  other servers that could not be started (their version is unknown):")
             lines += ["    " + line for f in other for line in f.splitlines()]
         started = ", ".join(f"{s.name} (PG {s.version})" for s in self.servers) or "none"
         lines.append(f"  servers started: {started}")
