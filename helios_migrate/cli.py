@@ -75,6 +75,9 @@ def demo(
 
 
 # Commands implemented in their own modules are registered below.
+from .check.command import check_command  # noqa: E402
+
+app.command("check")(check_command)
 
 
 def main() -> None:

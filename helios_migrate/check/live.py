@@ -1,0 +1,114 @@
+"""Facts read from a live database for ``check --database-url``: the server version, and each
+table's size and row estimate.  Read-only ``SELECT``s on the system catalogs, nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from ..changes import QualifiedName
+from ..versions import PgVersion
+from .problems import CheckUsageError
+
+
+@dataclass(frozen=True)
+class TableSize:
+    table: QualifiedName
+    total_bytes: int
+    """``pg_total_relation_size``: heap, TOAST and indexes (all partitions for a partitioned table)."""
+    row_estimate: int
+    """Rows as the planner estimates them (see :data:`TABLE_SIZES_SQL`)."""
+
+
+# Row estimates follow the planner (estimate_rel_size): the tuple density seen by the last
+# VACUUM/ANALYZE (reltuples / relpages) times the table's current number of pages.  A table never
+# vacuumed or analyzed (reltuples = -1 from PostgreSQL 14, or relpages = 0) gets a density from its
+# column widths: (block size - page header) / (tuple header + sum of attribute widths, 32 bytes
+# for variable-length types), as get_rel_data_width does.  Partitioned tables sum their leaves.
+TABLE_SIZES_SQL = """
+WITH leaf AS (
+    SELECT c.oid, c.reltuples::float8 AS reltuples, c.relpages::float8 AS relpages,
+           (pg_relation_size(c.oid) / current_setting('block_size')::int)::float8 AS curpages,
+           (SELECT 24 + coalesce(sum(CASE WHEN a.attlen > 0 THEN a.attlen ELSE 32 END), 0)
+              FROM pg_attribute a
+             WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)::float8 AS width
+      FROM pg_class c
+     WHERE c.relkind IN ('r', 'm')
+), est AS (
+    SELECT oid,
+           CASE
+             WHEN curpages = 0 THEN 0
+             WHEN reltuples >= 0 AND relpages > 0 THEN reltuples / relpages * curpages
+             ELSE floor((current_setting('block_size')::int - 24) / width) * curpages
+           END AS rows
+      FROM leaf
+)
+SELECT n.nspname, c.relname,
+       CASE WHEN c.relkind = 'p'
+            THEN (SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)
+                    FROM pg_partition_tree(c.oid) t WHERE t.isleaf)
+            ELSE pg_total_relation_size(c.oid) END AS total_bytes,
+       CASE WHEN c.relkind = 'p'
+            THEN (SELECT coalesce(sum(e.rows), 0)
+                    FROM pg_partition_tree(c.oid) t JOIN est e ON e.oid = t.relid WHERE t.isleaf)
+            ELSE (SELECT e.rows FROM est e WHERE e.oid = c.oid) END AS row_estimate
+  FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p', 'm')
+   AND NOT c.relispartition
+   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND n.nspname NOT LIKE 'pg\\_toast%'
+ ORDER BY 1, 2
+"""
+
+
+@dataclass(frozen=True)
+class LiveFacts:
+    version: PgVersion
+    tables: tuple[TableSize, ...]
+    catalog: Any
+    """A :class:`helios_migrate.catalog.LiveCatalog` on the same read-only connection."""
+
+
+@contextmanager
+def connect(database_url: str) -> Iterator[LiveFacts]:
+    """Open a read-only connection and read the facts; :class:`CheckUsageError` when the server
+    cannot be reached."""
+    import psycopg
+
+    from ..catalog import LiveCatalog
+
+    try:
+        conn = psycopg.connect(database_url, connect_timeout=10, autocommit=True)
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckUsageError(
+            f"cannot connect to the database given by --database-url: {first}\n"
+            "check the URL, that the server is running, and that it accepts connections from here"
+        ) from None
+    try:
+        conn.read_only = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SHOW server_version_num")
+                row = cur.fetchone()
+                version = PgVersion.parse(int(row[0]) if row else 0)
+                cur.execute(TABLE_SIZES_SQL)
+                tables = tuple(
+                    TableSize(
+                        QualifiedName(str(name), str(schema)),
+                        int(total or 0),
+                        round(float(rows or 0)),
+                    )
+                    for schema, name, total, rows in cur.fetchall()
+                )
+        except psycopg.Error as exc:
+            raise CheckUsageError(
+                f"cannot read catalog facts from the database given by --database-url: "
+                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+            ) from None
+        yield LiveFacts(version, tables, LiveCatalog(conn))
+    finally:
+        conn.close()

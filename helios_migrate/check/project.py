@@ -1,0 +1,299 @@
+"""Finding an Alembic project and reading its revision files without importing them.
+
+Revision identity and order (``revision``, ``down_revision``, ``branch_labels``, ``depends_on``)
+are read from each file's syntax tree, so a revision whose imports fail, or whose module body
+needs a database, still takes its place in the history and is checked from its source.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .problems import CheckUsageError
+
+_REVISION_FILE = re.compile(r"(?!\.#|__init__)(.*\.py)$")
+_ASSIGN_FALLBACK = re.compile(
+    r"^(revision|down_revision)\s*(?::[^=]+)?=\s*(.+?)\s*(?:#.*)?$", re.MULTILINE
+)
+
+
+@dataclass(frozen=True)
+class RevisionFile:
+    """One revision file as read from disk, parsed but not executed."""
+
+    path: Path
+    """Absolute path."""
+    source: str
+    revision: str | None
+    down_revisions: tuple[str, ...] = ()
+    dependencies: tuple[str, ...] = ()
+    branch_labels: tuple[str, ...] = ()
+    tree: ast.Module | None = field(default=None, compare=False, repr=False)
+    syntax_error: SyntaxError | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class AlembicProject:
+    """An Alembic project: where its configuration lives and every revision file it holds."""
+
+    root: Path
+    config_file: Path
+    """``alembic.ini`` or ``pyproject.toml``."""
+    version_locations: tuple[Path, ...]
+    revisions: tuple[RevisionFile, ...]
+    prepend_sys_path: tuple[Path, ...] = ()
+
+    def by_path(self) -> dict[Path, RevisionFile]:
+        return {r.path: r for r in self.revisions}
+
+
+# -- discovery -----------------------------------------------------------------------------------
+
+
+def _pyproject_has_alembic(path: Path) -> bool:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        import tomli as tomllib
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    tool = data.get("tool", {})
+    return isinstance(tool, dict) and isinstance(tool.get("alembic"), dict)
+
+
+def find_project_root(start: Path) -> Path | None:
+    """The nearest directory at or above ``start`` holding ``alembic.ini`` or a pyproject
+    ``[tool.alembic]`` table."""
+    here = start if start.is_dir() else start.parent
+    for directory in (here, *here.parents):
+        if is_project_dir(directory):
+            return directory
+    return None
+
+
+def is_project_dir(directory: Path) -> bool:
+    if (directory / "alembic.ini").is_file():
+        return True
+    pyproject = directory / "pyproject.toml"
+    return pyproject.is_file() and _pyproject_has_alembic(pyproject)
+
+
+def load_project(root: Path) -> AlembicProject:
+    """Read the Alembic configuration in ``root`` and every revision file it names."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    ini = root / "alembic.ini"
+    pyproject = root / "pyproject.toml"
+    has_toml = pyproject.is_file() and _pyproject_has_alembic(pyproject)
+    config_file = ini if ini.is_file() else pyproject
+    try:
+        cfg = Config(
+            file_=str(ini) if ini.is_file() else None,
+            toml_file=str(pyproject) if has_toml else None,
+        )
+        # Only the location keys are needed; ScriptDirectory does not import anything here.
+        script = ScriptDirectory.from_config(cfg)
+        prepend = tuple(Path(p) for p in cfg.get_prepend_sys_paths_list() or ())
+    except CommandError as exc:
+        raise CheckUsageError(f"{config_file}: {exc}") from None
+    except Exception as exc:  # configparser / toml errors
+        raise CheckUsageError(f"{config_file}: cannot read the Alembic configuration: {exc}") from None
+    locations = tuple(Path(p).resolve() for p in script._version_locations)
+    revisions = tuple(_read_revisions(locations, recursive=bool(script.recursive_version_locations)))
+    resolved_prepend = tuple(
+        (p if p.is_absolute() else (root / p)).resolve() for p in prepend
+    )
+    return AlembicProject(root, config_file, locations, revisions, resolved_prepend)
+
+
+def _read_revisions(locations: Sequence[Path], *, recursive: bool) -> Iterator[RevisionFile]:
+    seen: set[Path] = set()
+    for location in locations:
+        if not location.is_dir():
+            continue
+        walker = location.rglob("*.py") if recursive else location.glob("*.py")
+        for path in sorted(walker):
+            if "__pycache__" in path.parts or not _REVISION_FILE.match(path.name):
+                continue
+            real = path.resolve()
+            if real in seen:
+                continue
+            seen.add(real)
+            yield read_revision_file(real)
+
+
+def read_revision_file(path: Path) -> RevisionFile:
+    """Parse one revision file; a syntax error is kept on the value, never raised."""
+    try:
+        source = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        err = SyntaxError(f"cannot read file: {exc}")
+        err.filename, err.lineno = str(path), 0
+        return RevisionFile(path, "", None, syntax_error=err)
+    try:
+        tree = ast.parse(source, filename=str(path))
+    except SyntaxError as exc:
+        ids = _identity_from_text(source)
+        return RevisionFile(
+            path, source, ids.get("revision"), _as_tuple(ids.get("down_revision")), syntax_error=exc
+        )
+    ids = _identity_from_tree(tree)
+    revision = ids.get("revision")
+    if not isinstance(revision, str):
+        legacy = re.match(r"([a-f0-9]+)\.py$", path.name)
+        revision = legacy.group(1) if legacy else None
+    return RevisionFile(
+        path,
+        source,
+        revision,
+        _as_tuple(ids.get("down_revision")),
+        _as_tuple(ids.get("depends_on")),
+        _as_tuple(ids.get("branch_labels")),
+        tree=tree,
+    )
+
+
+_IDENTITY_NAMES = ("revision", "down_revision", "branch_labels", "depends_on")
+
+
+def _identity_from_tree(tree: ast.Module) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for node in tree.body:
+        targets: list[ast.expr]
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id in _IDENTITY_NAMES:
+                try:
+                    found[target.id] = ast.literal_eval(value)
+                except ValueError:
+                    continue
+    return found
+
+
+def _identity_from_text(source: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for m in _ASSIGN_FALLBACK.finditer(source):
+        try:
+            found[m.group(1)] = ast.literal_eval(m.group(2))
+        except (ValueError, SyntaxError):
+            continue
+    return found
+
+
+def _as_tuple(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return tuple(str(v) for v in value)
+    return ()
+
+
+# -- ordering and selection ----------------------------------------------------------------------
+
+
+def upgrade_order(project: AlembicProject) -> tuple[list[RevisionFile], str | None]:
+    """Every revision in the order ``alembic upgrade heads`` applies them.
+
+    When the history cannot be ordered (a missing ``down_revision``, a cycle, duplicate ids) the
+    files are returned in path order, with the reason as the second value.
+    """
+    try:
+        revmap, by_id = _revision_map(project)
+        ordered = [by_id[r.revision] for r in revmap.iterate_revisions("heads", "base")]
+    except Exception as exc:
+        return sorted(project.revisions, key=lambda r: r.path), _history_problem(exc)
+    ordered.reverse()
+    listed = {id(r) for r in ordered}
+    return ordered + [r for r in project.revisions if id(r) not in listed], None
+
+
+def select_range(project: AlembicProject, spec: str) -> list[RevisionFile]:
+    """The revisions ``alembic upgrade LOWER:UPPER`` would apply, in that order.
+
+    ``LOWER`` is excluded (it is the revision the database is already at), as in Alembic's own
+    ``LOWER:UPPER`` ranges; ``base`` and ``head``/``heads`` are understood.
+    """
+    lower, sep, upper = spec.partition(":")
+    if not sep:
+        lower, upper = "base", spec
+    lower, upper = lower.strip() or "base", upper.strip() or "heads"
+    if upper == "head" and _head_count(project) > 1:
+        upper = "heads"
+    try:
+        revmap, by_id = _revision_map(project)
+        revs = list(revmap.iterate_revisions(upper, lower, implicit_base=True))
+    except Exception as exc:
+        raise CheckUsageError(f"--range {spec}: {_history_problem(exc)}") from None
+    revs.reverse()
+    return [by_id[r.revision] for r in revs]
+
+
+def _head_count(project: AlembicProject) -> int:
+    try:
+        revmap, _ = _revision_map(project)
+        return len(revmap.heads)
+    except Exception:
+        return 0
+
+
+def _history_problem(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def _revision_map(project: AlembicProject) -> tuple[Any, dict[str, RevisionFile]]:
+    from alembic.script.revision import Revision, RevisionMap
+
+    by_id: dict[str, RevisionFile] = {}
+    for rev in project.revisions:
+        if rev.revision:
+            if rev.revision in by_id:
+                raise CheckUsageError(
+                    f"revision id {rev.revision} is declared by both {by_id[rev.revision].path} "
+                    f"and {rev.path}"
+                )
+            by_id[rev.revision] = rev
+
+    def generate() -> Iterator[Revision]:
+        for rev_id, rev in by_id.items():
+            down: str | tuple[str, ...] | None
+            down = (
+                None if not rev.down_revisions
+                else rev.down_revisions[0] if len(rev.down_revisions) == 1
+                else rev.down_revisions
+            )
+            yield Revision(
+                rev_id,
+                down,
+                dependencies=rev.dependencies or None,
+                branch_labels=rev.branch_labels or None,
+            )
+
+    revmap = RevisionMap(generate)
+    revmap.heads  # noqa: B018 - builds the map now, so history errors surface here
+    return revmap, by_id
+
+
+def add_prepend_sys_path(project: AlembicProject) -> None:
+    """Make the project's own packages importable, as ``prepend_sys_path`` asks Alembic to."""
+    for entry in reversed(project.prepend_sys_path):
+        text = str(entry)
+        if text not in sys.path:
+            sys.path.insert(0, text)

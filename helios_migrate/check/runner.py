@@ -1,0 +1,288 @@
+"""One ``check`` run: inputs -> offline SQL per revision -> rule engine -> a report."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..findings import Finding, Location, Severity
+from ..versions import PgVersion, VersionError, default_version
+from . import engine
+from .fallback import mentions_get_bind, read_from_source
+from .inputs import ProjectTarget, collect
+from .live import LiveFacts, connect
+from .problems import (
+    REVISION_NOT_RENDERED,
+    CheckUsageError,
+    revision_not_rendered,
+    revision_syntax_error,
+)
+from .project import RevisionFile, add_prepend_sys_path
+from .render import EmittedStatement, RevisionRenderer, function_span
+from .report import CheckReport, sort_key
+
+_MARKERS = {"BEGIN;", "COMMIT;"}
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    paths: tuple[str, ...] = ()
+    revision_range: str | None = None
+    since: str | None = None
+    downgrade: bool = False
+    pg_version: str | None = None
+    database_url: str | None = None
+    fail_on: str | None = None
+    cwd: Path | None = None
+
+
+@dataclass
+class _Run:
+    config: Any
+    version: PgVersion
+    catalog: Any
+    facts: Any
+    cwd: Path
+    sources: dict[str, str]
+    findings: list[Finding]
+    statements: int = 0
+
+    def display(self, path: Path) -> str:
+        """Paths relative to where check runs, with forward slashes, as CI tools expect."""
+        try:
+            return path.relative_to(self.cwd).as_posix()
+        except ValueError:
+            rel = os.path.relpath(path, self.cwd)
+            return Path(rel).as_posix() if not rel.startswith("..") else path.as_posix()
+
+
+def run_check(options: CheckOptions) -> CheckReport:
+    """Run ``check``; :class:`CheckUsageError` for problems that mean exit code 2."""
+    cwd = (options.cwd or Path.cwd()).resolve()
+    if options.revision_range is not None and not options.revision_range.strip():
+        raise CheckUsageError("--range needs a value such as base:head or REV1:REV2")
+    fail_on_text = options.fail_on
+    targets = collect(options.paths, cwd=cwd, revision_range=options.revision_range, since=options.since)
+    config_start = targets.projects[0].project.root if targets.projects else cwd
+    config = engine.read_config(config_start)
+    if fail_on_text is not None:
+        try:
+            fail_on = Severity.parse(fail_on_text)
+        except ValueError as exc:
+            raise CheckUsageError(f"--fail-on: {exc}") from None
+    else:
+        fail_on = engine.config_fail_on(config)
+
+    with _facts(options.database_url) as live:
+        version, version_source = _version(options.pg_version, config, live)
+        run = _Run(
+            config=config,
+            version=version,
+            catalog=live.catalog if live else None,
+            facts=engine.table_facts(live.tables) if live else None,
+            cwd=cwd,
+            sources={},
+            findings=[],
+        )
+        revisions = 0
+        for target in targets.projects:
+            revisions += len(target.revisions)
+            _check_project(run, target, downgrade=options.downgrade)
+        for sql_file in targets.sql_files:
+            _check_sql_file(run, sql_file)
+
+    findings = tuple(sorted(run.findings, key=sort_key))
+    return CheckReport(
+        findings=findings,
+        pg_version=version,
+        pg_version_source=version_source,
+        fail_on=fail_on,
+        revisions=revisions,
+        sql_files=len(targets.sql_files),
+        statements=run.statements,
+        sources=run.sources,
+        rules=engine.rule_infos(),
+    )
+
+
+@contextlib.contextmanager
+def _facts(database_url: str | None) -> Iterator[LiveFacts | None]:
+    if not database_url:
+        yield None
+        return
+    with connect(database_url) as live:
+        yield live
+
+
+def _version(pg_version: str | None, config: Any, live: LiveFacts | None) -> tuple[PgVersion, str]:
+    if live is not None:
+        return live.version, "read from the database"
+    if pg_version is not None:
+        try:
+            version = PgVersion.parse(pg_version)
+        except VersionError as exc:
+            raise CheckUsageError(f"--pg-version: {exc}") from None
+        if not version.supported:
+            raise CheckUsageError(f"--pg-version: PostgreSQL {version} is not supported (13 to 18 are)")
+        return version, "--pg-version"
+    configured = engine.config_pg_version(config)
+    if configured is not None:
+        return configured, "pg_version in pyproject.toml"
+    return default_version(), "assumed; pass --pg-version or --database-url"
+
+
+# -- revisions -----------------------------------------------------------------------------------
+
+
+def _check_project(run: _Run, target: ProjectTarget, *, downgrade: bool) -> None:
+    add_prepend_sys_path(target.project)
+    functions = ("upgrade", "downgrade") if downgrade else ("upgrade",)
+    with RevisionRenderer(target.project) as renderer:
+        for rev in target.revisions:
+            _check_revision(run, rev, renderer, functions)
+
+
+def _check_revision(
+    run: _Run, rev: RevisionFile, renderer: RevisionRenderer, functions: Sequence[str]
+) -> None:
+    path = run.display(rev.path)
+    run.sources[path] = rev.source
+    if rev.syntax_error is not None or rev.tree is None:
+        err = rev.syntax_error or SyntaxError("cannot parse")
+        location = Location(path, err.lineno or 0, err.offset or 0)
+        finding = engine.configure_finding(
+            run.config, revision_syntax_error(location, rev.revision, err)
+        )
+        if finding is not None:
+            run.findings.append(finding)
+        return
+    per_function: list[tuple[tuple[int, int] | None, list[Finding]]] = []
+    for function in functions:
+        span = function_span(rev.tree, function)
+        statements, problem = _statements_of(rev, function, renderer, path)
+        run.statements += count_statements(statements)
+        suppressions = engine.python_suppressions(rev.source, path, span)
+        found = engine.lint_statements(
+            path,
+            statements,
+            suppressions,
+            config=run.config,
+            version=run.version,
+            catalog=run.catalog,
+            facts=run.facts,
+        )
+        if problem is not None:
+            configured = engine.configure_finding(run.config, problem)
+            if configured is not None:
+                found.append(configured)
+        per_function.append((span, found))
+    run.findings += _merge_functions(per_function)
+
+
+UNUSED_SUPPRESSION = "HM902"
+
+
+def _merge_functions(
+    per_function: list[tuple[tuple[int, int] | None, list[Finding]]],
+) -> list[Finding]:
+    """Findings of upgrade() and, with --downgrade, downgrade().
+
+    An ignore comment inside a function belongs to that function's run; one outside both (a
+    file-level ignore) is reported unused only when neither function used it, and only once.
+    """
+    if len(per_function) == 1:
+        return per_function[0][1]
+    unused_sets = [
+        {(f.location, f.message) for f in found if f.code == UNUSED_SUPPRESSION}
+        for _, found in per_function
+    ]
+    unused_everywhere = set.intersection(*unused_sets)
+    merged: list[Finding] = []
+    reported: set[tuple[Location, str]] = set()
+    not_rendered: set[Location] = set()
+    for span, found in per_function:
+        for f in found:
+            if f.code == REVISION_NOT_RENDERED[0]:
+                # An import failure stops both functions at the same line: say it once.
+                if f.location in not_rendered:
+                    continue
+                not_rendered.add(f.location)
+            if f.code == UNUSED_SUPPRESSION:
+                inside = span is not None and span[0] - 1 <= f.location.line <= span[1]
+                key = (f.location, f.message)
+                if not inside and (key not in unused_everywhere or key in reported):
+                    continue
+                reported.add(key)
+            merged.append(f)
+    return merged
+
+
+def _statements_of(
+    rev: RevisionFile, function: str, renderer: RevisionRenderer, path: str
+) -> tuple[list[Any], Finding | None]:
+    rendered = renderer.render(rev, function)
+    problem: Finding | None = None
+    emitted: Sequence[EmittedStatement] = rendered.statements
+    if rendered.failure is not None:
+        failure = rendered.failure
+        reason = failure.reason
+        if mentions_get_bind(rev) and "get_bind" not in reason:
+            reason += "; it also calls op.get_bind(), which needs a database"
+        fallback = read_from_source(rev, function, renderer)
+        emitted = fallback.statements
+        if fallback.skipped_lines:
+            lines = ", ".join(str(n) for n in fallback.skipped_lines[:10])
+            reason += f"; op.* calls not read on line(s) {lines}"
+        line = failure.line or (function_span(rev.tree, function) or (0, 0))[0] if rev.tree else 0
+        problem = revision_not_rendered(Location(path, line, 1 if line else 0), rev.revision, reason)
+    statements = [
+        engine.SourceStatement(
+            s.sql,
+            Location(path, s.line, s.column, s.end_line, s.end_column),
+            rev.revision,
+        )
+        for s in emitted
+    ]
+    return statements, problem
+
+
+# -- SQL files -----------------------------------------------------------------------------------
+
+
+def _check_sql_file(run: _Run, file: Path) -> None:
+    path = run.display(file)
+    try:
+        sql = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckUsageError(f"{path}: cannot read: {exc}") from None
+    run.sources[path] = sql
+    run.statements += _sql_statement_count(sql)
+    statement = engine.SourceStatement(sql, Location(path, 1, 1))
+    found = engine.lint_statements(
+        path,
+        [statement],
+        engine.sql_suppressions(sql),
+        config=run.config,
+        version=run.version,
+        catalog=run.catalog,
+        facts=run.facts,
+    )
+    run.findings += found
+
+
+def _sql_statement_count(sql: str) -> int:
+    import pglast
+
+    try:
+        return sum(1 for s in pglast.split(sql) if s.strip().upper().rstrip(";") not in ("BEGIN", "COMMIT"))
+    except Exception:
+        return 0
+
+
+def count_statements(statements: Sequence[Any]) -> int:
+    return sum(1 for s in statements if s.sql.strip() not in _MARKERS)
+
