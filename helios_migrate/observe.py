@@ -73,7 +73,9 @@ class Observation:
     sql: str
     in_transaction: bool
     locks: dict[str, LockMode]
-    """Strongest table-level lock taken by the statement per relation (system catalogs excluded)."""
+    """Strongest table-level lock taken by the statement per relation (system catalogs excluded),
+    keyed by the name the relation had when the lock was seen (a relation dropped by the statement
+    keeps its name from before)."""
     object_locks: dict[str, LockMode]
     """Locks on types, e.g. ``{"type mood": LockMode.EXCLUSIVE}``."""
     read_blocked: bool
@@ -283,7 +285,7 @@ WHERE l.pid = %(pid)s
 
 
 class _LockLog:
-    """Strongest lock per relation over every read of ``pg_locks``.
+    """Strongest lock per relation name over every read of ``pg_locks``.
 
     A lock the statement is still waiting for counts as taken: it will hold it once granted.
     Relations nobody else can see yet (created by the statement, e.g. the new heap of a rewrite)
@@ -310,8 +312,11 @@ class _LockLog:
         for locktype, rel_oid, relname, mode, typname, granted in rows:
             if locktype == "relation":
                 oid = int(rel_oid)
+                # The name the relation has when the lock is seen: REINDEX CONCURRENTLY renames
+                # the old index to <name>_ccold before it takes ACCESS EXCLUSIVE on it to drop it,
+                # and that lock is not a lock on the index now called <name>.
                 if relname is not None:
-                    self._names.setdefault(oid, str(relname))
+                    self._names[oid] = str(relname)
                 name = self._names.get(oid)
                 if name is None:
                     self._keep(self.unnamed, f"oid:{oid}", str(mode))
