@@ -58,6 +58,9 @@ class RelationLock:
     relation: QualifiedName
     role: RelationRole
     mode: LockMode
+    blocking: bool = True
+    """False when no other session can be using the relation: a table or view created by the same
+    statement, or an index already marked dead (``DROP INDEX CONCURRENTLY``'s final lock)."""
 
 
 @dataclass(frozen=True)
@@ -88,10 +91,15 @@ class Effect:
     def strongest(self) -> LockMode | None:
         return max((lk.mode for lk in self.locks), default=None)
 
+    def _blocking(self) -> list[RelationLock]:
+        return [lk for lk in self.locks if lk.blocking and lk.role is not RelationRole.TYPE]
+
     @property
     def blocks_reads(self) -> bool:
-        return any(lk.mode.blocks_reads and lk.role is not RelationRole.TYPE for lk in self.locks)
+        """Does a plain SELECT on a relation involved wait while this runs?"""
+        return any(lk.mode.blocks_reads for lk in self._blocking())
 
     @property
     def blocks_writes(self) -> bool:
-        return any(lk.mode.blocks_writes and lk.role is not RelationRole.TYPE for lk in self.locks)
+        """Do INSERT/UPDATE/DELETE on a relation involved wait while this runs?"""
+        return any(lk.mode.blocks_writes for lk in self._blocking())

@@ -101,8 +101,14 @@ def combine(effects: Sequence[Effect]) -> list[RelationLock]:
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def _on(table: QualifiedName | None, mode: LockMode, role: RelationRole = RelationRole.TABLE) -> tuple[RelationLock, ...]:
-    return () if table is None else (RelationLock(table, role, mode),)
+def _on(
+    table: QualifiedName | None,
+    mode: LockMode,
+    role: RelationRole = RelationRole.TABLE,
+    *,
+    blocking: bool = True,
+) -> tuple[RelationLock, ...]:
+    return () if table is None else (RelationLock(table, role, mode, blocking),)
 
 
 def _concurrent_index_notes(version: PgVersion) -> tuple[str, ...]:
@@ -123,6 +129,8 @@ def _min_version(version: PgVersion, major: int, what: str) -> str | None:
     return None
 
 
+_SERIAL_TYPES = {"serial", "bigserial", "smallserial"}
+
 _VOLATILE_FUNCTIONS = {
     "random", "gen_random_uuid", "uuid_generate_v1", "uuid_generate_v1mc", "uuid_generate_v4",
     "uuidv4", "uuidv7", "clock_timestamp", "timeofday", "nextval", "txid_current",
@@ -133,7 +141,7 @@ _NON_VOLATILE_FUNCTIONS = {
     "btrim", "trim", "concat", "length", "jsonb_build_object", "json_build_object",
     "jsonb_build_array", "json_build_array", "to_jsonb", "array_length", "abs", "round",
     "make_interval", "make_date", "to_char", "to_timestamp", "date_trunc", "coalesce", "nullif",
-    "greatest", "least", "gen_random_bytes_length",
+    "greatest", "least",
 }
 
 
@@ -178,7 +186,7 @@ def _default_volatility(expr: str, catalog: SchemaLookup | None) -> tuple[bool, 
 
 @_handles(c.CreateTable)
 def _create_table(ch: c.CreateTable, ctx: _Ctx) -> Effect:
-    locks = list(_on(ch.on, LockMode.ACCESS_EXCLUSIVE))
+    locks = list(_on(ch.on, LockMode.ACCESS_EXCLUSIVE, blocking=False))
     notes = ["a new table is visible to no one until the transaction commits"]
     refs = [col.references.table for col in ch.columns if col.references] + [
         k.references.table for k in ch.constraints if k.references
@@ -265,9 +273,12 @@ def _add_column(ch: c.AddColumn, ctx: _Ctx) -> Effect:
     if col.generated is not None and generated_kind is None:
         # PostgreSQL 18 made VIRTUAL the default for generated columns.
         generated_kind = c.GeneratedKind.VIRTUAL if ctx.version.major >= 18 else c.GeneratedKind.STORED
-    if col.identity is not None:
+    if col.identity is not None or col.type in _SERIAL_TYPES:
         rewrites, work = True, WorkClass.REWRITE
-        notes.append("an identity column fills every existing row from its sequence")
+        notes.append(
+            "an identity or serial column fills every existing row from its sequence "
+            "(nextval() is volatile)"
+        )
         safer = "add a plain nullable column, set a sequence default, backfill in batches"
     elif col.generated is not None and generated_kind is c.GeneratedKind.STORED:
         rewrites, work = True, WorkClass.REWRITE
@@ -440,7 +451,11 @@ def _add_constraint(ch: c.AddConstraint, ctx: _Ctx) -> Effect:
         notes = ["adopts an existing unique index: no index build"]
         if k.kind is ConstraintKind.PRIMARY_KEY:
             notes.append("columns not yet NOT NULL are scanned to set NOT NULL")
-        return Effect(ch, locks, WorkClass.METADATA, notes=tuple(notes))
+        index = QualifiedName(k.using_index, ch.on.schema)
+        return Effect(
+            ch, locks + _on(index, LockMode.SHARE_UPDATE_EXCLUSIVE, RelationRole.INDEX),
+            WorkClass.METADATA, notes=tuple(notes),
+        )
     return Effect(
         ch, locks, WorkClass.INDEX_BUILD, builds_index=True,
         notes=(f"the {k.kind.value} index is built while reads and writes wait",),
@@ -458,10 +473,11 @@ def _drop_constraint(ch: c.DropConstraint, ctx: _Ctx) -> Effect:
     notes: tuple[str, ...] = ()
     info = ctx.catalog.constraint(ch.on, ch.name) if ctx.catalog is not None else None
     if info is not None and info[0] is ConstraintKind.FOREIGN_KEY and info[1] is not None:
-        locks += _on(info[1], LockMode.SHARE_ROW_EXCLUSIVE, RelationRole.REFERENCED_TABLE)
+        # Removing the foreign key's triggers from the referenced table locks it ACCESS EXCLUSIVE.
+        locks += _on(info[1], LockMode.ACCESS_EXCLUSIVE, RelationRole.REFERENCED_TABLE)
         certainty = Certainty.CATALOG
     elif ctx.catalog is None:
-        notes = ("if it is a foreign key, the referenced table is locked too",)
+        notes = ("if it is a foreign key, the referenced table is locked ACCESS EXCLUSIVE too",)
     return Effect(ch, locks, WorkClass.METADATA, certainty=certainty, notes=notes)
 
 
@@ -520,7 +536,7 @@ def _drop_index(ch: c.DropIndex, ctx: _Ctx) -> Effect:
         return Effect(
             ch,
             _on(table, LockMode.SHARE_UPDATE_EXCLUSIVE)
-            + _on(ch.index, LockMode.ACCESS_EXCLUSIVE, RelationRole.INDEX),
+            + _on(ch.index, LockMode.ACCESS_EXCLUSIVE, RelationRole.INDEX, blocking=False),
             WorkClass.METADATA, transaction=TransactionUse.OUTSIDE_ONLY,
             notes=(
                 *notes,
@@ -549,7 +565,8 @@ def _reindex(ch: c.Reindex, ctx: _Ctx) -> Effect:
         )
         return Effect(
             ch, locks, WorkClass.INDEX_BUILD, builds_index=True, transaction=TransactionUse.OUTSIDE_ONLY,
-            notes=("builds a new index beside the old one and swaps them",
+            notes=("builds a new index beside the old one and swaps them; the old one, renamed "
+                   "<name>_ccold and already unused, is dropped under a brief ACCESS EXCLUSIVE",
                    *_concurrent_index_notes(ctx.version)),
             unsupported=_min_version(ctx.version, 12, "REINDEX CONCURRENTLY"),
         )
@@ -576,7 +593,8 @@ def _add_enum_value(ch: c.AddEnumValue, ctx: _Ctx) -> Effect:
     # Since PostgreSQL 12 ADD VALUE may run in a transaction block, but the new value cannot be used
     # until that transaction commits.
     return Effect(
-        ch, (), WorkClass.METADATA, transaction=TransactionUse.COMMIT_BEFORE_USE,
+        ch, _on(ch.name, LockMode.EXCLUSIVE, RelationRole.TYPE), WorkClass.METADATA,
+        transaction=TransactionUse.COMMIT_BEFORE_USE,
         notes=("no table lock; the new value is usable only after the transaction commits",),
     )
 
@@ -599,8 +617,8 @@ def _drop_trigger(ch: c.DropTrigger, ctx: _Ctx) -> Effect:
 
 @_handles(c.CreateView)
 def _create_view(ch: c.CreateView, ctx: _Ctx) -> Effect:
-    view_mode = LockMode.ACCESS_EXCLUSIVE
-    locks = _on(ch.name, view_mode, RelationRole.VIEW) + tuple(
+    # A new view is invisible until commit; OR REPLACE may replace one that sessions are reading.
+    locks = _on(ch.name, LockMode.ACCESS_EXCLUSIVE, RelationRole.VIEW, blocking=ch.or_replace) + tuple(
         RelationLock(r, RelationRole.TABLE, LockMode.ACCESS_SHARE) for r in ch.reads
     )
     return Effect(ch, locks, WorkClass.SCAN if ch.materialized else WorkClass.METADATA)
@@ -653,10 +671,13 @@ def _detach(ch: c.DetachPartition, ctx: _Ctx) -> Effect:
         return Effect(
             ch,
             _on(ch.on, LockMode.SHARE_UPDATE_EXCLUSIVE, RelationRole.PARENT)
-            + _on(ch.partition, LockMode.SHARE_UPDATE_EXCLUSIVE, RelationRole.PARTITION),
+            + _on(ch.partition, LockMode.ACCESS_EXCLUSIVE, RelationRole.PARTITION),
             WorkClass.METADATA, transaction=TransactionUse.OUTSIDE_ONLY,
             unsupported=_min_version(ctx.version, 14, "DETACH PARTITION CONCURRENTLY"),
-            notes=("waits for transactions using the parent to finish",),
+            notes=(
+                "the parent stays readable and writable; the partition itself is locked ACCESS "
+                "EXCLUSIVE in the second transaction, after waiting for transactions using the parent",
+            ),
         )
     return Effect(
         ch,
