@@ -137,8 +137,14 @@ def generate_project(root: Path, revisions: int) -> list[str]:
     return ids
 
 
+def _env() -> dict[str, str]:
+    """The checkout importable from the generated project (helios-migrate and its Alembic plugin)."""
+    repo = str(Path(__file__).resolve().parents[1])
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
+
+
 def time_helios(root: Path) -> tuple[float, int, str]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))
+    env = _env()
     began = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "helios_migrate.cli", "check", "--format", "json", "--fail-on", "error"],
@@ -157,13 +163,14 @@ def time_alembic_squawk(root: Path, ids: list[str], squawk: str) -> tuple[float,
     """(alembic seconds, squawk seconds, squawk exit code)."""
     out_dir = root / "sql"
     out_dir.mkdir()
+    env = _env()
     began = time.perf_counter()
     down: str | None = None
     for rev in ids:
         spec = rev if down is None else f"{down}:{rev}"
         done = subprocess.run(
             [sys.executable, "-m", "alembic", "upgrade", spec, "--sql"],
-            cwd=root, capture_output=True, text=True, check=False,
+            cwd=root, capture_output=True, text=True, env=env, check=False,
         )
         if done.returncode != 0:
             raise SystemExit(f"alembic upgrade {spec} --sql failed:\n{done.stderr}")
