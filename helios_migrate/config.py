@@ -1,0 +1,318 @@
+"""Project configuration: the ``[tool.helios-migrate]`` table of ``pyproject.toml``.
+
+Example::
+
+    [tool.helios-migrate]
+    pg_version = "15"             # assumed offline when no database is given
+    fail_on = "error"             # lowest severity that makes `check` fail: error, warning or info
+    lock_timeout = "2s"           # used by generated migrations and runtime helpers
+    statement_timeout = "30s"
+    lock_retries = 5
+    backfill_batch_size = 10000
+    backfill_pause_ms = 50
+
+    [tool.helios-migrate.rules]
+    select = ["ALL"]              # codes or prefixes ("HM1", "HM203"); "ALL" is every rule
+    ignore = ["HM503"]
+    severity = { HM102 = "error", HM401 = "info" }
+
+    [tool.helios-migrate.tables]
+    small = ["countries", "public.feature_flags"]   # exempt from the locking and rewrite rules
+    hot = ["orders"]                                 # blocking findings on them are one level more severe
+
+Keys this module does not know inside the tables it owns are errors (a typo must not silently
+switch a check off); other sub-tables (``[tool.helios-migrate.<section>]``) are kept in
+:attr:`Config.sections` for the commands that own them.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from .changes import QualifiedName
+from .findings import Severity
+from .versions import PgVersion, VersionError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+TOOL_KEY = "helios-migrate"
+_CODE_RE = re.compile(r"^HM\d{0,3}$")
+_DURATION_RE = re.compile(r"^\s*\d+(\.\d+)?\s*(us|ms|s|min|h|d)?\s*$")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid.  ``str()`` names the file and the key."""
+
+    def __init__(self, source: str, key: str, message: str) -> None:
+        super().__init__(source, key, message)
+        self.source = source
+        self.key = key
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.source}: [tool.{TOOL_KEY}] {self.key}: {self.message}"
+
+
+@dataclass(frozen=True)
+class RuleSelection:
+    """Which rules run and at what severity."""
+
+    select: tuple[str, ...] = ("ALL",)
+    """Codes or code prefixes (``HM1`` selects every locking rule); ``ALL`` selects every rule."""
+    ignore: tuple[str, ...] = ()
+    """Codes or prefixes switched off; ignore wins over select when both match."""
+    severity: Mapping[str, Severity] = field(default_factory=lambda: MappingProxyType({}))
+    """Per-code severity replacing the rule's default."""
+
+    def enabled(self, code: str) -> bool:
+        return _matches(self.select, code) and not _matches(self.ignore, code)
+
+
+def _matches(patterns: tuple[str, ...], code: str) -> bool:
+    return any(p == "ALL" or code.startswith(p) for p in patterns)
+
+
+def _table_matches(pattern: str, table: QualifiedName) -> bool:
+    # "orders" matches orders in any schema; "public.orders" only that one (or an unqualified
+    # reference in the SQL, whose schema the search_path decides).
+    target = QualifiedName.parse(pattern.lower())
+    if target.name != table.name.lower():
+        return False
+    return target.schema is None or table.schema is None or target.schema == table.schema.lower()
+
+
+@dataclass(frozen=True)
+class TableLists:
+    small: tuple[str, ...] = ()
+    """Tables small enough that a lock or rewrite on them is harmless."""
+    hot: tuple[str, ...] = ()
+    """Busy tables: findings about blocking locks on them are raised one severity level."""
+
+    def is_small(self, table: QualifiedName) -> bool:
+        return any(_table_matches(p, table) for p in self.small)
+
+    def is_hot(self, table: QualifiedName) -> bool:
+        return any(_table_matches(p, table) for p in self.hot)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything ``[tool.helios-migrate]`` can say; every field has a working default."""
+
+    pg_version: PgVersion | None = None
+    """The server version assumed offline; ``None`` leaves the choice to the command."""
+    fail_on: Severity = Severity.ERROR
+    rules: RuleSelection = field(default_factory=RuleSelection)
+    tables: TableLists = field(default_factory=TableLists)
+    lock_timeout: str = "2s"
+    statement_timeout: str = "30s"
+    lock_retries: int = 5
+    backfill_batch_size: int = 10000
+    backfill_pause_ms: int = 50
+    version_table: str = "alembic_version"
+    """Alembic's bookkeeping table: statements on it are never findings."""
+    sections: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
+    """Sub-tables owned by other commands, as read."""
+    source: str | None = None
+    """The file the configuration came from (``None`` for defaults)."""
+
+    def rule_enabled(self, code: str) -> bool:
+        return self.rules.enabled(code)
+
+    def severity_for(self, code: str, default: Severity) -> Severity:
+        return self.rules.severity.get(code, default)
+
+    def fails(self, severity: Severity) -> bool:
+        """Does a finding of ``severity`` make ``check`` fail?"""
+        return severity >= self.fail_on
+
+
+_OWNED_SECTIONS = {"rules", "tables"}
+
+
+def load_config(path: str | Path | None = None, *, start: str | Path | None = None) -> Config:
+    """Read the configuration.
+
+    With ``path``, read that ``pyproject.toml`` (a missing file is an error).  Otherwise look for
+    ``pyproject.toml`` in ``start`` (default: the current directory) and its parents, and return
+    the defaults when none has a ``[tool.helios-migrate]`` table.
+    """
+    if path is not None:
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(str(file), "-", "file not found")
+        return _read(file)
+    here = Path(start) if start is not None else Path.cwd()
+    for directory in (here, *here.resolve().parents):
+        candidate = directory / "pyproject.toml"
+        if candidate.is_file():
+            return _read(candidate)
+    return Config()
+
+
+def _read(file: Path) -> Config:
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(file), "-", f"cannot read the file: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(file), "-", f"not valid TOML: {exc}") from None
+    tool = data.get("tool", {})
+    table = tool.get(TOOL_KEY, {}) if isinstance(tool, dict) else {}
+    return config_from_mapping(table, source=str(file))
+
+
+def config_from_mapping(data: Mapping[str, Any], source: str = "<config>") -> Config:
+    """Build a :class:`Config` from the contents of the ``[tool.helios-migrate]`` table."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(source, "-", "must be a table")
+    reader = _Reader(source)
+    known_scalars = {
+        "pg_version", "fail_on", "lock_timeout", "statement_timeout", "lock_retries",
+        "backfill_batch_size", "backfill_pause_ms", "version_table",
+    }
+    sections: dict[str, Mapping[str, Any]] = {}
+    for key, value in data.items():
+        if key in known_scalars or key in _OWNED_SECTIONS:
+            continue
+        if isinstance(value, Mapping):
+            sections[key] = MappingProxyType(dict(value))
+            continue
+        raise ConfigError(source, key, f"unknown key (known keys: {', '.join(sorted(known_scalars | _OWNED_SECTIONS))})")
+
+    defaults = Config()
+    pg_version = None
+    if "pg_version" in data:
+        raw = data["pg_version"]
+        if not isinstance(raw, (str, int)) or isinstance(raw, bool):
+            raise ConfigError(source, "pg_version", "expected a version such as \"15\" or \"14.2\"")
+        try:
+            pg_version = PgVersion.parse(raw)
+        except VersionError as exc:
+            raise ConfigError(source, "pg_version", str(exc)) from None
+        if not pg_version.supported:
+            raise ConfigError(source, "pg_version", f"PostgreSQL {pg_version} is not supported (13-18)")
+
+    return Config(
+        pg_version=pg_version,
+        fail_on=reader.severity(data, "fail_on", defaults.fail_on),
+        rules=_rules(reader, data.get("rules", {})),
+        tables=_tables(reader, data.get("tables", {})),
+        lock_timeout=reader.duration(data, "lock_timeout", defaults.lock_timeout),
+        statement_timeout=reader.duration(data, "statement_timeout", defaults.statement_timeout),
+        lock_retries=reader.integer(data, "lock_retries", defaults.lock_retries, minimum=0),
+        backfill_batch_size=reader.integer(data, "backfill_batch_size", defaults.backfill_batch_size, minimum=1),
+        backfill_pause_ms=reader.integer(data, "backfill_pause_ms", defaults.backfill_pause_ms, minimum=0),
+        version_table=reader.string(data, "version_table", defaults.version_table),
+        sections=MappingProxyType(sections),
+        source=source,
+    )
+
+
+def _rules(reader: _Reader, data: Any) -> RuleSelection:
+    if not isinstance(data, Mapping):
+        raise ConfigError(reader.source, "rules", "must be a table")
+    reader.only(data, "rules", {"select", "ignore", "severity"})
+    select = reader.codes(data, "rules.select", "select", ("ALL",))
+    ignore = reader.codes(data, "rules.ignore", "ignore", ())
+    severity_table = data.get("severity", {})
+    if not isinstance(severity_table, Mapping):
+        raise ConfigError(reader.source, "rules.severity", "must be a table of code = \"error\"|\"warning\"|\"info\"")
+    severities: dict[str, Severity] = {}
+    for code in severity_table:
+        key = f"rules.severity.{code}"
+        reader.check_code(key, str(code), prefix_allowed=False)
+        severities[str(code)] = reader.severity(severity_table, str(code), Severity.ERROR, key=key)
+    return RuleSelection(select=select, ignore=ignore, severity=MappingProxyType(severities))
+
+
+def _tables(reader: _Reader, data: Any) -> TableLists:
+    if not isinstance(data, Mapping):
+        raise ConfigError(reader.source, "tables", "must be a table")
+    reader.only(data, "tables", {"small", "hot"})
+    return TableLists(
+        small=reader.strings(data, "tables.small", "small"),
+        hot=reader.strings(data, "tables.hot", "hot"),
+    )
+
+
+@dataclass(frozen=True)
+class _Reader:
+    source: str
+
+    def only(self, data: Mapping[str, Any], section: str, known: set[str]) -> None:
+        for key in data:
+            if key not in known:
+                raise ConfigError(self.source, f"{section}.{key}", f"unknown key (known: {', '.join(sorted(known))})")
+
+    def severity(self, data: Mapping[str, Any], name: str, default: Severity, *, key: str | None = None) -> Severity:
+        if name not in data:
+            return default
+        value = data[name]
+        if not isinstance(value, str):
+            raise ConfigError(self.source, key or name, "expected \"error\", \"warning\" or \"info\"")
+        try:
+            return Severity.parse(value)
+        except ValueError as exc:
+            raise ConfigError(self.source, key or name, str(exc)) from None
+
+    def duration(self, data: Mapping[str, Any], name: str, default: str) -> str:
+        if name not in data:
+            return default
+        value = data[name]
+        if isinstance(value, int) and not isinstance(value, bool):
+            return f"{value}ms"
+        if not isinstance(value, str) or not _DURATION_RE.match(value):
+            raise ConfigError(self.source, name, "expected a PostgreSQL duration such as \"2s\", \"500ms\" or \"1min\"")
+        return value.strip()
+
+    def integer(self, data: Mapping[str, Any], name: str, default: int, *, minimum: int) -> int:
+        if name not in data:
+            return default
+        value = data[name]
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise ConfigError(self.source, name, f"expected an integer >= {minimum}")
+        return value
+
+    def string(self, data: Mapping[str, Any], name: str, default: str) -> str:
+        if name not in data:
+            return default
+        value = data[name]
+        if not isinstance(value, str) or not value:
+            raise ConfigError(self.source, name, "expected a non-empty string")
+        return value
+
+    def strings(self, data: Mapping[str, Any], key: str, name: str) -> tuple[str, ...]:
+        value = data.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(self.source, key, "expected a list of table names")
+        return tuple(value)
+
+    def codes(self, data: Mapping[str, Any], key: str, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        if name not in data:
+            return default
+        value = data[name]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(self.source, key, "expected a list of rule codes such as [\"HM101\", \"HM2\"]")
+        for code in value:
+            if code != "ALL":
+                self.check_code(key, code, prefix_allowed=True)
+        return tuple(value)
+
+    def check_code(self, key: str, code: str, *, prefix_allowed: bool) -> None:
+        from safety_rules import RULES
+
+        known = {rule.code for rule in RULES}
+        if prefix_allowed and _CODE_RE.match(code) and any(k.startswith(code) for k in known):
+            return
+        if code not in known:
+            raise ConfigError(self.source, key, f"unknown rule code {code!r}")
