@@ -1,0 +1,109 @@
+"""Plans: the lock-safe, ordered steps that carry out a schema change on a live database.
+
+A :class:`Step` is at once the data, the thing that renders, and the thing that reverses (as an
+Alembic operation is): it knows its SQL, how it must run (inside the migration's transaction, in a
+short transaction of its own with ``lock_timeout`` and retries, or in autocommit), the changes it
+makes in the change model (so the knowledge base and the safety rules judge it exactly as they
+judge a hand-written revision), its phase, and its inverse -- or why there is none.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .changes import Change, QualifiedName
+from .effects import Effect
+from .knowledge import SchemaLookup, effect_of
+from .versions import PgVersion
+
+
+class Phase(str, enum.Enum):
+    EXPAND = "expand"
+    """Additive and compatible with the code running now."""
+    BACKFILL = "backfill"
+    """Data movement in small batches; no long locks."""
+    CONTRACT = "contract"
+    """Removes or renames what old code may still use: deploy the new code first."""
+
+
+class TransactionMode(str, enum.Enum):
+    MIGRATION = "migration transaction"
+    """Runs in Alembic's own transaction (only for steps that lock nobody out for long)."""
+    OWN = "own transaction"
+    """Commits what came before, then runs in a short transaction of its own with lock_timeout
+    and retries; the next step starts after it commits."""
+    AUTOCOMMIT = "autocommit"
+    """Outside any transaction block (CONCURRENTLY, ADD VALUE before 12, batched backfills)."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a step that needs a strong lock waits for it without queueing the application behind it."""
+
+    lock_timeout_ms: int = 2000
+    statement_timeout_ms: int | None = None
+    attempts: int = 5
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class Backfill:
+    """A batched keyset backfill: ``UPDATE table SET column = expression`` by primary key."""
+
+    table: QualifiedName
+    column: str
+    expression: str
+    key: tuple[str, ...] = ("id",)
+    where: str | None = None
+    """Which rows still need it; defaults to ``<column> IS NULL``."""
+    batch_size: int = 10_000
+    pause_ms: int = 50
+
+
+@dataclass(frozen=True)
+class Step:
+    description: str
+    phase: Phase
+    sql: tuple[str, ...] = ()
+    changes: tuple[Change, ...] = ()
+    transaction: TransactionMode = TransactionMode.MIGRATION
+    retry: RetryPolicy | None = None
+    backfill: Backfill | None = None
+    inverse: tuple[str, ...] | None = ()
+    """SQL that undoes the step, lock-safe; ``()`` when nothing needs undoing, ``None`` when it
+    cannot be undone (see ``irreversible_reason``)."""
+    inverse_transaction: TransactionMode = TransactionMode.MIGRATION
+    irreversible_reason: str | None = None
+    inverse_loses_data: bool = False
+    """The inverse exists but destroys data (dropping a backfilled column): run only when the user
+    opts in."""
+    reason: str = ""
+    """Why the step exists, for the comment above it in the revision file."""
+
+    def effects(self, version: PgVersion, catalog: SchemaLookup | None = None) -> list[Effect]:
+        """The knowledge base's view of every change this step makes."""
+        return [effect_of(ch, version, catalog) for ch in self.changes]
+
+    @property
+    def reversible(self) -> bool:
+        return self.inverse is not None and not self.inverse_loses_data
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The steps for one or more changes, in execution order."""
+
+    steps: tuple[Step, ...]
+    source: tuple[Change, ...] = ()
+    """The changes the user asked for (what Alembic would have emitted)."""
+    notes: tuple[str, ...] = field(default=())
+
+    def phase(self, phase: Phase) -> tuple[Step, ...]:
+        return tuple(s for s in self.steps if s.phase is phase)
+
+    def downgrade_steps(self) -> Sequence[Step]:
+        """Steps to undo, in reverse order."""
+        return tuple(reversed(self.steps))
