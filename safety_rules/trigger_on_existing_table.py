@@ -2,7 +2,7 @@
 
 ## What it does
 Reports ``CREATE TRIGGER`` and ``DROP TRIGGER`` on a table that existed before the migration
-(information only).
+(information only) when no ``lock_timeout`` is in effect, and always on tables configured ``hot``.
 
 ## Why is this bad?
 ``CREATE TRIGGER`` takes SHARE ROW EXCLUSIVE (blocks writes) and ``DROP TRIGGER`` ACCESS EXCLUSIVE
@@ -50,10 +50,10 @@ def check(ctx: RuleContext) -> Iterator[Violation]:
     ch = ctx.change
     if isinstance(ch, (CreateTrigger, DropTrigger)):
         verb = "CREATE TRIGGER" if isinstance(ch, CreateTrigger) else "DROP TRIGGER"
-        timeout = (
-            "" if ctx.statement.transaction.lock_timeout is not None
-            else "; set a short lock_timeout so it cannot queue traffic behind it"
-        )
+        has_timeout = ctx.statement.transaction.lock_timeout is not None
+        if has_timeout and not ctx.is_hot(ch.on):
+            return
+        timeout = "" if has_timeout else "; set a short lock_timeout so it cannot queue traffic behind it"
         yield Violation(
             f"{verb} {ch.name} takes {ctx.lock_phrase()} while it waits for open transactions{timeout}",
             help="Run it with SET lock_timeout and retry on timeout; schedule it away from peak traffic.",

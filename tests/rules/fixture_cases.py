@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import ClassVar
 
 from helios_migrate.changes import ConstraintKind, QualifiedName
 from helios_migrate.config import Config, RuleSelection, TableLists
@@ -74,7 +75,7 @@ class Case:
 class FakeCatalog:
     """The few catalog answers fixtures need: column types and built-in casts."""
 
-    _CASTS = {("varchar", "text"): "b", ("text", "varchar"): "b", ("integer", "bigint"): "f"}
+    _CASTS: ClassVar[dict[tuple[str, str], str]] = {("varchar", "text"): "b", ("text", "varchar"): "b", ("integer", "bigint"): "f"}
 
     def __init__(self, columns: dict[tuple[str, str], str]) -> None:
         self.columns = columns
