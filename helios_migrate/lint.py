@@ -392,9 +392,8 @@ def _run_rules(
         if st.transaction.in_block and st.index not in walker.bookkeeping:
             by_txn.setdefault(st.transaction.number, []).append(st)
     findings: list[Finding] = []
-    for st in statements:
-        if st.index in walker.bookkeeping:
-            continue
+    checked = [st for st in statements if st.index not in walker.bookkeeping]
+    for position, st in enumerate(checked):
         snap = walker.snapshots[st.index]
         group = by_txn.get(st.transaction.number, []) if st.transaction.in_block else []
         earlier = tuple(s for s in group if s.index < st.index)
@@ -403,6 +402,7 @@ def _run_rules(
             ctx = RuleContext(
                 change=change, effect=effect, change_index=i, statement=st,
                 earlier=earlier, later=later, version=version, config=config,
+                preceding=tuple(checked[:position]),
                 catalog=catalog, facts=facts, created_tables=snap.created,
                 not_valid_constraints=snap.not_valid, proven_not_null=snap.proven,
                 checked_tables=snap.checked, held_locks=snap.held,

@@ -145,6 +145,8 @@ class RuleContext:
     """Later statements of the same transaction block, in order (empty outside a block)."""
     version: PgVersion
     config: Config
+    preceding: tuple[StatementInfo, ...] = ()
+    """Every earlier statement of the input, in order, whatever its transaction."""
     catalog: SchemaLookup | None = None
     facts: TableFacts | None = None
     created_tables: tuple[QualifiedName, ...] = ()

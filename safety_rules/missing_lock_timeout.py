@@ -4,7 +4,8 @@
 Flags a statement that takes a lock blocking reads or writes on an existing table when no
 ``lock_timeout`` is in effect (``SET lock_timeout`` / ``SET LOCAL lock_timeout`` earlier in the
 input; a ``SET LOCAL`` ends at ``COMMIT``).  Small tables are not exempt: the lock queue forms
-whatever the table's size.
+whatever the table's size.  One ``SET`` fixes every statement after it, so the finding is on the
+first statement of each unprotected run (and on every statement touching a ``hot`` table).
 
 ## Why is this bad?
 A lock request waits behind every open transaction on the table, and while it waits, every new
@@ -37,7 +38,7 @@ from collections.abc import Iterator
 from helios_migrate.effects import RelationLock, RelationRole
 from helios_migrate.findings import Severity
 
-from .context import RuleContext, RuleKind, Violation
+from .context import RuleContext, RuleKind, StatementInfo, Violation
 
 CODE = "HM401"
 NAME = "missing-lock-timeout"
@@ -45,9 +46,9 @@ SEVERITY = Severity.WARNING
 KIND = RuleKind.TRANSACTION
 
 
-def _blocking(ctx: RuleContext) -> list[RelationLock]:
+def _blocking(ctx: RuleContext, statement: StatementInfo) -> list[RelationLock]:
     found: list[RelationLock] = []
-    for effect in ctx.statement.effects:
+    for effect in statement.effects:
         for lk in effect.locks:
             if lk.role is RelationRole.TYPE or ctx.is_new(lk.relation):
                 continue
@@ -59,10 +60,16 @@ def _blocking(ctx: RuleContext) -> list[RelationLock]:
 def check(ctx: RuleContext) -> Iterator[Violation]:
     if ctx.change_index != 0 or ctx.statement.transaction.lock_timeout is not None:
         return
-    locks = _blocking(ctx)
+    locks = _blocking(ctx, ctx.statement)
     if not locks:
         return
     strongest = max(locks, key=lambda lk: lk.mode)
+    previous = next((s for s in reversed(ctx.preceding) if _blocking(ctx, s)), None)
+    if (
+        previous is not None and previous.transaction.lock_timeout is None
+        and not any(ctx.is_hot(lk.relation) for lk in locks)
+    ):
+        return  # the same missing SET was already reported at the start of this run
     yield Violation(
         f"{ctx.statement.verb} requests {ctx.lock_phrase(strongest)} with no lock_timeout set: "
         f"while it waits for the lock, every conflicting query on {strongest.relation} queues behind it",

@@ -10,7 +10,8 @@ A file holds cases separated by ``-- case: <name>`` lines.  Directive comments r
 * ``-- facts: orders=51539607552,310000000``: table size in bytes and row estimate;
 * ``-- column: orders.id integer``: a column type a live catalog would report;
 * ``-- in-transaction: true``: the runner wraps the SQL in a transaction;
-* ``-- message: text`` / ``-- help: text``: a substring of the file rule's message / help.
+* ``-- message: text`` / ``-- help: text``: a substring of the file rule's message / help;
+* ``-- count: 2``: how many findings of the file's rule.
 
 The case's SQL (directive lines included, they are comments) is linted as one ``.sql`` file.
 """
@@ -51,6 +52,7 @@ class Case:
     in_transaction: bool = False
     message: str | None = None
     help: str | None = None
+    count: int | None = None
 
     @property
     def id(self) -> str:
@@ -158,4 +160,6 @@ def load_cases() -> Iterator[Case]:
                     case.message = value
                 elif key == "help":
                     case.help = value
+                elif key == "count":
+                    case.count = int(value)
             yield case

@@ -42,6 +42,8 @@ def test_fixture_case(case: Case) -> None:
         if severity is not None:
             assert severity in {f.severity for f in matching}, f"expected {code} {severity}:\n{shown}"
     own = [f for f in findings if f.code == case.code]
+    if case.count is not None:
+        assert len(own) == case.count, f"expected {case.count} {case.code}:\n{shown}"
     if case.message is not None:
         assert any(case.message in f.message for f in own), f"message {case.message!r} not in:\n{shown}"
     if case.help is not None:

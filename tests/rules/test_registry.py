@@ -84,3 +84,16 @@ def test_markdown_page() -> None:
     assert page.startswith("# HM109 set-not-null-with-scan")
     assert "## Use instead" in page and "Default severity: **error**" in page
     assert rule_by_code("HM109").doc_url.endswith("/hm109-set-not-null-with-scan")
+
+
+def test_generated_docs_are_current(tmp_path: Path) -> None:
+    """docs/rules/ is regenerated with ``python -m safety_rules`` whenever a docstring changes."""
+    from safety_rules.__main__ import write_docs
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "rules"
+    for page in write_docs(tmp_path):
+        committed = docs / page.name
+        assert committed.is_file(), f"missing {committed}: run python -m safety_rules"
+        assert committed.read_text(encoding="utf-8") == page.read_text(encoding="utf-8"), (
+            f"{committed} is stale: run python -m safety_rules"
+        )
