@@ -112,10 +112,9 @@ def _on(
 
 
 def _concurrent_index_notes(version: PgVersion) -> tuple[str, ...]:
-    # PostgreSQL 14.4 release notes: CREATE INDEX CONCURRENTLY and REINDEX CONCURRENTLY could build
-    # corrupt indexes in 14.0-14.3.
-    if version.major == 14 and (not version.minor_known or version.minor < 4):
-        qualifier = "" if version.minor_known else " (if the server is 14.0-14.3)"
+    affected = version.concurrent_index_bug
+    if affected is not False:
+        qualifier = "" if affected else " (if the server is 14.0-14.3)"
         return (
             f"PostgreSQL 14.0-14.3 can build corrupt indexes concurrently{qualifier}: upgrade to "
             "14.4 or later, then REINDEX indexes built concurrently on those releases",

@@ -52,6 +52,16 @@ class PgVersion:
     def __str__(self) -> str:
         return f"{self.major}.{self.minor}" if self.minor_known else str(self.major)
 
+    @property
+    def concurrent_index_bug(self) -> bool | None:
+        """PostgreSQL 14.0-14.3 can build corrupt indexes with CREATE/REINDEX CONCURRENTLY
+        (14.4 release notes).  ``None``: a 14 whose minor version is unknown."""
+        if self.major != 14:
+            return False
+        if not self.minor_known:
+            return None
+        return self.minor < 4
+
 
 def default_version() -> PgVersion:
     return PgVersion(DEFAULT_MAJOR, 0, minor_known=False)

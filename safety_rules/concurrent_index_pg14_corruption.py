@@ -50,12 +50,11 @@ def check(ctx: RuleContext) -> Iterator[Violation]:
     ch = ctx.change
     concurrent = isinstance(ch, (CreateIndex, Reindex)) and ch.concurrently
     version = ctx.version
-    if not concurrent or version.major != 14:
-        return
-    if version.minor_known and version.minor >= 4:
+    affected = version.concurrent_index_bug
+    if not concurrent or affected is False:
         return
     what = "CREATE INDEX CONCURRENTLY" if isinstance(ch, CreateIndex) else "REINDEX CONCURRENTLY"
-    if version.minor_known:
+    if affected:
         yield Violation(
             f"{what} on PostgreSQL {version} can build a corrupt index (fixed in 14.4)",
             help="Upgrade to 14.4 or later before building indexes concurrently; REINDEX indexes "
