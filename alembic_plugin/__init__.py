@@ -8,9 +8,13 @@ Enable it in ``env.py``::
         autogenerate_plugins=["alembic.autogenerate.*", "helios"],
     )
 
-Today the plugin reports, while ``alembic revision --autogenerate`` runs, the lock each generated
-operation will take on the server it compared against, what that blocks and the work done under it
-(see :mod:`alembic_plugin.lock_report`).
+While ``alembic revision --autogenerate`` runs, the plugin rewrites every risky operation into a
+lock-safe plan for the server it compared against (:mod:`alembic_plugin.planning`,
+:mod:`alembic_plugin.ops`), and reports the lock of anything still risky
+(:mod:`alembic_plugin.lock_report`).  ``HELIOS_PLAN=0`` turns the rewriting off.
+
+When ``env.py`` cannot list plugins, :func:`alembic_plugin.env_hook.process_revision_directives`
+does the same from ``process_revision_directives`` (chainable with your own).
 
 Nothing from ``alembic.autogenerate`` is imported at module import time: Alembic imports plugins
 while ``alembic.autogenerate`` itself is being imported.
@@ -28,7 +32,8 @@ def setup(plugin: Plugin) -> None:
     """Called by Alembic with this plugin's :class:`~alembic.runtime.plugins.Plugin`."""
     from alembic.util import DispatchPriority
 
-    from .lock_report import report_locks
+    from .planning import plan_revision
 
-    # LAST: runs after Alembic's own comparators have filled upgrade_ops.
-    plugin.add_autogenerate_comparator(report_locks, "autogenerate", priority=DispatchPriority.LAST)
+    # LAST: runs after Alembic's own comparators have filled upgrade_ops, and before Alembic
+    # builds the downgrade from each operation's reverse().
+    plugin.add_autogenerate_comparator(plan_revision, "autogenerate", priority=DispatchPriority.LAST)

@@ -11,10 +11,11 @@ from helios_migrate.knowledge import effect_of
 from helios_migrate.versions import PgVersion, default_version
 
 from .changes_from_ops import changes_from_ops
+from .ops import LockSafePlanOp
 
 if TYPE_CHECKING:
     from alembic.autogenerate.api import AutogenContext
-    from alembic.operations.ops import UpgradeOps
+    from alembic.operations.ops import MigrateOperation, OpContainer, UpgradeOps
     from alembic.util import PriorityDispatchResult
 
 log = logging.getLogger("alembic.helios")
@@ -31,15 +32,29 @@ def server_version(autogen_context: AutogenContext) -> tuple[PgVersion, bool]:
     return default_version(), False
 
 
+def _unplanned(container: OpContainer) -> list[MigrateOperation]:
+    """Leaf operations not already replaced by a lock-safe plan."""
+    from alembic.operations import ops
+
+    out: list[MigrateOperation] = []
+    for op in container.ops:
+        if isinstance(op, ops.OpContainer):
+            out.extend(_unplanned(op))
+        elif not isinstance(op, LockSafePlanOp):
+            out.append(op)
+    return out
+
+
 def report_locks(autogen_context: AutogenContext, upgrade_ops: UpgradeOps) -> PriorityDispatchResult:
-    """Log one line per generated change that blocks reads or writes for more than a moment."""
+    """Log one line per generated change that blocks reads or writes for more than a moment
+    (operations already rewritten into lock-safe plans are not reported)."""
     from alembic.util import PriorityDispatchResult
 
     if autogen_context.dialect is None or autogen_context.dialect.name != "postgresql":
         return PriorityDispatchResult.CONTINUE
     version, known = server_version(autogen_context)
     new_tables: set[QualifiedName] = set()
-    for change in changes_from_ops(upgrade_ops.ops):
+    for change in changes_from_ops(_unplanned(upgrade_ops)):
         if isinstance(change, CreateTable):
             new_tables.add(change.on)
             continue

@@ -82,6 +82,14 @@ class Step:
     opts in."""
     reason: str = ""
     """Why the step exists, for the comment above it in the revision file."""
+    done_when: str | None = None
+    """A ``SELECT`` returning true once the step has taken effect: a re-run after an interrupted
+    upgrade skips it (PostgreSQL has no ``ADD CONSTRAINT IF NOT EXISTS``)."""
+    index: QualifiedName | None = None
+    """The index a ``CREATE INDEX CONCURRENTLY`` step builds: an INVALID leftover of a failed
+    earlier attempt is dropped before it is built again."""
+    inverse_index: QualifiedName | None = None
+    """The same, for an inverse that rebuilds an index concurrently (undoing a dropped index)."""
 
     def effects(self, version: PgVersion, catalog: SchemaLookup | None = None) -> list[Effect]:
         """The knowledge base's view of every change this step makes."""
@@ -90,6 +98,28 @@ class Step:
     @property
     def reversible(self) -> bool:
         return self.inverse is not None and not self.inverse_loses_data
+
+    def reversed(self) -> Step:
+        """The step that undoes this one (a no-op step when nothing needs undoing).
+
+        An irreversible step reverses to a step with no SQL whose ``irreversible_reason`` says
+        why; a data-losing inverse keeps its SQL and ``inverse_loses_data``.  Runtime refuses both
+        unless the user opts in.
+        """
+        return Step(
+            description=f"undo: {self.description}",
+            phase=self.phase,
+            sql=self.inverse or (),
+            transaction=self.inverse_transaction,
+            retry=self.retry if self.inverse_transaction is TransactionMode.OWN else None,
+            inverse=self.sql,
+            inverse_transaction=self.transaction,
+            irreversible_reason=self.irreversible_reason if self.inverse is None else None,
+            inverse_loses_data=self.inverse_loses_data,
+            reason=self.irreversible_reason or "",
+            index=self.inverse_index,
+            inverse_index=self.index,
+        )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,908 @@
+"""Planning: turn the changes a user asked for into lock-safe, re-runnable, reversible steps.
+
+:func:`plan_changes` takes changes (from Alembic operations or SQL), the server version, live
+facts about the tables, and a :class:`PlanPolicy`, and returns a :class:`~helios_migrate.plan.Plan`
+whose steps follow these rules:
+
+* a step that takes a lock blocking reads or writes on an existing table runs in a short
+  transaction of its own with ``lock_timeout`` and retries (``TransactionMode.OWN``);
+* work proportional to the table (validation, index builds, backfills) never happens under such a
+  lock: ``NOT VALID`` + ``VALIDATE`` in separate transactions, ``CONCURRENTLY`` in autocommit,
+  batched keyset backfills;
+* every step can run again after an interrupted upgrade (``IF [NOT] EXISTS``, ``done_when``);
+* every constraint and index carries an explicit name (PostgreSQL's own default when the model
+  gave none), so the inverse can drop it;
+* tables created by the same plan are empty and invisible until commit: they keep plain forms.
+
+Each planner is a small function registered for one change class; a change no planner handles
+runs as written, in its own short transaction when it locks an existing table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from . import changes as c
+from .changes import Change, ColumnDef, Constraint, ConstraintKind, QualifiedName
+from .effects import WorkClass
+from .knowledge import SchemaLookup, effect_of
+from .plan import Backfill, Phase, Plan, RetryPolicy, Step, TransactionMode
+from .versions import PgVersion
+
+__all__ = [
+    "PlanPolicy",
+    "PlannerFacts",
+    "StaticFacts",
+    "constraint_name",
+    "index_name",
+    "plan_changes",
+    "quote_ident",
+    "sql_name",
+]
+
+NAMEDATALEN = 63
+
+# --- policy and facts ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanPolicy:
+    """How plans are built; read from ``[tool.helios-migrate]`` by :meth:`from_config`."""
+
+    lock_timeout: str = "2s"
+    statement_timeout: str | None = "30s"
+    """For short steps; scans (VALIDATE) and index builds run without one."""
+    attempts: int = 5
+    backoff_s: float = 0.5
+    backoff_max_s: float = 10.0
+    batch_size: int = 10_000
+    pause_ms: int = 50
+    index_on_fk: bool = True
+    """Build an index on a new foreign key's referencing columns when none covers them."""
+    small_tables: tuple[str, ...] = ()
+    """Tables exempt from the lock-safe forms (plain DDL in the migration transaction)."""
+
+    @classmethod
+    def from_config(cls, config: Any) -> PlanPolicy:
+        """From a :class:`helios_migrate.config.Config`; planning keys live in
+        ``[tool.helios-migrate.autogenerate]`` (``index_on_fk``)."""
+        section: Mapping[str, Any] = getattr(config, "sections", {}).get("autogenerate", {})
+        return cls(
+            lock_timeout=str(config.lock_timeout),
+            statement_timeout=str(config.statement_timeout),
+            attempts=max(1, int(config.lock_retries)),
+            batch_size=int(config.backfill_batch_size),
+            pause_ms=int(config.backfill_pause_ms),
+            index_on_fk=bool(section.get("index_on_fk", True)),
+            small_tables=tuple(getattr(config.tables, "small", ())),
+        )
+
+    def retry(self, *, statement_timeout: bool = True) -> RetryPolicy:
+        return RetryPolicy(
+            lock_timeout_ms=_ms(self.lock_timeout),
+            statement_timeout_ms=_ms(self.statement_timeout)
+            if statement_timeout and self.statement_timeout
+            else None,
+            attempts=self.attempts,
+            backoff_initial_s=self.backoff_s,
+            backoff_max_s=self.backoff_max_s,
+        )
+
+    def is_small(self, table: QualifiedName) -> bool:
+        return any(
+            QualifiedName.parse(p).name == table.name
+            and (QualifiedName.parse(p).schema in (None, table.schema))
+            for p in self.small_tables
+        )
+
+
+_UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def _ms(duration: str | None) -> int:
+    if not duration:
+        return 0
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*", duration)
+    if not m:
+        raise ValueError(f"not a duration: {duration!r}")
+    return int(float(m.group(1)) * _UNITS_MS[m.group(2) or "ms"])
+
+
+def duration_text(ms: int) -> str:
+    """``2000`` -> ``"2s"``, ``1500`` -> ``"1500ms"``: the form written into revisions."""
+    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
+
+
+class PlannerFacts(Protocol):
+    """What the planner needs to know about existing tables (``None``: unknown)."""
+
+    def has_rows(self, table: QualifiedName) -> bool | None: ...
+
+    def covering_index(self, table: QualifiedName, columns: Sequence[str]) -> str | None: ...
+
+    def primary_key(self, table: QualifiedName) -> tuple[str, ...] | None: ...
+
+
+@dataclass(frozen=True)
+class StaticFacts:
+    """:class:`PlannerFacts` from fixed values (offline planning and tests)."""
+
+    rows: Mapping[str, bool] = field(default_factory=dict)
+    indexes: Mapping[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+    """Per table, the leading columns of each existing index."""
+    keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per table, its primary key columns."""
+
+    def primary_key(self, table: QualifiedName) -> tuple[str, ...] | None:
+        return self.keys.get(str(table), self.keys.get(table.name))
+
+    def has_rows(self, table: QualifiedName) -> bool | None:
+        return self.rows.get(str(table), self.rows.get(table.name))
+
+    def covering_index(self, table: QualifiedName, columns: Sequence[str]) -> str | None:
+        for cols in self.indexes.get(str(table), self.indexes.get(table.name, ())):
+            if tuple(cols[: len(columns)]) == tuple(columns):
+                return ",".join(cols)
+        return None
+
+
+class LiveFacts:
+    """:class:`PlannerFacts` read from a live server (plain ``SELECT`` on the catalogs)."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
+        with self._conn.cursor() as cur:
+            cur.execute(sql, params)
+            row = cur.fetchone()
+        return None if row is None else row[0]
+
+    def has_rows(self, table: QualifiedName) -> bool | None:
+        regclass = _regclass_literal(table)
+        if self._one("SELECT to_regclass(%s) IS NOT NULL", (regclass,)) is not True:
+            return None
+        # One row is enough to know; this reads at most one page.
+        return bool(self._one(f"SELECT EXISTS (SELECT 1 FROM {sql_name(table)})", ()))
+
+    def covering_index(self, table: QualifiedName, columns: Sequence[str]) -> str | None:
+        with self._conn.cursor() as cur:
+            cur.execute(
+                "SELECT c.relname, array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(n, o) "
+                "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o)::text[] "
+                "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "WHERE i.indrelid = to_regclass(%s) AND i.indisvalid AND i.indpred IS NULL",
+                (_regclass_literal(table),),
+            )
+            for name, cols in cur.fetchall():
+                if tuple(cols[: len(columns)]) == tuple(columns):
+                    return str(name)
+        return None
+
+    def primary_key(self, table: QualifiedName) -> tuple[str, ...] | None:
+        with self._conn.cursor() as cur:
+            cur.execute(
+                "SELECT a.attname FROM pg_index i, unnest(i.indkey) WITH ORDINALITY k(n, o) "
+                "JOIN pg_attribute a ON a.attnum = k.n "
+                "WHERE i.indrelid = to_regclass(%s) AND i.indisprimary AND a.attrelid = i.indrelid "
+                "ORDER BY k.o",
+                (_regclass_literal(table),),
+            )
+            cols = tuple(str(r[0]) for r in cur.fetchall())
+        return cols or None
+
+
+def _regclass_literal(table: QualifiedName) -> str:
+    name = '"' + table.name.replace('"', '""') + '"'
+    return ('"' + table.schema.replace('"', '""') + '".' + name) if table.schema else name
+
+
+# --- SQL text -----------------------------------------------------------------------------------
+
+_PLAIN = re.compile(r"^[a-z_][a-z0-9_$]*$")
+_RESERVED: frozenset[str] | None = None
+
+
+def _reserved() -> frozenset[str]:
+    global _RESERVED
+    if _RESERVED is None:
+        from sqlalchemy.dialects.postgresql.base import RESERVED_WORDS
+
+        _RESERVED = frozenset(RESERVED_WORDS)
+    return _RESERVED
+
+
+def quote_ident(name: str) -> str:
+    """An identifier as SQL: quoted only when PostgreSQL needs it."""
+    if _PLAIN.match(name) and name not in _reserved():
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_name(name: QualifiedName) -> str:
+    return (quote_ident(name.schema) + "." if name.schema else "") + quote_ident(name.name)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _truncate(name: str) -> str:
+    return name[:NAMEDATALEN]
+
+
+def index_name(table: QualifiedName, columns: Sequence[str], *, unique: bool = False) -> str:
+    """PostgreSQL's default index name: ``<table>_<cols>_idx`` (``_key`` for a UNIQUE constraint)."""
+    cols = "_".join(re.sub(r"\W+", "_", col.split()[0]).strip("_") or "expr" for col in columns)
+    return _truncate(f"{table.name}_{cols}_{'key' if unique else 'idx'}")
+
+
+def constraint_name(table: QualifiedName, constraint: Constraint) -> str:
+    """The constraint's name, or PostgreSQL's default for it."""
+    if constraint.name:
+        return constraint.name
+    cols = "_".join(constraint.columns)
+    suffix = {
+        ConstraintKind.FOREIGN_KEY: "fkey",
+        ConstraintKind.UNIQUE: "key",
+        ConstraintKind.PRIMARY_KEY: "pkey",
+        ConstraintKind.CHECK: "check",
+        ConstraintKind.NOT_NULL: "not_null",
+        ConstraintKind.EXCLUDE: "excl",
+    }[constraint.kind]
+    if constraint.kind is ConstraintKind.PRIMARY_KEY or not cols:
+        return _truncate(f"{table.name}_{suffix}")
+    return _truncate(f"{table.name}_{cols}_{suffix}")
+
+
+def column_sql(col: ColumnDef, *, nullable: bool | None = None, default: bool = True) -> str:
+    parts = [quote_ident(col.name), col.type]
+    if col.collation:
+        parts.append(f"COLLATE {quote_ident(col.collation)}")
+    if default and col.default is not None:
+        parts.append(f"DEFAULT {col.default}")
+    if col.identity is not None:
+        parts.append(f"GENERATED {col.identity.value.upper()} AS IDENTITY")
+    if col.generated is not None:
+        kind = f" {col.generated_kind.value.upper()}" if col.generated_kind else ""
+        parts.append(f"GENERATED ALWAYS AS ({col.generated}){kind}")
+    if not (col.nullable if nullable is None else nullable):
+        parts.append("NOT NULL")
+    return " ".join(parts)
+
+
+def constraint_body(k: Constraint) -> str:
+    cols = ", ".join(quote_ident(x) for x in k.columns)
+    if k.kind is ConstraintKind.CHECK:
+        body = f"CHECK ({k.expression})"
+    elif k.kind is ConstraintKind.FOREIGN_KEY:
+        assert k.references is not None
+        ref_cols = ", ".join(quote_ident(x) for x in k.references.columns)
+        body = f"FOREIGN KEY ({cols}) REFERENCES {sql_name(k.references.table)}"
+        body += f" ({ref_cols})" if ref_cols else ""
+        if k.on_delete:
+            body += f" ON DELETE {k.on_delete}"
+        if k.on_update:
+            body += f" ON UPDATE {k.on_update}"
+    elif k.kind is ConstraintKind.UNIQUE:
+        body = f"UNIQUE ({cols})"
+    elif k.kind is ConstraintKind.PRIMARY_KEY:
+        body = f"PRIMARY KEY ({cols})"
+    elif k.kind is ConstraintKind.NOT_NULL:
+        body = f"NOT NULL {cols}"
+    else:
+        body = f"EXCLUDE ({k.expression})"
+    if k.deferrable:
+        body += " DEFERRABLE"
+    return body
+
+
+def create_index_sql(ix: c.CreateIndex, name: str, *, concurrently: bool) -> str:
+    unique = "UNIQUE " if ix.unique else ""
+    conc = "CONCURRENTLY " if concurrently else ""
+    method = f" USING {ix.method}" if ix.method != "btree" else ""
+    cols = ", ".join(quote_ident(x) if _PLAIN.match(x) else x for x in ix.columns)
+    # An index lives in its table's schema: its name is never qualified here.
+    sql = f"CREATE {unique}INDEX {conc}IF NOT EXISTS {quote_ident(name)} ON {sql_name(ix.on)}{method} ({cols})"
+    if ix.include:
+        sql += " INCLUDE (" + ", ".join(quote_ident(x) for x in ix.include) + ")"
+    if ix.where:
+        sql += f" WHERE {ix.where}"
+    return sql
+
+
+def _index_qname(table: QualifiedName, name: str) -> QualifiedName:
+    return QualifiedName(name, table.schema)
+
+
+def _constraint_exists(table: QualifiedName, name: str) -> str:
+    return (
+        "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = "
+        f"to_regclass({_literal(sql_name(table))}) AND conname = {_literal(name)})"
+    )
+
+
+def _column_exists(table: QualifiedName, column: str) -> str:
+    return (
+        "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = "
+        f"to_regclass({_literal(sql_name(table))}) AND attname = {_literal(column)} AND NOT attisdropped)"
+    )
+
+
+def _changes_of(sql: Iterable[str]) -> tuple[Change, ...]:
+    try:
+        from .sql_parse import changes_from_sql
+
+        return tuple(ch for s in sql for ch in changes_from_sql(s))
+    except Exception:
+        return ()
+
+
+# --- the planner --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Ctx:
+    version: PgVersion
+    catalog: SchemaLookup | None
+    facts: PlannerFacts | None
+    policy: PlanPolicy
+    new_tables: set[QualifiedName]
+    new_indexes: list[c.CreateIndex]
+    recreate: Mapping[Change, Sequence[Change]]
+    notes: list[str]
+
+    def own(
+        self,
+        description: str,
+        sql: Sequence[str],
+        *,
+        phase: Phase = Phase.EXPAND,
+        inverse: Sequence[str] | None = (),
+        reason: str = "",
+        done_when: str | None = None,
+        scan: bool = False,
+        **extra: Any,
+    ) -> Step:
+        """A step in a short transaction of its own, with lock_timeout and retries."""
+        return Step(
+            description=description,
+            phase=phase,
+            sql=tuple(sql),
+            changes=_changes_of(sql),
+            transaction=TransactionMode.OWN,
+            retry=self.policy.retry(statement_timeout=not scan),
+            inverse=None if inverse is None else tuple(inverse),
+            inverse_transaction=TransactionMode.OWN,
+            reason=reason,
+            done_when=done_when,
+            **extra,
+        )
+
+    def has_rows(self, table: QualifiedName) -> bool:
+        if self.facts is None:
+            return True
+        known = self.facts.has_rows(table)
+        return True if known is None else known
+
+
+_Planner = Callable[[Any, _Ctx], list[Step]]
+_PLANNERS: dict[type[Change], _Planner] = {}
+
+
+def _plans(*kinds: type[Change]) -> Callable[[_Planner], _Planner]:
+    def register(fn: _Planner) -> _Planner:
+        for kind in kinds:
+            _PLANNERS[kind] = fn
+        return fn
+
+    return register
+
+
+def plan_changes(
+    changes: Sequence[Change],
+    version: PgVersion,
+    *,
+    catalog: SchemaLookup | None = None,
+    facts: PlannerFacts | None = None,
+    policy: PlanPolicy | None = None,
+    recreate: Mapping[Change, Sequence[Change]] | None = None,
+    new_tables: Iterable[QualifiedName] = (),
+) -> Plan:
+    """The lock-safe plan for ``changes`` on a server of ``version``.
+
+    ``facts`` says whether tables have rows and which indexes exist (unknown: assume rows and no
+    index).  ``recreate`` maps a drop (``DropIndex``, ``DropColumn``, ``DropTable``) to the
+    changes that re-create what it drops, for the downgrade.  ``new_tables`` are created earlier
+    in the same revision (tables created by ``changes`` are added automatically).
+    """
+    ctx = _Ctx(
+        version=version,
+        catalog=catalog,
+        facts=facts,
+        policy=policy or PlanPolicy(),
+        new_tables=set(new_tables) | {ch.on for ch in changes if isinstance(ch, c.CreateTable)},
+        new_indexes=[ch for ch in changes if isinstance(ch, c.CreateIndex)],
+        recreate=recreate or {},
+        notes=[],
+    )
+    steps: list[Step] = []
+    for change in changes:
+        steps.extend(plan_one(change, ctx))
+    return Plan(steps=tuple(steps), source=tuple(changes), notes=tuple(ctx.notes))
+
+
+def plan_one(change: Change, ctx: _Ctx) -> list[Step]:
+    table = change.table
+    if table is not None and (table in ctx.new_tables or ctx.policy.is_small(table)):
+        return [_as_written(change, ctx, in_migration=True)]
+    planner = _PLANNERS.get(type(change))
+    if planner is None:
+        return [_as_written(change, ctx)]
+    return planner(change, ctx)
+
+
+def _sql_of(change: Change) -> tuple[str, ...]:
+    """SQL for a change the planner keeps as written."""
+    render = _RENDER.get(type(change))
+    if render is None:
+        raw = change.sql if isinstance(change, c.RawStatement) else None
+        return (raw,) if raw else ()
+    return render(change)
+
+
+def _as_written(change: Change, ctx: _Ctx, *, in_migration: bool = False) -> Step:
+    """The change as the user wrote it: in the migration transaction when it locks nothing that
+    anyone uses, otherwise in a short transaction of its own."""
+    sql = _sql_of(change)
+    eff = effect_of(change, ctx.version, ctx.catalog)
+    blocking = eff.blocks_reads or eff.blocks_writes
+    if in_migration or not blocking:
+        return Step(
+            description=f"{change.kind.replace('_', ' ')} on {change.table}",
+            phase=Phase.EXPAND,
+            sql=sql,
+            changes=(change,),
+            transaction=TransactionMode.MIGRATION,
+            inverse=None,
+            irreversible_reason="kept as written; its inverse is Alembic's own",
+        )
+    return dataclasses.replace(
+        ctx.own(
+            f"{change.kind.replace('_', ' ')} on {change.table}",
+            sql,
+            scan=eff.work is not WorkClass.METADATA,
+            inverse=None,
+            reason=f"takes {eff.strongest.sql_name if eff.strongest else 'a'} lock: "
+            "short transaction with lock_timeout",
+        ),
+        changes=(change,),
+        irreversible_reason="kept as written; its inverse is Alembic's own",
+    )
+
+
+# --- rendering of changes kept as written ------------------------------------------------------
+
+_RENDER: dict[type[Change], Callable[[Any], tuple[str, ...]]] = {
+    c.DropNotNull: lambda ch: (
+        f"ALTER TABLE {sql_name(ch.on)} ALTER COLUMN {quote_ident(ch.column)} DROP NOT NULL",
+    ),
+    c.SetDefault: lambda ch: (
+        f"ALTER TABLE {sql_name(ch.on)} ALTER COLUMN {quote_ident(ch.column)} SET DEFAULT {ch.default}",
+    ),
+    c.DropDefault: lambda ch: (
+        f"ALTER TABLE {sql_name(ch.on)} ALTER COLUMN {quote_ident(ch.column)} DROP DEFAULT",
+    ),
+    c.RenameTable: lambda ch: (
+        f"ALTER TABLE {sql_name(ch.on)} RENAME TO {quote_ident(ch.new_name)}",
+    ),
+    c.RenameColumn: lambda ch: (
+        f"ALTER TABLE {sql_name(ch.on)} RENAME COLUMN {quote_ident(ch.column)} TO {quote_ident(ch.new_name)}",
+    ),
+    c.DropConstraint: lambda ch: (
+        f"ALTER TABLE {sql_name(ch.on)} DROP CONSTRAINT IF EXISTS {quote_ident(ch.name)}",
+    ),
+}
+
+
+# --- NOT NULL -----------------------------------------------------------------------------------
+
+
+def _not_null_steps(table: QualifiedName, column: str, ctx: _Ctx, why: str) -> list[Step]:
+    """NOT NULL on an existing column without holding ACCESS EXCLUSIVE during the scan."""
+    t, col = sql_name(table), quote_ident(column)
+    name = _truncate(f"{table.name}_{column}_not_null")
+    qn = quote_ident(name)
+    if ctx.version.major >= 18:
+        return [
+            ctx.own(
+                f"NOT NULL on {table}.{column}, not yet checked for existing rows",
+                [f"ALTER TABLE {t} ADD CONSTRAINT {qn} NOT NULL {col} NOT VALID"],
+                inverse=[f"ALTER TABLE {t} ALTER COLUMN {col} DROP NOT NULL"],
+                done_when=_constraint_exists(table, name),
+                reason=f"{why}; NOT VALID takes ACCESS EXCLUSIVE for a moment only (PostgreSQL 18)",
+            ),
+            ctx.own(
+                f"validate NOT NULL on {table}.{column}",
+                [f"ALTER TABLE {t} VALIDATE CONSTRAINT {qn}"],
+                scan=True,
+                reason="VALIDATE scans the table under SHARE UPDATE EXCLUSIVE: reads and writes go on",
+            ),
+        ]
+    return [
+        ctx.own(
+            f"CHECK ({column} IS NOT NULL) on {table}, not yet checked for existing rows",
+            [f"ALTER TABLE {t} ADD CONSTRAINT {qn} CHECK ({col} IS NOT NULL) NOT VALID"],
+            inverse=[f"ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {qn}"],
+            done_when=_constraint_exists(table, name),
+            reason=f"{why}; NOT VALID takes ACCESS EXCLUSIVE for a moment only",
+        ),
+        ctx.own(
+            f"validate CHECK ({column} IS NOT NULL) on {table}",
+            [f"ALTER TABLE {t} VALIDATE CONSTRAINT {qn}"],
+            scan=True,
+            reason="VALIDATE scans the table under SHARE UPDATE EXCLUSIVE: reads and writes go on",
+        ),
+        ctx.own(
+            f"SET NOT NULL on {table}.{column} (proved by the CHECK: no scan), drop the CHECK",
+            [
+                f"ALTER TABLE {t} ALTER COLUMN {col} SET NOT NULL",
+                f"ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {qn}",
+            ],
+            inverse=[f"ALTER TABLE {t} ALTER COLUMN {col} DROP NOT NULL"],
+            reason="a validated CHECK (col IS NOT NULL) lets SET NOT NULL skip its scan (PostgreSQL 12+)",
+        ),
+    ]
+
+
+@_plans(c.SetNotNull)
+def _set_not_null(ch: c.SetNotNull, ctx: _Ctx) -> list[Step]:
+    return _not_null_steps(ch.on, ch.column, ctx, "SET NOT NULL alone would scan every row under ACCESS EXCLUSIVE")
+
+
+# --- columns ------------------------------------------------------------------------------------
+
+
+@_plans(c.AddColumn)
+def _add_column(ch: c.AddColumn, ctx: _Ctx) -> list[Step]:
+    col = ch.column
+    t = sql_name(ch.on)
+    eff = effect_of(ch, ctx.version, ctx.catalog)
+    drop = f"ALTER TABLE {t} DROP COLUMN IF EXISTS {quote_ident(col.name)}"
+    has_rows = ctx.has_rows(ch.on)
+    plain = eff.work is WorkClass.METADATA and not eff.rewrites_table
+    if plain or (not has_rows and not eff.rewrites_table and col.nullable):
+        return [
+            ctx.own(
+                f"add column {ch.on}.{col.name}",
+                [f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {column_sql(col)}"],
+                inverse=[drop],
+                reason="catalog-only change: ACCESS EXCLUSIVE for a moment, in a short transaction",
+            )
+        ]
+    if col.identity is not None or col.generated is not None or col.type in {"serial", "bigserial", "smallserial"}:
+        ctx.notes.append(
+            f"{ch.on}.{col.name}: identity, serial and generated columns are added as written "
+            "(they fill every row): consider a plain column with a sequence default and a backfill"
+        )
+        return [_as_written(ch, ctx)]
+    steps = [
+        ctx.own(
+            f"add column {ch.on}.{col.name} as nullable, without a default",
+            [f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {column_sql(col, nullable=True, default=False)}"],
+            inverse=[drop],
+            reason=(
+                "adding it "
+                + ("with a volatile default rewrites the table" if eff.rewrites_table else "NOT NULL scans the table")
+                + " under ACCESS EXCLUSIVE; a nullable column without a default is catalog-only"
+            ),
+        )
+    ]
+    if col.default is not None:
+        steps.append(
+            ctx.own(
+                f"default {col.default} for new rows of {ch.on}",
+                [f"ALTER TABLE {t} ALTER COLUMN {quote_ident(col.name)} SET DEFAULT {col.default}"],
+                reason="new rows get the default from now on; existing rows are backfilled next",
+            )
+        )
+    if has_rows:
+        steps.append(_backfill_step(ch.on, col.name, col.default, ctx))
+    if not col.nullable:
+        steps.extend(_not_null_steps(ch.on, col.name, ctx, "the model says NOT NULL"))
+    return steps
+
+
+def _backfill_step(
+    table: QualifiedName, column: str, expression: str | None, ctx: _Ctx, *, where: str | None = None
+) -> Step:
+    key = ctx.facts.primary_key(table) if ctx.facts is not None else None
+    if ctx.facts is not None and key is None:
+        ctx.notes.append(f"{table}: no primary key known; the backfill assumes a key column id")
+    fill = Backfill(
+        table=table,
+        column=column,
+        expression=expression or "",
+        key=key or ("id",),
+        where=where,
+        batch_size=ctx.policy.batch_size,
+        pause_ms=ctx.policy.pause_ms,
+    )
+    if expression is None:
+        ctx.notes.append(
+            f"{table}.{column}: NOT NULL without a server_default: existing rows need a value; "
+            "fill in the backfill expression in the revision"
+        )
+    return Step(
+        description=f"backfill {table}.{column} in batches",
+        phase=Phase.BACKFILL,
+        transaction=TransactionMode.AUTOCOMMIT,
+        retry=ctx.policy.retry(),
+        backfill=fill,
+        reason=(
+            f"batches of {ctx.policy.batch_size} rows by primary key, each its own transaction, "
+            f"{ctx.policy.pause_ms} ms apart: row locks on one batch at a time, never a table lock"
+        ),
+    )
+
+
+@_plans(c.DropColumn)
+def _drop_column(ch: c.DropColumn, ctx: _Ctx) -> list[Step]:
+    t = sql_name(ch.on)
+    restore = [r for r in ctx.recreate.get(ch, ()) if isinstance(r, c.AddColumn)]
+    inverse: tuple[str, ...] | None = None
+    if restore:
+        col = restore[0].column
+        inverse = (f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {column_sql(col, nullable=True)}",)
+    return [
+        ctx.own(
+            f"drop column {ch.on}.{ch.column}",
+            [f"ALTER TABLE {t} DROP COLUMN IF EXISTS {quote_ident(ch.column)}"],
+            phase=Phase.CONTRACT,
+            inverse=inverse,
+            irreversible_reason=f"the values of {ch.on}.{ch.column} are gone; downgrade re-creates the column empty"
+            + ("" if restore else " (its definition is unknown here)"),
+            inverse_loses_data=inverse is not None,
+            reason="contract: deploy code that no longer reads or writes the column first",
+        )
+    ]
+
+
+@_plans(c.DropTable)
+def _drop_table(ch: c.DropTable, ctx: _Ctx) -> list[Step]:
+    return [
+        ctx.own(
+            f"drop table {ch.on}",
+            [f"DROP TABLE IF EXISTS {sql_name(ch.on)}"],
+            phase=Phase.CONTRACT,
+            inverse=None,
+            irreversible_reason=f"the rows of {ch.on} are gone",
+            reason="contract: deploy code that no longer uses the table first",
+        )
+    ]
+
+
+@_plans(c.AlterColumnType)
+def _alter_type(ch: c.AlterColumnType, ctx: _Ctx) -> list[Step]:
+    eff = effect_of(ch, ctx.version, ctx.catalog)
+    t, col = sql_name(ch.on), quote_ident(ch.column)
+    old = ch.old_type or (ctx.catalog.column_type(ch.on, ch.column) if ctx.catalog else None)
+    collate = f" COLLATE {quote_ident(ch.collation)}" if ch.collation else ""
+    using = f" USING {ch.using}" if ch.using else ""
+    if not eff.rewrites_table and eff.work is WorkClass.METADATA:
+        return [
+            ctx.own(
+                f"type of {ch.on}.{ch.column} to {ch.new_type}",
+                [f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {ch.new_type}{collate}{using}"],
+                inverse=None if old is None else [f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {old}"],
+                irreversible_reason=None if old is not None else "the old type is unknown",
+                reason=f"{eff.notes[0] if eff.notes else 'no rewrite'}: catalog-only, a moment of ACCESS EXCLUSIVE",
+            )
+        ]
+    return _expand_contract_type(ch, old, ctx)
+
+
+def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: _Ctx) -> list[Step]:
+    """New column + sync trigger + backfill now; the swap in a later contract phase."""
+    t, col = sql_name(ch.on), quote_ident(ch.column)
+    new_name = _truncate(f"{ch.column}__new")
+    new = quote_ident(new_name)
+    fn_name = _truncate(f"{ch.on.name}_{ch.column}_sync")
+    fn = (quote_ident(ch.on.schema) + "." if ch.on.schema else "") + quote_ident(fn_name)
+    trig = quote_ident(_truncate(f"{ch.on.name}_{ch.column}_sync"))
+    convert = (ch.using or f"{col}").replace(col, "NEW." + col) if ch.using else f"NEW.{col}"
+    expr = ch.using or col
+    return [
+        ctx.own(
+            f"add column {ch.on}.{new_name} of type {ch.new_type}",
+            [f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {new} {ch.new_type}"],
+            inverse=[f"ALTER TABLE {t} DROP COLUMN IF EXISTS {new}"],
+            reason=f"changing the type in place rewrites the table under ACCESS EXCLUSIVE ({ch.column}: "
+            f"{old or '?'} -> {ch.new_type}): expand/contract instead",
+        ),
+        ctx.own(
+            f"keep {ch.on}.{new_name} in sync with {ch.column} on every write",
+            [
+                f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS "
+                f"$$BEGIN NEW.{new} := ({convert})::{ch.new_type}; RETURN NEW; END$$",
+                f"DROP TRIGGER IF EXISTS {trig} ON {t}",
+                f"CREATE TRIGGER {trig} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {fn}()",
+            ],
+            inverse=[f"DROP TRIGGER IF EXISTS {trig} ON {t}", f"DROP FUNCTION IF EXISTS {fn}()"],
+            reason="writes by running code reach the new column while the backfill runs",
+        ),
+        _backfill_step(
+            ch.on, new_name, f"({expr})::{ch.new_type}", ctx,
+            where=f"{new} IS DISTINCT FROM ({expr})::{ch.new_type}",
+        ),
+        ctx.own(
+            f"swap {ch.on}.{ch.column} for the converted column",
+            [
+                f"DROP TRIGGER IF EXISTS {trig} ON {t}",
+                f"DROP FUNCTION IF EXISTS {fn}()",
+                f"ALTER TABLE {t} DROP COLUMN {col}",
+                f"ALTER TABLE {t} RENAME COLUMN {new} TO {col}",
+            ],
+            phase=Phase.CONTRACT,
+            done_when=f"SELECT NOT ({_column_exists(ch.on, new_name)[7:]})",
+            inverse=None if old is None else [
+                f"ALTER TABLE {t} RENAME COLUMN {col} TO {new}",
+                f"ALTER TABLE {t} ADD COLUMN {col} {old}",
+                f"UPDATE {t} SET {col} = {new}::{old}",
+            ],
+            inverse_loses_data=old is not None,
+            irreversible_reason="the old column's values are gone after the swap; "
+            "downgrade converts back (a table-wide UPDATE)",
+            reason="contract: indexes, defaults and NOT NULL of the old column must be re-created "
+            "for the new one; deploy code that works with the new type first",
+        ),
+    ]
+
+
+# --- constraints --------------------------------------------------------------------------------
+
+
+@_plans(c.AddConstraint)
+def _add_constraint(ch: c.AddConstraint, ctx: _Ctx) -> list[Step]:
+    k = ch.constraint
+    name = constraint_name(ch.on, k)
+    t, qn = sql_name(ch.on), quote_ident(name)
+    drop = f"ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {qn}"
+    if k.kind in (ConstraintKind.UNIQUE, ConstraintKind.PRIMARY_KEY):
+        ix = c.CreateIndex(on=ch.on, name=name, columns=k.columns, unique=True, concurrently=True)
+        kind = "PRIMARY KEY" if k.kind is ConstraintKind.PRIMARY_KEY else "UNIQUE"
+        return [
+            _create_index_step(ix, name, ctx, reason=f"the {kind} constraint adopts this index next, "
+                               "so its build does not hold a lock that blocks writes"),
+            ctx.own(
+                f"{kind} constraint {name} on {ch.on} using the index",
+                [f"ALTER TABLE {t} ADD CONSTRAINT {qn} {kind} USING INDEX {qn}"
+                 + (" DEFERRABLE" if k.deferrable else "")],
+                inverse=[drop],
+                done_when=_constraint_exists(ch.on, name),
+                reason="USING INDEX adopts the built index: ACCESS EXCLUSIVE for a moment only",
+            ),
+        ]
+    if k.kind in (ConstraintKind.FOREIGN_KEY, ConstraintKind.CHECK) and not k.not_valid and k.enforced:
+        steps: list[Step] = []
+        if k.kind is ConstraintKind.FOREIGN_KEY and ctx.policy.index_on_fk:
+            steps.extend(_fk_index(ch, ctx))
+        body = constraint_body(dataclasses.replace(k, name=name))
+        steps += [
+            ctx.own(
+                f"{k.kind.value} {name} on {ch.on}, not yet checked for existing rows",
+                [f"ALTER TABLE {t} ADD CONSTRAINT {qn} {body} NOT VALID"],
+                inverse=[drop],
+                done_when=_constraint_exists(ch.on, name),
+                reason="NOT VALID skips the check of existing rows, so the lock is held for a moment"
+                + (" (on both tables)" if k.kind is ConstraintKind.FOREIGN_KEY else ""),
+            ),
+            ctx.own(
+                f"validate {name} on {ch.on}",
+                [f"ALTER TABLE {t} VALIDATE CONSTRAINT {qn}"],
+                scan=True,
+                reason="in its own transaction: VALIDATE takes SHARE UPDATE EXCLUSIVE, reads and writes go on",
+            ),
+        ]
+        return steps
+    step = ctx.own(
+        f"{k.kind.value} {name} on {ch.on}",
+        [f"ALTER TABLE {t} ADD CONSTRAINT {qn} {constraint_body(k)}" + (" NOT VALID" if k.not_valid else "")],
+        inverse=[drop],
+        done_when=_constraint_exists(ch.on, name),
+    )
+    return [step]
+
+
+def _fk_index(ch: c.AddConstraint, ctx: _Ctx) -> list[Step]:
+    cols = ch.constraint.columns
+    for ix in ctx.new_indexes:
+        if ix.on == ch.on and tuple(ix.columns[: len(cols)]) == tuple(cols):
+            return []
+    if ctx.facts is not None and ctx.facts.covering_index(ch.on, cols) is not None:
+        return []
+    name = index_name(ch.on, cols)
+    ctx.notes.append(
+        f"{ch.on}: index {name} supports the new foreign key (deletes and updates on the referenced "
+        "table would otherwise scan it); declare it in the model (index=True) so autogenerate keeps it"
+    )
+    ix = c.CreateIndex(on=ch.on, name=name, columns=cols, concurrently=True)
+    return [_create_index_step(ix, name, ctx, reason="no index covers the foreign key's columns")]
+
+
+# --- indexes ------------------------------------------------------------------------------------
+
+
+def _create_index_step(ix: c.CreateIndex, name: str, ctx: _Ctx, *, reason: str = "") -> Step:
+    qname = _index_qname(ix.on, name)
+    sql = create_index_sql(ix, name, concurrently=True)
+    return Step(
+        description=f"build index {name} on {ix.on} concurrently",
+        phase=Phase.EXPAND,
+        sql=(sql,),
+        changes=_changes_of([sql]),
+        transaction=TransactionMode.AUTOCOMMIT,
+        inverse=(f"DROP INDEX CONCURRENTLY IF EXISTS {sql_name(qname)}",),
+        inverse_transaction=TransactionMode.AUTOCOMMIT,
+        index=qname,
+        reason=reason or "CONCURRENTLY builds without blocking writes; it cannot run in a transaction",
+    )
+
+
+@_plans(c.CreateIndex)
+def _create_index(ch: c.CreateIndex, ctx: _Ctx) -> list[Step]:
+    name = ch.name or index_name(ch.on, ch.columns)
+    return [_create_index_step(ch, name, ctx)]
+
+
+@_plans(c.DropIndex)
+def _drop_index(ch: c.DropIndex, ctx: _Ctx) -> list[Step]:
+    restore = [r for r in ctx.recreate.get(ch, ()) if isinstance(r, c.CreateIndex)]
+    inverse: tuple[str, ...] | None = None
+    inverse_index = None
+    if restore:
+        ix = restore[0]
+        name = ix.name or ch.index.name
+        inverse = (create_index_sql(ix, name, concurrently=True),)
+        inverse_index = _index_qname(ix.on, name)
+    return [
+        Step(
+            description=f"drop index {ch.index} concurrently",
+            phase=Phase.CONTRACT,
+            sql=(f"DROP INDEX CONCURRENTLY IF EXISTS {sql_name(ch.index)}",),
+            changes=_changes_of([f"DROP INDEX CONCURRENTLY IF EXISTS {sql_name(ch.index)}"]),
+            transaction=TransactionMode.AUTOCOMMIT,
+            inverse=inverse,
+            inverse_transaction=TransactionMode.AUTOCOMMIT,
+            inverse_index=inverse_index,
+            irreversible_reason=None if restore else "the index definition is unknown",
+            reason="CONCURRENTLY waits for running queries instead of blocking them",
+        )
+    ]
+
+
+@_plans(c.AddEnumValue)
+def _add_enum_value(ch: c.AddEnumValue, ctx: _Ctx) -> list[Step]:
+    where = ""
+    if ch.before:
+        where = f" BEFORE {_literal(ch.before)}"
+    elif ch.after:
+        where = f" AFTER {_literal(ch.after)}"
+    sql = f"ALTER TYPE {sql_name(ch.name)} ADD VALUE IF NOT EXISTS {_literal(ch.value)}{where}"
+    return [
+        Step(
+            description=f"add value {ch.value!r} to enum {ch.name}",
+            phase=Phase.EXPAND,
+            sql=(sql,),
+            changes=_changes_of([sql]),
+            transaction=TransactionMode.AUTOCOMMIT,
+            retry=ctx.policy.retry(),
+            inverse=None,
+            irreversible_reason="PostgreSQL cannot remove a value from an enum type",
+            reason="a new enum value cannot be used in the transaction that adds it: committed on its own",
+        )
+    ]

@@ -1,0 +1,466 @@
+"""The small API that lock-safe revision files call; the rest of a revision is stock Alembic.
+
+Every function takes Alembic's ``op`` and works both online and offline
+(``alembic upgrade --sql``): offline it emits the equivalent SQL, with the transaction structure
+(``COMMIT;`` / ``BEGIN;``) a reader and ``helios-migrate check`` can follow.
+
+What they share:
+
+* A step that takes a lock blocking reads or writes runs in a short transaction of its own, with
+  ``SET LOCAL lock_timeout`` (and ``statement_timeout``): if the lock is not granted quickly the
+  step gives up instead of queueing the application behind it, and is retried after a pause
+  (SQLSTATE ``55P03`` lock_not_available, ``40P01`` deadlock_detected).
+* The migration transaction is committed before such a step
+  (``op.get_context().autocommit_block()``); Alembic stamps ``alembic_version`` only at the end,
+  so every step is safe to run again: a re-run after an interrupted upgrade skips what is already
+  done (``done_when``), drops the INVALID leftover of a failed ``CREATE INDEX CONCURRENTLY`` and
+  backfills only rows still missing a value.
+* A downgrade step that cannot be undone, or only by losing data, raises
+  :class:`IrreversibleStep` naming the step, unless ``HELIOS_ALLOW_DATA_LOSS=1`` is set.
+
+Example revision body::
+
+    from helios_migrate import runtime
+
+    def upgrade():
+        runtime.run_in_own_transaction(op, ["ALTER TABLE items ADD COLUMN IF NOT EXISTS flag boolean"])
+        runtime.backfill(op, "items", "flag", "false", batch_size=10000, pause_ms=50)
+        runtime.create_index_concurrently(op, "items_flag_idx",
+                                          "CREATE INDEX CONCURRENTLY IF NOT EXISTS items_flag_idx ON items (flag)")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+
+__all__ = [
+    "ALLOW_DATA_LOSS_VAR",
+    "IrreversibleStep",
+    "StepFailed",
+    "add_constraint_if_missing",
+    "backfill",
+    "create_index_concurrently",
+    "data_losing_step",
+    "drop_index_concurrently",
+    "irreversible",
+    "run_autocommit",
+    "run_in_own_transaction",
+]
+
+log = logging.getLogger("alembic.helios.runtime")
+
+ALLOW_DATA_LOSS_VAR = "HELIOS_ALLOW_DATA_LOSS"
+"""Set to ``1`` to let a downgrade run steps that lose data (or skip those it cannot undo)."""
+
+_RETRYABLE = {"55P03", "40P01"}  # lock_not_available, deadlock_detected
+
+
+class IrreversibleStep(RuntimeError):
+    """A downgrade reached a step that cannot be undone (or only by losing data)."""
+
+
+class StepFailed(RuntimeError):
+    """A step still could not get its lock after every attempt."""
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _offline(op: Any) -> bool:
+    return bool(op.get_context().as_sql)
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", exc)
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return None if state is None else str(state)
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    if re.fullmatch(r"[a-z_][a-z0-9_$]*", name):
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _qualified(name: str) -> str:
+    """``"public.items"`` or ``"items"`` -> SQL; already-quoted parts are kept."""
+    parts = [p if p.startswith('"') else _ident(p) for p in _split_dotted(name)]
+    return ".".join(parts)
+
+
+def _split_dotted(name: str) -> list[str]:
+    return re.findall(r'"(?:[^"]|"")*"|[^.]+', name)
+
+
+def _scalar(op: Any, sql: str) -> Any:
+    return op.get_bind().execute(sa.text(sql)).scalar()
+
+
+def _exec(op: Any, sql: str) -> None:
+    # Colons would read as bind parameters (``:name``) in a text() construct.
+    op.execute(sa.text(sql.replace(":", r"\:")))
+
+
+def _timeouts(lock_timeout: str | None, statement_timeout: str | None) -> list[str]:
+    out = []
+    if lock_timeout is not None:
+        out.append(f"SET LOCAL lock_timeout = {_literal(lock_timeout)}")
+    if statement_timeout is not None:
+        out.append(f"SET LOCAL statement_timeout = {_literal(statement_timeout)}")
+    return out
+
+
+@contextmanager
+def _outside_migration_transaction(op: Any) -> Iterator[None]:
+    """Commit the migration transaction and run what follows in autocommit mode."""
+    with op.get_context().autocommit_block():
+        yield
+
+
+def _retrying(
+    op: Any,
+    description: str,
+    attempts: int,
+    backoff: float,
+    max_backoff: float,
+    body: Any,
+) -> None:
+    delay = backoff
+    for attempt in range(1, max(1, attempts) + 1):
+        try:
+            body()
+            return
+        except sa.exc.DBAPIError as exc:
+            state = _sqlstate(exc)
+            _rollback(op)
+            if state not in _RETRYABLE:
+                raise
+            if attempt >= attempts:
+                raise StepFailed(
+                    f"{description}: the lock was not granted in {attempts} attempts "
+                    f"(SQLSTATE {state}); a long transaction may hold it (see pg_stat_activity). "
+                    "Run the upgrade again later: completed steps are skipped."
+                ) from exc
+            log.warning(
+                "helios: %s: lock not granted (attempt %d of %d), retrying in %.1fs",
+                description, attempt, attempts, delay,
+            )
+            time.sleep(delay)
+            delay = min(max_backoff, delay * 2)
+
+
+def _rollback(op: Any) -> None:
+    with contextlib.suppress(sa.exc.DBAPIError):
+        op.get_bind().exec_driver_sql("ROLLBACK")
+
+
+# --- steps --------------------------------------------------------------------------------------
+
+
+def run_in_own_transaction(
+    op: Any,
+    statements: Sequence[str],
+    *,
+    lock_timeout: str | None = "2s",
+    statement_timeout: str | None = None,
+    attempts: int = 5,
+    backoff: float = 0.5,
+    max_backoff: float = 10.0,
+    done_when: str | None = None,
+    description: str = "",
+) -> None:
+    """Commit the migration transaction, then run ``statements`` in a short transaction of their
+    own with ``SET LOCAL lock_timeout``/``statement_timeout``, retried with exponential backoff
+    when the lock is not granted in time.
+
+    ``done_when`` is a ``SELECT`` returning true when the statements already took effect (an
+    interrupted earlier run): the step is then skipped.  Offline, ``done_when`` is emitted as a
+    comment and the statements as ``BEGIN; SET LOCAL ...; ...; COMMIT;``.
+    """
+    what = description or (statements[0] if statements else "step")
+    with _outside_migration_transaction(op):
+        if _offline(op):
+            if done_when:
+                _exec(op, f"-- skipped when already done: {done_when}")
+            for sql in ["BEGIN", *_timeouts(lock_timeout, statement_timeout), *statements, "COMMIT"]:
+                _exec(op, sql)
+            return
+        if done_when and _scalar(op, done_when):
+            log.info("helios: %s: already done, skipped", what)
+            return
+
+        def body() -> None:
+            bind = op.get_bind()
+            bind.exec_driver_sql("BEGIN")
+            for sql in _timeouts(lock_timeout, statement_timeout):
+                bind.exec_driver_sql(sql)
+            for sql in statements:
+                _exec(op, sql)
+            bind.exec_driver_sql("COMMIT")
+
+        _retrying(op, what, attempts, backoff, max_backoff, body)
+
+
+def add_constraint_if_missing(
+    op: Any, table: str, name: str, sql: str, **options: Any
+) -> None:
+    """``ALTER TABLE ... ADD CONSTRAINT`` in its own transaction, skipped when ``pg_constraint``
+    already has a constraint ``name`` on ``table`` (PostgreSQL has no ``IF NOT EXISTS`` here)."""
+    done = constraint_exists_sql(table, name)
+    run_in_own_transaction(op, [sql], done_when=done, **options)
+
+
+def constraint_exists_sql(table: str, name: str) -> str:
+    """A ``SELECT`` that is true when ``table`` has a constraint called ``name``."""
+    return (
+        "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = "
+        f"to_regclass({_literal(_qualified(table))}) AND conname = {_literal(name)})"
+    )
+
+
+def run_autocommit(
+    op: Any,
+    statements: Sequence[str],
+    *,
+    lock_timeout: str | None = None,
+    attempts: int = 5,
+    backoff: float = 0.5,
+    max_backoff: float = 10.0,
+    done_when: str | None = None,
+    description: str = "",
+) -> None:
+    """Run ``statements`` outside any transaction block (``CONCURRENTLY``, enum ``ADD VALUE``)."""
+    what = description or (statements[0] if statements else "step")
+    with _outside_migration_transaction(op):
+        if _offline(op):
+            if done_when:
+                _exec(op, f"-- skipped when already done: {done_when}")
+            if lock_timeout is not None:
+                _exec(op, f"SET lock_timeout = {_literal(lock_timeout)}")
+            for sql in statements:
+                _exec(op, sql)
+            if lock_timeout is not None:
+                _exec(op, "RESET lock_timeout")
+            return
+        if done_when and _scalar(op, done_when):
+            log.info("helios: %s: already done, skipped", what)
+            return
+
+        def body() -> None:
+            bind = op.get_bind()
+            if lock_timeout is not None:
+                bind.exec_driver_sql(f"SET lock_timeout = {_literal(lock_timeout)}")
+            try:
+                for sql in statements:
+                    _exec(op, sql)
+            finally:
+                if lock_timeout is not None:
+                    bind.exec_driver_sql("RESET lock_timeout")
+
+        _retrying(op, what, attempts, backoff, max_backoff, body)
+
+
+def _invalid_index_sql(name: str) -> str:
+    return (
+        "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indexrelid = "
+        f"to_regclass({_literal(_qualified(name))}) AND NOT indisvalid)"
+    )
+
+
+def create_index_concurrently(
+    op: Any,
+    name: str,
+    sql: str,
+    *,
+    lock_timeout: str | None = None,
+    attempts: int = 5,
+    backoff: float = 0.5,
+    max_backoff: float = 10.0,
+) -> None:
+    """Build an index with ``CREATE INDEX CONCURRENTLY IF NOT EXISTS`` outside the transaction.
+
+    An INVALID index of that name (left by a failed or interrupted earlier build) is dropped
+    concurrently first; ``IF NOT EXISTS`` alone would keep the broken index.
+    """
+    drop = f"DROP INDEX CONCURRENTLY IF EXISTS {_qualified(name)}"
+    with _outside_migration_transaction(op):
+        if _offline(op):
+            _exec(op, f"-- an INVALID leftover of an earlier attempt is dropped first: {drop}")
+            _exec(op, sql)
+            return
+
+        def body() -> None:
+            if _scalar(op, _invalid_index_sql(name)):
+                log.warning("helios: dropping INVALID index %s left by an earlier attempt", name)
+                _exec(op, drop)
+            if lock_timeout is not None:
+                op.get_bind().exec_driver_sql(f"SET lock_timeout = {_literal(lock_timeout)}")
+            try:
+                _exec(op, sql)
+            finally:
+                if lock_timeout is not None:
+                    op.get_bind().exec_driver_sql("RESET lock_timeout")
+
+        _retrying(op, f"create index {name}", attempts, backoff, max_backoff, body)
+
+
+def drop_index_concurrently(
+    op: Any,
+    name: str,
+    *,
+    lock_timeout: str | None = None,
+    attempts: int = 5,
+    backoff: float = 0.5,
+    max_backoff: float = 10.0,
+) -> None:
+    """``DROP INDEX CONCURRENTLY IF EXISTS`` outside the transaction."""
+    run_autocommit(
+        op,
+        [f"DROP INDEX CONCURRENTLY IF EXISTS {_qualified(name)}"],
+        lock_timeout=lock_timeout,
+        attempts=attempts,
+        backoff=backoff,
+        max_backoff=max_backoff,
+        description=f"drop index {name}",
+    )
+
+
+def backfill(
+    op: Any,
+    table: str,
+    column: str,
+    expression: str | None,
+    *,
+    key: Sequence[str] = ("id",),
+    where: str | None = None,
+    batch_size: int = 10_000,
+    pause_ms: int = 50,
+    progress: bool = True,
+    lock_timeout: str | None = "2s",
+    statement_timeout: str | None = None,
+    attempts: int = 5,
+    backoff: float = 0.5,
+    max_backoff: float = 10.0,
+) -> None:
+    """``UPDATE table SET column = expression`` in batches of ``batch_size`` rows by primary key.
+
+    Each batch is a short transaction of its own (row locks on at most ``batch_size`` rows, never a
+    table lock that blocks anyone), followed by a pause of ``pause_ms``.  Only rows matching
+    ``where`` (default ``column IS NULL``) are updated, so a re-run continues where an interrupted
+    one stopped.  Progress (rows done, ETA) is logged.  ``expression`` ``None`` means the model
+    gave no value for existing rows: the backfill fails, naming what to fill in, when such rows
+    exist.
+
+    Offline the key ranges are not knowable without the data: the batch statement is emitted
+    once, in its own transaction, after a comment describing the loop.
+    """
+    tbl = _qualified(table)
+    col = _ident(column)
+    keys = [_ident(k) for k in key]
+    pending = where or f"{col} IS NULL"
+    key_list = ", ".join(keys)
+    with _outside_migration_transaction(op):
+        if expression is None:
+            missing = f"SELECT EXISTS (SELECT 1 FROM {tbl} WHERE {pending})"
+            if _offline(op):
+                _exec(op, f"-- backfill {tbl}.{col}: no value given for existing rows ({missing})")
+                return
+            if _scalar(op, missing):
+                raise StepFailed(
+                    f"backfill of {tbl}.{col}: existing rows need a value and the model gives "
+                    "none (no server_default): edit the revision and pass the expression to "
+                    "runtime.backfill(), or give the column a server_default"
+                )
+            return
+        batch = (
+            f"UPDATE {tbl} SET {col} = {expression} WHERE ({key_list}) IN "
+            f"(SELECT {key_list} FROM {tbl} WHERE {pending} ORDER BY {key_list} LIMIT {int(batch_size)} "
+            "FOR UPDATE SKIP LOCKED)"
+        )
+        if _offline(op):
+            _exec(
+                op,
+                f"-- backfill {tbl}.{col} in batches of {batch_size} rows, each its own "
+                f"transaction, {pause_ms} ms apart, until no row matches {pending}"
+            )
+            for sql in ["BEGIN", *_timeouts(lock_timeout, statement_timeout), batch, "COMMIT"]:
+                _exec(op, sql)
+            return
+        bind = op.get_bind()
+        total = _scalar(op, f"SELECT count(*) FROM {tbl} WHERE {pending}") or 0
+        done = 0
+        started = time.monotonic()
+        skipped_rounds = 0
+        counted: list[int] = []
+        while True:
+
+            def body() -> None:
+                bind.exec_driver_sql("BEGIN")
+                for sql in _timeouts(lock_timeout, statement_timeout):
+                    bind.exec_driver_sql(sql)
+                result = bind.execute(sa.text(batch.replace(":", r"\:")))
+                counted.append(int(result.rowcount or 0))
+                bind.exec_driver_sql("COMMIT")
+
+            _retrying(op, f"backfill {tbl}.{col}", attempts, backoff, max_backoff, body)
+            rows = counted.pop() if counted else 0
+            if rows == 0:
+                # Rows locked by others were skipped: look again before declaring it done.
+                if not _scalar(op, f"SELECT EXISTS (SELECT 1 FROM {tbl} WHERE {pending})"):
+                    break
+                skipped_rounds += 1
+                time.sleep(min(1.0, 0.05 * skipped_rounds))
+                continue
+            done += rows
+            if progress:
+                elapsed = time.monotonic() - started
+                rate = done / elapsed if elapsed > 0 else 0.0
+                left = max(0, int(total) - done)
+                eta = f"{left / rate:.0f}s" if rate > 0 else "?"
+                log.info("helios: backfill %s.%s: %d of ~%d rows, ETA %s", tbl, col, done, total, eta)
+            if pause_ms:
+                time.sleep(pause_ms / 1000)
+
+
+def _allowed() -> bool:
+    return os.environ.get(ALLOW_DATA_LOSS_VAR, "").strip().lower() in {"1", "true", "yes"}
+
+
+def irreversible(op: Any, step: str, reason: str) -> None:
+    """A downgrade step with no inverse: raise :class:`IrreversibleStep` naming it, unless
+    ``HELIOS_ALLOW_DATA_LOSS=1`` (then the step is skipped with a warning)."""
+    if _offline(op):
+        _exec(op, f"-- irreversible: {step}: {reason}")
+        return
+    if _allowed():
+        log.warning("helios: skipping irreversible step %s: %s", step, reason)
+        return
+    raise IrreversibleStep(
+        f"cannot undo {step!r}: {reason}. Set {ALLOW_DATA_LOSS_VAR}=1 to skip it and continue."
+    )
+
+
+def data_losing_step(op: Any, step: str, reason: str) -> None:
+    """Guard before a downgrade step that loses data: raise unless ``HELIOS_ALLOW_DATA_LOSS=1``."""
+    if _offline(op):
+        _exec(op, f"-- loses data: {step}: {reason}")
+        return
+    if _allowed():
+        log.warning("helios: %s loses data: %s", step, reason)
+        return
+    raise IrreversibleStep(
+        f"undoing {step!r} loses data: {reason}. Set {ALLOW_DATA_LOSS_VAR}=1 to run it anyway."
+    )
