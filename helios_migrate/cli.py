@@ -78,6 +78,11 @@ def demo(
 from .check.command import check_command  # noqa: E402
 
 app.command("check")(check_command)
+from .llm.cli import design_command, explain_command, llm_app  # noqa: E402
+
+app.add_typer(llm_app, name="llm")
+app.command("explain")(explain_command)
+app.command("design")(design_command)
 
 
 def main() -> None:
