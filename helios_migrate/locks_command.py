@@ -56,21 +56,15 @@ def read_sql_argument(arg: str | None) -> tuple[str, str]:
 
 @contextmanager
 def live_catalog(database_url: str) -> Iterator[SchemaLookup]:
-    """A read-only connection wrapped as catalog lookups; a clear error when unreachable."""
-    import psycopg
-
+    """Catalog lookups over a read-only connection; :class:`UsageError` when unreachable."""
     from .catalog import LiveCatalog
+    from .db import DatabaseUnreachable, connect_read_only
 
     try:
-        conn = psycopg.connect(database_url, connect_timeout=10, autocommit=True)
-    except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(
-            f"cannot connect to the database given by --database-url: {first}\n"
-            "check the URL, that the server is running, and that it accepts connections from here"
-        ) from None
+        conn = connect_read_only(database_url)
+    except DatabaseUnreachable as exc:
+        raise UsageError(str(exc)) from None
     try:
-        conn.read_only = True
         yield LiveCatalog(conn)
     finally:
         conn.close()

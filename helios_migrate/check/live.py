@@ -79,17 +79,13 @@ def connect(database_url: str) -> Iterator[LiveFacts]:
     import psycopg
 
     from ..catalog import LiveCatalog
+    from ..db import DatabaseUnreachable, connect_read_only, first_line
 
     try:
-        conn = psycopg.connect(database_url, connect_timeout=10, autocommit=True)
-    except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckUsageError(
-            f"cannot connect to the database given by --database-url: {first}\n"
-            "check the URL, that the server is running, and that it accepts connections from here"
-        ) from None
+        conn = connect_read_only(database_url)
+    except DatabaseUnreachable as exc:
+        raise CheckUsageError(str(exc)) from None
     try:
-        conn.read_only = True
         try:
             with conn.cursor() as cur:
                 cur.execute("SHOW server_version_num")
@@ -107,7 +103,7 @@ def connect(database_url: str) -> Iterator[LiveFacts]:
         except psycopg.Error as exc:
             raise CheckUsageError(
                 f"cannot read catalog facts from the database given by --database-url: "
-                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+                f"{first_line(exc)}"
             ) from None
         yield LiveFacts(version, tables, LiveCatalog(conn))
     finally:
