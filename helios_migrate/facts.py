@@ -491,16 +491,18 @@ def collect_facts(
     must not queue behind a running migration); the previous value is restored afterwards.
     """
     q = query_function(conn)
+    server = read_server(q)  # before this session's own lock_timeout changes
     previous = q("SELECT current_setting('lock_timeout')", ())[0][0]
     q("SELECT set_config('lock_timeout', %s, false)", (f"{int(lock_timeout_ms)}ms",))
     try:
-        return _collect(q, tables, write_sample_s)
+        return _collect(q, server, tables, write_sample_s)
     finally:
         q("SELECT set_config('lock_timeout', %s, false)", (str(previous),))
 
 
-def _collect(q: Query, tables: Iterable[QualifiedName], write_sample_s: float | None) -> DatabaseFacts:
-    server = read_server(q)
+def _collect(
+    q: Query, server: ServerFacts, tables: Iterable[QualifiedName], write_sample_s: float | None
+) -> DatabaseFacts:
     block = server.block_size
     search_path = tuple(str(r[0]) for r in q("SELECT unnest(current_schemas(false))", ()))
     wanted = list(dict.fromkeys(tables))

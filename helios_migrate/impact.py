@@ -530,8 +530,9 @@ def _risks(
             waits.append(text)
             if lk.mode.blocks_writes or lk.mode.blocks_reads:
                 if timeout_ms > 0:
+                    retries = " (each retry too)" if step.retry is not None and step.retry.attempts > 1 else ""
                     reasons.append(Reason(RiskLevel.HIGH, text + f"; lock_timeout {timeout_ms:.0f} ms makes "
-                                          "the step fail (and retry) until that session ends"))
+                                          f"the step fail{retries} until that session ends"))
                 else:
                     reasons.append(Reason(RiskLevel.CRITICAL, text + "; with no lock_timeout every "
                                           "read and write of the table queues behind the request"))
@@ -542,7 +543,7 @@ def _risks(
     if any(_waits_for_old_snapshots(e) for e in effects):
         for session in facts.sessions:
             age = session.xact_age_s or 0.0
-            if age < OLD_TRANSACTION_S and not (session.idle_in_transaction and age >= 5):
+            if age < OLD_TRANSACTION_S and not session.idle_in_transaction:
                 continue
             text = (
                 f"{session.describe()}: {effects[0].change.kind.replace('_', ' ')} CONCURRENTLY waits "

@@ -1,0 +1,380 @@
+"""``helios-migrate plan``: the plan autogenerate would write, with its impact, before any file is
+written.
+
+Given an Alembic project, Alembic's own autogenerate runs against the live database (through the
+project's ``env.py``, as ``alembic revision --autogenerate`` would) with a
+``process_revision_directives`` hook that takes the operations and then empties the directives, so
+no revision file is written.  The operations become changes, the changes a plan, and the plan is
+estimated against facts read on the same connection.  ``--sql FILE`` estimates raw SQL statements
+instead, one step per statement.
+
+Read-only on the database: catalog and statistics queries, a timed ``SELECT count(*)`` for the
+throughput calibration (``--no-calibrate`` skips it), nothing else.
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .calibration import Throughput, calibrate, default_throughput
+from .changes import Change
+from .effects import TransactionUse
+from .facts import DEFAULT_WRITE_SAMPLE_S, DatabaseFacts, collect_facts
+from .impact import PlanImpact, estimate_plan, render_table, tables_of_plan, to_json, to_markdown
+from .knowledge import SchemaLookup, effect_of
+from .plan import Phase, Plan, Step, TransactionMode
+from .versions import PgVersion, VersionError, default_version
+
+
+class PlanFormat(str, enum.Enum):
+    TEXT = "text"
+    JSON = "json"
+    MARKDOWN = "markdown"
+
+
+class PlanUsageError(Exception):
+    """Bad input or environment: one line on standard error, exit code 2."""
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    project: Path
+    config: Path | None = None
+    database_url: str | None = None
+    sql_file: Path | None = None
+    pg_version: str | None = None
+    calibrate: bool = True
+    write_sample_s: float = DEFAULT_WRITE_SAMPLE_S
+
+
+# --- turning changes into a plan --------------------------------------------------------------
+
+
+def describe_change(ch: Change) -> str:
+    """A short human label: ``add column orders.note``, ``create index ix_a on orders``."""
+    words = ch.kind.replace("_", " ")
+    any_ch: Any = ch
+    target = ch.table or getattr(any_ch, "name", None) or getattr(any_ch, "index", None)
+    column: Any = getattr(any_ch, "column", None)
+    column_name = column if isinstance(column, str) else getattr(column, "name", "")
+    constraint: Any = getattr(any_ch, "constraint", None)
+    own_name: Any = getattr(any_ch, "name", None)
+    if constraint is not None and constraint.name:
+        return f"{words} {constraint.name} on {target}"
+    if isinstance(own_name, str) and own_name and ch.table is not None:
+        return f"{words} {own_name} on {target}"
+    if target is None:
+        return words
+    return f"{words} {target}.{column_name}" if column_name else f"{words} {target}"
+
+
+def _transaction_for(changes: Sequence[Change], version: PgVersion, catalog: SchemaLookup | None) -> TransactionMode:
+    for ch in changes:
+        if effect_of(ch, version, catalog).transaction is TransactionUse.OUTSIDE_ONLY:
+            return TransactionMode.AUTOCOMMIT
+    return TransactionMode.MIGRATION
+
+
+def steps_for(
+    items: Iterable[tuple[str, Sequence[Change]]], version: PgVersion, catalog: SchemaLookup | None = None
+) -> Plan:
+    """One step per statement or operation, as written (no lock-safe rewriting)."""
+    steps = []
+    all_changes: list[Change] = []
+    for sql, changes in items:
+        if not changes:
+            continue
+        all_changes.extend(changes)
+        description = "; ".join(dict.fromkeys(describe_change(ch) for ch in changes))
+        steps.append(Step(description, Phase.EXPAND, sql=(sql.strip(),), changes=tuple(changes),
+                          transaction=_transaction_for(changes, version, catalog)))
+    return Plan(tuple(steps), tuple(all_changes))
+
+
+def plan_for_changes(
+    changes: Sequence[Change],
+    fallback: Plan,
+    version: PgVersion,
+    *,
+    catalog: SchemaLookup | None,
+    facts: DatabaseFacts | None,
+) -> Plan:
+    """The planner's lock-safe plan for ``changes`` when the planner is installed, else ``fallback``
+    (the changes as written)."""
+    try:
+        from . import planner  # type: ignore[attr-defined, unused-ignore]
+    except ImportError:
+        return fallback
+    plan_changes = getattr(planner, "plan_changes", None)
+    if plan_changes is None:
+        return fallback
+    try:
+        result = plan_changes(list(changes), version, catalog=catalog, facts=facts)
+    except TypeError:
+        return fallback
+    return result if isinstance(result, Plan) else fallback
+
+
+# --- inputs -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Gathered:
+    plan: Plan
+    version: PgVersion
+    facts: DatabaseFacts | None
+    throughput: Throughput
+    catalog: SchemaLookup | None = None
+
+
+def _flatten(ops: Iterable[Any]) -> Iterator[Any]:
+    for op in ops:
+        inner = getattr(op, "ops", None)
+        if inner is not None and type(op).__name__ in ("ModifyTableOps", "UpgradeOps", "DowngradeOps"):
+            yield from _flatten(inner)
+        else:
+            yield op
+
+
+def _measure(conn: Any, plan: Plan, options: PlanOptions) -> tuple[DatabaseFacts, Throughput]:
+    facts = collect_facts(conn, tables_of_plan(plan), write_sample_s=options.write_sample_s or None)
+    tp = calibrate(conn, server=facts.server) if options.calibrate else default_throughput()
+    return facts, tp
+
+
+def _alembic_config(options: PlanOptions) -> Any:
+    from alembic.config import Config
+
+    root = options.project
+    ini = options.config or (root / "alembic.ini")
+    pyproject = root / "pyproject.toml"
+    if not ini.is_file() and not pyproject.is_file():
+        raise PlanUsageError(f"{root}: no alembic.ini or pyproject.toml (pass --config or a project directory)")
+    cfg = Config(
+        file_=str(ini) if ini.is_file() else None,
+        toml_file=str(pyproject) if pyproject.is_file() else None,
+    )
+    if options.database_url:
+        cfg.set_main_option("sqlalchemy.url", options.database_url.replace("%", "%%"))
+    return cfg
+
+
+def gather_from_project(options: PlanOptions) -> _Gathered:
+    from alembic import command
+    from alembic.util import CommandError
+
+    from alembic_plugin.changes_from_ops import changes_from_op, render_sql
+
+    from .catalog import LiveCatalog
+
+    cfg = _alembic_config(options)
+    captured: list[_Gathered] = []
+
+    def hook(context: Any, revision: Any, directives: list[Any]) -> None:
+        script = directives[0] if directives else None
+        conn = context.connection
+        version = default_version()
+        info = getattr(getattr(conn, "dialect", None), "server_version_info", None)
+        if info:
+            version = PgVersion(int(info[0]), int(info[1]) if len(info) > 1 else 0)
+        catalog: SchemaLookup | None = None
+        raw = getattr(conn, "connection", None)
+        driver = getattr(raw, "driver_connection", None)
+        if driver is not None and type(driver).__module__.startswith("psycopg"):
+            catalog = LiveCatalog(driver)
+        ops = list(_flatten(script.upgrade_ops.ops)) if script is not None else []
+        items = [(render_sql(op), changes_from_op(op)) for op in ops]
+        fallback = steps_for(items, version, catalog)
+        plan = fallback
+        facts: DatabaseFacts | None = None
+        tp = default_throughput()
+        if conn is not None and fallback.steps:
+            facts, tp = _measure(conn, fallback, options)
+            plan = plan_for_changes(fallback.source, fallback, version, catalog=catalog, facts=facts)
+            if tables_of_plan(plan) != tables_of_plan(fallback):
+                facts, tp = _measure(conn, plan, options)
+        captured.append(_Gathered(plan, version, facts, tp, catalog))
+        directives[:] = []  # nothing is written
+
+    saved_argv = sys.argv
+    try:
+        sys.argv = ["alembic"]
+        with _chdir(options.project):
+            command.revision(cfg, message="helios plan", autogenerate=True, process_revision_directives=hook)
+    except CommandError as exc:
+        raise PlanUsageError(f"alembic: {exc}") from None
+    finally:
+        sys.argv = saved_argv
+    if not captured:
+        raise PlanUsageError("autogenerate did not run (env.py did not call run_migrations?)")
+    return captured[0]
+
+
+@contextmanager
+def _chdir(path: Path) -> Iterator[None]:
+    import os
+
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def _libpq_url(url: str) -> str:
+    """A SQLAlchemy URL (``postgresql+psycopg://``) as libpq accepts it."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.startswith("postgresql+"):
+        return "postgresql://" + rest
+    return url
+
+
+def _resolve_version(pg_version: str | None) -> PgVersion:
+    if pg_version is None:
+        return default_version()
+    try:
+        version = PgVersion.parse(pg_version)
+    except VersionError as exc:
+        raise PlanUsageError(str(exc)) from None
+    if not version.supported:
+        raise PlanUsageError(f"PostgreSQL {version} is not supported (13 to 18 are)")
+    return version
+
+
+def gather_from_sql(options: PlanOptions) -> _Gathered:
+    from .sql_parse import SqlSyntaxError, parse_statements
+
+    assert options.sql_file is not None
+    try:
+        text = options.sql_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanUsageError(f"{options.sql_file}: cannot read: {exc}") from None
+    try:
+        statements = parse_statements(text, str(options.sql_file))
+    except SqlSyntaxError as exc:
+        raise PlanUsageError(str(exc)) from None
+    items = [(st.sql, st.changes) for st in statements]
+    url = options.database_url
+    if url is None:
+        version = _resolve_version(options.pg_version)
+        return _Gathered(steps_for(items, version), version, None, default_throughput())
+    import psycopg
+
+    from .catalog import LiveCatalog
+
+    try:
+        conn = psycopg.connect(_libpq_url(url), connect_timeout=10)
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PlanUsageError(f"cannot connect to the database given by --database-url: {first}") from None
+    try:
+        conn.read_only = True
+        catalog = LiveCatalog(conn)
+        version = catalog.version
+        plan = steps_for(items, version, catalog)
+        facts, tp = _measure(conn, plan, options)
+        return _Gathered(plan, version, facts, tp, catalog)
+    except psycopg.Error as exc:
+        raise PlanUsageError(f"cannot read catalog facts: {str(exc).strip().splitlines()[0]}") from None
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+def build_impact(options: PlanOptions) -> PlanImpact:
+    gathered = gather_from_sql(options) if options.sql_file is not None else gather_from_project(options)
+    return estimate_plan(gathered.plan, gathered.facts, gathered.version,
+                         throughput=gathered.throughput, catalog=gathered.catalog)
+
+
+def render(impact: PlanImpact, output_format: PlanFormat) -> str | None:
+    if output_format is PlanFormat.JSON:
+        return to_json(impact) + "\n"
+    if output_format is PlanFormat.MARKDOWN:
+        return to_markdown(impact)
+    return None
+
+
+def _print_text(impact: PlanImpact) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(highlight=False)
+    if not impact.steps:
+        console.print("No changes: the models match the database; autogenerate would write an empty revision.")
+        return
+    render_table(impact, console)
+    console.print()
+    for s in impact.steps:
+        console.print(f"[bold]{s.number}.[/bold] {escape(s.description)}  [dim]({s.step.phase.value}, "
+                      f"{s.step.transaction.value})[/dim]")
+        for sql in s.step.sql:
+            console.print("   " + escape(sql), soft_wrap=True)
+
+
+# --- command ----------------------------------------------------------------------------------
+
+
+def plan_command(
+    project: Annotated[
+        Path | None,
+        typer.Argument(help="Alembic project directory (default: the current directory).", show_default=False),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option("--database-url", envvar="HELIOS_DATABASE_URL",
+                     help="Database to compare against and read facts from (default: sqlalchemy.url "
+                     "of the Alembic configuration). Read-only."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Alembic configuration file (default: alembic.ini).")
+    ] = None,
+    sql_file: Annotated[
+        Path | None,
+        typer.Option("--sql", help="Estimate the statements of this SQL file instead of running autogenerate."),
+    ] = None,
+    pg_version: Annotated[
+        str | None,
+        typer.Option("--pg-version", help="With --sql and no database: the PostgreSQL version to assume."),
+    ] = None,
+    no_calibrate: Annotated[
+        bool, typer.Option("--no-calibrate", help="Use the documented default throughput instead of a timed scan.")
+    ] = False,
+    write_sample: Annotated[
+        float,
+        typer.Option("--write-sample", help="Seconds between the two samples that measure write rates (0: skip)."),
+    ] = DEFAULT_WRITE_SAMPLE_S,
+    output_format: Annotated[PlanFormat, typer.Option("--format", help="Output format.")] = PlanFormat.TEXT,
+) -> None:
+    """Show the plan autogenerate would write and its impact on the live database, writing nothing.
+
+    Exit codes: 0 shown, 2 usage, configuration or connection errors.
+    """
+    options = PlanOptions(
+        project=(project or Path.cwd()).resolve(),
+        config=config.resolve() if config else None,
+        database_url=database_url,
+        sql_file=sql_file,
+        pg_version=pg_version,
+        calibrate=not no_calibrate,
+        write_sample_s=max(write_sample, 0.0),
+    )
+    try:
+        impact = build_impact(options)
+    except PlanUsageError as exc:
+        typer.echo(f"helios-migrate plan: {exc}", err=True)
+        raise typer.Exit(2) from None
+    text = render(impact, output_format)
+    if text is None:
+        _print_text(impact)
+    else:
+        sys.stdout.write(text)
