@@ -83,6 +83,7 @@ from .llm.cli import design_command, explain_command, llm_app  # noqa: E402
 app.add_typer(llm_app, name="llm")
 app.command("explain")(explain_command)
 app.command("design")(design_command)
+app.command("plan")(__import__("helios_migrate.plan_command", fromlist=["plan_command"]).plan_command)
 app.command("verify")(__import__("helios_migrate.verify.command", fromlist=["verify_command"]).verify_command)
 
 
