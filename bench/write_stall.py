@@ -1,0 +1,391 @@
+#!/usr/bin/env python3
+"""Longest write stall: plain Alembic vs helios-migrate, on the same changes, under the same writer.
+
+    python bench/write_stall.py                      # 1,000,000 orders, every change, PostgreSQL 18
+    python bench/write_stall.py --rows 200000 --changes public_id,item_count
+    python bench/write_stall.py --server debian      # PostgreSQL 15 from /usr/lib/postgresql/15/bin
+
+For each change of the shop example's version 2 models (``examples/shop/models_v2.py``), on a fresh
+copy of a database holding ``--rows`` orders:
+
+(a) **plain**: the operations plain ``alembic revision --autogenerate`` emits for that change, rendered
+    to SQL by Alembic, run in one transaction (as ``alembic upgrade`` runs a revision);
+(b) **helios**: ``alembic revision --autogenerate`` with the helios plugin on a project whose models
+    carry only that change, then ``alembic upgrade head``. When the plugin does not produce a plan
+    (``--helios handwritten``, or ``auto`` and the revision holds only plain operations) the lock-safe
+    steps of :data:`helios_migrate.demo.LOCK_SAFE_V2` run instead.
+
+Both run while :class:`helios_migrate.workload.Workload` (2 writers: INSERT + UPDATE by id, 1 reader)
+works on ``orders``; the longest time one write took while the migration ran is its write stall.
+A last row, ``all of v2``, runs every change together (the revision a user would autogenerate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+
+from helios_migrate import pgserver  # noqa: E402
+from helios_migrate.demo import (  # noqa: E402
+    LOCK_SAFE_V2,
+    DemoError,
+    alembic,
+    copy_project,
+    is_helios_plan,
+    load_models,
+    op_key,
+    plain_ops,
+    render_plain_sql,
+    run_lock_safe,
+    seed,
+)
+from helios_migrate.workload import Workload  # noqa: E402
+
+# Each change as an edit of the version 1 models (examples/shop/models.py): (old, new) pairs.
+IMPORTS = (
+    "import enum\n",
+    "import enum\nimport uuid\n\nfrom sqlalchemy import CheckConstraint, Uuid, text\n",
+)
+EDITS: dict[str, list[tuple[str, str]]] = {
+    "column:currency": [
+        (
+            "    note: Mapped[str | None] = mapped_column(Text)\n",
+            "    note: Mapped[str | None] = mapped_column(Text)\n"
+            '    currency: Mapped[str] = mapped_column(String(3), server_default="EUR")\n',
+        )
+    ],
+    "column:public_id": [
+        (
+            "    note: Mapped[str | None] = mapped_column(Text)\n",
+            "    note: Mapped[str | None] = mapped_column(Text)\n"
+            "    public_id: Mapped[uuid.UUID | None] = mapped_column(\n"
+            '        Uuid, server_default=text("gen_random_uuid()")\n'
+            "    )\n",
+        )
+    ],
+    "column:referred_by_id": [
+        (
+            "referred_by_id: Mapped[int | None] = mapped_column(BigInteger)",
+            'referred_by_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)',
+        )
+    ],
+    "column:item_count": [
+        (
+            'item_count: Mapped[int] = mapped_column(Integer, server_default="0")',
+            'item_count: Mapped[int] = mapped_column(BigInteger, server_default="0")',
+        )
+    ],
+    "column:total": [
+        (
+            "total: Mapped[decimal.Decimal] = mapped_column(Numeric(10, 2))",
+            "total: Mapped[decimal.Decimal] = mapped_column(Numeric(12, 2))",
+        )
+    ],
+    "constraint:ck_orders_total_nonnegative": [
+        (
+            '    __tablename__ = "orders"\n',
+            '    __tablename__ = "orders"\n'
+            '    __table_args__ = (CheckConstraint("total >= 0", name="total_nonnegative"),)\n',
+        )
+    ],
+}
+SHORT = {key: key.split(":", 1)[1] for key in EDITS}
+ALL = "all of v2"
+
+
+@dataclass
+class Run:
+    mode: str
+    how: str
+    duration_s: float
+    write_stall_s: float
+    read_stall_s: float
+    writes: int
+    errors: int
+
+
+@dataclass
+class Row:
+    change: str
+    title: str
+    plain: Run
+    helios: Run
+
+    @property
+    def ratio(self) -> float:
+        return self.plain.write_stall_s / max(self.helios.write_stall_s, 1e-4)
+
+
+def edited_models(v1: str, keys: list[str]) -> str:
+    text = v1.replace(*IMPORTS)
+    for key in keys:
+        for old, new in EDITS[key]:
+            if old not in text:
+                raise DemoError(f"examples/shop/models.py changed: cannot apply {key} ({old!r})")
+            text = text.replace(old, new, 1)
+    return text
+
+
+class Bench:
+    def __init__(
+        self, args: argparse.Namespace, base: Path, server: pgserver.RunningServer
+    ) -> None:
+        self.args = args
+        self.base = base
+        self.server = server
+        self.template = "shop_template"
+        self.counter = 0
+
+    def build_template(self) -> None:
+        url = pgserver.create_database(self.server, self.template, "template0")
+        project = copy_project(self.base / "template-project")
+        alembic(project, url, "upgrade", "head")
+        began = time.monotonic()
+        seed(url, self.args.rows, items=self.args.items)
+        print(f"seeded {self.args.rows:,} orders in {time.monotonic() - began:.1f} s", flush=True)
+
+    def clone(self) -> tuple[str, str]:
+        self.counter += 1
+        name = f"shop_{self.counter}"
+        strategy = "file_copy" if self.server.version.major >= 15 else None
+        url = pgserver.create_database(self.server, name, self.template, strategy=strategy)
+        return name, url
+
+    def under_load(self, url: str, mode: str, how: str, action: object) -> Run:
+        assert callable(action)
+        with Workload(
+            url, "orders", writers=self.args.writers, readers=1, max_duration_s=1800, seed=7
+        ) as load:
+            time.sleep(0.3)
+            t0 = time.monotonic()
+            action()
+            t1 = time.monotonic()
+            time.sleep(0.2)
+        window = load.stalls_between(t0, t1)
+        return Run(
+            mode=mode,
+            how=how,
+            duration_s=round(t1 - t0, 3),
+            write_stall_s=round(window.write_s, 4),
+            read_stall_s=round(window.read_s, 4),
+            writes=window.writes,
+            errors=window.errors,
+        )
+
+    def plain(self, keys: list[str], plain_sql: str) -> Run:
+        name, url = self.clone()
+        try:
+
+            def apply() -> None:
+                with psycopg.connect(url) as conn:  # one transaction, as alembic upgrade runs it
+                    conn.execute(plain_sql.encode())
+                    conn.commit()
+
+            return self.under_load(url, "plain", "Alembic's SQL, one transaction", apply)
+        finally:
+            pgserver.drop_database(self.server, name)
+
+    def helios(self, keys: list[str], v1_models: str) -> Run:
+        name, url = self.clone()
+        project = self.base / f"project-{self.counter}"
+        try:
+            copy_project(project)
+            (project / "models.py").write_text(edited_models(v1_models, keys))
+            use_plugin = self.args.helios != "handwritten"
+            source = ""
+            if use_plugin:
+                alembic(project, url, "revision", "--autogenerate", "-m", "bench")
+                revisions = [
+                    p
+                    for p in (project / "migrations" / "versions").glob("*.py")
+                    if not p.name.startswith("0001_")
+                ]
+                source = revisions[0].read_text() if revisions else ""
+                if not is_helios_plan(source):
+                    if self.args.helios == "plugin":
+                        raise DemoError(f"{keys}: the plugin wrote no lock-safe plan")
+                    use_plugin = False
+                    print(" [the plugin wrote plain operations]", end="", flush=True)
+                    for p in revisions:
+                        p.unlink()
+            if use_plugin:
+                return self.under_load(
+                    url,
+                    "helios",
+                    "autogenerated plan",
+                    lambda: alembic(project, url, "upgrade", "head"),
+                )
+            safe = [c for c in LOCK_SAFE_V2 if c.key in keys]
+            return self.under_load(
+                url,
+                "helios",
+                "hand-written lock-safe steps",
+                lambda: run_lock_safe(url, safe, batch_pause_s=0.05),
+            )
+        finally:
+            pgserver.drop_database(self.server, name)
+            shutil.rmtree(project, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--rows", type=int, default=1_000_000, help="orders (default 1,000,000)")
+    parser.add_argument(
+        "--items", type=int, default=100_000, help="order items (default 100,000; not migrated)"
+    )
+    parser.add_argument(
+        "--changes",
+        default=",".join(SHORT.values()),
+        help=f"comma-separated subset of: {', '.join(SHORT.values())} (default: all)",
+    )
+    parser.add_argument("--no-all", action="store_true", help="skip the all-changes-together row")
+    parser.add_argument(
+        "--helios",
+        choices=("auto", "plugin", "handwritten"),
+        default="auto",
+        help="helios side: the plugin's autogenerated plan (auto falls back to the hand-written "
+        "lock-safe steps when the plugin writes plain operations)",
+    )
+    parser.add_argument("--writers", type=int, default=2)
+    parser.add_argument("--server", choices=("embedded", "debian"), default="embedded")
+    parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
+    args = parser.parse_args(argv)
+
+    by_short = {v: k for k, v in SHORT.items()}
+    wanted = [c.strip() for c in args.changes.split(",") if c.strip()]
+    unknown = [c for c in wanted if c not in by_short]
+    if unknown:
+        parser.error(f"unknown change(s): {', '.join(unknown)}")
+    keys = [by_short[c] for c in wanted]
+    titles = {c.key: c.title for c in LOCK_SAFE_V2}
+
+    base = Path(tempfile.mkdtemp(prefix="helios-bench-"))
+    try:
+        try:
+            if args.server == "embedded":
+                server = pgserver.start_embedded(base / "pg")
+            else:
+                server = pgserver.start_debian(base / "pg")
+        except pgserver.ServerStartError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        try:
+            return _run(args, base, server, keys, titles)
+        except DemoError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _run(
+    args: argparse.Namespace,
+    base: Path,
+    server: pgserver.RunningServer,
+    keys: list[str],
+    titles: dict[str, str],
+) -> int:
+    print(
+        f"PostgreSQL {server.version} ({args.server}); {args.rows:,} orders; "
+        f"{args.writers} writers + 1 reader on orders",
+        flush=True,
+    )
+    bench = Bench(args, base, server)
+    bench.build_template()
+    template_url = server.database_url(bench.template)
+    v1_models = (base / "template-project" / "models.py").read_text()
+    v2 = load_models(base / "template-project" / "models_v2.py")
+    operations = plain_ops(template_url, v2.metadata)
+    by_key: dict[str, list[object]] = {}
+    for op in operations:
+        by_key.setdefault(op_key(op), []).append(op)
+    with psycopg.connect(server.url, autocommit=True) as conn:  # nobody may use it while cloned
+        conn.execute(f'ALTER DATABASE "{bench.template}" WITH ALLOW_CONNECTIONS false')
+
+    rows: list[Row] = []
+    plans = [(k, [k], titles.get(k, k)) for k in keys]
+    if not args.no_all and len(keys) > 1:
+        plans.append((ALL, keys, "every change above in one revision"))
+    for name, change_keys, title in plans:
+        ops = [op for k in change_keys for op in by_key.get(k, [])]
+        if not ops:
+            print(f"{name}: plain autogenerate emits nothing for it; skipped", flush=True)
+            continue
+        plain_sql = render_plain_sql(ops)
+        short = SHORT.get(name, name)
+        print(f"-- {short}: plain ...", end="", flush=True)
+        plain_run = bench.plain(change_keys, plain_sql)
+        print(f" {plain_run.write_stall_s:.3f} s; helios ...", end="", flush=True)
+        helios_run = bench.helios(change_keys, v1_models)
+        print(f" {helios_run.write_stall_s:.3f} s ({helios_run.how})", flush=True)
+        rows.append(Row(short, title, plain_run, helios_run))
+
+    print()
+    print(f"Longest write stall, PostgreSQL {server.version}, {args.rows:,} rows in orders")
+    header = (
+        f"{'change':<28} {'plain stall':>12} {'helios stall':>13} {'ratio':>9} "
+        f"{'plain time':>11} {'helios time':>12}  helios side"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(
+            f"{row.change:<28} {row.plain.write_stall_s:>10.3f} s {row.helios.write_stall_s:>11.3f} s "
+            f"{row.ratio:>8.1f}x {row.plain.duration_s:>9.2f} s {row.helios.duration_s:>10.2f} s  "
+            f"{row.helios.how}"
+        )
+    singles = [r for r in rows if r.change != ALL]
+    if singles:
+        worst_plain = max(r.plain.write_stall_s for r in singles)
+        worst_helios = max(r.helios.write_stall_s for r in singles)
+        print("-" * len(header))
+        print(
+            f"{'worst single change':<28} {worst_plain:>10.3f} s {worst_helios:>11.3f} s "
+            f"{worst_plain / max(worst_helios, 1e-4):>8.1f}x"
+        )
+    errors = [(r.change, m.mode, m.errors) for r in rows for m in (r.plain, r.helios) if m.errors]
+    if errors:
+        print("operations of the load that failed while a migration ran (change, side, count):")
+        for change, mode, count in errors:
+            print(f"  {change} {mode}: {count}")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "server": str(server.version),
+                    "rows": args.rows,
+                    "writers": args.writers,
+                    "results": [
+                        {
+                            "change": r.change,
+                            "title": r.title,
+                            "plain": asdict(r.plain),
+                            "helios": asdict(r.helios),
+                            "ratio": round(r.ratio, 1),
+                        }
+                        for r in rows
+                    ],
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
