@@ -124,6 +124,8 @@ class IndexFacts:
     unique: bool = False
     primary: bool = False
     definition: str = ""
+    columns: tuple[str, ...] = ()
+    """Key columns in index order (expression columns left out)."""
 
 
 @dataclass(frozen=True)
@@ -281,6 +283,27 @@ class DatabaseFacts:
                 return matches[0]
         return None
 
+    # The planner's PlannerFacts protocol: the same facts decide the plan and estimate it.
+
+    def has_rows(self, table: QualifiedName) -> bool | None:
+        t = self.table(table)
+        return None if t is None else (t.row_estimate > 0 or t.pages > 0)
+
+    def covering_index(self, table: QualifiedName, columns: Sequence[str]) -> str | None:
+        t = self.table(table)
+        if t is None:
+            return None
+        for index in t.indexes:
+            if index.valid and index.columns[: len(columns)] == tuple(columns):
+                return index.name.name
+        return None
+
+    def primary_key(self, table: QualifiedName) -> tuple[str, ...] | None:
+        t = self.table(table)
+        if t is None:
+            return None
+        return next((i.columns for i in t.indexes if i.primary and i.columns), None)
+
     def session(self, pid: int) -> SessionFacts | None:
         for s in self.sessions:
             if s.pid == pid:
@@ -372,7 +395,11 @@ SELECT c.oid, n.nspname, c.relname, c.relkind,
 
 _INDEXES_SQL = """
 SELECT n.nspname, ic.relname, pg_relation_size(i.indexrelid), i.indisvalid, i.indisready,
-       i.indisunique, i.indisprimary, pg_get_indexdef(i.indexrelid)
+       i.indisunique, i.indisprimary, pg_get_indexdef(i.indexrelid),
+       ARRAY(SELECT a.attname::text
+               FROM unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY k(attnum, ord)
+               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+              ORDER BY k.ord)
   FROM pg_index i
   JOIN pg_class ic ON ic.oid = i.indexrelid
   JOIN pg_namespace n ON n.oid = ic.relnamespace
@@ -520,7 +547,7 @@ def _collect(
         estimate, source = _row_estimate(int(curpages), float(reltuples), int(relpages), int(width), block)
         indexes = tuple(
             IndexFacts(QualifiedName(str(r[1]), str(r[0])), int(r[2]), bool(r[3]), bool(r[4]),
-                       bool(r[5]), bool(r[6]), str(r[7]))
+                       bool(r[5]), bool(r[6]), str(r[7]), tuple(str(x) for x in (r[8] or ())))
             for r in q(_INDEXES_SQL, (oid,))
         )
         constraints = tuple(

@@ -284,6 +284,9 @@ def _estimate_step(
         fixed = model.metadata_s if work is WorkClass.METADATA else 0.0
         duration = DurationRange(max(fixed / 2, s * model.low_factor), s, s * model.high_factor)
 
+    if facts is not None and table is not None:
+        resolved = facts.table(table)
+        table = resolved.name if resolved is not None else table
     reasons, waits = _risks(step, effects, table, lock, work, duration, total, facts)
     return StepImpact(
         number, step, table, lock, blocks, work, total.rows, total.bytes, duration,
@@ -488,11 +491,12 @@ def _risks(
     if duration is not None and blocks_app:
         what = "reads and writes" if blocks_reads else "writes"
         held = duration.expected_s
+        critical_s = 30.0 if blocks_reads else 60.0
         text = (
             f"blocks {what} on {table or 'the table'} for ~{format_range(duration.low_s, duration.high_s)} "
             f"({work.value})"
         )
-        if held >= 60:
+        if held >= critical_s:
             reasons.append(Reason(RiskLevel.CRITICAL, text))
         elif held >= 5:
             reasons.append(Reason(RiskLevel.HIGH, text))

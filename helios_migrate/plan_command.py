@@ -110,16 +110,22 @@ def plan_for_changes(
     """The planner's lock-safe plan for ``changes`` when the planner is installed, else ``fallback``
     (the changes as written)."""
     try:
-        from . import planner  # type: ignore[attr-defined, unused-ignore]
+        from . import planner
     except ImportError:
         return fallback
     plan_changes = getattr(planner, "plan_changes", None)
     if plan_changes is None:
         return fallback
-    try:
-        result = plan_changes(list(changes), version, catalog=catalog, facts=facts)
-    except TypeError:
-        return fallback
+    policy = None
+    policy_cls = getattr(planner, "PlanPolicy", None)
+    if policy_cls is not None:
+        try:
+            from .check.engine import read_config
+
+            policy = policy_cls.from_config(read_config(Path.cwd()))
+        except Exception:  # no or unreadable configuration: the planner's defaults
+            policy = None
+    result = plan_changes(list(changes), version, catalog=catalog, facts=facts, policy=policy)
     return result if isinstance(result, Plan) else fallback
 
 
