@@ -42,6 +42,7 @@ from safety_rules.context import (
 
 from .changes import (
     AddConstraint,
+    AlterColumnType,
     Change,
     ConstraintKind,
     CreateTable,
@@ -98,6 +99,9 @@ class SourceStatement:
     sql: str
     location: Location
     revision: str | None = None
+    column_types: tuple[tuple[str, str, str], ...] = ()
+    """``(table, column, type)`` known before the statement runs although the SQL does not say
+    (Alembic's ``existing_type``): lets a type change be judged exactly offline."""
 
 
 @dataclass(frozen=True)
@@ -238,6 +242,8 @@ class _Walker:
         return values[0], values[1]
 
     def _statement(self, st: Statement, location: Location, src: SourceStatement) -> None:
+        if src.column_types:
+            st = replace(st, changes=tuple(_with_declared_type(ch, src.column_types) for ch in st.changes))
         effects = []
         for change in st.changes:
             try:
@@ -519,3 +525,12 @@ def _apply_suppressions(findings: list[Finding], inputs: LintInput, config: Conf
 def _key(s: Suppression) -> tuple[int, int, bool]:
     return (s.line, s.column, s.file_level)
 
+
+def _with_declared_type(change: Change, declared: tuple[tuple[str, str, str], ...]) -> Change:
+    """Fill ``AlterColumnType.old_type`` from a type the revision declared for that column."""
+    if not isinstance(change, AlterColumnType) or change.old_type is not None:
+        return change
+    for table, column, old_type in declared:
+        if table == change.on.name and column == change.column:
+            return replace(change, old_type=old_type)
+    return change

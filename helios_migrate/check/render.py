@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import dataclasses
 import io
 import itertools
 import sys
@@ -39,6 +40,9 @@ class EmittedStatement:
     column: int = 0
     end_line: int = 0
     end_column: int = 0
+    column_types: tuple[tuple[str, str, str], ...] = ()
+    """``(table, column, type)`` the revision declared for the column before the statement
+    (Alembic's ``existing_type``): the offline SQL does not carry it."""
 
 
 @dataclass(frozen=True)
@@ -63,15 +67,44 @@ class _Capture:
         self.filename = ""
         self.default_line = 0
         self.out: list[EmittedStatement] = []
+        self.column_types: tuple[tuple[str, str, str], ...] = ()
 
     def __call__(self, text: str) -> None:
         frame: types.FrameType | None = sys._getframe(1)
         while frame is not None and frame.f_code.co_filename != self.filename:
             frame = frame.f_back
-        if frame is None:
-            self.out.append(EmittedStatement(text, self.default_line))
-            return
-        self.out.append(_positioned(text, frame))
+        emitted = EmittedStatement(text, self.default_line) if frame is None else _positioned(text, frame)
+        if self.column_types:
+            emitted = dataclasses.replace(emitted, column_types=self.column_types)
+        self.out.append(emitted)
+
+    def declaring_existing_type(self, alter_column: Callable[..., Any]) -> Callable[..., Any]:
+        """Wrap the impl's ``alter_column`` so the statements it emits carry ``existing_type``."""
+
+        def wrapped(table_name: str, column_name: str, *args: Any, **kw: Any) -> Any:
+            existing = kw.get("existing_type")
+            declared: tuple[tuple[str, str, str], ...] = ()
+            if existing is not None and kw.get("type_") is not None:
+                try:
+                    declared = ((table_name, column_name, _pg_type(existing)),)
+                except Exception:  # a type the PostgreSQL dialect cannot compile: no hint
+                    declared = ()
+            self.column_types = declared
+            try:
+                return alter_column(table_name, column_name, *args, **kw)
+            finally:
+                self.column_types = ()
+
+        return wrapped
+
+
+def _pg_type(type_: Any) -> str:
+    from sqlalchemy.dialects import postgresql
+
+    from ..normalize import normalize_type
+
+    dialect: Any = postgresql.dialect()
+    return normalize_type(str(type_.compile(dialect=dialect)))
 
 
 def _positioned(text: str, frame: types.FrameType) -> EmittedStatement:
@@ -119,6 +152,7 @@ class RevisionRenderer:
             },
         )
         self._ctx.impl.static_output = self._capture
+        self._ctx.impl.alter_column = self._capture.declaring_existing_type(self._ctx.impl.alter_column)
         # Instance attributes, not subclasses: Alembic's module proxies (``op``, ``context``) are
         # registered per class and copy the bound methods of the instance they install.
         env = EnvironmentContext(self._alembic_config(), self._script(), as_sql=True)

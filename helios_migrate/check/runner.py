@@ -244,6 +244,7 @@ def _statements_of(
             s.sql,
             Location(path, s.line, s.column, s.end_line, s.end_column),
             rev.revision,
+            s.column_types,
         )
         for s in emitted
     ]
