@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -403,11 +404,22 @@ def _one_revision(
     data_up = snapshot_data(conn)
 
     say(f"{rev}: downgrade to {down_target}")
-    if not _step(result, "downgrade", tracer, options, url, conn,
-                 lambda: command.downgrade(cfg, down_target)):
+    declared = False
+    ok = _step(result, "downgrade", tracer, options, url, conn, lambda: command.downgrade(cfg, down_target))
+    if not ok and result.steps.get("downgrade") == "irreversible":
+        if snapshot_schema(conn).diff(schema_up):
+            # Steps before the irreversible one ran and committed: nothing left to compare.
+            return _recover_after_irreversible(result, cfg, command, down_target)
+        # Nothing ran: accept the declared data loss and check the rest of the downgrade.
+        say(f"{rev}: downgrade to {down_target} with {_ALLOW_DATA_LOSS}=1")
+        declared = True
+        with _env(_ALLOW_DATA_LOSS, "1"):
+            ok = _step(result, "downgrade", tracer, options, url, conn,
+                       lambda: command.downgrade(cfg, down_target))
+    if not ok:
         return False
     schema_down = snapshot_schema(conn)
-    _compare_down(result, schema_before, schema_down, data_before, data_up, conn)
+    _compare_down(result, schema_before, schema_down, data_before, data_up, conn, declared=declared)
 
     say(f"{rev}: upgrade again")
     try:
@@ -446,6 +458,12 @@ def _step(
         result.findings.append(Finding(Severity.ERROR, "wrong-database", str(exc), rev))
         return False
     except Exception as exc:
+        if step == "downgrade" and _is_irreversible(exc):
+            result.steps[step] = "irreversible"
+            result.findings.append(Finding(
+                Severity.WARNING, "irreversible",
+                f"the downgrade declares a step irreversible: {exc}", rev))
+            return False
         result.steps[step] = "failed"
         failing = next((s for s in reversed(tracer.statements[first:]) if s.error), None)
         where = f" at statement {failing.index}: {failing.sql[:200]}" if failing else ""
@@ -459,6 +477,45 @@ def _step(
     return True
 
 
+_ALLOW_DATA_LOSS = "HELIOS_ALLOW_DATA_LOSS"
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str) -> Iterator[None]:
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
+def _recover_after_irreversible(result: RevisionResult, cfg: Any, command: Any, down_target: str) -> bool:
+    """Stamp the parent and upgrade again (the upgrade's steps are safe to re-run)."""
+    try:
+        command.stamp(cfg, down_target)
+        command.upgrade(cfg, result.revision)
+    except Exception as exc:
+        result.steps["re-upgrade"] = "failed"
+        result.findings.append(Finding(
+            Severity.ERROR, "re-upgrade-failed",
+            f"after the partial downgrade, upgrading again failed: {_error_text(exc)}", result.revision))
+        return False
+    result.steps["re-upgrade"] = "ok"
+    return True
+
+
+def _is_irreversible(exc: BaseException) -> bool:
+    try:
+        from ..runtime import IrreversibleStep
+    except ImportError:  # pragma: no cover - the runtime helpers ship with the package
+        return False
+    return isinstance(exc, IrreversibleStep)
+
+
 def _compare_down(
     result: RevisionResult,
     schema_before: SchemaSnapshot,
@@ -466,6 +523,8 @@ def _compare_down(
     data_before: dict[str, tuple[TableInfo, TableData]],
     data_up: dict[str, tuple[TableInfo, TableData]],
     conn: psycopg.Connection[Any],
+    *,
+    declared: bool = False,
 ) -> None:
     rev = result.revision
     diff = schema_before.diff(schema_down)
@@ -476,7 +535,13 @@ def _compare_down(
             "(- before only, + after only):\n" + "\n".join(diff), rev))
     for d in compare_data(conn, data_before):
         code = "data-loss" if d.lost_columns else "data-mismatch"
-        result.findings.append(Finding(Severity.ERROR, code, f"after downgrade, {d.table}: {d.message}", rev))
+        if declared:
+            result.findings.append(Finding(
+                Severity.WARNING, "declared-data-loss",
+                f"after downgrade (data loss declared by the revision), {d.table}: {d.message}", rev))
+        else:
+            result.findings.append(Finding(
+                Severity.ERROR, code, f"after downgrade, {d.table}: {d.message}", rev))
     # Columns and tables the upgrade added and filled, which the downgrade drops with their values.
     from .schema import app_tables
 
