@@ -133,7 +133,8 @@ def _split_collation(
     return plain, str(collation)
 
 
-def _type_text(type_: Any) -> str:
+def sql_type_text(type_: Any) -> str:
+    """The canonical PostgreSQL spelling of a SQLAlchemy type (``sa.String(50)`` -> ``varchar(50)``)."""
     type_ = sa.types.to_instance(type_)
     return normalize_type(
         _DIALECT.type_compiler_instance.process(type_, identifier_preparer=_PREPARER)
@@ -183,7 +184,7 @@ def _column_def(column: sa.Column[Any], *, inline_references: bool = False) -> C
         type_text = serial
     else:
         plain, collation = _split_collation(column.type)
-        type_text = _type_text(plain)
+        type_text = sql_type_text(plain)
         default = _default_text(column.server_default)
 
     identity: IdentityKind | None = None
@@ -416,12 +417,12 @@ def _alter_column(op: alembic_ops.AlterColumnOp) -> list[Change]:
         old_type: str | None = None
         if op.existing_type is not None:
             old_plain, _ = _split_collation(sa.types.to_instance(op.existing_type))
-            old_type = _type_text(old_plain)
+            old_type = sql_type_text(old_plain)
         out.append(
             AlterColumnType(
                 on=on,
                 column=column,
-                new_type=_type_text(new_type),
+                new_type=sql_type_text(new_type),
                 using=None if using is None else _expr(using),
                 collation=collation,
                 old_type=old_type,

@@ -99,12 +99,9 @@ class _Capture:
 
 
 def _pg_type(type_: Any) -> str:
-    from sqlalchemy.dialects import postgresql
+    from alembic_plugin.changes_from_ops import sql_type_text
 
-    from ..normalize import normalize_type
-
-    dialect: Any = postgresql.dialect()
-    return normalize_type(str(type_.compile(dialect=dialect)))
+    return sql_type_text(type_)
 
 
 def _positioned(text: str, frame: types.FrameType) -> EmittedStatement:
