@@ -18,7 +18,14 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from helios_migrate.changes import Change, CreateTable, DropColumn, DropIndex, QualifiedName
+from helios_migrate.changes import (
+    Change,
+    CreateIndex,
+    CreateTable,
+    DropColumn,
+    DropIndex,
+    QualifiedName,
+)
 from helios_migrate.plan import Plan, TransactionMode
 from helios_migrate.planner import LiveFacts, PlannerFacts, PlanPolicy, plan_changes
 from helios_migrate.versions import PgVersion
@@ -50,12 +57,14 @@ class _Planning:
         facts: PlannerFacts | None,
         policy: PlanPolicy,
         new_tables: set[QualifiedName],
+        new_indexes: list[CreateIndex],
     ) -> None:
         self.version = version
         self.catalog = catalog
         self.facts = facts
         self.policy = policy
         self.new_tables = new_tables
+        self.new_indexes = new_indexes
 
     def plan(self, op: MigrateOperation, changes: list[Change]) -> Plan:
         recreate: dict[Change, list[Change]] = {}
@@ -72,6 +81,7 @@ class _Planning:
             policy=self.policy,
             recreate=recreate,
             new_tables=self.new_tables,
+            new_indexes=self.new_indexes,
         )
 
 
@@ -168,14 +178,13 @@ def plan_upgrade_ops(autogen_context: AutogenContext, upgrade_ops: UpgradeOps) -
     global _current
     version, _known = server_version(autogen_context)
     catalog, facts = _lookups(autogen_context)
-    new_tables = {
-        ch.on
-        for op in _leaves(upgrade_ops)
-        if type(op).__name__ == "CreateTableOp"
-        for ch in changes_from_op(op)
-        if isinstance(ch, CreateTable)
-    }
-    planning = _Planning(version, catalog, facts, _policy(), new_tables)
+    everything: list[Change] = []
+    for op in _leaves(upgrade_ops):
+        with contextlib.suppress(Exception):
+            everything.extend(changes_from_op(op))
+    new_tables = {ch.on for ch in everything if isinstance(ch, CreateTable)}
+    new_indexes = [ch for ch in everything if isinstance(ch, CreateIndex)]
+    planning = _Planning(version, catalog, facts, _policy(), new_tables, new_indexes)
     _current = planning
     _rewrite(upgrade_ops, planning)
 

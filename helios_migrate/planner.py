@@ -412,13 +412,15 @@ def plan_changes(
     policy: PlanPolicy | None = None,
     recreate: Mapping[Change, Sequence[Change]] | None = None,
     new_tables: Iterable[QualifiedName] = (),
+    new_indexes: Iterable[c.CreateIndex] = (),
 ) -> Plan:
     """The lock-safe plan for ``changes`` on a server of ``version``.
 
     ``facts`` says whether tables have rows and which indexes exist (unknown: assume rows and no
     index).  ``recreate`` maps a drop (``DropIndex``, ``DropColumn``, ``DropTable``) to the
     changes that re-create what it drops, for the downgrade.  ``new_tables`` are created earlier
-    in the same revision (tables created by ``changes`` are added automatically).
+    in the same revision (tables created by ``changes`` are added automatically), and
+    ``new_indexes`` indexes built elsewhere in it (they can support a new foreign key).
     """
     ctx = _Ctx(
         version=version,
@@ -426,7 +428,7 @@ def plan_changes(
         facts=facts,
         policy=policy or PlanPolicy(),
         new_tables=set(new_tables) | {ch.on for ch in changes if isinstance(ch, c.CreateTable)},
-        new_indexes=[ch for ch in changes if isinstance(ch, c.CreateIndex)],
+        new_indexes=[*new_indexes, *(ch for ch in changes if isinstance(ch, c.CreateIndex))],
         recreate=recreate or {},
         notes=[],
     )
