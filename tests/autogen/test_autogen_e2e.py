@@ -139,7 +139,9 @@ def test_interrupted_upgrade_runs_again(project: Project) -> None:
         stderr=subprocess.PIPE, text=True,
     )
     assert proc.stderr is not None
+    seen: list[str] = []
     for line in proc.stderr:
+        seen.append(line)
         if "backfill items.token" in line and "of ~" in line:
             break
     proc.send_signal(signal.SIGKILL)
