@@ -399,6 +399,7 @@ def _run_rules(
             by_txn.setdefault(st.transaction.number, []).append(st)
     findings: list[Finding] = []
     checked = [st for st in statements if st.index not in walker.bookkeeping]
+    all_checked = tuple(checked)
     for position, st in enumerate(checked):
         snap = walker.snapshots[st.index]
         group = by_txn.get(st.transaction.number, []) if st.transaction.in_block else []
@@ -408,7 +409,7 @@ def _run_rules(
             ctx = RuleContext(
                 change=change, effect=effect, change_index=i, statement=st,
                 earlier=earlier, later=later, version=version, config=config,
-                preceding=tuple(checked[:position]),
+                all_statements=all_checked, position=position,
                 catalog=catalog, facts=facts, created_tables=snap.created,
                 not_valid_constraints=snap.not_valid, proven_not_null=snap.proven,
                 checked_tables=snap.checked, held_locks=snap.held,

@@ -145,8 +145,9 @@ class RuleContext:
     """Later statements of the same transaction block, in order (empty outside a block)."""
     version: PgVersion
     config: Config
-    preceding: tuple[StatementInfo, ...] = ()
-    """Every earlier statement of the input, in order, whatever its transaction."""
+    all_statements: tuple[StatementInfo, ...] = ()
+    """Every statement of the input, in order (``position`` is this one's place in it)."""
+    position: int = 0
     catalog: SchemaLookup | None = None
     facts: TableFacts | None = None
     created_tables: tuple[QualifiedName, ...] = ()
@@ -163,6 +164,16 @@ class RuleContext:
     """The strongest lock per relation already held by this transaction when the statement starts."""
 
     # --- questions rules ask ------------------------------------------------------------------
+
+    @property
+    def preceding(self) -> tuple[StatementInfo, ...]:
+        """Every earlier statement of the input, in order, whatever its transaction."""
+        return self.all_statements[: self.position]
+
+    @property
+    def following(self) -> tuple[StatementInfo, ...]:
+        """Every later statement of the input, in order, whatever its transaction."""
+        return self.all_statements[self.position + 1 :]
 
     @property
     def in_transaction(self) -> bool:

@@ -42,7 +42,7 @@ from collections.abc import Iterator
 from helios_migrate.changes import TransactionAction, TransactionControl
 from helios_migrate.findings import Severity
 
-from .context import RuleContext, RuleKind, Violation
+from .context import RuleContext, RuleKind, StatementInfo, Violation
 
 CODE = "HM409"
 NAME = "transaction-nesting"
@@ -61,7 +61,38 @@ def check(ctx: RuleContext) -> Iterator[Violation]:
             help="Remove the inner BEGIN/COMMIT.",
         )
     elif ch.action is not TransactionAction.BEGIN and not ctx.in_transaction:
+        if _closes_early(ctx.preceding):
+            return  # reported at the COMMIT/ROLLBACK that closed the block early
         yield Violation(
             f"{ch.action.value.upper()} with no transaction block open",
             help="Remove it, or add the BEGIN it belongs to.",
         )
+    elif ch.action is not TransactionAction.BEGIN and _next_control(ctx.following) not in (
+        None,
+        TransactionAction.BEGIN,
+    ):
+        # Inside a block, but the block's own COMMIT follows (Alembic's, at the end of the
+        # revision): this statement ends the migration's transaction early.
+        yield Violation(
+            f"{ch.action.value.upper()} ends the enclosing transaction early: the statements after "
+            "it run in autocommit, and the transaction's own COMMIT finds no block open",
+            help="Use op.get_context().autocommit_block() for statements that must run outside "
+            "a transaction, instead of a COMMIT of your own.",
+        )
+
+
+def _next_control(statements: tuple[StatementInfo, ...]) -> TransactionAction | None:
+    for st in statements:
+        for ch in st.changes:
+            if isinstance(ch, TransactionControl):
+                return ch.action
+    return None
+
+
+def _closes_early(earlier: tuple[StatementInfo, ...]) -> bool:
+    """Was the block closed by a COMMIT/ROLLBACK followed by no BEGIN (already reported)?"""
+    for st in reversed(earlier):
+        for ch in st.changes:
+            if isinstance(ch, TransactionControl):
+                return ch.action is not TransactionAction.BEGIN and st.transaction.in_block
+    return False
