@@ -49,6 +49,10 @@ def verify_command(
     stairway: Annotated[
         bool, typer.Option("--stairway/--no-stairway", help="Downgrade and upgrade again after each upgrade.")
     ] = True,
+    settle_ms: Annotated[
+        int,
+        typer.Option("--settle-ms", min=0, help="Pause at the end of each DDL command (locks held) so fast statements are sampled."),
+    ] = 20,
     output_format: Annotated[VerifyFormat, typer.Option("--format", help="Report format.")] = VerifyFormat.TEXT,
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Write the report to this file instead of stdout.")
@@ -77,6 +81,7 @@ def verify_command(
         rows=rows,
         load=load,
         stairway=stairway,
+        settle_s=settle_ms / 1000,
     )
     progress = Progress(TextColumn("filling {task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
                         console=err, transient=True, disable=rows < 100_000)

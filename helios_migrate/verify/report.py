@@ -24,11 +24,20 @@ def _ms(seconds: float | None) -> str:
 
 
 def _observed(st: TracedStatement) -> str:
+    """Locks on tables first; locks on indexes and sequences no stronger than their table's are
+    counted, not listed (the JSON report has every one)."""
     if not st.locks:
         return "no lock on existing relations"
     parts = []
+    folded = 0
     for name, held in sorted(st.locks.items(), key=lambda kv: (-kv[1].mode, kv[0])):
+        owner = st.locks.get(held.table or "") if held.kind in ("i", "I") else None
+        if held.kind == "S" or (owner is not None and held.mode <= owner.mode):
+            folded += 1
+            continue
         parts.append(f"{held.mode.sql_name} on {name} ({_ms(held.held_s)})")
+    if folded:
+        parts.append(f"+{folded} on its indexes/sequences")
     return ", ".join(parts)
 
 

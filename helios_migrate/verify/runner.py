@@ -288,7 +288,7 @@ def run_verify(options: VerifyOptions, echo: Echo | None = None, progress: Any =
     with scratch_database(options, say) as (url, description, version):
         report.server, report.version = description, str(version)
         cfg.set_main_option("sqlalchemy.url", _sqlalchemy_url(url).replace("%", "%%"))
-        _run(report, options, cfg, chain, url, version, say, progress)
+        _run(report, options, cfg, script, chain, url, version, say, progress)
     report.duration_s = time.monotonic() - began
     return report
 
@@ -301,6 +301,7 @@ def _run(
     report: VerifyReport,
     options: VerifyOptions,
     cfg: Any,
+    script: Any,
     chain: list[tuple[str, str | None, str]],
     url: str,
     version: PgVersion,
@@ -314,9 +315,16 @@ def _run(
         raise VerifyUsageError(f"the first revision under test, {chain[0][0]}, is a merge point")
     start_at = _current_revision(url)
     try:
-        if first_parent and start_at != first_parent:
-            say(f"migrating the scratch database to {first_parent}")
-            command.upgrade(cfg, first_parent)
+        if start_at != first_parent:
+            target = first_parent or "base"
+            say(f"migrating the scratch database to {target}")
+            order = [r for r, _, _ in revision_chain(script, None)]
+            ahead = start_at is not None and (
+                first_parent is None
+                or (start_at in order and first_parent in order
+                    and order.index(start_at) > order.index(first_parent))
+            )
+            (command.downgrade if ahead else command.upgrade)(cfg, target)
     except Exception as exc:
         report.findings.append(Finding(
             Severity.ERROR, "setup-failed",
