@@ -151,3 +151,18 @@ def test_interrupted_upgrade_runs_again(project: Project) -> None:
     project.alembic("upgrade", "head")
     assert project.count("SELECT count(*) FROM items WHERE token IS NULL") == 0
     assert project.alembic("check", check=False).returncode == 0
+
+
+def test_env_hook_fallback_plans_without_the_plugin_line(project: Project) -> None:
+    env = (project.root / "env.py").read_text()
+    env = env.replace(
+        'autogenerate_plugins=["alembic.autogenerate.*", "helios"],',
+        "process_revision_directives=chain(),",
+    ).replace("import models\n", "import models\nfrom alembic_plugin.env_hook import chain\n")
+    (project.root / "env.py").write_text(env)
+    project.write_models(models_source(CASES["set-not-null"][0]))
+    revision = project.autogenerate()
+    assert "VALIDATE CONSTRAINT items_note_not_null" in revision
+    assert "DROP NOT NULL" in revision.split("def downgrade")[1]
+    project.alembic("upgrade", "head")
+    project.alembic("downgrade", "-1")
