@@ -78,6 +78,9 @@ def demo(
 from .check.command import check_command  # noqa: E402
 
 app.command("check")(check_command)
+from .init_command import init_command  # noqa: E402
+
+app.command("init")(init_command)
 from .llm.cli import design_command, explain_command, llm_app  # noqa: E402
 
 app.add_typer(llm_app, name="llm")
