@@ -62,6 +62,7 @@ from . import (
     transaction_nesting,
     trigger_on_existing_table,
     truncate_table,
+    revision_not_rendered,
     unanalysed_statement,
     unbatched_backfill,
     unsupported_on_server_version,
@@ -123,6 +124,7 @@ RULE_MODULES: tuple[ModuleType, ...] = (
     syntax_error,
     unused_suppression,
     unanalysed_statement,
+    revision_not_rendered,
 )
 
 DOC_SECTIONS: tuple[str, ...] = ("What it does", "Why is this bad?", "Example", "Use instead")
@@ -143,6 +145,8 @@ class Rule:
     check: CheckFunction
     doc: str
     module: str
+    revision_only: bool = False
+    """Reported for Alembic revision files only; the documentation examples are revisions."""
 
     @classmethod
     def from_module(cls, module: ModuleType) -> Rule:
@@ -157,6 +161,7 @@ class Rule:
             check=module.check,
             doc=module.__doc__ or "",
             module=module.__name__,
+            revision_only=bool(getattr(module, "REVISION_ONLY", False)),
         )
 
     @property

@@ -9,10 +9,10 @@ class CheckUsageError(Exception):
     """Bad arguments, configuration or environment: one clear message, exit code 2."""
 
 
-REVISION_NOT_RENDERED = ("HM903", "revision-not-rendered")
+REVISION_NOT_RENDERED = ("HM904", "revision-not-rendered")
 """A revision could not be rendered to SQL offline and was checked from its Python source."""
 
-REVISION_NOT_PARSED = ("HM901", "parse-error")
+REVISION_NOT_PARSED = ("HM901", "syntax-error")
 """A revision file is not valid Python (or a SQL file is not valid SQL)."""
 
 

@@ -50,7 +50,7 @@ _DIRECTIVE = re.compile(r"^#\s*(?P<key>[a-z-]+)\s*(?::\s*(?P<value>.*))?$")
 _KEYS = {"expect", "absent", "message", "pg", "lock-timeout", "downgrade", "module", "small", "hot", "severity"}
 _OP_CALL = re.compile(r"\bop\.(?!get_context\b)\w+\s*\(")
 _MARK = "# <-"
-_TOOL_PROBLEMS = ("HM901", "HM903")
+_TOOL_PROBLEMS = ("HM901", "HM903", "HM904")
 
 
 @dataclass

@@ -86,11 +86,11 @@ def test_project_end_to_end(tmp_path: Path) -> None:
     assert (index_code, line_of(DANGEROUS, "op.create_index")) in _at(findings, v + "0002_nickname.py")
     # The one whose import fails is read from its source, and says so.
     broken = _at(findings, v + "0003_kind.py")
-    assert ("HM903", line_of(BROKEN_IMPORT, "from myapp")) in broken
+    assert ("HM904", line_of(BROKEN_IMPORT, "from myapp")) in broken
     assert (index_code, line_of(BROKEN_IMPORT, "op.create_index")) in broken
-    hm903 = next(f for f in findings if f["code"] == "HM903")
-    assert hm903["severity"] == "warning"
-    assert "myapp" in str(hm903["message"])
+    hm904 = next(f for f in findings if f["code"] == "HM904")
+    assert hm904["severity"] == "warning"
+    assert "myapp" in str(hm904["message"])
     # The ignore comment suppresses the finding, and is used (no HM902).
     ignored = _at(findings, v + "0004_flag.py")
     assert (index_code, line_of(IGNORED, "op.create_index")) not in ignored
