@@ -4,7 +4,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from llm_fake_server import FakeLLMServer, Reply, load_replies
+from .llm_fake_server import FakeLLMServer, Reply, load_replies
 
 from helios_migrate.llm.client import LlmClient
 from helios_migrate.llm.config import LlmConfig

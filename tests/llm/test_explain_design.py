@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from llm_fake_server import FakeLLMServer
+from .llm_fake_server import FakeLLMServer
 from typer.testing import CliRunner
 
 from helios_migrate.cli import app
@@ -67,7 +67,7 @@ def test_explain_revision_file_with_llm(tmp_path: Path, monkeypatch: pytest.Monk
     )
     monkeypatch.chdir(tmp_path)
     with FakeLLMServer() as fake:
-        from llm_fake_server import load_replies
+        from .llm_fake_server import load_replies
 
         fake.add(*load_replies("explain_good"))
         monkeypatch.setenv("HELIOS_LLM_BASE_URL", fake.base_url)
@@ -123,7 +123,7 @@ def test_design_cli_refines_a_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_db: str, pg_server: RunningServer
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    from llm_fake_server import load_replies
+    from .llm_fake_server import load_replies
 
     existing = tmp_path / "models.py"
     existing.write_text("# the blog models\n")

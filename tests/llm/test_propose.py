@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from llm_fake_server import FakeLLMServer
+from .llm_fake_server import FakeLLMServer
 
 from helios_migrate.llm.client import LlmClient
 from helios_migrate.llm.propose import LLM_MARK, PlanContext, ProposalResult, propose_plan

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from llm_fake_server import FakeLLMServer
+from .llm_fake_server import FakeLLMServer
 
 from helios_migrate.changes import AddColumn, ColumnDef, DropColumn, QualifiedName
 from helios_migrate.llm.client import LlmClient
