@@ -32,6 +32,7 @@ Example revision body::
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -385,46 +386,58 @@ def backfill(
                     "runtime.backfill(), or give the column a server_default"
                 )
             return
-        batch = (
-            f"UPDATE {tbl} SET {col} = {expression} WHERE ({key_list}) IN "
-            f"(SELECT {key_list} FROM {tbl} WHERE {pending} ORDER BY {key_list} LIMIT {int(batch_size)} "
-            "FOR UPDATE SKIP LOCKED)"
-        )
+        # Keyset pagination: each batch starts after the last key of the previous one, so the
+        # whole backfill reads the table once through its key index (rescanning from the start
+        # for "the next rows still NULL" would read the filled part again on every batch).
+        expr_sql = expression.replace(":", r"\:")
+        pending_sql = pending.replace(":", r"\:")
+        params = ", ".join(f":k{i}" for i in range(len(keys)))
+        newest_first = ", ".join(f"{k} DESC" for k in keys)
+
+        def batch_sql(after_last: bool) -> str:
+            after = f" AND ({key_list}) > ({params})" if after_last else ""
+            return (
+                f"WITH updated AS (UPDATE {tbl} SET {col} = {expr_sql} WHERE ({key_list}) IN "
+                f"(SELECT {key_list} FROM {tbl} WHERE ({pending_sql}){after} "
+                f"ORDER BY {key_list} LIMIT {int(batch_size)} FOR UPDATE) RETURNING {key_list}) "
+                f"SELECT count(*) OVER (), {key_list} FROM updated ORDER BY {newest_first} LIMIT 1"
+            )
+
         if _offline(op):
             _exec(
                 op,
-                f"-- backfill {tbl}.{col} in batches of {batch_size} rows, each its own "
-                f"transaction, {pause_ms} ms apart, until no row matches {pending}"
+                f"-- backfill {tbl}.{col} in batches of {batch_size} rows by ({key_list}), each its "
+                f"own transaction, {pause_ms} ms apart, until no row matches {pending}"
             )
-            for sql in ["BEGIN", *_timeouts(lock_timeout, statement_timeout), batch, "COMMIT"]:
+            first = batch_sql(False).replace(r"\:", ":")
+            for sql in ["BEGIN", *_timeouts(lock_timeout, statement_timeout), first, "COMMIT"]:
                 _exec(op, sql)
             return
         bind = op.get_bind()
         total = _scalar(op, f"SELECT count(*) FROM {tbl} WHERE {pending}") or 0
         done = 0
         started = time.monotonic()
-        skipped_rounds = 0
-        counted: list[int] = []
+        last: tuple[Any, ...] | None = None
+        results: list[tuple[Any, ...] | None] = []
+        def run_batch(after: tuple[Any, ...] | None) -> None:
+            bind.exec_driver_sql("BEGIN")
+            for sql in _timeouts(lock_timeout, statement_timeout):
+                bind.exec_driver_sql(sql)
+            bound = {f"k{i}": v for i, v in enumerate(after)} if after is not None else {}
+            row = bind.execute(sa.text(batch_sql(after is not None)), bound).first()
+            results.append(tuple(row) if row is not None else None)
+            bind.exec_driver_sql("COMMIT")
+
         while True:
-
-            def body() -> None:
-                bind.exec_driver_sql("BEGIN")
-                for sql in _timeouts(lock_timeout, statement_timeout):
-                    bind.exec_driver_sql(sql)
-                result = bind.execute(sa.text(batch.replace(":", r"\:")))
-                counted.append(int(result.rowcount or 0))
-                bind.exec_driver_sql("COMMIT")
-
-            _retrying(op, f"backfill {tbl}.{col}", attempts, backoff, max_backoff, body)
-            rows = counted.pop() if counted else 0
-            if rows == 0:
-                # Rows locked by others were skipped: look again before declaring it done.
-                if not _scalar(op, f"SELECT EXISTS (SELECT 1 FROM {tbl} WHERE {pending})"):
-                    break
-                skipped_rounds += 1
-                time.sleep(min(1.0, 0.05 * skipped_rounds))
-                continue
-            done += rows
+            _retrying(
+                op, f"backfill {tbl}.{col}", attempts, backoff, max_backoff,
+                functools.partial(run_batch, last),
+            )
+            row = results.pop() if results else None
+            if row is None:
+                break  # past the last key: every row that matched has been updated once
+            done += int(row[0])
+            last = tuple(row[1:])
             if progress:
                 elapsed = time.monotonic() - started
                 rate = done / elapsed if elapsed > 0 else 0.0
@@ -433,6 +446,13 @@ def backfill(
                 log.info("helios: backfill %s.%s: %d of ~%d rows, ETA %s", tbl, col, done, total, eta)
             if pause_ms:
                 time.sleep(pause_ms / 1000)
+        remaining = _scalar(op, f"SELECT count(*) FROM {tbl} WHERE {pending}") or 0
+        if remaining:
+            log.warning(
+                "helios: backfill %s.%s: %d rows still match %s (the expression gives them no "
+                "value); a NOT NULL step after this one will say so",
+                tbl, col, remaining, pending,
+            )
 
 
 def _allowed() -> bool:
