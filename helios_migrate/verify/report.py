@@ -26,8 +26,13 @@ def _ms(seconds: float | None) -> str:
 def _observed(st: TracedStatement) -> str:
     """Locks on tables first; locks on indexes and sequences no stronger than their table's are
     counted, not listed (the JSON report has every one)."""
+    earlier = ", ".join(
+        f"{m.sql_name} on {n}" for n, m in sorted(st.already_held.items())
+        if n not in st.locks and n in predicted_locks(st.effects)
+    )
+    earlier = f"already held: {earlier}" if earlier else ""
     if not st.locks:
-        return "no lock on existing relations"
+        return earlier or "no lock on existing relations"
     parts = []
     folded = 0
     for name, held in sorted(st.locks.items(), key=lambda kv: (-kv[1].mode, kv[0])):
@@ -38,7 +43,7 @@ def _observed(st: TracedStatement) -> str:
         parts.append(f"{held.mode.sql_name} on {name} ({_ms(held.held_s)})")
     if folded:
         parts.append(f"+{folded} on its indexes/sequences")
-    return ", ".join(parts)
+    return ", ".join(parts) + (f"; {earlier}" if earlier else "")
 
 
 def _predicted(effects: list[Effect], error: str | None) -> str:
@@ -73,6 +78,7 @@ def statement_dict(st: TracedStatement) -> dict[str, Any]:
                 for n, h in sorted(st.locks.items())
             },
             "rewritten": sorted(st.rewritten),
+            "already_held": {n: m.sql_name for n, m in sorted(st.already_held.items())},
         },
         "write_stall_ms": None if st.write_stall_s is None else round(st.write_stall_s * 1000, 2),
         "read_stall_ms": None if st.read_stall_s is None else round(st.read_stall_s * 1000, 2),

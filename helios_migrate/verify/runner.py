@@ -118,10 +118,18 @@ class VerifyReport:
 
 
 def _sqlalchemy_url(url: str) -> str:
+    """A SQLAlchemy URL (psycopg 3 driver) for a libpq URL or keyword conninfo string."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
-    return url
+    from urllib.parse import quote, urlencode
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = {k: str(v) for k, v in conninfo_to_dict(url).items()}
+    dbname = params.pop("dbname", "")
+    query = urlencode(params, safe="/")
+    return f"postgresql+psycopg:///{quote(dbname, safe='')}" + (f"?{query}" if query else "")
 
 
 def load_alembic(config_file: Path | None) -> tuple[Any, Any]:

@@ -113,6 +113,9 @@ class TracedStatement:
     """Existing tables and indexes that got a new ``relfilenode``."""
     rewritten_kinds: dict[str, str] = field(default_factory=dict)
     in_transaction: bool = True
+    already_held: dict[str, LockMode] = field(default_factory=dict)
+    """Locks the migration's session already held when the statement began (taken by earlier
+    statements of the same transaction): the statement needed no new lock on those relations."""
     write_stall_s: float | None = None
     read_stall_s: float | None = None
 
@@ -229,6 +232,7 @@ class Tracer:
         self._thread: threading.Thread | None = None
         self._filenodes: dict[int, tuple[str, str, int | None]] = {}
         self._target: tuple[str, str, str] | None = None
+        self._fast = False
         self.sampler_errors: list[str] = []
         self.samples = 0
 
@@ -287,7 +291,13 @@ class Tracer:
     # -- SQLAlchemy hooks -------------------------------------------------------------------------
 
     def _check_target(self, dbapi_conn: Any) -> None:
-        info = dbapi_conn.info
+        info = getattr(dbapi_conn, "info", None)
+        if info is None or not hasattr(info, "dbname") or not hasattr(info, "backend_pid"):
+            raise ScratchDatabaseMismatch(
+                f"the migration uses the {type(dbapi_conn).__module__} driver, whose connection "
+                "cannot be traced: env.py must use the URL from sqlalchemy.url as given "
+                "(postgresql+psycopg)"
+            )
         target = (info.dbname, info.host, str(info.port))
         if self._target is not None and target != self._target:
             raise ScratchDatabaseMismatch(
@@ -308,9 +318,17 @@ class Tracer:
         traced.in_transaction = not dbapi_conn.autocommit
         self._predict(dbapi_conn, traced)
         self._filenodes = self._read_filenodes(dbapi_conn)
+        with self._monitor_lock:
+            for (ep_pid, _oid, mode), ep in self._episodes.items():
+                if ep_pid == pid and ep.kind not in ("i", "I", "S"):
+                    held = traced.already_held.get(ep.relation)
+                    if held is None or mode > held:
+                        traced.already_held[ep.relation] = mode
         self.statements.append(traced)
         traced.started = time.monotonic()
         self._current = index
+        # Outside a transaction block the statement's locks go with it: sample without pause.
+        self._fast = not traced.in_transaction
 
     def _after(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
                executemany: bool) -> None:
@@ -350,6 +368,7 @@ class Tracer:
                 except psycopg.Error as exc:
                     self._note(exc)
             self._current = None
+            self._fast = False
 
     # -- prediction and relfilenodes --------------------------------------------------------------
 
@@ -396,7 +415,10 @@ class Tracer:
                     self._note(exc)
                     if self._monitor.closed:
                         return
-            self._stop.wait(self.sample_interval_s)
+            if self._fast:
+                time.sleep(0)  # let the migration's thread run; no pause between samples
+            else:
+                self._stop.wait(self.sample_interval_s)
 
     def _note(self, exc: BaseException) -> None:
         if len(self.sampler_errors) < 10:

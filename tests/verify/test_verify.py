@@ -94,7 +94,7 @@ WIDEN_QTY = Rev(
 
 def _verify(tmp_path: Path, url: str, revs: list[Rev], **kw: Any) -> VerifyReport:
     ini = make_project(tmp_path / "project", revs)
-    return run_verify(VerifyOptions(config_file=ini, database_url=url, rows=ROWS, **kw))
+    return run_verify(VerifyOptions(config_file=ini, database_url=url, **{"rows": ROWS, **kw}))
 
 
 def _codes(report: VerifyReport, severity: Severity | None = None) -> list[str]:
@@ -105,7 +105,9 @@ def _codes(report: VerifyReport, severity: Severity | None = None) -> list[str]:
 
 
 def test_lock_safe_revisions_pass_the_stairway(tmp_path: Path, fresh_db: str) -> None:
-    report = _verify(tmp_path, fresh_db, [TABLES, ADD_COLUMN, INDEX_CONCURRENTLY, FOREIGN_KEY_NOT_VALID])
+    report = _verify(
+        tmp_path, fresh_db, [TABLES, ADD_COLUMN, INDEX_CONCURRENTLY, FOREIGN_KEY_NOT_VALID], rows=10_000
+    )
     text = render(report, "text")
     assert report.exit_code == 0, text
     assert [r.steps for r in report.revisions] == [
@@ -120,7 +122,7 @@ def test_lock_safe_revisions_pass_the_stairway(tmp_path: Path, fresh_db: str) ->
     assert add.rewritten == []
     # The tables were filled: every one of the ROWS rows satisfies the CHECK.
     fills = {f.table: f.rows for f in report.revisions[1].fills}
-    assert fills == {"public.accounts": ROWS, "public.events": ROWS}
+    assert fills == {"public.accounts": 10_000, "public.events": 10_000}
 
 
 def test_real_rewrite_matches_prediction(tmp_path: Path, fresh_db: str) -> None:
