@@ -35,7 +35,7 @@ def process_revision_directives(context: Any, revision: Any, directives: Sequenc
     from alembic.operations import ops
 
     from .ops import LockSafePlanOp
-    from .planning import plan_upgrade_ops, register_renderer
+    from .planning import finish_revisions, plan_upgrade_ops, register_renderer
 
     register_renderer()
     if context.dialect is None or context.dialect.name != "postgresql":
@@ -52,6 +52,7 @@ def process_revision_directives(context: Any, revision: Any, directives: Sequenc
             planned = True
         if planned:
             script.downgrade_ops = [u.reverse() for u in script.upgrade_ops_list]
+    finish_revisions(context, revision, directives)
 
 
 def _has_plan(container: Any, kind: type) -> bool:

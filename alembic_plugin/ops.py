@@ -24,7 +24,7 @@ from helios_migrate.planner import duration_text
 if TYPE_CHECKING:
     from alembic.autogenerate.api import AutogenContext
 
-__all__ = ["LockSafePlanOp", "render_plan_op", "run_step", "step_lines"]
+__all__ = ["CommentOp", "LockSafePlanOp", "render_comment_op", "render_plan_op", "run_step", "step_lines"]
 
 PHASE_TEXT = {
     Phase.EXPAND: "EXPAND: additive, compatible with the code running now",
@@ -93,6 +93,25 @@ def _run_plan(operations: Operations, operation: LockSafePlanOp) -> None:
         run_step(operations, step)
 
 
+class CommentOp(MigrateOperation):
+    """Comment lines at their place in a revision (the impact header, why a revision was split,
+    a drop that may be a rename); runs nothing."""
+
+    def __init__(self, lines: Sequence[str], *, downgrade_lines: Sequence[str] = ()) -> None:
+        self.lines = tuple(lines)
+        self.downgrade_lines = tuple(downgrade_lines)
+
+    def reverse(self) -> CommentOp:
+        return CommentOp(self.downgrade_lines, downgrade_lines=self.lines)
+
+    def to_diff_tuple(self) -> Any:
+        return ()
+
+
+def render_comment_op(autogen_context: AutogenContext, op: CommentOp) -> list[str]:
+    return [line if line.startswith("#") else f"# {line}".rstrip() for line in op.lines]
+
+
 # --- running ------------------------------------------------------------------------------------
 
 
@@ -139,6 +158,8 @@ def _call(step: Step) -> tuple[str, list[Any], dict[str, Any]] | None:
 
 def run_step(operations: Any, step: Step) -> None:
     """Run one step through :mod:`helios_migrate.runtime` (``operations`` is Alembic's ``op``)."""
+    if step.guard:
+        runtime.data_losing_step(operations, step.description, step.guard)
     if step.inverse_loses_data and step.reason and step.description.startswith("undo:"):
         runtime.data_losing_step(operations, step.description, step.reason)
     call = _call(step)
@@ -176,6 +197,8 @@ def step_lines(step: Step) -> list[str]:
         lines += _comment(f"{step.description}: {step.reason}")
     else:
         lines += _comment(step.description)
+    if step.guard:
+        lines.append(f"runtime.data_losing_step(op, {step.description!r}, {step.guard!r})")
     if step.inverse_loses_data and step.description.startswith("undo:"):
         lines.append(
             f"runtime.data_losing_step(op, {step.description!r}, {step.reason or 'data is lost'!r})"

@@ -10,6 +10,7 @@ Example::
     lock_retries = 5
     backfill_batch_size = 10000
     backfill_pause_ms = 50
+    rename_strategy = "expand-contract"   # or "rename-with-view": how autogenerate plans renames
 
     [tool.helios-migrate.rules]
     select = ["ALL"]              # codes or prefixes ("HM1", "HM203"); "ALL" is every rule
@@ -118,6 +119,10 @@ class Config:
     lock_retries: int = 5
     backfill_batch_size: int = 10000
     backfill_pause_ms: int = 50
+    rename_strategy: str = "expand-contract"
+    """How autogenerate plans a rename: ``expand-contract`` (new column, sync trigger, backfill,
+    old column dropped in the contract phase) or ``rename-with-view`` (rename; a table keeps a
+    compatibility view under its old name until the contract phase)."""
     version_table: str = "alembic_version"
     """Alembic's bookkeeping table: statements on it are never findings."""
     sections: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
@@ -178,7 +183,7 @@ def config_from_mapping(data: Mapping[str, Any], source: str = "<config>") -> Co
     reader = _Reader(source)
     known_scalars = {
         "pg_version", "fail_on", "lock_timeout", "statement_timeout", "lock_retries",
-        "backfill_batch_size", "backfill_pause_ms", "version_table",
+        "backfill_batch_size", "backfill_pause_ms", "version_table", "rename_strategy",
     }
     sections: dict[str, Mapping[str, Any]] = {}
     for key, value in data.items():
@@ -213,9 +218,19 @@ def config_from_mapping(data: Mapping[str, Any], source: str = "<config>") -> Co
         backfill_batch_size=reader.integer(data, "backfill_batch_size", defaults.backfill_batch_size, minimum=1),
         backfill_pause_ms=reader.integer(data, "backfill_pause_ms", defaults.backfill_pause_ms, minimum=0),
         version_table=reader.string(data, "version_table", defaults.version_table),
+        rename_strategy=_rename_strategy(source, data.get("rename_strategy", defaults.rename_strategy)),
         sections=MappingProxyType(sections),
         source=source,
     )
+
+
+RENAME_STRATEGIES = ("expand-contract", "rename-with-view")
+
+
+def _rename_strategy(source: str, value: Any) -> str:
+    if value not in RENAME_STRATEGIES:
+        raise ConfigError(source, "rename_strategy", f"expected one of {', '.join(RENAME_STRATEGIES)}")
+    return str(value)
 
 
 def _rules(reader: _Reader, data: Any) -> RuleSelection:

@@ -90,6 +90,11 @@ class Step:
     earlier attempt is dropped before it is built again."""
     inverse_index: QualifiedName | None = None
     """The same, for an inverse that rebuilds an index concurrently (undoing a dropped index)."""
+    inverse_backfill: Backfill | None = None
+    """A batched backfill that undoes this step (copying a renamed column's values back)."""
+    guard: str | None = None
+    """The step destroys data nobody confirmed losing (a drop that may be half of a rename): it
+    refuses to run, naming this reason, unless ``HELIOS_ALLOW_DATA_LOSS=1``."""
 
     def effects(self, version: PgVersion, catalog: SchemaLookup | None = None) -> list[Effect]:
         """The knowledge base's view of every change this step makes."""
@@ -119,6 +124,8 @@ class Step:
             reason=self.irreversible_reason or "",
             index=self.inverse_index,
             inverse_index=self.index,
+            backfill=self.inverse_backfill,
+            inverse_backfill=self.backfill,
         )
 
 

@@ -908,3 +908,165 @@ def _add_enum_value(ch: c.AddEnumValue, ctx: _Ctx) -> list[Step]:
             reason="a new enum value cannot be used in the transaction that adds it: committed on its own",
         )
     ]
+
+
+# --- renames ------------------------------------------------------------------------------------
+
+RENAME_STRATEGIES = ("expand-contract", "rename-with-view")
+
+
+def _context(
+    version: PgVersion,
+    catalog: SchemaLookup | None,
+    facts: PlannerFacts | None,
+    policy: PlanPolicy | None,
+) -> _Ctx:
+    return _Ctx(version, catalog, facts, policy or PlanPolicy(), set(), [], {}, [])
+
+
+def plan_column_rename(
+    table: QualifiedName,
+    old: ColumnDef,
+    new: ColumnDef,
+    version: PgVersion,
+    *,
+    strategy: str = "expand-contract",
+    catalog: SchemaLookup | None = None,
+    facts: PlannerFacts | None = None,
+    policy: PlanPolicy | None = None,
+) -> Plan:
+    """A column renamed from ``old`` to ``new`` without losing a value.
+
+    ``expand-contract``: add ``new``, a trigger keeping both columns equal on every write (old code
+    writing ``old``, new code writing ``new``), a batched backfill, NOT NULL through the lock-safe
+    path when the model asks for it; the contract phase drops the trigger and ``old``.  Downgrade
+    re-creates ``old`` and copies the values back in batches (nothing is lost).
+
+    ``rename-with-view``: ``RENAME COLUMN`` in a short transaction, as a contract step (code using
+    the old name breaks at once).  A compatibility view cannot stand in for a column of a table
+    that keeps its name, so no view is made for a column.
+    """
+    if strategy not in RENAME_STRATEGIES:
+        raise ValueError(f"unknown rename strategy {strategy!r}")
+    ctx = _context(version, catalog, facts, policy)
+    t, o, n = sql_name(table), quote_ident(old.name), quote_ident(new.name)
+    what = f"{table}.{old.name} renamed to {new.name}"
+    if strategy == "rename-with-view":
+        steps = [
+            ctx.own(
+                f"rename column {table}.{old.name} to {new.name}",
+                [f"ALTER TABLE {t} RENAME COLUMN {o} TO {n}"],
+                phase=Phase.CONTRACT,
+                inverse=[f"ALTER TABLE {t} RENAME COLUMN {n} TO {o}"],
+                done_when=f"SELECT {_column_exists(table, new.name)[7:]}",
+                reason="catalog-only, ACCESS EXCLUSIVE for a moment; code using the old name breaks "
+                "at once (a column has no compatibility view): deploy code using the new name with it",
+            )
+        ]
+        ctx.notes.append(f"{what}: rename in place (rename_strategy = \"rename-with-view\")")
+        return Plan(steps=tuple(steps), notes=tuple(ctx.notes))
+    fn_name = _truncate(f"{table.name}_{old.name}_{new.name}_sync")
+    fn = (quote_ident(table.schema) + "." if table.schema else "") + quote_ident(fn_name)
+    trig = quote_ident(fn_name)
+    function = (
+        f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN "
+        f"IF TG_OP = 'INSERT' THEN "
+        f"IF NEW.{n} IS NULL THEN NEW.{n} := NEW.{o}; ELSIF NEW.{o} IS NULL THEN NEW.{o} := NEW.{n}; END IF; "
+        f"ELSIF NEW.{n} IS DISTINCT FROM OLD.{n} THEN NEW.{o} := NEW.{n}; "
+        f"ELSIF NEW.{o} IS DISTINCT FROM OLD.{o} THEN NEW.{n} := NEW.{o}; "
+        # Neither written: fill whichever side the backfill has not reached yet (the new column
+        # on upgrade, the re-created old one on downgrade).
+        f"ELSIF NEW.{n} IS NULL THEN NEW.{n} := NEW.{o}; "
+        f"ELSIF NEW.{o} IS NULL THEN NEW.{o} := NEW.{n}; END IF; RETURN NEW; END$$"
+    )
+    sync = [
+        function,
+        f"DROP TRIGGER IF EXISTS {trig} ON {t}",
+        f"CREATE TRIGGER {trig} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {fn}()",
+    ]
+    unsync = [f"DROP TRIGGER IF EXISTS {trig} ON {t}", f"DROP FUNCTION IF EXISTS {fn}()"]
+    new_plain = dataclasses.replace(new, nullable=True, default=None)
+    key = ctx.facts.primary_key(table) if ctx.facts is not None else None
+    fill = dict(key=key or ("id",), batch_size=ctx.policy.batch_size, pause_ms=ctx.policy.pause_ms)
+    steps = [
+        ctx.own(
+            f"add column {table}.{new.name} (renamed from {old.name})",
+            [f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {column_sql(new_plain)}"],
+            inverse=[f"ALTER TABLE {t} DROP COLUMN IF EXISTS {n}"],
+            reason=f"{what}: expand/contract keeps every value and lets old and new code run side by side",
+        ),
+        ctx.own(
+            f"keep {table}.{old.name} and {new.name} equal on every write",
+            sync,
+            inverse=unsync,
+            reason="old code writes the old name, new code the new one; the trigger copies each way",
+        ),
+        Step(
+            description=f"backfill {table}.{new.name} from {old.name} in batches",
+            phase=Phase.BACKFILL,
+            transaction=TransactionMode.AUTOCOMMIT,
+            retry=ctx.policy.retry(),
+            backfill=Backfill(table, new.name, o, where=f"{n} IS DISTINCT FROM {o}", **fill),  # type: ignore[arg-type]
+            inverse_backfill=Backfill(table, old.name, n, where=f"{o} IS DISTINCT FROM {n}", **fill),  # type: ignore[arg-type]
+            inverse_transaction=TransactionMode.AUTOCOMMIT,
+            reason=f"batches of {ctx.policy.batch_size} rows by primary key, each its own transaction: "
+            "row locks on one batch at a time; downgrade copies the values back the same way",
+        ),
+    ]
+    if not new.nullable:
+        steps.extend(_not_null_steps(table, new.name, ctx, "the model says NOT NULL"))
+    contract = [*unsync, f"ALTER TABLE {t} DROP COLUMN IF EXISTS {o}"]
+    restore = [f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {column_sql(dataclasses.replace(old, nullable=True, default=None))}"]
+    if old.default is not None:
+        restore.append(f"ALTER TABLE {t} ALTER COLUMN {o} SET DEFAULT {old.default}")
+    if new.default is not None:
+        contract.append(f"ALTER TABLE {t} ALTER COLUMN {n} SET DEFAULT {new.default}")
+        restore.append(f"ALTER TABLE {t} ALTER COLUMN {n} DROP DEFAULT")
+    steps.append(
+        ctx.own(
+            f"drop the sync trigger and the old column {table}.{old.name}",
+            contract,
+            phase=Phase.CONTRACT,
+            inverse=[*restore, *sync],
+            reason="contract: deploy code that uses the new name first; downgrade re-creates the old "
+            "column (nullable) and copies the values back in batches",
+        )
+    )
+    if not old.nullable:
+        ctx.notes.append(f"{table}.{old.name}: downgrade re-creates it without NOT NULL")
+    return Plan(steps=tuple(steps), notes=tuple(ctx.notes))
+
+
+def plan_table_rename(
+    old: QualifiedName,
+    new: QualifiedName,
+    version: PgVersion,
+    *,
+    policy: PlanPolicy | None = None,
+) -> Plan:
+    """A table renamed from ``old`` to ``new``: rename plus a view under the old name (simple views
+    are updatable, so old code keeps reading and writing); the contract phase drops the view.
+
+    Used for both rename strategies: copying a whole table under writes is neither safer nor
+    cheaper than a catalog-only rename that a view bridges.
+    """
+    ctx = _context(version, None, None, policy)
+    o, n = sql_name(old), sql_name(new)
+    view = f"CREATE OR REPLACE VIEW {o} AS SELECT * FROM {n}"
+    steps = [
+        ctx.own(
+            f"rename table {old} to {new.name}, with a view under the old name",
+            [f"ALTER TABLE {o} RENAME TO {quote_ident(new.name)}", view],
+            inverse=[f"DROP VIEW IF EXISTS {o}", f"ALTER TABLE {n} RENAME TO {quote_ident(old.name)}"],
+            done_when=f"SELECT to_regclass({_literal(n)}) IS NOT NULL",
+            reason="catalog-only, ACCESS EXCLUSIVE for a moment; the updatable view keeps old code working",
+        ),
+        ctx.own(
+            f"drop the compatibility view {old}",
+            [f"DROP VIEW IF EXISTS {o}"],
+            phase=Phase.CONTRACT,
+            inverse=[view],
+            reason="contract: deploy code that uses the new table name first",
+        ),
+    ]
+    return Plan(steps=tuple(steps))
