@@ -60,12 +60,15 @@ def verify_command(
 ) -> None:
     """Run revisions on a throwaway PostgreSQL with synthetic rows: observed locks and rewrites
     against the prediction, and upgrade / downgrade / upgrade with schema and data compared."""
+    import warnings
+
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
     from .report import render
     from .runner import VerifyOptions, VerifyUsageError, run_verify
 
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     err = Console(stderr=True, highlight=False)
     quiet = output_format is not VerifyFormat.TEXT and output is None
 

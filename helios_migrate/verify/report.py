@@ -130,6 +130,10 @@ def to_text(report: VerifyReport, *, color: bool = False, width: int = 120) -> s
     from rich.text import Text
 
     buf = io.StringIO()
+    if color:
+        import shutil
+
+        width = shutil.get_terminal_size((width, 24)).columns
     console = Console(file=buf, force_terminal=color, no_color=not color, width=width, highlight=False)
     console.print(
         f"helios-migrate verify: {len(report.revisions)} revision(s) on {report.server}, "

@@ -482,7 +482,7 @@ def _step(
             return False
         result.steps[step] = "failed"
         failing = next((s for s in reversed(tracer.statements[first:]) if s.error), None)
-        where = f" at statement {failing.index}: {failing.sql[:200]}" if failing else ""
+        where = f" at statement {failing.index}: {failing.sql[:200]}" if failing else _raised_at(exc)
         result.findings.append(Finding(
             Severity.ERROR, f"{step}-failed", f"{step} of {rev} raised {_error_text(exc)}{where}", rev,
             failing.index if failing else None))
@@ -522,6 +522,17 @@ def _recover_after_irreversible(result: RevisionResult, cfg: Any, command: Any, 
         return False
     result.steps["re-upgrade"] = "ok"
     return True
+
+
+def _raised_at(exc: BaseException) -> str:
+    """`` (at versions/abc.py:12)``: the innermost frame of the traceback in a revision file."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/versions/" in f.filename.replace("\\", "/")]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f" (at {Path(frame.filename).parent.name}/{Path(frame.filename).name}:{frame.lineno})"
 
 
 def _is_irreversible(exc: BaseException) -> bool:

@@ -261,3 +261,12 @@ def test_cli_default_server_markdown_and_load(tmp_path: Path) -> None:
     assert "under load" in res.stdout
     assert "| stall write / read |" in res.stdout
     assert "rewrote events" in res.stdout
+
+
+def test_cli_revision_that_raises_names_revision_and_line(tmp_path: Path, fresh_db: str) -> None:
+    boom = Rev("boom", 'raise RuntimeError("backfill source missing")', "pass")
+    ini = make_project(tmp_path / "project", [TABLES, boom])
+    res = _cli(["-c", str(ini), "--database-url", fresh_db, "--rows", "100"], tmp_path)
+    assert res.returncode == 1
+    assert "upgrade of r002 raised RuntimeError: backfill source missing (at versions/r002.py:" in res.stdout
+    assert "Traceback" not in res.stdout + res.stderr
