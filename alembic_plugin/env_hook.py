@@ -35,7 +35,7 @@ def process_revision_directives(context: Any, revision: Any, directives: Sequenc
     from alembic.operations import ops
 
     from .ops import LockSafePlanOp
-    from .planning import finish_revisions, plan_upgrade_ops, register_renderer
+    from .planning import finish_revisions, plan_upgrade_ops, register_renderer, reverse_ops
 
     register_renderer()
     if context.dialect is None or context.dialect.name != "postgresql":
@@ -51,7 +51,7 @@ def process_revision_directives(context: Any, revision: Any, directives: Sequenc
             plan_upgrade_ops(shim, upgrade)  # type: ignore[arg-type]
             planned = True
         if planned:
-            script.downgrade_ops = [u.reverse() for u in script.upgrade_ops_list]
+            script.downgrade_ops = [reverse_ops(u) for u in script.upgrade_ops_list]
     finish_revisions(context, revision, directives)
 
 

@@ -196,6 +196,32 @@ class LiveFacts:
         return cols or None
 
 
+    def column_details(self, table: QualifiedName, column: str) -> tuple[bool, str | None, tuple[tuple[str, str], ...]]:
+        """NOT NULL, default expression, and ``(name, definition)`` of each index using the
+        column that is not behind a constraint (those are left to the user)."""
+        regclass = _regclass_literal(table)
+        with self._conn.cursor() as cur:
+            cur.execute(
+                "SELECT a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attnum FROM pg_attribute a "
+                "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+                "WHERE a.attrelid = to_regclass(%s) AND a.attname = %s AND NOT a.attisdropped",
+                (regclass, column),
+            )
+            row = cur.fetchone()
+            if row is None:
+                return False, None, ()
+            cur.execute(
+                "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+                "JOIN pg_class c ON c.oid = i.indexrelid "
+                "WHERE i.indrelid = to_regclass(%s) AND i.indisvalid AND (%s = ANY (i.indkey::int2[]) "
+                "OR pg_get_indexdef(i.indexrelid) ~ ('\\m' || %s || '\\M')) "
+                "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) ORDER BY 1",
+                (regclass, row[2], column),
+            )
+            indexes = tuple((str(r[0]), str(r[1])) for r in cur.fetchall())
+        return bool(row[0]), None if row[1] is None else str(row[1]), indexes
+
+
 def _regclass_literal(table: QualifiedName) -> str:
     name = '"' + table.name.replace('"', '""') + '"'
     return ('"' + table.schema.replace('"', '""') + '".' + name) if table.schema else name
@@ -718,6 +744,41 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: _Ctx) -> 
     trig = quote_ident(_truncate(f"{ch.on.name}_{ch.column}_sync"))
     convert = (ch.using or f"{col}").replace(col, "NEW." + col) if ch.using else f"NEW.{col}"
     expr = ch.using or col
+    details = getattr(ctx.facts, "column_details", None)
+    not_null, default, indexes = details(ch.on, ch.column) if details is not None else (False, None, ())
+    rebuilt: list[Step] = []
+    swap_extra: list[str] = []
+    unswap_extra: list[str] = []
+    for name, definition in indexes:
+        new_ix = _truncate(f"{name}__new")
+        head, _, tail = definition.partition(" USING ")
+        sql = re.sub(r"^CREATE (UNIQUE )?INDEX \S+ ON ", lambda m: f"CREATE {m.group(1) or ''}INDEX CONCURRENTLY "
+                     f"IF NOT EXISTS {quote_ident(new_ix)} ON ", head)
+        sql += " USING " + re.sub(rf"\b{re.escape(ch.column)}\b", new_name, tail)
+        rebuilt.append(Step(
+            description=f"build index {new_ix} on {ch.on}.{new_name} concurrently (replaces {name})",
+            phase=Phase.EXPAND, sql=(sql,), changes=_changes_of([sql]), transaction=TransactionMode.AUTOCOMMIT,
+            inverse=(f"DROP INDEX CONCURRENTLY IF EXISTS {sql_name(_index_qname(ch.on, new_ix))}",),
+            inverse_transaction=TransactionMode.AUTOCOMMIT, index=_index_qname(ch.on, new_ix),
+            reason=f"the converted column needs the index {name} has on {ch.column} before the swap",
+        ))
+        old_sql = re.sub(r"^CREATE (UNIQUE )?INDEX ", lambda m: f"CREATE {m.group(1) or ''}INDEX CONCURRENTLY "
+                         "IF NOT EXISTS ", definition)
+        # No SQL going up; on the way down it rebuilds the old column's index after the swap is undone.
+        rebuilt.append(Step(
+            description=f"index {name} on the old column {ch.on}.{ch.column}",
+            phase=Phase.CONTRACT, transaction=TransactionMode.AUTOCOMMIT,
+            inverse=(old_sql,), inverse_transaction=TransactionMode.AUTOCOMMIT,
+            inverse_index=_index_qname(ch.on, name),
+        ))
+        swap_extra.append(f"ALTER INDEX IF EXISTS {sql_name(_index_qname(ch.on, new_ix))} RENAME TO {quote_ident(name)}")
+        unswap_extra.append(f"ALTER INDEX IF EXISTS {sql_name(_index_qname(ch.on, name))} RENAME TO {quote_ident(new_ix)}")
+    if not_null:
+        rebuilt[:0] = _not_null_steps(ch.on, new_name, ctx, f"{ch.column} is NOT NULL")
+    if default is not None:
+        swap_extra.append(f"ALTER TABLE {t} ALTER COLUMN {col} SET DEFAULT {default}")
+        unswap_extra.insert(0, f"ALTER TABLE {t} ALTER COLUMN {col} DROP DEFAULT")
+    restored = f"ALTER TABLE {t} ALTER COLUMN {col} SET DEFAULT {default}" if default is not None else None
     return [
         ctx.own(
             f"add column {ch.on}.{new_name} of type {ch.new_type}",
@@ -741,6 +802,7 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: _Ctx) -> 
             ch.on, new_name, f"({expr})::{ch.new_type}", ctx,
             where=f"{new} IS DISTINCT FROM ({expr})::{ch.new_type}",
         ),
+        *rebuilt,
         ctx.own(
             f"swap {ch.on}.{ch.column} for the converted column",
             [
@@ -748,13 +810,17 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: _Ctx) -> 
                 f"DROP FUNCTION IF EXISTS {fn}()",
                 f"ALTER TABLE {t} DROP COLUMN {col}",
                 f"ALTER TABLE {t} RENAME COLUMN {new} TO {col}",
+                *swap_extra,
             ],
             phase=Phase.CONTRACT,
             done_when=f"SELECT NOT ({_column_exists(ch.on, new_name)[7:]})",
             inverse=None if old is None else [
+                *unswap_extra,
                 f"ALTER TABLE {t} RENAME COLUMN {col} TO {new}",
                 f"ALTER TABLE {t} ADD COLUMN {col} {old}",
                 f"UPDATE {t} SET {col} = {new}::{old}",
+                *([restored] if restored else []),
+                *([f"ALTER TABLE {t} ALTER COLUMN {col} SET NOT NULL"] if not_null else []),
             ],
             inverse_loses_data=old is not None,
             irreversible_reason="the old column's values are gone after the swap; "
@@ -1070,3 +1136,54 @@ def plan_table_rename(
         ),
     ]
     return Plan(steps=tuple(steps))
+
+
+# --- LLM proposals for what the rules cannot plan --------------------------------------------------
+
+Proposer = Callable[[str], Any]
+"""``sql -> ProposalResult`` (:func:`helios_migrate.llm.propose_plan` bound to a context)."""
+
+
+def unplannable(change: Change) -> bool:
+    """A change no planner handles that the rules cannot judge safe as written: raw SQL the
+    knowledge base does not model, and data migrations."""
+    return type(change) not in _PLANNERS and isinstance(change, (c.RawStatement, c.ModifyRows))
+
+
+def plan_with_proposer(
+    changes: Sequence[Change],
+    sql: str,
+    version: PgVersion,
+    proposer: Proposer | None,
+    **kwargs: Any,
+) -> Plan:
+    """:func:`plan_changes`, and when a change is :func:`unplannable` and a ``proposer`` is given,
+    the proposed plan for ``sql`` instead -- only when it passed validation (its steps are marked
+    ``LLM-proposed:``).  A rejected proposal leaves the deterministic plan, with the reasons in a note."""
+    plan = plan_changes(changes, version, **kwargs)
+    if proposer is None or not sql.strip() or not any(unplannable(ch) for ch in changes):
+        return plan
+    result = proposer(sql)
+    accepted = getattr(result, "accepted", None)
+    if accepted is None:
+        return dataclasses.replace(plan, notes=(*plan.notes, str(getattr(result, "message", result))))
+    return Plan(steps=accepted.steps, source=tuple(changes), notes=(*accepted.notes, *plan.notes))
+
+
+def llm_proposer(version: PgVersion, *, catalog: SchemaLookup | None = None, config: Any = None,
+                 where: str = "autogenerate") -> Proposer | None:
+    """A :data:`Proposer` when an LLM is configured (``[tool.helios-migrate.llm]`` or the
+    environment), else ``None``: without one, planning stays deterministic."""
+    try:
+        from .llm import LlmClient, PlanContext, load_llm_config, propose_plan
+
+        llm = load_llm_config()
+        if not llm.enabled:
+            return None
+        client = LlmClient(llm)
+    except Exception:
+        return None
+    from .config import Config
+
+    context = PlanContext(client=client, version=version, config=config or Config(), catalog=catalog, where=where)
+    return lambda sql: propose_plan(sql, context)
