@@ -130,10 +130,13 @@ def to_text(report: VerifyReport, *, color: bool = False, width: int = 120) -> s
     from rich.text import Text
 
     buf = io.StringIO()
-    if color:
-        import shutil
+    import os
+    import shutil
 
+    if color:
         width = shutil.get_terminal_size((width, 24)).columns
+    elif os.environ.get("COLUMNS", "").isdigit():
+        width = max(80, int(os.environ["COLUMNS"]))
     console = Console(file=buf, force_terminal=color, no_color=not color, width=width, highlight=False)
     console.print(
         f"helios-migrate verify: {len(report.revisions)} revision(s) on {report.server}, "
