@@ -107,7 +107,7 @@ class _Planning:
             from .changes_from_ops import render_sql
 
             sql = render_sql(op)
-        plan = plan_with_proposer(changes, sql, self.version, self.proposer, **kwargs)  # type: ignore[arg-type]
+        plan = plan_with_proposer(changes, sql, self.version, self.proposer, **kwargs)
         for note in plan.notes:
             if "LLM" in note:
                 log.warning("helios: %s", note)
@@ -141,7 +141,8 @@ def _policy() -> PlanPolicy:
 
 def autogenerate_settings() -> Mapping[str, Any]:
     """``[tool.helios-migrate.autogenerate]`` as read (empty when absent)."""
-    return getattr(_config(), "sections", {}).get("autogenerate", {})
+    section: Mapping[str, Any] = getattr(_config(), "sections", {}).get("autogenerate", {})
+    return section
 
 
 def _lookups(autogen_context: AutogenContext) -> tuple[SchemaLookup | None, PlannerFacts | None]:
@@ -380,7 +381,7 @@ def plan_renames(
                     with contextlib.suppress(ValueError):
                         other_parent.ops.remove(other)
             log.warning("helios: %s", title)
-    for parent, op in pairs:
+    for parent, _op in pairs:
         if isinstance(parent, ops.ModifyTableOps) and not parent.ops:
             with contextlib.suppress(ValueError):
                 upgrade_ops.ops.remove(parent)
@@ -470,10 +471,15 @@ def _steps_of(container: OpContainer, version: PgVersion) -> list[Any]:
             continue
         if _current is not None:
             steps.extend(plan_changes(changes, version, policy=_current.policy,
-                                      new_tables=_current.new_tables | {ch.on for ch in changes}).steps)
+                                      new_tables=_current.new_tables | _tables(changes)).steps)
         else:
-            steps.extend(plan_changes(changes, version, new_tables={ch.on for ch in changes}).steps)
+            steps.extend(plan_changes(changes, version, new_tables=_tables(changes)).steps)
     return steps
+
+
+def _tables(changes: Sequence[Change]) -> set[QualifiedName]:
+    """Tables of operations kept as written: estimated as written, in the migration transaction."""
+    return {ch.table for ch in changes if ch.table is not None}
 
 
 HEADER_MARK = "helios impact estimate"
@@ -540,7 +546,7 @@ def finish_revisions(context: Any, revision: Any, directives: Sequence[Any]) -> 
     for script in list(directives):
         if not isinstance(script, ops.MigrationScript) or getattr(script, "_helios_finished", False):
             continue
-        script._helios_finished = True
+        script._helios_finished = True  # type: ignore[attr-defined]
         later = _split_contract(script) if split else None
         for upgrade in script.upgrade_ops_list:
             _with_header(context, upgrade, settings)

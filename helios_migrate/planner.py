@@ -752,8 +752,9 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: _Ctx) -> 
     for name, definition in indexes:
         new_ix = _truncate(f"{name}__new")
         head, _, tail = definition.partition(" USING ")
-        sql = re.sub(r"^CREATE (UNIQUE )?INDEX \S+ ON ", lambda m: f"CREATE {m.group(1) or ''}INDEX CONCURRENTLY "
-                     f"IF NOT EXISTS {quote_ident(new_ix)} ON ", head)
+        unique = "UNIQUE " if head.startswith("CREATE UNIQUE ") else ""
+        sql = re.sub(r"^CREATE (UNIQUE )?INDEX \S+ ON ",
+                     f"CREATE {unique}INDEX CONCURRENTLY IF NOT EXISTS {quote_ident(new_ix)} ON ", head)
         sql += " USING " + re.sub(rf"\b{re.escape(ch.column)}\b", new_name, tail)
         rebuilt.append(Step(
             description=f"build index {new_ix} on {ch.on}.{new_name} concurrently (replaces {name})",

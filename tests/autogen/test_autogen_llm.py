@@ -14,7 +14,7 @@ import pytest
 from autogen_harness import Project, models_source
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "llm"))
-from llm_fake_server import FakeLLMServer, Reply, load_replies  # noqa: E402
+from llm_fake_server import FakeLLMServer, Reply, load_replies
 
 SQL = "UPDATE items SET note = upper(note) WHERE id <= 10"
 HOOK = f'''
