@@ -168,3 +168,16 @@ class LiveCatalog:
             )
             row = cur.fetchone()
         return None if row is None else QualifiedName(str(row[1]), str(row[0]))
+
+    @functools.cache  # noqa: B019
+    def referenced_tables(self, table: QualifiedName) -> tuple[QualifiedName, ...]:
+        """Tables that ``table``'s foreign keys reference (dropping it locks them too)."""
+        with self._conn.cursor() as cur:
+            cur.execute(
+                "SELECT DISTINCT n.nspname, r.relname FROM pg_constraint c "
+                "JOIN pg_class r ON r.oid = c.confrelid JOIN pg_namespace n ON n.oid = r.relnamespace "
+                "WHERE c.conrelid = to_regclass(%s) AND c.contype = 'f' AND c.confrelid <> c.conrelid "
+                "ORDER BY 1, 2",
+                (_regclass(table),),
+            )
+            return tuple(QualifiedName(str(r[1]), str(r[0])) for r in cur.fetchall())

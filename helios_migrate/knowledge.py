@@ -211,11 +211,19 @@ def _create_table(ch: c.CreateTable, ctx: _Ctx) -> Effect:
 
 @_handles(c.DropTable)
 def _drop_table(ch: c.DropTable, ctx: _Ctx) -> Effect:
+    # Removing the table's foreign-key triggers from the tables it references locks them too.
+    lookup = getattr(ctx.catalog, "referenced_tables", None)
+    referenced: tuple[QualifiedName, ...] = lookup(ch.on) if lookup is not None else ()
+    locks = _on(ch.on, LockMode.ACCESS_EXCLUSIVE) + tuple(
+        RelationLock(r, RelationRole.REFERENCED_TABLE, LockMode.ACCESS_EXCLUSIVE) for r in referenced
+    )
     return Effect(
-        ch, _on(ch.on, LockMode.ACCESS_EXCLUSIVE), WorkClass.METADATA,
+        ch, locks, WorkClass.METADATA,
+        certainty=Certainty.CATALOG if lookup is not None else Certainty.KNOWN,
         notes=(
-            "data is lost; tables it references by foreign key are also locked ACCESS EXCLUSIVE "
-            "while its triggers are removed",
+            "data is lost"
+            + ("" if lookup is not None else "; tables it references by foreign key are also "
+               "locked ACCESS EXCLUSIVE while its triggers are removed"),
         ),
         safer_alternative="stop using the table in code first, then drop it in a later contract revision",
     )

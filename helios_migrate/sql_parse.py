@@ -886,7 +886,21 @@ def _comment(ctx: _Context, node: Node) -> list[Change]:
     return [ctx.raw(node, ())]
 
 
+def _select(ctx: _Context, node: Node) -> list[Change]:
+    """A SELECT is unmodelled, unless its WITH clause writes rows (``WITH u AS (UPDATE ...)``):
+    then each data-modifying CTE is a row change of its own."""
+    writes: list[Change] = []
+    with_clause = getattr(node, "withClause", None)
+    for cte in (with_clause.ctes or ()) if with_clause is not None else ():
+        inner = cte.ctequery
+        handler = _DATA_HANDLERS.get(type(inner).__name__)
+        if handler is not None:
+            writes += handler(ctx, inner)
+    return writes or [ctx.raw(node)]
+
+
 _HANDLERS: dict[str, Callable[[_Context, Node], list[Change]]] = {
+    "SelectStmt": _select,
     "CommentStmt": _comment,
     "CreateStmt": _create_table,
     "AlterTableStmt": _alter_table,
@@ -958,3 +972,10 @@ def _collect(node: Node, ctes: frozenset[str], found: list[tuple[int, QualifiedN
         value = getattr(node, attr, None)
         if isinstance(value, (ast.Node, tuple, list)):
             _collect(value, ctes, found)
+
+
+_DATA_HANDLERS: dict[str, Callable[[_Context, Node], list[Change]]] = {
+    "InsertStmt": _insert,
+    "UpdateStmt": _update,
+    "DeleteStmt": _delete,
+}

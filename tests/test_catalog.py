@@ -96,3 +96,11 @@ def test_user_function_volatility_decides_rewrite(catalog: LiveCatalog) -> None:
 def test_drop_index_resolves_table(catalog: LiveCatalog) -> None:
     eff = effect_of(c.DropIndex(QualifiedName("t_b_idx")), catalog.version, catalog)
     assert eff.table_lock is not None and eff.table_lock.relation.name == "t"
+
+
+def test_drop_table_locks_the_tables_it_references(catalog: LiveCatalog) -> None:
+    eff = effect_of(c.DropTable(T), catalog.version, catalog)
+    assert {(lk.relation.name, lk.mode) for lk in eff.locks} == {
+        ("t", LockMode.ACCESS_EXCLUSIVE),
+        ("p", LockMode.ACCESS_EXCLUSIVE),
+    }

@@ -474,6 +474,10 @@ CASES: list[tuple[str, list[Change]]] = [
         [RawStatement("COMMENT ON COLUMN s.t.c IS 'x'", "CommentStmt", (Q("t", "s"),))],
     ),
     ("COMMENT ON TABLE t IS 'y'", [RawStatement("COMMENT ON TABLE t IS 'y'", "CommentStmt", (t,))]),
+    (
+        "WITH updated AS (UPDATE t SET a = 1 WHERE id IN (SELECT id FROM t LIMIT 10)) SELECT count(*) FROM updated",
+        [ModifyRows(t, DataOperation.UPDATE, has_where=True, columns=("a",))],
+    ),
     # --- indexes ------------------------------------------------------------------------------
     ("CREATE INDEX ON t (a)", [CreateIndex(t, columns=("a",))]),
     ("CREATE INDEX p_a_idx ON ONLY p (a)", [CreateIndex(Q("p"), name="p_a_idx", columns=("a",), only=True)]),

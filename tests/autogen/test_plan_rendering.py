@@ -195,7 +195,7 @@ def test_offline_sql_transaction_structure() -> None:
         "COMMIT",
     ]
     assert "SET LOCAL lock_timeout = '1s'" in statements
-    assert any(s.startswith("UPDATE items SET token = gen_random_uuid() WHERE (id) IN") for s in statements)
+    assert any(s.startswith("WITH updated AS (UPDATE items SET token = gen_random_uuid() WHERE (id) IN") for s in statements)
     validate = statements.index("ALTER TABLE items VALIDATE CONSTRAINT items_token_not_null")
     add = statements.index(
         "ALTER TABLE items ADD CONSTRAINT items_token_not_null CHECK (token IS NOT NULL) NOT VALID")

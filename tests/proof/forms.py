@@ -222,6 +222,12 @@ FORMS: tuple[Form, ...] = (
     ),
     Form("set_statistics", "ALTER TABLE items ALTER COLUMN n SET STATISTICS 500"),
     Form("drop_table", "DROP TABLE items_copy", relations=("items_copy",), setup=(_COPY,)),
+    Form(
+        "drop_table_with_foreign_key",
+        "DROP TABLE children",
+        relations=("children", "parents"),
+        setup=("CREATE TABLE children (id bigint PRIMARY KEY, parent_id bigint REFERENCES parents (id))",),
+    ),
     # --- partitions ------------------------------------------------------------------------------
     Form("attach_partition", _ATTACH_2025, relations=("events", "events_2025")),
     Form(
