@@ -136,7 +136,13 @@ def _config() -> Any:
 
 
 def _policy() -> PlanPolicy:
-    return PlanPolicy.from_config(_config())
+    from helios_migrate.config import ConfigError
+
+    try:
+        return PlanPolicy.from_config(_config())
+    except ConfigError as exc:
+        log.warning("helios: %s; planning with the default policy", exc)
+        return PlanPolicy()
 
 
 def autogenerate_settings() -> Mapping[str, Any]:
@@ -311,7 +317,7 @@ def plan_renames(
     settings = autogenerate_settings()
     config = _config()
     strategy = getattr(config, "rename_strategy", "expand-contract")
-    policy = PlanPolicy.from_config(config)
+    policy = _policy()
     confirmed = _configured_renames(settings)
     pairs = list(_parents(upgrade_ops))
 

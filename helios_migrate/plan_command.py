@@ -101,32 +101,20 @@ def steps_for(
 
 def plan_for_changes(
     changes: Sequence[Change],
-    fallback: Plan,
     version: PgVersion,
     *,
     catalog: SchemaLookup | None,
     facts: DatabaseFacts | None,
 ) -> Plan:
-    """The planner's lock-safe plan for ``changes`` when the planner is installed, else ``fallback``
-    (the changes as written)."""
-    try:
-        from . import planner
-    except ImportError:
-        return fallback
-    plan_changes = getattr(planner, "plan_changes", None)
-    if plan_changes is None:
-        return fallback
-    policy = None
-    policy_cls = getattr(planner, "PlanPolicy", None)
-    if policy_cls is not None:
-        try:
-            from .check.engine import read_config
+    """The planner's lock-safe plan for ``changes``, with the policy of ``[tool.helios-migrate]``."""
+    from .config import ConfigError, load_config
+    from .planner import PlanPolicy, plan_changes
 
-            policy = policy_cls.from_config(read_config(Path.cwd()))
-        except Exception:  # no or unreadable configuration: the planner's defaults
-            policy = None
-    result = plan_changes(list(changes), version, catalog=catalog, facts=facts, policy=policy)
-    return result if isinstance(result, Plan) else fallback
+    try:
+        policy = PlanPolicy.from_config(load_config(start=Path.cwd()))
+    except ConfigError as exc:
+        raise PlanUsageError(str(exc)) from None
+    return plan_changes(list(changes), version, catalog=catalog, facts=facts, policy=policy)
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -204,7 +192,7 @@ def gather_from_project(options: PlanOptions) -> _Gathered:
         tp = default_throughput()
         if conn is not None and fallback.steps:
             facts, tp = _measure(conn, fallback, options)
-            plan = plan_for_changes(fallback.source, fallback, version, catalog=catalog, facts=facts)
+            plan = plan_for_changes(fallback.source, version, catalog=catalog, facts=facts)
             if tables_of_plan(plan) != tables_of_plan(fallback):
                 facts, tp = _measure(conn, plan, options)
         captured.append(_Gathered(plan, version, facts, tp, catalog))

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from . import changes as c
 from .changes import Change, ColumnDef, Constraint, ConstraintKind, QualifiedName
+from .config import ConfigError
 from .effects import WorkClass
 from .knowledge import SchemaLookup, effect_of
 from .plan import Backfill, Phase, Plan, RetryPolicy, Step, TransactionMode
@@ -65,6 +66,11 @@ class PlanPolicy:
     """Build an index on a new foreign key's referencing columns when none covers them."""
     small_tables: tuple[str, ...] = ()
     """Tables exempt from the lock-safe forms (plain DDL in the migration transaction)."""
+    small_table_rows: int | None = None
+    """Tables estimated below this many rows get the plain forms too (default: off)."""
+    table_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Per table (``"orders"`` or ``"public.orders"``): ``lock_timeout``, ``statement_timeout``,
+    ``lock_retries``, ``backfill_batch_size``, ``backfill_pause_ms``, ``index_on_fk``."""
 
     @classmethod
     def from_config(cls, config: Any) -> PlanPolicy:
@@ -79,7 +85,20 @@ class PlanPolicy:
             pause_ms=int(config.backfill_pause_ms),
             index_on_fk=bool(section.get("index_on_fk", True)),
             small_tables=tuple(getattr(config.tables, "small", ())),
+            small_table_rows=_optional_int(section.get("small_table_rows")),
+            table_overrides=_overrides(section.get("tables", {})),
         )
+
+    def for_table(self, table: QualifiedName) -> PlanPolicy:
+        """This policy with the overrides configured for ``table`` applied."""
+        override = self.table_overrides.get(str(table)) or self.table_overrides.get(table.name)
+        if not override:
+            return self
+        fields: dict[str, Any] = {}
+        for key, value in override.items():
+            name, convert = _OVERRIDE_KEYS[key]
+            fields[name] = convert(value)
+        return dataclasses.replace(self, **fields)
 
     def retry(self, *, statement_timeout: bool = True) -> RetryPolicy:
         return RetryPolicy(
@@ -98,6 +117,75 @@ class PlanPolicy:
             and (QualifiedName.parse(p).schema in (None, table.schema))
             for p in self.small_tables
         )
+
+
+_OVERRIDE_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "lock_timeout": ("lock_timeout", str),
+    "statement_timeout": ("statement_timeout", str),
+    "lock_retries": ("attempts", lambda v: max(1, int(v))),
+    "backfill_batch_size": ("batch_size", int),
+    "backfill_pause_ms": ("pause_ms", int),
+    "index_on_fk": ("index_on_fk", bool),
+}
+
+
+class PolicyError(ConfigError):
+    """A planning setting names a key the planner does not know, or has a bad value."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("pyproject.toml", "autogenerate", message)
+
+    def __str__(self) -> str:
+        return f"pyproject.toml: {self.message}"
+
+
+def _optional_int(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise PolicyError(f"[tool.helios-migrate.autogenerate] small_table_rows must be a whole number, not {value!r}")
+    return value
+
+
+def _overrides(raw: Any) -> dict[str, dict[str, Any]]:
+    """``[tool.helios-migrate.autogenerate.tables."orders"]`` tables, checked."""
+    if not isinstance(raw, Mapping):
+        raise PolicyError("[tool.helios-migrate.autogenerate.tables] must be a table of tables")
+    out: dict[str, dict[str, Any]] = {}
+    for table, settings in raw.items():
+        if not isinstance(settings, Mapping):
+            raise PolicyError(f"[tool.helios-migrate.autogenerate.tables.{table}] must be a table")
+        unknown = sorted(set(settings) - set(_OVERRIDE_KEYS))
+        if unknown:
+            raise PolicyError(
+                f"[tool.helios-migrate.autogenerate.tables.{table}]: unknown key(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(_OVERRIDE_KEYS))}"
+            )
+        for key, value in settings.items():
+            try:
+                _OVERRIDE_KEYS[key][1](value)
+                if key.endswith("timeout"):
+                    _ms(str(value))
+            except (TypeError, ValueError):
+                raise PolicyError(
+                    f"[tool.helios-migrate.autogenerate.tables.{table}] {key} = {value!r} is not valid"
+                ) from None
+        out[str(table)] = dict(settings)
+    return out
+
+
+def _below_threshold(table: QualifiedName, ctx: _Ctx) -> bool:
+    """Is the table known to hold fewer rows than ``small_table_rows``?"""
+    limit = ctx.policy.small_table_rows
+    if limit is None or ctx.facts is None:
+        return False
+    estimate: int | None = None
+    if hasattr(ctx.facts, "row_estimate"):
+        estimate = ctx.facts.row_estimate(table)
+    elif hasattr(ctx.facts, "table"):  # helios_migrate.facts.DatabaseFacts
+        known = ctx.facts.table(table)
+        estimate = None if known is None else int(known.row_estimate)
+    return estimate is not None and estimate < limit
 
 
 _UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -168,6 +256,16 @@ class LiveFacts:
             return None
         # One row is enough to know; this reads at most one page.
         return bool(self._one(f"SELECT EXISTS (SELECT 1 FROM {sql_name(table)})", ()))
+
+    def row_estimate(self, table: QualifiedName) -> int | None:
+        """The planner's row estimate (``reltuples``; pages when never analyzed)."""
+        value = self._one(
+            "SELECT CASE WHEN reltuples >= 0 THEN reltuples::bigint "
+            "ELSE (pg_relation_size(oid) / current_setting('block_size')::int) * 100 END "
+            "FROM pg_class WHERE oid = to_regclass(%s)",
+            (_regclass_literal(table),),
+        )
+        return None if value is None else int(value)
 
     def covering_index(self, table: QualifiedName, columns: Sequence[str]) -> str | None:
         with self._conn.cursor() as cur:
@@ -466,7 +564,11 @@ def plan_changes(
 
 def plan_one(change: Change, ctx: _Ctx) -> list[Step]:
     table = change.table
-    if table is not None and (table in ctx.new_tables or ctx.policy.is_small(table)):
+    if table is not None:
+        ctx = dataclasses.replace(ctx, policy=ctx.policy.for_table(table))
+    if table is not None and (
+        table in ctx.new_tables or ctx.policy.is_small(table) or _below_threshold(table, ctx)
+    ):
         return [_as_written(change, ctx, in_migration=True)]
     planner = _PLANNERS.get(type(change))
     if planner is None:
