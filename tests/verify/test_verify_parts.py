@@ -9,7 +9,6 @@ import textwrap
 from pathlib import Path
 
 import psycopg
-import pytest
 from verify_helpers import Rev, make_project
 
 from helios_migrate import pgserver
