@@ -264,23 +264,21 @@ def gather_from_sql(options: PlanOptions) -> _Gathered:
     import psycopg
 
     from .catalog import LiveCatalog
+    from .db import DatabaseUnreachable, connect_read_only, first_line
 
     try:
-        conn = psycopg.connect(_libpq_url(url), connect_timeout=10)
-    except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PlanUsageError(f"cannot connect to the database given by --database-url: {first}") from None
+        conn = connect_read_only(_libpq_url(url))
+    except DatabaseUnreachable as exc:
+        raise PlanUsageError(str(exc)) from None
     try:
-        conn.read_only = True
         catalog = LiveCatalog(conn)
         version = catalog.version
         plan = steps_for(items, version, catalog)
         facts, tp = _measure(conn, plan, options)
         return _Gathered(plan, version, facts, tp, catalog)
     except psycopg.Error as exc:
-        raise PlanUsageError(f"cannot read catalog facts: {str(exc).strip().splitlines()[0]}") from None
+        raise PlanUsageError(f"cannot read catalog facts: {first_line(exc)}") from None
     finally:
-        conn.rollback()
         conn.close()
 
 
