@@ -25,15 +25,28 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from alembic.autogenerate.api import AutogenContext
+    from alembic.operations.ops import UpgradeOps
     from alembic.runtime.plugins import Plugin
+    from alembic.util import PriorityDispatchResult
 
 
 def setup(plugin: Plugin) -> None:
-    """Called by Alembic with this plugin's :class:`~alembic.runtime.plugins.Plugin`."""
-    from alembic.util import DispatchPriority
+    """Called by Alembic with this plugin's :class:`~alembic.runtime.plugins.Plugin`.
 
-    from .planning import plan_revision
+    Alembic calls it while ``alembic`` itself is being imported -- possibly because one of this
+    package's modules is importing ``alembic.operations`` -- so it registers the comparator and
+    imports nothing of this package: :mod:`alembic_plugin.planning` is loaded on the first call.
+    """
+    from alembic.util import DispatchPriority
 
     # LAST: runs after Alembic's own comparators have filled upgrade_ops, and before Alembic
     # builds the downgrade from each operation's reverse().
     plugin.add_autogenerate_comparator(plan_revision, "autogenerate", priority=DispatchPriority.LAST)
+
+
+def plan_revision(autogen_context: AutogenContext, upgrade_ops: UpgradeOps) -> PriorityDispatchResult:
+    """The comparator: :func:`alembic_plugin.planning.plan_revision`."""
+    from . import planning
+
+    return planning.plan_revision(autogen_context, upgrade_ops)

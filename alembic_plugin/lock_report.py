@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from helios_migrate.alembic_ops import changes_from_ops
 from helios_migrate.changes import CreateTable, QualifiedName
 from helios_migrate.effects import WorkClass
 from helios_migrate.knowledge import effect_of
 from helios_migrate.versions import PgVersion, default_version
 
-from .changes_from_ops import changes_from_ops
 from .ops import LockSafePlanOp
 
 if TYPE_CHECKING:

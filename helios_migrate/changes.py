@@ -1,6 +1,6 @@
 """The change model: one frozen dataclass per kind of schema change helios-migrate reasons about.
 
-Two front ends build these values -- :mod:`alembic_plugin.changes_from_ops` from Alembic
+Two front ends build these values -- :mod:`helios_migrate.alembic_ops` from Alembic
 operations and :mod:`helios_migrate.sql_parse` from SQL parsed by pglast -- and the same DDL must
 give an equal value from both.  Everything downstream (the lock knowledge base, the safety rules,
 planning, impact) consumes only these values, never SQL text or Alembic objects.

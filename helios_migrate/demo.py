@@ -37,6 +37,8 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.syntax import Syntax
 
+from .alembic_ops import render_sql
+
 EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "shop"
 """The example application (a clone of the repository has it; an installed wheel does not)."""
 
@@ -199,8 +201,6 @@ def plain_ops(url: str, metadata: Any) -> list[Any]:
 
 def render_plain_sql(operations: Sequence[Any]) -> str:
     """The SQL Alembic emits for ``operations`` on PostgreSQL (offline rendering)."""
-    from alembic_plugin.changes_from_ops import render_sql
-
     return "".join(render_sql(op).strip() + "\n" for op in operations)
 
 

@@ -24,6 +24,7 @@ from typing import Annotated, Any
 
 import typer
 
+from .alembic_ops import changes_from_op, render_sql
 from .calibration import Throughput, calibrate, default_throughput
 from .changes import Change
 from .effects import TransactionUse
@@ -164,8 +165,6 @@ def _alembic_config(options: PlanOptions) -> Any:
 def gather_from_project(options: PlanOptions) -> _Gathered:
     from alembic import command
     from alembic.util import CommandError
-
-    from alembic_plugin.changes_from_ops import changes_from_op, render_sql
 
     from .catalog import LiveCatalog
 

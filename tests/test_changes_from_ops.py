@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic.operations import ops
 
-from alembic_plugin.changes_from_ops import (
+from helios_migrate.alembic_ops import (
     _parse_sql,
     changes_from_op,
     changes_from_ops,

@@ -2,7 +2,7 @@
 
 For every case an Alembic operation is built, rendered to SQL offline by Alembic itself for
 PostgreSQL, and that SQL is parsed by :func:`helios_migrate.sql_parse.changes_from_sql`.  The
-result must equal :func:`alembic_plugin.changes_from_ops.changes_from_op` of the operation.
+result must equal :func:`helios_migrate.alembic_ops.changes_from_op` of the operation.
 
 Where one front end knows something the other cannot (the SQL carries no ``existing_type``, a
 ``DROP INDEX`` names no table), the case lists that one field in ``only_op_knows`` and the
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic.operations import ops
 from sqlalchemy.dialects.postgresql import ARRAY, ENUM, JSONB
 
-from alembic_plugin.changes_from_ops import changes_from_op, render_sql
+from helios_migrate.alembic_ops import changes_from_op, render_sql
 from helios_migrate.changes import AlterColumnType, Change, DropIndex, ModifyRows
 from helios_migrate.sql_parse import changes_from_sql
 

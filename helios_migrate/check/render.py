@@ -99,7 +99,7 @@ class _Capture:
 
 
 def _pg_type(type_: Any) -> str:
-    from alembic_plugin.changes_from_ops import sql_type_text
+    from ..alembic_ops import sql_type_text
 
     return sql_type_text(type_)
 
