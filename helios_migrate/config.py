@@ -38,6 +38,7 @@ from typing import Any
 
 from .changes import QualifiedName
 from .findings import Severity
+from .rules import registered_rules
 from .versions import PgVersion, VersionError
 
 if sys.version_info >= (3, 11):
@@ -46,7 +47,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 TOOL_KEY = "helios-migrate"
-_CODE_RE = re.compile(r"^HM\d{0,3}$")
+_CODE_RE = re.compile(r"^[A-Z]{2,5}\d{0,3}$")
 _DURATION_RE = re.compile(r"^\s*\d+(\.\d+)?\s*(us|ms|s|min|h|d)?\s*$")
 
 
@@ -324,9 +325,7 @@ class _Reader:
         return tuple(value)
 
     def check_code(self, key: str, code: str, *, prefix_allowed: bool) -> None:
-        from safety_rules import RULES
-
-        known = {rule.code for rule in RULES}
+        known = {rule.code for rule in registered_rules()}
         if prefix_allowed and _CODE_RE.match(code) and any(k.startswith(code) for k in known):
             return
         if code not in known:

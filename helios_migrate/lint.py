@@ -12,7 +12,8 @@ the file's suppression comments.  The engine
    migration transaction and autocommit blocks), ``SET [LOCAL] lock_timeout`` /
    ``statement_timeout``, the locks held so far, tables created earlier in the input, constraints
    added ``NOT VALID`` and columns proven free of NULLs;
-4. runs every enabled rule of :data:`safety_rules.RULES` on every change, applies the
+4. runs every enabled rule of the installed rule packages
+   (:func:`~helios_migrate.rules.registered_rules`) on every change, applies the
    configuration (selection, severities, ``small`` and ``hot`` tables) and the suppressions, and
    reports suppressions that suppressed nothing (HM902).
 
@@ -26,19 +27,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from pglast import split
-
-from safety_rules import RULES, Rule
-from safety_rules.context import (
-    RuleContext,
-    RuleKind,
-    StatementInfo,
-    StaticTableFacts,
-    TableFacts,
-    TableSize,
-    TransactionInfo,
-    Violation,
-    same_relation,
-)
 
 from .changes import (
     AddConstraint,
@@ -57,6 +45,18 @@ from .config import Config
 from .effects import Certainty, Effect, RelationLock, WorkClass
 from .findings import Finding, Location, Severity
 from .knowledge import SchemaLookup, effect_of
+from .rule_context import (
+    RuleContext,
+    RuleKind,
+    StatementInfo,
+    StaticTableFacts,
+    TableFacts,
+    TableSize,
+    TransactionInfo,
+    Violation,
+    same_relation,
+)
+from .rules import Rule, registered_rules, rule_by_code
 from .sql_parse import SqlSyntaxError, Statement, parse_statements
 from .suppression import Suppression, parse_sql_suppressions
 from .versions import PgVersion
@@ -134,7 +134,7 @@ def lint(
     findings += _run_rules(walker.statements, walker, config, version, catalog, facts)
     findings = _dedupe(findings)
     findings = _apply_suppressions(findings, inputs, config)
-    order = {rule.code: i for i, rule in enumerate(RULES)}
+    order = {rule.code: i for i, rule in enumerate(registered_rules())}
     return sorted(findings, key=lambda f: (f.location.line, f.location.column, order.get(f.code, 999)))
 
 
@@ -392,7 +392,7 @@ def _run_rules(
     catalog: SchemaLookup | None,
     facts: TableFacts | None,
 ) -> list[Finding]:
-    rules = [rule for rule in RULES if config.rule_enabled(rule.code)]
+    rules = [rule for rule in registered_rules() if config.rule_enabled(rule.code)]
     by_txn: dict[int, list[StatementInfo]] = {}
     for st in statements:
         if st.transaction.in_block and st.index not in walker.bookkeeping:
@@ -457,7 +457,7 @@ def _to_finding(rule: Rule, v: Violation, ctx: RuleContext) -> Finding | None:
 def _tool_finding(
     code: str, location: Location, message: str, help_text: str, statement: str, revision: str | None
 ) -> Finding:
-    rule = next(r for r in RULES if r.code == code)
+    rule = rule_by_code(code)
     return Finding(code, rule.name, rule.severity, message, location, help_text, statement, revision)
 
 
@@ -476,7 +476,7 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
 
 
 def _apply_suppressions(findings: list[Finding], inputs: LintInput, config: Config) -> list[Finding]:
-    known = {rule.code for rule in RULES}
+    known = {rule.code for rule in registered_rules()}
     used: dict[tuple[int, int, bool], set[str]] = {}
     kept: list[Finding] = []
     for f in findings:
@@ -499,7 +499,7 @@ def _apply_suppressions(findings: list[Finding], inputs: LintInput, config: Conf
         used.setdefault(_key(match), set()).add(f.code)
     if not config.rule_enabled(UNUSED_SUPPRESSION):
         return kept
-    rule = next(r for r in RULES if r.code == UNUSED_SUPPRESSION)
+    rule = rule_by_code(UNUSED_SUPPRESSION)
     severity = config.severity_for(rule.code, rule.severity)
     for s in inputs.suppressions:
         hits = used.get(_key(s), set())

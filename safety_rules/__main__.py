@@ -8,7 +8,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from . import RULES
+from helios_migrate.rules import Rule
+
+from . import RULE_MODULES
 
 
 def write_docs(directory: Path) -> list[Path]:
@@ -16,7 +18,7 @@ def write_docs(directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     rows = ["| Code | Name | Default severity | Summary |", "| --- | --- | --- | --- |"]
-    for rule in RULES:
+    for rule in (Rule.from_module(module) for module in RULE_MODULES):
         page = directory / f"{rule.code.lower()}-{rule.name}.md"
         page.write_text(rule.markdown(), encoding="utf-8")
         written.append(page)

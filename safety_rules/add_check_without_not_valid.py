@@ -38,8 +38,7 @@ from collections.abc import Iterator
 from helios_migrate.changes import AddColumn, AddConstraint, ConstraintKind
 from helios_migrate.effects import WorkClass
 from helios_migrate.findings import Severity
-
-from .context import RuleContext, RuleKind, Violation
+from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
 CODE = "HM108"
 NAME = "add-check-without-not-valid"

@@ -39,8 +39,7 @@ from collections.abc import Iterator
 from helios_migrate.changes import AddColumn
 from helios_migrate.effects import Certainty
 from helios_migrate.findings import Severity
-
-from .context import RuleContext, RuleKind, Violation
+from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
 CODE = "HM201"
 NAME = "add-column-volatile-default"

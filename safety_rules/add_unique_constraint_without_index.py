@@ -35,8 +35,7 @@ from collections.abc import Iterator
 
 from helios_migrate.changes import AddColumn, AddConstraint, ConstraintKind
 from helios_migrate.findings import Severity
-
-from .context import RuleContext, RuleKind, Violation
+from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
 CODE = "HM104"
 NAME = "add-unique-constraint-without-index"

@@ -46,8 +46,7 @@ from collections.abc import Iterator
 from helios_migrate.changes import AttachPartition
 from helios_migrate.effects import RelationRole
 from helios_migrate.findings import Severity
-
-from .context import RuleContext, RuleKind, Violation
+from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
 CODE = "HM111"
 NAME = "attach-partition-without-check"

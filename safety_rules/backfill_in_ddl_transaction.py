@@ -42,8 +42,7 @@ from helios_migrate.changes import DataOperation, ModifyRows, SetSetting, Transa
 from helios_migrate.effects import RelationRole
 from helios_migrate.findings import Severity
 from helios_migrate.locks import LockMode
-
-from .context import RuleContext, RuleKind, StatementInfo, Violation
+from helios_migrate.rule_context import RuleContext, RuleKind, StatementInfo, Violation
 
 CODE = "HM404"
 NAME = "backfill-in-ddl-transaction"

@@ -39,8 +39,7 @@ from collections.abc import Iterator
 from helios_migrate.changes import AlterColumnType
 from helios_migrate.effects import Certainty
 from helios_migrate.findings import Severity
-
-from .context import RuleContext, RuleKind, Violation
+from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
 CODE = "HM204"
 NAME = "change-column-type-rewrite"

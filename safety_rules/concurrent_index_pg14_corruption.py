@@ -37,8 +37,7 @@ from collections.abc import Iterator
 
 from helios_migrate.changes import CreateIndex, Reindex
 from helios_migrate.findings import Severity
-
-from .context import RuleContext, RuleKind, Violation
+from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
 CODE = "HM113"
 NAME = "concurrent-index-pg14-corruption"

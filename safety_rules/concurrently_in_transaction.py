@@ -35,8 +35,7 @@ from collections.abc import Iterator
 
 from helios_migrate.effects import TransactionUse
 from helios_migrate.findings import Severity
-
-from .context import RuleContext, RuleKind, Violation
+from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
 CODE = "HM406"
 NAME = "concurrently-in-transaction"

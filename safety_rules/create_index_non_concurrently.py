@@ -35,8 +35,7 @@ from collections.abc import Iterator
 
 from helios_migrate.changes import CreateIndex
 from helios_migrate.findings import Severity
-
-from .context import RuleContext, RuleKind, Violation
+from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
 CODE = "HM101"
 NAME = "create-index-non-concurrently"

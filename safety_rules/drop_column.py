@@ -33,8 +33,7 @@ from collections.abc import Iterator
 
 from helios_migrate.changes import DropColumn
 from helios_migrate.findings import Severity
-
-from .context import RuleContext, RuleKind, Violation
+from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
 CODE = "HM303"
 NAME = "drop-column"

@@ -36,8 +36,7 @@ from collections.abc import Iterator
 from helios_migrate.changes import DropIndex
 from helios_migrate.effects import RelationRole
 from helios_migrate.findings import Severity
-
-from .context import RuleContext, RuleKind, Violation
+from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
 CODE = "HM102"
 NAME = "drop-index-non-concurrently"

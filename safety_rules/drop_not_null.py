@@ -31,8 +31,7 @@ from collections.abc import Iterator
 
 from helios_migrate.changes import DropNotNull
 from helios_migrate.findings import Severity
-
-from .context import RuleContext, RuleKind, Violation
+from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
 CODE = "HM305"
 NAME = "drop-not-null"

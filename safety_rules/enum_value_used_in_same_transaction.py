@@ -39,8 +39,7 @@ from collections.abc import Iterator
 
 from helios_migrate.changes import AddEnumValue
 from helios_migrate.findings import Severity
-
-from .context import RuleContext, RuleKind, Violation
+from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
 CODE = "HM408"
 NAME = "enum-value-used-in-same-transaction"

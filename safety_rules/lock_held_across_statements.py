@@ -46,8 +46,13 @@ from helios_migrate.changes import CreateTable, SetSetting, TransactionControl
 from helios_migrate.effects import RelationRole, WorkClass
 from helios_migrate.findings import Severity
 from helios_migrate.locks import LockMode
-
-from .context import RuleContext, RuleKind, StatementInfo, Violation, same_relation
+from helios_migrate.rule_context import (
+    RuleContext,
+    RuleKind,
+    StatementInfo,
+    Violation,
+    same_relation,
+)
 
 CODE = "HM403"
 NAME = "lock-held-across-statements"

@@ -37,8 +37,7 @@ from collections.abc import Iterator
 
 from helios_migrate.effects import RelationLock, RelationRole
 from helios_migrate.findings import Severity
-
-from .context import RuleContext, RuleKind, StatementInfo, Violation
+from helios_migrate.rule_context import RuleContext, RuleKind, StatementInfo, Violation
 
 CODE = "HM401"
 NAME = "missing-lock-timeout"

@@ -33,8 +33,7 @@ from collections.abc import Iterator
 
 from helios_migrate.effects import RelationRole, WorkClass
 from helios_migrate.findings import Severity
-
-from .context import RuleContext, RuleKind, Violation
+from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
 CODE = "HM402"
 NAME = "missing-statement-timeout"

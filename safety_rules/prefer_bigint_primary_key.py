@@ -31,9 +31,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from helios_migrate.findings import Severity
+from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
 from ._columns import defined_columns
-from .context import RuleContext, RuleKind, Violation
 
 CODE = "HM501"
 NAME = "prefer-bigint-primary-key"

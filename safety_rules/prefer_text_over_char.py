@@ -30,9 +30,9 @@ import re
 from collections.abc import Iterator
 
 from helios_migrate.findings import Severity
+from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
 from ._columns import defined_columns
-from .context import RuleContext, RuleKind, Violation
 
 CODE = "HM505"
 NAME = "prefer-text-over-char"

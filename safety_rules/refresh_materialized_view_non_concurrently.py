@@ -30,8 +30,7 @@ from collections.abc import Iterator
 
 from helios_migrate.changes import RefreshMaterializedView
 from helios_migrate.findings import Severity
-
-from .context import RuleContext, RuleKind, Violation
+from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
 CODE = "HM207"
 NAME = "refresh-materialized-view-non-concurrently"

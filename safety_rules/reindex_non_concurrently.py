@@ -32,8 +32,7 @@ from collections.abc import Iterator
 
 from helios_migrate.changes import Reindex
 from helios_migrate.findings import Severity
-
-from .context import RuleContext, RuleKind, Violation
+from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
 CODE = "HM103"
 NAME = "reindex-non-concurrently"

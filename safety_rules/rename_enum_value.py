@@ -32,8 +32,7 @@ from collections.abc import Iterator
 
 from helios_migrate.changes import RenameEnumValue
 from helios_migrate.findings import Severity
-
-from .context import RuleContext, RuleKind, Violation
+from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
 CODE = "HM306"
 NAME = "rename-enum-value"

@@ -32,8 +32,7 @@ from collections.abc import Iterator
 
 from helios_migrate.changes import RenameTable
 from helios_migrate.findings import Severity
-
-from .context import RuleContext, RuleKind, Violation
+from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
 CODE = "HM302"
 NAME = "rename-table"

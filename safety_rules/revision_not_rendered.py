@@ -39,8 +39,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from helios_migrate.findings import Severity
-
-from .context import RuleContext, RuleKind, Violation
+from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
 CODE = "HM904"
 NAME = "revision-not-rendered"

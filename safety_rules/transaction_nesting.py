@@ -41,8 +41,7 @@ from collections.abc import Iterator
 
 from helios_migrate.changes import TransactionAction, TransactionControl
 from helios_migrate.findings import Severity
-
-from .context import RuleContext, RuleKind, StatementInfo, Violation
+from helios_migrate.rule_context import RuleContext, RuleKind, StatementInfo, Violation
 
 CODE = "HM409"
 NAME = "transaction-nesting"

@@ -33,8 +33,7 @@ from collections.abc import Iterator
 from helios_migrate.changes import RawStatement
 from helios_migrate.effects import Certainty
 from helios_migrate.findings import Severity
-
-from .context import RuleContext, RuleKind, Violation
+from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
 CODE = "HM903"
 NAME = "unanalysed-statement"

@@ -36,8 +36,7 @@ from collections.abc import Iterator
 
 from helios_migrate.changes import DataOperation, ModifyRows
 from helios_migrate.findings import Severity
-
-from .context import RuleContext, RuleKind, Violation
+from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
 CODE = "HM206"
 NAME = "unbatched-backfill"

@@ -34,8 +34,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from helios_migrate.findings import Severity
-
-from .context import RuleContext, RuleKind, Violation
+from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
 CODE = "HM308"
 NAME = "unsupported-on-server-version"

@@ -42,8 +42,7 @@ from collections.abc import Iterator
 
 from helios_migrate.changes import ValidateConstraint
 from helios_migrate.findings import Severity
-
-from .context import RuleContext, RuleKind, Violation
+from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
 CODE = "HM405"
 NAME = "validate-in-same-transaction"

@@ -68,6 +68,7 @@ def check_command(
     Exit codes: 0 no finding at or above --fail-on, 1 such findings, 2 usage, configuration or
     environment errors.
     """
+    from ..rules import RuleLoadError
     from .runner import CheckOptions, run_check
 
     options = CheckOptions(
@@ -81,7 +82,7 @@ def check_command(
     )
     try:
         report = run_check(options)
-    except CheckUsageError as exc:
+    except (CheckUsageError, RuleLoadError) as exc:
         typer.echo(f"helios-migrate check: {exc}", err=True)
         raise typer.Exit(2) from None
     sys.stdout.write(render(report, output_format))

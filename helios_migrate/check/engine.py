@@ -7,13 +7,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from safety_rules import RULES
-from safety_rules.context import StaticTableFacts
-from safety_rules.context import TableSize as RuleTableSize
-
 from ..config import Config, ConfigError, load_config
 from ..findings import Finding, Severity
 from ..lint import LintInput, SourceStatement, lint
+from ..rule_context import StaticTableFacts
+from ..rule_context import TableSize as RuleTableSize
+from ..rules import registered_rules
 from ..suppression import Suppression, parse_python_suppressions, parse_sql_suppressions
 from ..versions import PgVersion
 from .live import TableSize
@@ -112,12 +111,12 @@ def rule_infos() -> tuple[RuleInfo, ...]:
     """Every registered rule with its documentation, for SARIF ``tool.driver.rules``."""
     return tuple(
         RuleInfo(rule.code, rule.name, rule.summary or rule.name, rule.doc.strip(), rule.severity)
-        for rule in RULES
+        for rule in registered_rules()
     )
 
 
 def registered_name(code: str, default: str) -> str:
     """The registry's name for ``code`` (tool findings ``check`` makes itself use it)."""
-    return next((rule.name for rule in RULES if rule.code == code), default)
+    return next((rule.name for rule in registered_rules() if rule.code == code), default)
 
 

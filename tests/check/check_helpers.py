@@ -116,6 +116,6 @@ def run_check(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subpr
 
 def rule_code(module: str) -> str:
     """The code of the rule defined in ``safety_rules.<module>``."""
-    from safety_rules import RULES
+    from helios_migrate.rules import registered_rules
 
-    return next(rule.code for rule in RULES if rule.module == f"safety_rules.{module}")
+    return next(rule.code for rule in registered_rules() if rule.module == f"safety_rules.{module}")

@@ -41,7 +41,9 @@ import pytest
 
 from helios_migrate.check.runner import CheckOptions, run_check
 from helios_migrate.findings import Finding, Severity
-from safety_rules import RULES
+from helios_migrate.rules import registered_rules
+
+RULES = registered_rules()
 
 FORMS = Path(__file__).parent / "alembic_forms"
 PREAMBLE = "op.execute(\"SET lock_timeout = '2s'\")"

@@ -28,8 +28,8 @@ from typing import ClassVar
 from helios_migrate.changes import ConstraintKind, QualifiedName
 from helios_migrate.config import Config, RuleSelection, TableLists
 from helios_migrate.findings import Severity
+from helios_migrate.rule_context import StaticTableFacts, TableSize
 from helios_migrate.versions import PgVersion
-from safety_rules.context import StaticTableFacts, TableSize
 
 FIXTURES = Path(__file__).parent / "fixtures"
 _DIRECTIVE = re.compile(r"^--\s*(?P<key>[a-z-]+):\s*(?P<value>.*)$")

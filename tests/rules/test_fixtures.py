@@ -7,8 +7,10 @@ from fixture_cases import Case, load_cases
 
 from helios_migrate.findings import Location
 from helios_migrate.lint import LintInput, SourceStatement, lint
+from helios_migrate.rules import registered_rules
 from helios_migrate.suppression import parse_sql_suppressions
-from safety_rules import RULES
+
+RULES = registered_rules()
 
 CASES = list(load_cases())
 

@@ -9,8 +9,11 @@ import pytest
 
 from helios_migrate.config import Config
 from helios_migrate.lint import lint_sql
+from helios_migrate.rules import DOC_SECTIONS, Rule, registered_rules, rule_by_code
 from helios_migrate.versions import PgVersion
-from safety_rules import DOC_SECTIONS, RULE_MODULES, RULES, Rule, rule_by_code
+from safety_rules import RULE_MODULES
+
+RULES = tuple(Rule.from_module(module) for module in RULE_MODULES)
 
 SNAPSHOT = Path(__file__).parent / "rules.snapshot"
 
@@ -35,7 +38,7 @@ def test_codes_are_unique_ordered_and_categorised() -> None:
 
 def test_every_module_is_registered_once() -> None:
     package = Path(RULE_MODULES[0].__file__ or "").parent
-    modules = {p.stem for p in package.glob("*.py") if not p.stem.startswith("_") and p.stem != "context"}
+    modules = {p.stem for p in package.glob("*.py") if not p.stem.startswith("_")}
     registered = [m.__name__.rsplit(".", 1)[1] for m in RULE_MODULES]
     assert sorted(registered) == sorted(modules)
     assert len(registered) == len(set(registered))
@@ -76,6 +79,11 @@ def test_documentation_examples_agree_with_the_rule(rule: Rule) -> None:
     for block in _sql_blocks(sections["Use instead"]):
         found = lint_sql(block, "fixed.sql", config=Config(), version=_version_of(block))
         assert rule.code not in {f.code for f in found}, [(f.code, f.message) for f in found]
+
+
+def test_the_installed_rule_packages_start_with_the_built_in_rules() -> None:
+    """The ``helios_migrate.rules`` entry point of this distribution is the built-in package."""
+    assert registered_rules()[: len(RULES)] == RULES
 
 
 def test_rule_by_code() -> None:

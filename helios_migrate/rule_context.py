@@ -1,7 +1,9 @@
 """What a rule sees: one change, its effect from the knowledge base, and where it runs.
 
-The engine (:mod:`helios_migrate.lint`) builds a :class:`RuleContext` for every change of every
-statement and calls each rule's ``check(ctx)``.  A rule yields :class:`Violation` values; the engine
+This is the interface rule packages are written against (the built-in :mod:`safety_rules` and any
+package registered under the ``helios_migrate.rules`` entry-point group, see
+:mod:`helios_migrate.rules`).  The engine (:mod:`helios_migrate.lint`) builds a
+:class:`RuleContext` for every change of every statement and calls each rule's ``check(ctx)``.  A rule yields :class:`Violation` values; the engine
 turns them into :class:`~helios_migrate.findings.Finding` values (code, name, severity, location,
 suppressions, configuration).  Rules never derive locks themselves: ``ctx.effect`` is the lock
 knowledge base's answer for ``ctx.change`` on ``ctx.version``.
@@ -12,14 +14,16 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from helios_migrate.changes import Change, QualifiedName
-from helios_migrate.config import Config
-from helios_migrate.effects import Effect, RelationLock, RelationRole
-from helios_migrate.findings import Location, Severity
-from helios_migrate.knowledge import SchemaLookup
-from helios_migrate.versions import PgVersion
+from .changes import Change, QualifiedName
+from .effects import Effect, RelationLock, RelationRole
+from .findings import Location, Severity
+from .versions import PgVersion
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .knowledge import SchemaLookup
 
 
 class RuleKind(str, enum.Enum):
