@@ -1274,7 +1274,7 @@ def plan_with_proposer(
 
 
 def llm_proposer(version: PgVersion, *, catalog: SchemaLookup | None = None, config: Any = None,
-                 where: str = "autogenerate") -> Proposer | None:
+                 where: str = "autogenerate", facts: PlannerFacts | None = None) -> Proposer | None:
     """A :data:`Proposer` when an LLM is configured (``[tool.helios-migrate.llm]`` or the
     environment), else ``None``: without one, planning stays deterministic."""
     try:
@@ -1288,5 +1288,12 @@ def llm_proposer(version: PgVersion, *, catalog: SchemaLookup | None = None, con
         return None
     from .config import Config
 
-    context = PlanContext(client=client, version=version, config=config or Config(), catalog=catalog, where=where)
+    context = PlanContext(
+        client=client,
+        version=version,
+        config=config or Config(),
+        catalog=catalog,
+        where=where,
+        primary_key=facts.primary_key if facts is not None else None,
+    )
     return lambda sql: propose_plan(sql, context)

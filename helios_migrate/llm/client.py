@@ -20,10 +20,13 @@ from typing import Any
 from .config import STRUCTURED_MODES, LlmConfig
 from .redact import redact
 
+MAX_ANSWER_CHARS = 200_000
+"""The largest answer accepted; every schema we ask for fits in a small fraction of it."""
+
 
 class LlmError(Exception):
     """A request failed.  ``kind`` is one of ``not_installed``, ``connection``, ``timeout``,
-    ``auth``, ``model``, ``http``, ``empty``."""
+    ``auth``, ``model``, ``http``, ``empty``, ``too_large``."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(kind, message)
@@ -140,6 +143,12 @@ class LlmClient:
             self._log(purpose, request, text, None, started)
             if text is None:
                 raise LlmError("empty", f"the model {self.model!r} at {self.base_url} sent an empty answer")
+            if len(text) > MAX_ANSWER_CHARS:
+                raise LlmError(
+                    "too_large",
+                    f"the model {self.model!r} at {self.base_url} sent an answer of {len(text):,} "
+                    f"characters, more than the {MAX_ANSWER_CHARS:,} accepted; it was not read",
+                )
             return text
 
     def _log(

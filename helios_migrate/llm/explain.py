@@ -207,7 +207,19 @@ def _strip(obj: dict[str, Any], allowed: set[str]) -> dict[str, Any] | None:
     return result if result["summary"] else None
 
 
+def _printable(text: str) -> str:
+    """Model text shown on a terminal: no control characters (escape sequences could rewrite the
+    screen or hide lines), one line."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
 def _render(obj: dict[str, Any]) -> str:
+    obj = {
+        "summary": _printable(obj["summary"]),
+        "locks": _printable(obj["locks"]),
+        "duration": _printable(obj["duration"]),
+        "watch": [_printable(w) for w in obj["watch"]],
+    }
     out = [
         f"What it does: {obj['summary'].strip()}",
         f"What it locks: {obj['locks'].strip() or '(see the facts)'}",

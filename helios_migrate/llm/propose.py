@@ -21,11 +21,14 @@ result when no answer passes.  Accepted steps are marked ``LLM-proposed:`` in th
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pglast import ast
+
 from ..changes import (
+    AddColumn,
     AddConstraint,
     Change,
     ConstraintKind,
@@ -33,6 +36,7 @@ from ..changes import (
     CreateTable,
     DataOperation,
     DropColumn,
+    DropConstraint,
     DropEnum,
     DropIndex,
     DropTable,
@@ -49,13 +53,14 @@ from ..effects import WorkClass
 from ..findings import Finding, Severity
 from ..knowledge import SchemaLookup, describe, effect_of
 from ..lint import lint_sql
-from ..plan import Phase, Plan, RetryPolicy, Step, TransactionMode
+from ..plan import Backfill, Phase, Plan, RetryPolicy, Step, TransactionMode
 from ..sql_parse import SqlSyntaxError, parse_statements
 from ..versions import PgVersion, default_version
 from .ask import Attempt, ask_validated
 from .client import LlmClient
 from .prompts import data_block, system_prompt
 from .schema import PLAN_SCHEMA, STEP_KINDS
+from .sql_guard import GuardError, Judged, Scope, deparse, judge, scope_of, walk
 
 LLM_MARK = "LLM-proposed:"
 _MODES = {
@@ -80,6 +85,8 @@ class PlanContext:
     """Where the SQL comes from, for the prompt (``op.execute in revision 1a2b``); no paths with secrets."""
     facts: tuple[str, ...] = ()
     """Facts about the tables involved (sizes, row estimates), one line each."""
+    primary_key: Callable[[QualifiedName], tuple[str, ...] | None] | None = None
+    """The primary key of a table, for proposed backfills (``id`` when unknown)."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +115,8 @@ def propose_plan(sql: str, context: PlanContext) -> ProposalResult:
         return ProposalResult(None, ("LLM not configured (see `helios-migrate llm check`)",), 0)
     try:
         requested = [ch for st in parse_statements(sql, "requested SQL") for ch in st.changes]
-    except SqlSyntaxError as exc:
+        scope = scope_of(sql)
+    except (SqlSyntaxError, ValueError) as exc:
         return ProposalResult(None, (f"the SQL to plan does not parse: {exc}",), 0)
     baseline = {f.code for f in _lint(sql, context)}
     effects = describe(effect_of(ch, context.version, context.catalog) for ch in requested)
@@ -121,7 +129,7 @@ def propose_plan(sql: str, context: PlanContext) -> ProposalResult:
     ]
     if context.facts:
         parts.append(data_block("table facts", "\n".join(context.facts)))
-    validator = _PlanValidator(requested, baseline, context)
+    validator = _PlanValidator(requested, baseline, context, scope)
     outcome = ask_validated(
         context.client,
         system=system,
@@ -140,8 +148,11 @@ Rules of a lock-safe plan:
 - Indexes: CREATE INDEX CONCURRENTLY IF NOT EXISTS, in an 'autocommit' step; DROP INDEX CONCURRENTLY likewise.
 - Constraints: ADD ... NOT VALID in one step, VALIDATE CONSTRAINT in a later 'own' step.
 - SET NOT NULL: add CHECK (col IS NOT NULL) NOT VALID, validate it, then SET NOT NULL, then drop the check.
-- Data changes: 'backfill_batch' steps whose UPDATE/DELETE has a WHERE clause limiting it to one batch
-  (it is repeated until it changes no rows), in 'autocommit'.
+- Backfills: a 'backfill_batch' step holds one `UPDATE <table> SET <column> = <expression> WHERE <condition>`
+  whose WHERE says which rows still need the value (e.g. `<column> IS NULL`); helios-migrate runs it in
+  small batches by primary key itself (no LIMIT, no subquery in the WHERE).
+- Only act on the tables the SQL names; only ALTER TABLE, CREATE/DROP INDEX, RENAME, UPDATE/INSERT/DELETE
+  and SET of timeouts. No functions, triggers, DO blocks, COPY, GRANT or catalog functions.
 - Never drop, truncate or delete anything the SQL does not drop, truncate or delete.
 - One SQL statement per item of "sql"; no BEGIN/COMMIT (say how a step runs with "transaction":
   'migration' = inside the migration's transaction, 'own' = a short transaction of its own with lock_timeout,
@@ -151,10 +162,13 @@ Rules of a lock-safe plan:
 
 
 class _PlanValidator:
-    def __init__(self, requested: Sequence[Change], baseline: set[str], context: PlanContext) -> None:
+    def __init__(
+        self, requested: Sequence[Change], baseline: set[str], context: PlanContext, scope: Scope
+    ) -> None:
         self.requested = list(requested)
         self.baseline = baseline
         self.context = context
+        self.scope = scope
 
     def __call__(self, obj: dict[str, Any]) -> tuple[Plan | None, list[str]]:
         reasons: list[str] = []
@@ -163,6 +177,7 @@ class _PlanValidator:
         created_indexes: set[str] = set()
         self._pending_checks: dict[tuple[str, str], str] = {}
         self._proven: set[tuple[str, str]] = set()
+        self._added_constraints: set[str] = set()
         for number, raw in enumerate(obj["steps"], start=1):
             step, step_reasons = self._step(number, raw, created, created_indexes)
             reasons += step_reasons
@@ -211,22 +226,22 @@ class _PlanValidator:
         reasons: list[str] = []
         mode = _MODES[raw["transaction"]]
         changes: list[Change] = []
+        judged: list[Judged] = []
         for j, text in enumerate(raw["sql"]):
-            try:
-                statements = parse_statements(text, f"{label} sql[{j}]")
-            except SqlSyntaxError as exc:
-                reasons.append(f"{label}: SQL does not parse: {exc}")
-                continue
-            if len(statements) != 1:
-                reasons.append(f"{label} sql[{j}]: give exactly one statement per item, not {len(statements)}")
-            for st in statements:
-                changes += st.changes
-        inverse = raw["inverse_sql"]
-        for j, text in enumerate(inverse or ()):
-            try:
-                parse_statements(text, f"{label} inverse_sql[{j}]")
-            except SqlSyntaxError as exc:
-                reasons.append(f"{label}: inverse SQL does not parse: {exc}")
+            statement, statement_reasons = self._judge(f"{label} sql[{j}]", text)
+            reasons += statement_reasons
+            if statement is not None:
+                judged.append(statement)
+                changes += self._changes(statement)
+        inverse_raw = raw["inverse_sql"]
+        inverse: list[str] | None = None if inverse_raw is None else []
+        for j, text in enumerate(inverse_raw or ()):
+            statement, statement_reasons = self._judge(f"{label} inverse_sql[{j}]", text)
+            reasons += statement_reasons
+            if statement is not None and inverse is not None:
+                inverse.append(statement.sql)
+                for ch in self._changes(statement):
+                    reasons += self._destructive_inverse(f"{label} inverse_sql[{j}]", ch, changes)
         if inverse is None and not (raw["irreversible_reason"] or "").strip():
             reasons.append(f"{label}: inverse_sql is null but irreversible_reason does not say why")
         reasons += self._kind(label, raw["kind"], changes)
@@ -238,17 +253,33 @@ class _PlanValidator:
             if isinstance(ch, CreateIndex) and ch.name:
                 created_indexes.add(ch.name)
             self._track_not_null_proof(ch)
+            if isinstance(ch, AddConstraint) and ch.constraint.name:
+                self._added_constraints.add(ch.constraint.name)
+        backfill: Backfill | None = None
+        if raw["kind"] == "backfill_batch" and not reasons:
+            backfill, backfill_reasons = self._backfill(label, judged)
+            reasons += backfill_reasons
         if reasons:
             return None, reasons
         strong = mode is not TransactionMode.MIGRATION
         config = self.context.config
         description = _clean(raw["description"])
-        if raw["kind"] == "backfill_batch":
-            description += " (one batch: repeated until it changes no rows)"
+        if backfill is not None:
+            return Step(
+                description=description,
+                phase=Phase(raw["phase"]),
+                changes=tuple(changes),
+                transaction=TransactionMode.AUTOCOMMIT,
+                retry=RetryPolicy(attempts=config.lock_retries),
+                backfill=backfill,
+                inverse=tuple(inverse) if inverse is not None else None,
+                irreversible_reason=_clean(raw["irreversible_reason"]) if inverse is None else None,
+                reason=f"{LLM_MARK} {_clean(raw['rationale'])}",
+            ), []
         step = Step(
             description=description,
             phase=Phase(raw["phase"]),
-            sql=tuple(raw["sql"]),
+            sql=tuple(statement.sql for statement in judged),
             changes=tuple(changes),
             transaction=mode,
             retry=RetryPolicy(attempts=config.lock_retries) if strong else None,
@@ -257,6 +288,71 @@ class _PlanValidator:
             reason=f"{LLM_MARK} {_clean(raw['rationale'])}",
         )
         return step, []
+
+    def _judge(self, label: str, text: str) -> tuple[Judged | None, list[str]]:
+        """The statement as judged by the guard (re-deparsed), or why it is refused."""
+        try:
+            return judge(text, self.scope), []
+        except GuardError as exc:
+            return None, [f"{label}: {exc} (`{_short(text)}`)"]
+
+    @staticmethod
+    def _changes(statement: Judged) -> list[Change]:
+        return [ch for st in parse_statements(statement.sql, "proposed SQL") for ch in st.changes]
+
+    def _backfill(self, label: str, judged: list[Judged]) -> tuple[Backfill | None, list[str]]:
+        """A backfill step runs through the runtime's batched keyset loop, never as one UPDATE."""
+        if len(judged) != 1 or not isinstance(judged[0].node, ast.UpdateStmt):
+            return None, [f"{label}: a backfill step is exactly one UPDATE"]
+        update = judged[0].node
+        if update.fromClause or update.withClause or update.returningClause:
+            return None, [f"{label}: a backfill UPDATE has no FROM, WITH or RETURNING"]
+        targets = list(update.targetList or ())
+        if len(targets) != 1 or targets[0].indirection or update.relation is None:
+            return None, [f"{label}: a backfill UPDATE sets exactly one column"]
+        if update.whereClause is None:
+            return None, [f"{label}: a backfill UPDATE needs a WHERE saying which rows still need the value"]
+        if any(isinstance(n, ast.SubLink) for n in walk(update.whereClause)):
+            return None, [
+                f"{label}: the WHERE of a backfill says which rows still need the value; no subquery "
+                "(helios-migrate does the batching)"
+            ]
+        relation = update.relation
+        table = QualifiedName(str(relation.relname), relation.schemaname or None)
+        target = targets[0]
+        key = self.context.primary_key(table) if self.context.primary_key is not None else None
+        config = self.context.config
+        return Backfill(
+            table=table,
+            column=target.name,
+            expression=deparse(target.val),
+            key=key or ("id",),
+            where=deparse(update.whereClause),
+            batch_size=int(config.backfill_batch_size),
+            pause_ms=int(config.backfill_pause_ms),
+        ), []
+
+    def _destructive_inverse(self, label: str, ch: Change, forward: list[Change]) -> list[str]:
+        """An inverse may drop only what its own step created, or what the user's SQL drops."""
+        made_columns = {(c.on.name, c.column.name) for c in forward if isinstance(c, AddColumn)}
+        made_indexes = {c.name for c in forward if isinstance(c, CreateIndex) and c.name}
+        made_tables = {c.on.name for c in forward if isinstance(c, CreateTable)}
+        made_constraints = {
+            c.constraint.name for c in forward if isinstance(c, AddConstraint) and c.constraint.name
+        }
+        if isinstance(ch, DropColumn) and (ch.on.name, ch.column) in made_columns:
+            return []
+        if isinstance(ch, DropIndex) and ch.index.name in made_indexes:
+            return []
+        if isinstance(ch, DropTable) and ch.on.name in made_tables:
+            return []
+        if isinstance(ch, DropConstraint) and ch.name in made_constraints:
+            return []
+        if isinstance(ch, DropColumn | DropIndex | DropTable | DropConstraint | TruncateTable):
+            return [f"{label}: the inverse drops {ch.kind.removeprefix('drop_')} that its step did not create"]
+        if isinstance(ch, ModifyRows) and ch.operation is DataOperation.DELETE:
+            return [f"{label}: the inverse deletes rows"]
+        return []
 
     def _track_not_null_proof(self, ch: Change) -> None:
         """A validated ``CHECK (c IS NOT NULL)`` lets ``SET NOT NULL`` skip its scan (PostgreSQL 12+)."""
@@ -322,6 +418,10 @@ class _PlanValidator:
             lambda r: type(r) is type(ch) and _same(r.name, ch.name)
         ):
             return [f"{label}: drops {ch.kind.removeprefix('drop_')} {ch.name}, which the SQL does not drop"]
+        if isinstance(ch, DropConstraint) and ch.name not in self._added_constraints and not asked(
+            lambda r: isinstance(r, DropConstraint) and r.name == ch.name
+        ):
+            return [f"{label}: drops constraint {ch.name}, which the SQL does not drop"]
         if isinstance(ch, DropIndex) and ch.index.name not in created_indexes and not asked(
             lambda r: isinstance(r, DropIndex) and r.index.name == ch.index.name
         ):
