@@ -117,18 +117,30 @@ def design_command(
     description: Annotated[str, typer.Argument(help="What the schema is for, in plain words.")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the models module here.")] = None,
     from_file: Annotated[
-        Path | None, typer.Option("--from", help="An existing models.py to refine with DESCRIPTION.")
+        Path | None,
+        typer.Option("--from", help="Your existing models.py (imported, as your code) to refine with DESCRIPTION."),
     ] = None,
     database_url: Annotated[
         str | None,
         typer.Option("--database-url", help="Scratch database to create the schema in (in a transaction, rolled back). Default: an embedded PostgreSQL."),
     ] = None,
+    allow_superuser: Annotated[
+        bool,
+        typer.Option("--allow-superuser", help="Accept a --database-url that connects as a superuser."),
+    ] = False,
     config: ConfigOption = None,
     llm_log: LlmLogOption = None,
 ) -> None:
-    """Design SQLAlchemy 2 models and their DDL from a description; proven on a real PostgreSQL."""
+    """Design SQLAlchemy 2 models and their DDL from a description; proven on a real PostgreSQL.
+
+    The LLM answers a schema description (JSON data); helios-migrate checks it and writes the
+    models and the DDL itself.  Nothing the LLM sends is executed as code.
+    """
+    import psycopg
+
     from ..pgserver import ServerStartError
-    from .design import design_schema, scratch_database
+    from .design import SuperuserRefused, design_schema, scratch_database
+    from .design_from_models import DescribeError, describe_metadata, load_models_metadata
 
     llm_config = _load(config)
     try:
@@ -140,17 +152,20 @@ def design_command(
     existing = None
     if from_file is not None:
         try:
-            existing = from_file.read_text(encoding="utf-8")
-        except OSError as exc:
-            typer.echo(f"error: cannot read {from_file}: {exc}", err=True)
+            existing = describe_metadata(load_models_metadata(from_file))
+        except DescribeError as exc:
+            typer.echo(f"error: --from {from_file}: {exc}", err=True)
             raise typer.Exit(2) from None
     try:
-        with scratch_database(database_url) as (executor, version, where):
+        with scratch_database(database_url, allow_superuser=allow_superuser) as (executor, version, where):
             result = design_schema(
                 description, client, executor=executor, version=version,
                 config=_project_config(), existing=existing,
             )
-    except (ServerStartError, RuntimeError) as exc:
+    except SuperuserRefused as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except (ServerStartError, RuntimeError, psycopg.Error) as exc:
         typer.echo(f"error: no scratch PostgreSQL to validate on: {exc}", err=True)
         raise typer.Exit(2) from None
     if result.models_py is None:
@@ -161,7 +176,7 @@ def design_command(
         )
         raise typer.Exit(1)
     if output is not None:
-        output.write_text(result.models_py.rstrip() + "\n", encoding="utf-8")
+        output.write_text(result.models_py, encoding="utf-8")
         typer.echo(f"wrote {output} ({len(result.tables)} table(s): {', '.join(result.tables)})")
     else:
         typer.echo(result.models_py.rstrip())
@@ -171,4 +186,4 @@ def design_command(
     for finding in result.findings:
         typer.echo(f"-- note: {finding}")
     for note in result.notes:
-        typer.echo(f"-- {' '.join(note.split())}")
+        typer.echo(f"-- {note}")

@@ -1,126 +1,46 @@
 """``helios-migrate design``: SQLAlchemy 2 models for a described schema, proven on PostgreSQL.
 
-The model writes the models module only.  Before anything of it runs, the module's syntax tree is
-checked against an allow-list (imports from SQLAlchemy and a few standard modules; classes,
-assignments and annotations; no functions, lambdas, loops, dunder access or dangerous builtins).
-It is then executed to build its ``MetaData``, the DDL is compiled by SQLAlchemy for PostgreSQL
-(so the DDL always matches the models), every statement is parsed with pglast and judged by the
-safety rules (schema design rules included), and the DDL is executed on a scratch PostgreSQL --
-an embedded server in a temporary directory, or a transaction rolled back on ``--database-url``.
-Any failure goes back to the model with the reasons (bounded retries).
+The model answers a schema *description*, a closed JSON document (:mod:`.design_doc`), never code.
+helios-migrate checks it (schema, references, names, every expression re-parsed by pglast against
+an allow-list), renders the models module and builds the same ``MetaData`` in-process
+(:mod:`.design_render`), compiles the DDL with SQLAlchemy, judges it with the safety rules
+(schema design rules included), and runs it on a scratch PostgreSQL: an embedded server in a
+temporary directory, as a role that is not a superuser, or a transaction rolled back on
+``--database-url`` (a superuser connection there is refused unless explicitly allowed).  Any
+failure goes back to the model with the reasons (bounded retries).  Nothing the model returns is
+executed, imported or evaluated.
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import itertools
-import sys
+import json
+import secrets
 import tempfile
-import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..findings import Severity
-from ..lint import lint_sql
+from ..findings import Location, Severity
+from ..lint import LintInput, SourceStatement, lint
 from ..sql_parse import SqlSyntaxError, parse_statements
 from ..versions import PgVersion
 from .ask import Attempt, ask_validated
 from .client import LlmClient
+from .design_doc import DESIGN_SCHEMA, Design, parse_design
+from .design_render import build_metadata, compile_ddl, render_models
 from .prompts import data_block, system_prompt
-from .schema import DESIGN_SCHEMA
-
-_ALLOWED_MODULES = ("sqlalchemy", "typing", "datetime", "decimal", "uuid", "enum", "__future__")
-_FORBIDDEN_NAMES = {
-    "exec", "eval", "compile", "open", "__import__", "getattr", "setattr", "delattr", "globals",
-    "locals", "vars", "input", "breakpoint", "exit", "quit", "help", "memoryview", "create_engine",
-    "event", "DDL", "__builtins__", "importlib", "os", "sys", "subprocess",
-}
-_ALLOWED_DUNDERS = {"__tablename__", "__table_args__", "__abstract__", "__future__"}
-_FORBIDDEN_NODES: tuple[type[ast.AST], ...] = (
-    ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.For, ast.AsyncFor, ast.While, ast.With,
-    ast.AsyncWith, ast.Try, ast.Global, ast.Nonlocal, ast.Delete, ast.Await, ast.Yield, ast.YieldFrom,
-    ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.NamedExpr,
-)
-_counter = itertools.count(1)
 
 Executor = Callable[[list[str]], list[str]]
 """Runs DDL on a scratch database; returns the problems (empty when it all ran)."""
 
-
-def static_problems(source: str) -> list[str]:
-    """Why ``source`` may not be executed (empty when it may)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError as exc:
-        return [f"models_py is not valid Python: line {exc.lineno}: {exc.msg}"]
-    problems: list[str] = []
-    for node in ast.walk(tree):
-        where = f"models_py line {getattr(node, 'lineno', '?')}"
-        if isinstance(node, _FORBIDDEN_NODES):
-            problems.append(f"{where}: {type(node).__name__} is not allowed (declarative models only: "
-                            "classes with mapped columns, no functions, lambdas or loops)")
-        elif isinstance(node, ast.Import | ast.ImportFrom):
-            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-            for module in modules:
-                if module.split(".")[0] not in _ALLOWED_MODULES:
-                    problems.append(f"{where}: import of {module!r} is not allowed")
-            for alias in node.names:
-                if alias.name in _FORBIDDEN_NAMES or (alias.asname or "") in _FORBIDDEN_NAMES:
-                    problems.append(f"{where}: {alias.name!r} is not allowed")
-        elif isinstance(node, ast.Name) and node.id in _FORBIDDEN_NAMES:
-            problems.append(f"{where}: {node.id!r} is not allowed")
-        elif isinstance(node, ast.Attribute) and (
-            node.attr in _FORBIDDEN_NAMES
-            or (node.attr.startswith("_") and node.attr not in _ALLOWED_DUNDERS)
-        ):
-            problems.append(f"{where}: attribute {node.attr!r} is not allowed")
-        elif isinstance(node, ast.Name) and node.id.startswith("__") and node.id not in _ALLOWED_DUNDERS:
-            problems.append(f"{where}: name {node.id!r} is not allowed")
-    return problems
+DESIGN_ROLE = "helios_design"
 
 
-def metadata_ddl(source: str) -> tuple[list[str], list[str], list[str]]:
-    """Execute checked ``source``; return ``(ddl statements, table names, problems)``."""
-    from sqlalchemy import MetaData, create_mock_engine
-
-    problems = static_problems(source)
-    if problems:
-        return [], [], problems
-    name = f"helios_design_models_{next(_counter)}"
-    module = types.ModuleType(name)
-    sys.modules[name] = module
-    try:
-        exec(compile(source, "models.py", "exec"), module.__dict__)
-    except Exception as exc:
-        return [], [], [f"models_py fails when loaded: {type(exc).__name__}: {exc}"]
-    finally:
-        sys.modules.pop(name, None)
-    metadatas = {
-        id(md): md
-        for value in vars(module).values()
-        for md in [getattr(value, "metadata", None)]
-        if isinstance(value, type) and isinstance(md, MetaData)
-    }
-    metadatas.update({id(v): v for v in vars(module).values() if isinstance(v, MetaData)})
-    with_tables = [md for md in metadatas.values() if md.tables]
-    if len(with_tables) != 1:
-        return [], [], [f"models_py must define tables on exactly one MetaData (found {len(with_tables)})"]
-    metadata = with_tables[0]
-    ddl: list[str] = []
-
-    def capture(sql: Any, *multiparams: Any, **params: Any) -> None:
-        ddl.append(str(sql.compile(dialect=engine.dialect)).strip())
-
-    engine = create_mock_engine("postgresql+psycopg://", capture)
-    try:
-        metadata.create_all(engine, checkfirst=False)
-    except Exception as exc:
-        return [], [], [f"the models do not compile to PostgreSQL DDL: {type(exc).__name__}: {exc}"]
-    return ddl, sorted(metadata.tables), []
+class SuperuserRefused(RuntimeError):
+    """The ``--database-url`` connection is a superuser's and that was not explicitly allowed."""
 
 
 @dataclass(frozen=True)
@@ -134,16 +54,28 @@ class DesignResult:
     reasons: tuple[str, ...] = ()
     attempts: int = 0
     history: tuple[Attempt, ...] = field(default=(), repr=False)
+    design: Design | None = field(default=None, repr=False)
 
 
-_TASK = """Design a PostgreSQL schema as a SQLAlchemy 2.0 declarative models module (Python).
-Write one module: imports from sqlalchemy (and typing, datetime, decimal, uuid, enum) only; one
-`class Base(DeclarativeBase)`; one class per table using `Mapped[...]` and `mapped_column(...)`.
-No functions, methods, lambdas, loops or event hooks. Follow PostgreSQL good practice: bigint
-identity primary keys (`mapped_column(BigInteger, Identity(), primary_key=True)`), `text` rather than
-varchar(n) unless a limit is a real rule, `DateTime(timezone=True)` for timestamps, JSONB rather than
-JSON, explicit names for foreign keys' indexes where useful, NOT NULL where a value is required.
-Put anything the reviewer should know in "notes"."""
+_TASK = """Design a PostgreSQL schema and answer it as a schema description: one JSON document
+(not code, not SQL statements) that helios-migrate turns into SQLAlchemy 2 models and DDL itself.
+- "enums": enum types (name, labels); "tables": each with its columns, primary_key (column names),
+  foreign_keys, unique constraints, checks and indexes; "notes": what a reviewer should know.
+- A column type is {"name": one of the listed names, "length" (varchar only), "precision"/"scale"
+  (numeric only), "enum" (the enum type's name, for "enum" columns only), "array"}; unused
+  parameters are null.
+- "default" is null, {"function": "now()" | "current_timestamp" | "current_date" |
+  "gen_random_uuid()", "value": null} or {"function": null, "value": a literal of the column's type}.
+- "identity" ("always" / "by_default") only on bigint, integer or smallint NOT NULL columns.
+- CHECK expressions, index expressions and partial-index "where" predicates are single SQL
+  expressions over the table's own columns: constants, operators, IS [NOT] NULL, IN lists, CASE,
+  casts, and immutable functions such as lower, upper, length, btrim, abs, coalesce, nullif.
+  No subqueries, no other functions.
+- Index elements are {"column": name, "expression": null} or {"column": null, "expression": "..."};
+  methods btree, gin, gist, hash, brin.
+Follow PostgreSQL good practice: bigint identity primary keys, text rather than varchar(n) unless a
+limit is a real rule, timestamptz for timestamps, jsonb rather than json, an index on each foreign
+key's columns, NOT NULL where a value is required."""
 
 
 def design_schema(
@@ -153,26 +85,40 @@ def design_schema(
     executor: Executor,
     version: PgVersion,
     config: Config | None = None,
-    existing: str | None = None,
+    existing: dict[str, Any] | None = None,
 ) -> DesignResult:
+    """Ask for a schema description, check and render it, and prove its DDL with ``executor``.
+
+    ``existing`` is a description (as :func:`.design_from_models.describe_metadata` builds it) to
+    refine: it is sent as data, and the answer is the whole refined description.
+    """
     cfg = config or Config()
     parts = [data_block("schema description", description)]
     if existing is not None:
-        parts.insert(0, data_block("existing models.py to refine (return the whole refined module)", existing))
+        parts.insert(0, data_block(
+            "current schema description (JSON) to refine; answer the whole refined description",
+            json.dumps(existing, indent=1, ensure_ascii=False),
+        ))
     parts.append(f"Target PostgreSQL version: {version}.")
     infos: dict[str, tuple[str, ...]] = {}
 
     def check(obj: dict[str, Any]) -> tuple[DesignResult | None, list[str]]:
-        source = obj["models_py"]
-        ddl, tables, problems = metadata_ddl(source)
-        if problems:
+        design, problems = parse_design(obj)
+        if design is None:
             return None, problems
+        try:
+            models_py = render_models(design)
+            ddl = compile_ddl(build_metadata(design))
+        except Exception as exc:  # SQLAlchemy refusing a combination the checks let through
+            return None, [f"the description cannot be rendered: {type(exc).__name__}: {exc}"]
         script = ";\n".join(ddl) + ";\n"
         try:
             parse_statements(script, "design.sql")
         except SqlSyntaxError as exc:  # pragma: no cover - SQLAlchemy's DDL parses
             return None, [f"generated DDL does not parse: {exc}"]
-        findings = lint_sql(script, "design.sql", config=cfg, version=version)
+        # No suppression comments: the text holds the description's strings, not the user's SQL.
+        findings = lint(LintInput("design.sql", (SourceStatement(script, Location("design.sql", 1, 1)),)),
+                        config=cfg, version=version)
         blocking = [f for f in findings if f.severity >= Severity.WARNING]
         if blocking:
             return None, [
@@ -184,7 +130,8 @@ def design_schema(
         if problems:
             return None, problems
         infos["findings"] = tuple(f"{f.code} {f.rule} ({f.severity}): {f.message}" for f in findings)
-        return DesignResult(source, tuple(ddl), tuple(tables), tuple(obj["notes"])), []
+        tables = tuple(sorted(t.name for t in design.tables))
+        return DesignResult(models_py, tuple(ddl), tables, design.notes, design=design), []
 
     outcome = ask_validated(
         client,
@@ -199,16 +146,17 @@ def design_schema(
         return DesignResult(None, reasons=outcome.reasons, attempts=outcome.attempts, history=outcome.history)
     v = outcome.value
     return DesignResult(v.models_py, v.ddl, v.tables, v.notes, infos.get("findings", ()), (), outcome.attempts,
-                        outcome.history)
+                        outcome.history, v.design)
 
 
-def database_executor(url: str) -> Executor:
-    """Run the DDL in a transaction on ``url`` and roll it back (a scratch database is enough)."""
+def database_executor(url: str, *, commit: bool = False) -> Executor:
+    """Run the DDL in one transaction on ``url``; roll it back unless ``commit``."""
     import psycopg
 
     def run(ddl: list[str]) -> list[str]:
         try:
             with psycopg.connect(url, connect_timeout=10) as conn:
+                ok = False
                 try:
                     for statement in ddl:
                         try:
@@ -216,8 +164,12 @@ def database_executor(url: str) -> Executor:
                         except psycopg.Error as exc:
                             first = " ".join(statement.split())[:120]
                             return [f"PostgreSQL refused `{first}`: {str(exc).strip().splitlines()[0]}"]
+                    ok = True
                 finally:
-                    conn.rollback()
+                    if ok and commit:
+                        conn.commit()
+                    else:
+                        conn.rollback()
         except psycopg.Error as exc:
             raise RuntimeError(f"cannot use the scratch database: {exc}") from exc
         return []
@@ -225,17 +177,65 @@ def database_executor(url: str) -> Executor:
     return run
 
 
+def is_superuser(url: str) -> bool:
+    """Whether the role ``url`` connects as is a PostgreSQL superuser."""
+    import psycopg
+
+    with psycopg.connect(url, connect_timeout=10, autocommit=True) as conn:
+        row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+    return bool(row and row[0])
+
+
+def restricted_database(server_url: str, *, role: str = DESIGN_ROLE, dbname: str = DESIGN_ROLE) -> str:
+    """Create a login role that is not a superuser, and a database it owns, on a server we started;
+    return a connection string that connects to that database as that role.
+
+    DDL proven there cannot use superuser powers (``COPY ... PROGRAM``, file access, untrusted
+    languages), whatever it contains.
+    """
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    from ..pgserver import database_url
+
+    password = secrets.token_urlsafe(24)
+    with psycopg.connect(server_url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql.SQL(
+            "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB NOREPLICATION NOBYPASSRLS PASSWORD {}"
+        ).format(sql.Identifier(role), sql.Literal(password)))
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), sql.Identifier(role)))
+    return make_conninfo(database_url(server_url, dbname), user=role, password=password)
+
+
 @contextlib.contextmanager
-def scratch_database(database_url: str | None) -> Iterator[tuple[Executor, PgVersion, str]]:
-    """An executor on ``database_url`` or on an embedded PostgreSQL in a temporary directory."""
+def scratch_database(
+    database_url: str | None, *, allow_superuser: bool = False
+) -> Iterator[tuple[Executor, PgVersion, str]]:
+    """An executor on ``database_url`` (rolled back) or on an embedded PostgreSQL in a temporary
+    directory (as a role that is not a superuser).
+
+    Raises :class:`SuperuserRefused` when ``database_url`` connects as a superuser and
+    ``allow_superuser`` is false.
+    """
     from ..pgserver import server_version, start_embedded
 
     if database_url:
-        yield database_executor(database_url), server_version(database_url), "the --database-url database (rolled back)"
+        version = server_version(database_url)
+        if not allow_superuser and is_superuser(database_url):
+            raise SuperuserRefused(
+                "the --database-url connection is a PostgreSQL superuser. design runs DDL written from "
+                "an LLM's answer there (in a transaction that is rolled back); connect as a role that is "
+                "not a superuser, for example one that owns a scratch database, or pass "
+                "--allow-superuser to accept the risk"
+            )
+        yield database_executor(database_url), version, "the --database-url database (rolled back)"
         return
     with tempfile.TemporaryDirectory(prefix="helios-design-") as tmp:
         server = start_embedded(Path(tmp), throwaway=True)
         try:
-            yield database_executor(server.url), server.version, f"an embedded PostgreSQL {server.version}"
+            url = restricted_database(server.url)
+            where = f"an embedded PostgreSQL {server.version}, as role {DESIGN_ROLE} (not a superuser)"
+            yield database_executor(url), server.version, where
         finally:
             server.stop()

@@ -173,11 +173,4 @@ EXPLAIN_SCHEMA = closed_object(
     }
 )
 
-DESIGN_SCHEMA = closed_object(
-    {
-        "models_py": _STR,
-        "notes": {"type": "array", "items": {"type": "string"}},
-    }
-)
-
 CHECK_SCHEMA = closed_object({"ok": {"type": "boolean"}})

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from helios_migrate.cli import app
 from helios_migrate.llm.client import LlmClient
-from helios_migrate.llm.design import database_executor, design_schema, static_problems
+from helios_migrate.llm.design import database_executor, design_schema
 from helios_migrate.llm.explain import build_facts, explain
 from helios_migrate.pgserver import RunningServer
 from helios_migrate.versions import PgVersion
@@ -111,7 +111,8 @@ def test_design_is_created_on_real_postgresql(
     assert any("HM501" in r for r in first) and any("HM504" in r for r in first)
     assert "HM501" in fake_llm.user_texts(1)[-1]
     assert result.tables == ("authors", "posts")
-    assert any("CREATE TABLE posts" in s for s in result.ddl)
+    assert any(s.startswith("CREATE TABLE posts") for s in result.ddl)
+    assert "class Posts(Base):" in result.models_py
     assert len(seen) == 1  # the rejected design never reached the database
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         for statement in result.ddl:
@@ -126,25 +127,37 @@ def test_design_cli_refines_a_file(
     from .llm_fake_server import load_replies
 
     existing = tmp_path / "models.py"
-    existing.write_text("# the blog models\n")
+    existing.write_text(
+        "# the blog models\n"
+        "import sqlalchemy as sa\n"
+        "from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column\n\n\n"
+        "class Base(DeclarativeBase):\n    pass\n\n\n"
+        "class Author(Base):\n"
+        "    __tablename__ = 'authors'\n"
+        "    id: Mapped[int] = mapped_column(sa.BigInteger(), sa.Identity(always=True), primary_key=True)\n"
+        "    name: Mapped[str] = mapped_column(sa.Text(), comment='shown on every post')\n"
+    )
     with FakeLLMServer(load_replies("design_refine")) as fake:
         monkeypatch.setenv("HELIOS_LLM_BASE_URL", fake.base_url)
         monkeypatch.setenv("HELIOS_LLM_MODEL", "test-model")
         monkeypatch.setenv("OPENAI_API_KEY", "test")
         result = runner.invoke(app, ["design", "add comments", "--from", str(existing), "-o", "out.py",
-                                     "--database-url", fresh_db])
+                                     "--database-url", fresh_db, "--allow-superuser"])
         prompt = fake.user_texts(0)[0]
     assert result.exit_code == 0, result.output
-    assert "# the blog models" in prompt and "existing models.py" in prompt
+    # the user's models reach the model as a schema description, not as their Python source
+    assert "current schema description (JSON)" in prompt
+    assert '"name": "authors"' in prompt and "shown on every post" in prompt
+    assert "# the blog models" not in prompt
     assert "wrote out.py (3 table(s): authors, comments, posts)" in result.output
     assert "CREATE TABLE comments" in result.output
-    assert "class Comment(Base)" in (tmp_path / "out.py").read_text()
+    assert "class Comments(Base)" in (tmp_path / "out.py").read_text()
     assert _tables(fresh_db) == set()  # validated in a rolled-back transaction
     # the connection string never reached the model
     assert fresh_db not in fake.all_text()
 
 
-def test_design_hostile_code_never_runs(make_client: MakeClient, tmp_path: Path) -> None:
+def test_design_code_instead_of_a_description_is_rejected(make_client: MakeClient) -> None:
     calls: list[list[str]] = []
 
     def executor(ddl: list[str]) -> list[str]:
@@ -153,13 +166,6 @@ def test_design_hostile_code_never_runs(make_client: MakeClient, tmp_path: Path)
 
     result = design_schema("a blog", make_client("design_hostile"), executor=executor, version=PgVersion(18))
     assert result.models_py is None and calls == []
-    assert any("import of 'os' is not allowed" in r for r in result.reasons)
-    assert not Path("/tmp/pwned").exists()
-
-
-def test_static_allow_list() -> None:
-    assert static_problems("from sqlalchemy.orm import DeclarativeBase\nclass Base(DeclarativeBase):\n    pass\n") == []
-    assert static_problems("x = (1).__class__.__bases__")
-    assert static_problems("def f():\n    pass\n")
-    assert static_problems("eval('1')")
-    assert static_problems("import subprocess")
+    assert "$: unknown key 'models_py'" in result.reasons
+    assert "$: missing key 'tables'" in result.reasons
+    assert not Path("/tmp/helios-design-pwned").exists()
