@@ -27,6 +27,7 @@ from .ask import ask_validated
 from .client import LlmClient, parse_json_object
 from .prompts import data_block, system_prompt
 from .schema import EXPLAIN_SCHEMA, validate
+from .untrusted import one_line
 
 _DURATION = {
     WorkClass.METADATA: "catalog change only: milliseconds whatever the table size, once the lock is granted",
@@ -207,18 +208,12 @@ def _strip(obj: dict[str, Any], allowed: set[str]) -> dict[str, Any] | None:
     return result if result["summary"] else None
 
 
-def _printable(text: str) -> str:
-    """Model text shown on a terminal: no control characters (escape sequences could rewrite the
-    screen or hide lines), one line."""
-    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
-
-
 def _render(obj: dict[str, Any]) -> str:
     obj = {
-        "summary": _printable(obj["summary"]),
-        "locks": _printable(obj["locks"]),
-        "duration": _printable(obj["duration"]),
-        "watch": [_printable(w) for w in obj["watch"]],
+        "summary": one_line(obj["summary"], 4000),
+        "locks": one_line(obj["locks"], 4000),
+        "duration": one_line(obj["duration"], 4000),
+        "watch": [one_line(w, 4000) for w in obj["watch"]],
     }
     out = [
         f"What it does: {obj['summary'].strip()}",

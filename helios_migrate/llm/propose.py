@@ -61,6 +61,7 @@ from .client import LlmClient
 from .prompts import data_block, system_prompt
 from .schema import PLAN_SCHEMA, STEP_KINDS
 from .sql_guard import GuardError, Judged, Scope, deparse, judge, scope_of, walk
+from .untrusted import one_line
 
 LLM_MARK = "LLM-proposed:"
 _MODES = {
@@ -466,9 +467,7 @@ def _same(a: QualifiedName | None, b: QualifiedName | None) -> bool:
 
 def _clean(text: str | None) -> str:
     """Model text that may end up in comments: one line, printable."""
-    if not text:
-        return ""
-    return " ".join("".join(c if c.isprintable() else " " for c in text).split())[:500]
+    return one_line(text)
 
 
 def _short(sql: str) -> str:

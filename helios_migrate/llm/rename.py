@@ -18,6 +18,7 @@ from .ask import ask_validated
 from .client import LlmClient
 from .prompts import data_block, system_prompt
 from .schema import RENAME_SCHEMA
+from .untrusted import one_line
 
 SIMILARITY_THRESHOLD = 0.6
 
@@ -105,7 +106,7 @@ def judge_rename(candidate: RenameCandidate, client: LlmClient | None, *, contex
         parts.append(data_block("surrounding models or comments", context))
 
     def check(obj: dict[str, Any]) -> tuple[RenameHint | None, list[str]]:
-        return RenameHint(candidate, bool(obj["is_rename"]), obj["confidence"], " ".join(obj["reason"].split())[:300], "llm"), []
+        return RenameHint(candidate, bool(obj["is_rename"]), obj["confidence"], one_line(obj["reason"], 300), "llm"), []
 
     outcome = ask_validated(
         client,
