@@ -140,11 +140,11 @@ def _call(step: Step) -> tuple[str, list[Any], dict[str, Any]] | None:
         if b.where:
             kw["where"] = b.where
         kw |= {"batch_size": b.batch_size, "pause_ms": b.pause_ms, **_retry_kwargs(step)}
-        return "backfill", [str(b.table), b.column, b.expression or None], kw
+        return "backfill", [runtime.table_argument(b.table.schema, b.table.name), b.column, b.expression or None], kw
     if not step.sql:
         return None
     if step.transaction is TransactionMode.AUTOCOMMIT and step.index is not None:
-        return "create_index_concurrently", [str(step.index), step.sql[0]], {}
+        return "create_index_concurrently", [runtime.table_argument(step.index.schema, step.index.name), step.sql[0]], {}
     kw = _retry_kwargs(step)
     if step.done_when:
         kw["done_when"] = step.done_when

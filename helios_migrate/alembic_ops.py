@@ -69,6 +69,7 @@ from helios_migrate.changes import (
     SetNotNull,
 )
 from helios_migrate.normalize import normalize_expr, normalize_ident, normalize_type
+from helios_migrate.sqltext import quote_ident
 
 if TYPE_CHECKING:
     from alembic.operations import ops as alembic_ops
@@ -311,7 +312,7 @@ def _index_element(index: sa.Index, element: Any) -> str:
             nulls = "last"
         inner = inner.element
     text = _sql(inner)
-    out = normalize_ident(text) if _PLAIN_IDENT.match(text) else normalize_expr(text)
+    out = quote_ident(normalize_ident(text)) if _PLAIN_IDENT.match(text) else normalize_expr(text)
     opclasses = index.dialect_options["postgresql"]["ops"] or {}
     key = getattr(element, "key", None)
     if key is not None and key in opclasses:

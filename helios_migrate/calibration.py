@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .facts import Query, ServerFacts, query_function, read_server
+from .sqltext import quote_qualified
 
 CACHE_ENV = "HELIOS_MIGRATE_CACHE_DIR"
 CACHE_FILE = "calibration.json"
@@ -160,10 +161,6 @@ def store_throughput(result: Throughput, *, directory: Path | None = None) -> No
         pass  # a read-only home directory only costs a calibration next time
 
 
-def _quote(schema: str, name: str) -> str:
-    return '"' + schema.replace('"', '""') + '"."' + name.replace('"', '""') + '"'
-
-
 def _timed(q: Query, sql: str) -> float:
     began = time.perf_counter()
     q(sql, ())
@@ -185,7 +182,7 @@ def measure_scan(q: Query, server: ServerFacts, *, budget_s: float = 1.0) -> tup
     deadline = time.perf_counter() + budget_s
     if rows and int(rows[0][2]) >= 256:
         schema, name, pages = str(rows[0][0]), str(rows[0][1]), int(rows[0][2])
-        table = _quote(schema, name)
+        table = quote_qualified(schema, name)
         # Grow the range until one scan takes ~1/8 of the budget (capped at MAX_CALIBRATION_PAGES),
         # then repeat that range and keep the median: robust to a busy machine's outliers.
         n = min(128, pages)

@@ -14,6 +14,7 @@ import psycopg
 
 from .changes import ConstraintKind, QualifiedName
 from .normalize import NormalizeError, normalize_type
+from .sqltext import quote_qualified
 from .versions import PgVersion
 
 _CONTYPE = {
@@ -28,10 +29,7 @@ _CONTYPE = {
 
 def _regclass(name: QualifiedName) -> str:
     """A ``regclass`` literal that survives mixed-case names."""
-    ident = '"' + name.name.replace('"', '""') + '"'
-    if name.schema:
-        ident = '"' + name.schema.replace('"', '""') + '".' + ident
-    return ident
+    return quote_qualified(name.schema, name.name)
 
 
 class LiveCatalog:

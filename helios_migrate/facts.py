@@ -19,6 +19,7 @@ from typing import Any
 
 from .changes import ConstraintKind, QualifiedName
 from .locks import LockMode
+from .sqltext import quote_qualified
 from .versions import PgVersion
 
 DEFAULT_WRITE_SAMPLE_S = 1.0
@@ -371,10 +372,7 @@ def query_function(conn: Any) -> Query:
 
 
 def _regclass(name: QualifiedName) -> str:
-    ident = '"' + name.name.replace('"', '""') + '"'
-    if name.schema:
-        ident = '"' + name.schema.replace('"', '""') + '".' + ident
-    return ident
+    return quote_qualified(name.schema, name.name)
 
 
 _TABLE_SQL = """

@@ -31,6 +31,7 @@ from .facts import DatabaseFacts, SessionFacts, TableFacts, format_bytes, format
 from .knowledge import SchemaLookup, effect_of
 from .locks import LockMode
 from .plan import Plan, Step, TransactionMode
+from .sqltext import index_element_name
 from .versions import PgVersion
 
 OLD_TRANSACTION_S = 60.0
@@ -375,7 +376,8 @@ def _work_of(
         concurrent = False
         existing: int | None = None
         if isinstance(ch, c.CreateIndex):
-            columns, concurrent = ch.columns, ch.concurrently
+            columns = tuple(index_element_name(x) or x for x in ch.columns)
+            concurrent = ch.concurrently
         elif isinstance(ch, c.AddConstraint):
             columns = ch.constraint.columns
         elif isinstance(ch, c.Reindex):

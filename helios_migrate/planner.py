@@ -32,6 +32,8 @@ from .config import ConfigError
 from .effects import WorkClass
 from .knowledge import SchemaLookup, effect_of
 from .plan import Backfill, Phase, Plan, RetryPolicy, Step, TransactionMode
+from .sqltext import duration_ms as _ms
+from .sqltext import duration_text, index_element_name, quote_ident, quote_literal, quote_qualified
 from .versions import PgVersion
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "PlannerFacts",
     "StaticFacts",
     "constraint_name",
+    "duration_text",
     "index_name",
     "plan_changes",
     "quote_ident",
@@ -188,23 +191,6 @@ def _below_threshold(table: QualifiedName, ctx: _Ctx) -> bool:
     return estimate is not None and estimate < limit
 
 
-_UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
-
-
-def _ms(duration: str | None) -> int:
-    if not duration:
-        return 0
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*", duration)
-    if not m:
-        raise ValueError(f"not a duration: {duration!r}")
-    return int(float(m.group(1)) * _UNITS_MS[m.group(2) or "ms"])
-
-
-def duration_text(ms: int) -> str:
-    """``2000`` -> ``"2s"``, ``1500`` -> ``"1500ms"``: the form written into revisions."""
-    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
-
-
 class PlannerFacts(Protocol):
     """What the planner needs to know about existing tables (``None``: unknown)."""
 
@@ -246,7 +232,8 @@ class LiveFacts:
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
         with self._conn.cursor() as cur:
-            cur.execute(sql, params)
+            # No parameters, no placeholder parsing: a table name may hold a "%".
+            cur.execute(sql, params or None)
             row = cur.fetchone()
         return None if row is None else row[0]
 
@@ -312,47 +299,27 @@ class LiveFacts:
                 "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
                 "JOIN pg_class c ON c.oid = i.indexrelid "
                 "WHERE i.indrelid = to_regclass(%s) AND i.indisvalid AND (%s = ANY (i.indkey::int2[]) "
-                "OR pg_get_indexdef(i.indexrelid) ~ ('\\m' || %s || '\\M')) "
+                "OR pg_get_indexdef(i.indexrelid) ~ ('(^|[^[:alnum:]_\"$])' || %s || '($|[^[:alnum:]_\"$])')) "
                 "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) ORDER BY 1",
-                (regclass, row[2], column),
+                (regclass, row[2], re.escape(quote_ident(column))),
             )
             indexes = tuple((str(r[0]), str(r[1])) for r in cur.fetchall())
         return bool(row[0]), None if row[1] is None else str(row[1]), indexes
 
 
 def _regclass_literal(table: QualifiedName) -> str:
-    name = '"' + table.name.replace('"', '""') + '"'
-    return ('"' + table.schema.replace('"', '""') + '".' + name) if table.schema else name
+    return sql_name(table)
 
 
 # --- SQL text -----------------------------------------------------------------------------------
 
-_PLAIN = re.compile(r"^[a-z_][a-z0-9_$]*$")
-_RESERVED: frozenset[str] | None = None
-
-
-def _reserved() -> frozenset[str]:
-    global _RESERVED
-    if _RESERVED is None:
-        from sqlalchemy.dialects.postgresql.base import RESERVED_WORDS
-
-        _RESERVED = frozenset(RESERVED_WORDS)
-    return _RESERVED
-
-
-def quote_ident(name: str) -> str:
-    """An identifier as SQL: quoted only when PostgreSQL needs it."""
-    if _PLAIN.match(name) and name not in _reserved():
-        return name
-    return '"' + name.replace('"', '""') + '"'
-
 
 def sql_name(name: QualifiedName) -> str:
-    return (quote_ident(name.schema) + "." if name.schema else "") + quote_ident(name.name)
+    """A schema-qualified name as SQL text (see :mod:`helios_migrate.sqltext`)."""
+    return quote_qualified(name.schema, name.name)
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+_literal = quote_literal
 
 
 def _truncate(name: str) -> str:
@@ -361,7 +328,10 @@ def _truncate(name: str) -> str:
 
 def index_name(table: QualifiedName, columns: Sequence[str], *, unique: bool = False) -> str:
     """PostgreSQL's default index name: ``<table>_<cols>_idx`` (``_key`` for a UNIQUE constraint)."""
-    cols = "_".join(re.sub(r"\W+", "_", col.split()[0]).strip("_") or "expr" for col in columns)
+    cols = "_".join(
+        re.sub(r"\W+", "_", index_element_name(col) or col.split()[0]).strip("_") or "expr"
+        for col in columns
+    )
     return _truncate(f"{table.name}_{cols}_{'key' if unique else 'idx'}")
 
 
@@ -429,7 +399,8 @@ def create_index_sql(ix: c.CreateIndex, name: str, *, concurrently: bool) -> str
     unique = "UNIQUE " if ix.unique else ""
     conc = "CONCURRENTLY " if concurrently else ""
     method = f" USING {ix.method}" if ix.method != "btree" else ""
-    cols = ", ".join(quote_ident(x) if _PLAIN.match(x) else x for x in ix.columns)
+    # Elements are SQL text already: a name as quote_ident() writes it, or an expression.
+    cols = ", ".join(ix.columns)
     # An index lives in its table's schema: its name is never qualified here.
     sql = f"CREATE {unique}INDEX {conc}IF NOT EXISTS {quote_ident(name)} ON {sql_name(ix.on)}{method} ({cols})"
     if ix.include:
@@ -842,7 +813,7 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: _Ctx) -> 
     new_name = _truncate(f"{ch.column}__new")
     new = quote_ident(new_name)
     fn_name = _truncate(f"{ch.on.name}_{ch.column}_sync")
-    fn = (quote_ident(ch.on.schema) + "." if ch.on.schema else "") + quote_ident(fn_name)
+    fn = quote_qualified(ch.on.schema, fn_name)
     trig = quote_ident(_truncate(f"{ch.on.name}_{ch.column}_sync"))
     convert = (ch.using or f"{col}").replace(col, "NEW." + col) if ch.using else f"NEW.{col}"
     expr = ch.using or col
@@ -857,7 +828,10 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: _Ctx) -> 
         unique = "UNIQUE " if head.startswith("CREATE UNIQUE ") else ""
         sql = re.sub(r"^CREATE (UNIQUE )?INDEX \S+ ON ",
                      f"CREATE {unique}INDEX CONCURRENTLY IF NOT EXISTS {quote_ident(new_ix)} ON ", head)
-        sql += " USING " + re.sub(rf"\b{re.escape(ch.column)}\b", new_name, tail)
+        # pg_get_indexdef() spells the column as quote_ident() does.
+        sql += " USING " + re.sub(
+            rf'(?<![\w"$]){re.escape(col)}(?![\w"$])', lambda _: new, tail
+        )
         rebuilt.append(Step(
             description=f"build index {new_ix} on {ch.on}.{new_name} concurrently (replaces {name})",
             phase=Phase.EXPAND, sql=(sql,), changes=_changes_of([sql]), transaction=TransactionMode.AUTOCOMMIT,
@@ -944,7 +918,10 @@ def _add_constraint(ch: c.AddConstraint, ctx: _Ctx) -> list[Step]:
     t, qn = sql_name(ch.on), quote_ident(name)
     drop = f"ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {qn}"
     if k.kind in (ConstraintKind.UNIQUE, ConstraintKind.PRIMARY_KEY):
-        ix = c.CreateIndex(on=ch.on, name=name, columns=k.columns, unique=True, concurrently=True)
+        ix = c.CreateIndex(
+            on=ch.on, name=name, columns=tuple(quote_ident(x) for x in k.columns), unique=True,
+            concurrently=True,
+        )
         kind = "PRIMARY KEY" if k.kind is ConstraintKind.PRIMARY_KEY else "UNIQUE"
         return [
             _create_index_step(ix, name, ctx, reason=f"the {kind} constraint adopts this index next, "
@@ -992,7 +969,8 @@ def _add_constraint(ch: c.AddConstraint, ctx: _Ctx) -> list[Step]:
 def _fk_index(ch: c.AddConstraint, ctx: _Ctx) -> list[Step]:
     cols = ch.constraint.columns
     for ix in ctx.new_indexes:
-        if ix.on == ch.on and tuple(ix.columns[: len(cols)]) == tuple(cols):
+        named = tuple(index_element_name(x) for x in ix.columns[: len(cols)])
+        if ix.on == ch.on and named == tuple(cols):
             return []
     if ctx.facts is not None and ctx.facts.covering_index(ch.on, cols) is not None:
         return []
@@ -1001,7 +979,7 @@ def _fk_index(ch: c.AddConstraint, ctx: _Ctx) -> list[Step]:
         f"{ch.on}: index {name} supports the new foreign key (deletes and updates on the referenced "
         "table would otherwise scan it); declare it in the model (index=True) so autogenerate keeps it"
     )
-    ix = c.CreateIndex(on=ch.on, name=name, columns=cols, concurrently=True)
+    ix = c.CreateIndex(on=ch.on, name=name, columns=tuple(quote_ident(x) for x in cols), concurrently=True)
     return [_create_index_step(ix, name, ctx, reason="no index covers the foreign key's columns")]
 
 
@@ -1135,7 +1113,7 @@ def plan_column_rename(
         ctx.notes.append(f"{what}: rename in place (rename_strategy = \"rename-with-view\")")
         return Plan(steps=tuple(steps), notes=tuple(ctx.notes))
     fn_name = _truncate(f"{table.name}_{old.name}_{new.name}_sync")
-    fn = (quote_ident(table.schema) + "." if table.schema else "") + quote_ident(fn_name)
+    fn = quote_qualified(table.schema, fn_name)
     trig = quote_ident(fn_name)
     function = (
         f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN "

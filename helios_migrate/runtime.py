@@ -43,6 +43,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .sqltext import quote_ident, quote_literal, quote_qualified, sql_comment
+
 __all__ = [
     "ALLOW_DATA_LOSS_VAR",
     "IrreversibleStep",
@@ -55,6 +57,7 @@ __all__ = [
     "irreversible",
     "run_autocommit",
     "run_in_own_transaction",
+    "table_argument",
 ]
 
 log = logging.getLogger("alembic.helios.runtime")
@@ -86,24 +89,28 @@ def _sqlstate(exc: BaseException) -> str | None:
     return None if state is None else str(state)
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    if re.fullmatch(r"[a-z_][a-z0-9_$]*", name):
-        return name
-    return '"' + name.replace('"', '""') + '"'
+_literal = quote_literal
 
 
 def _qualified(name: str) -> str:
-    """``"public.items"`` or ``"items"`` -> SQL; already-quoted parts are kept."""
-    parts = [p if p.startswith('"') else _ident(p) for p in _split_dotted(name)]
-    return ".".join(parts)
+    """A table or index argument as SQL text: ``"items"``, ``"public.items"`` (each part a name,
+    quoted as needed) or SQL text whose parts are already quoted (``'public."a.b"'``, see
+    :func:`table_argument`), which is kept as written."""
+    return ".".join(p if p.startswith('"') else quote_ident(p) for p in _split_dotted(name))
 
 
 def _split_dotted(name: str) -> list[str]:
     return re.findall(r'"(?:[^"]|"")*"|[^.]+', name)
+
+
+def table_argument(schema: str | None, name: str) -> str:
+    """How a revision file names a table or an index to these functions: ``"orders"`` or
+    ``"public.orders"`` when the parts hold no dot or double quote, else the quoted SQL name
+    (``'"a.b"'``), which reads back unambiguously."""
+    parts = [name] if schema is None else [schema, name]
+    if any("." in p or '"' in p for p in parts):
+        return quote_qualified(schema, name)
+    return ".".join(parts)
 
 
 def _scalar(op: Any, sql: str) -> Any:
@@ -195,7 +202,7 @@ def run_in_own_transaction(
     with _outside_migration_transaction(op):
         if _offline(op):
             if done_when:
-                _exec(op, f"-- skipped when already done: {done_when}")
+                _exec(op, sql_comment(f"skipped when already done: {done_when}"))
             for sql in ["BEGIN", *_timeouts(lock_timeout, statement_timeout), *statements, "COMMIT"]:
                 _exec(op, sql)
             return
@@ -248,7 +255,7 @@ def run_autocommit(
     with _outside_migration_transaction(op):
         if _offline(op):
             if done_when:
-                _exec(op, f"-- skipped when already done: {done_when}")
+                _exec(op, sql_comment(f"skipped when already done: {done_when}"))
             if lock_timeout is not None:
                 _exec(op, f"SET lock_timeout = {_literal(lock_timeout)}")
             for sql in statements:
@@ -299,7 +306,7 @@ def create_index_concurrently(
     drop = f"DROP INDEX CONCURRENTLY IF EXISTS {_qualified(name)}"
     with _outside_migration_transaction(op):
         if _offline(op):
-            _exec(op, f"-- an INVALID leftover of an earlier attempt is dropped first: {drop}")
+            _exec(op, sql_comment(f"an INVALID leftover of an earlier attempt is dropped first: {drop}"))
             _exec(op, sql)
             return
 
@@ -369,15 +376,15 @@ def backfill(
     once, in its own transaction, after a comment describing the loop.
     """
     tbl = _qualified(table)
-    col = _ident(column)
-    keys = [_ident(k) for k in key]
+    col = quote_ident(column)
+    keys = [quote_ident(k) for k in key]
     pending = where or f"{col} IS NULL"
     key_list = ", ".join(keys)
     with _outside_migration_transaction(op):
         if expression is None:
             missing = f"SELECT EXISTS (SELECT 1 FROM {tbl} WHERE {pending})"
             if _offline(op):
-                _exec(op, f"-- backfill {tbl}.{col}: no value given for existing rows ({missing})")
+                _exec(op, sql_comment(f"backfill {tbl}.{col}: no value given for existing rows ({missing})"))
                 return
             if _scalar(op, missing):
                 raise StepFailed(
@@ -406,8 +413,10 @@ def backfill(
         if _offline(op):
             _exec(
                 op,
-                f"-- backfill {tbl}.{col} in batches of {batch_size} rows by ({key_list}), each its "
-                f"own transaction, {pause_ms} ms apart, until no row matches {pending}"
+                sql_comment(
+                    f"backfill {tbl}.{col} in batches of {batch_size} rows by ({key_list}), each its "
+                    f"own transaction, {pause_ms} ms apart, until no row matches {pending}"
+                ),
             )
             first = batch_sql(False).replace(r"\:", ":")
             for sql in ["BEGIN", *_timeouts(lock_timeout, statement_timeout), first, "COMMIT"]:
@@ -463,7 +472,7 @@ def irreversible(op: Any, step: str, reason: str) -> None:
     """A downgrade step with no inverse: raise :class:`IrreversibleStep` naming it, unless
     ``HELIOS_ALLOW_DATA_LOSS=1`` (then the step is skipped with a warning)."""
     if _offline(op):
-        _exec(op, f"-- irreversible: {step}: {reason}")
+        _exec(op, sql_comment(f"irreversible: {step}: {reason}"))
         return
     if _allowed():
         log.warning("helios: skipping irreversible step %s: %s", step, reason)
@@ -476,7 +485,7 @@ def irreversible(op: Any, step: str, reason: str) -> None:
 def data_losing_step(op: Any, step: str, reason: str) -> None:
     """Guard before a downgrade step that loses data: raise unless ``HELIOS_ALLOW_DATA_LOSS=1``."""
     if _offline(op):
-        _exec(op, f"-- loses data: {step}: {reason}")
+        _exec(op, sql_comment(f"loses data: {step}: {reason}"))
         return
     if _allowed():
         log.warning("helios: %s loses data: %s", step, reason)

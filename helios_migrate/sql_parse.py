@@ -39,7 +39,6 @@ from pglast.enums import (
     VariableSetKind,
 )
 from pglast.parser import ParseError, scan
-from pglast.stream import maybe_double_quote_name
 
 from helios_migrate.changes import (
     AddColumn,
@@ -90,6 +89,7 @@ from helios_migrate.changes import (
     ValidateConstraint,
 )
 from helios_migrate.normalize import expr_to_text, type_name_to_text
+from helios_migrate.sqltext import quote_ident
 
 __all__ = ["SqlSyntaxError", "Statement", "changes_from_sql", "parse_statements"]
 
@@ -296,7 +296,7 @@ def _dotted(nodes: Sequence[Node] | None) -> str:
 
 
 def _quoted_dotted(nodes: Sequence[Node] | None) -> str:
-    return ".".join(maybe_double_quote_name(n) for n in _names(nodes))
+    return ".".join(quote_ident(n) for n in _names(nodes))
 
 
 def _cascade(node: Node) -> bool:
@@ -674,8 +674,18 @@ def _cluster(ctx: _Context, node: Node) -> list[Change]:
 
 
 def _index_elem(elem: Node) -> str:
-    """An index element as text: the column name or expression, then what was written after it."""
-    text = str(elem.name) if elem.name is not None else expr_to_text(elem.expr)
+    """An index element as SQL text: the column name (through ``quote_ident``) or expression,
+    then what was written after it.  ``("col")`` is the column, as PostgreSQL reads it."""
+    if elem.name is not None:
+        text = quote_ident(str(elem.name))
+    elif (
+        isinstance(elem.expr, ast.ColumnRef)
+        and len(fields := elem.expr.fields or ()) == 1
+        and isinstance(fields[0], ast.String)
+    ):
+        text = quote_ident(str(fields[0].sval))
+    else:
+        text = expr_to_text(elem.expr)
     if elem.collation:
         text += f" COLLATE {_quoted_dotted(elem.collation)}"
     if elem.opclass:

@@ -192,7 +192,7 @@ def test_add_column_unique_and_index() -> None:
     op = ops.AddColumnOp("T", sa.Column("Cc", sa.Integer(), index=True))
     assert changes_from_op(op) == [
         AddColumn(on=QualifiedName("T"), column=ColumnDef("Cc", "integer")),
-        CreateIndex(on=QualifiedName("T"), name="ix_T_Cc", columns=("Cc",)),
+        CreateIndex(on=QualifiedName("T"), name="ix_T_Cc", columns=('"Cc"',)),
     ]
 
 

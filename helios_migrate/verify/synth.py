@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from ..sqltext import quote_ident, quote_literal, quote_qualified
 from .schema import _APP_NS, _params
 
 BATCH_ROWS = 50_000
@@ -213,12 +214,12 @@ def _value(col: _Column, table: _Table) -> str | None:
     return f"({expr})::{col.type}"
 
 
-def sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+sql_literal = quote_literal
 
 
 def _ident(*parts: str) -> str:
-    return ".".join('"' + p.replace('"', '""') + '"' for p in parts)
+    """One name, or ``schema, name``, as SQL text."""
+    return quote_ident(parts[0]) if len(parts) == 1 else quote_qualified(*parts)
 
 
 def _statement(
