@@ -289,7 +289,23 @@ def compile_ddl(metadata: sa.MetaData) -> list[str]:
     # A named paramstyle: with psycopg's, literal percent signs in DDL would come out doubled.
     engine = sa.create_mock_engine("postgresql+psycopg://", capture, paramstyle="named")
     metadata.create_all(engine, checkfirst=False)
-    return ddl
+    return _indexes_in_name_order(ddl)
+
+
+def _indexes_in_name_order(ddl: list[str]) -> list[str]:
+    """``ddl`` with each table's run of ``CREATE INDEX`` statements sorted: SQLAlchemy keeps a
+    table's indexes in a set, and the same models must always give the same DDL."""
+    out: list[str] = []
+    run: list[str] = []
+    for statement in [*ddl, ""]:
+        if statement.startswith(("CREATE INDEX ", "CREATE UNIQUE INDEX ")):
+            run.append(statement)
+            continue
+        out += sorted(run, key=lambda s: s.split(" INDEX ", 1)[1])
+        run = []
+        if statement:
+            out.append(statement)
+    return out
 
 
 def design_ddl(design: Design) -> list[str]:
