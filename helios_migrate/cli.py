@@ -1,16 +1,65 @@
-"""The ``helios-migrate`` command line."""
+"""The ``helios-migrate`` command line.
+
+Each command lives in its own module, which is imported only when that command runs (or when
+``--help`` lists the commands): ``check`` on one file pays for the rule engine, not for ``verify``,
+the LLM layer or psycopg.  ``helios-migrate --version`` is answered by :mod:`helios_migrate.__main__`
+before this module is imported.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import importlib
+from typing import Annotated, Any
 
 import typer
+import typer.core
+import typer.main
 
 from . import __version__
-from .locks_command import OutputFormat, run_locks
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "locks": ("helios_migrate.locks_command", "locks_command"),
+    "check": ("helios_migrate.check.command", "check_command"),
+    "plan": ("helios_migrate.plan_command", "plan_command"),
+    "verify": ("helios_migrate.verify.command", "verify_command"),
+    "init": ("helios_migrate.init_command", "init_command"),
+    "demo": ("helios_migrate.demo", "demo_command"),
+    "explain": ("helios_migrate.llm.cli", "explain_command"),
+    "design": ("helios_migrate.llm.cli", "design_command"),
+    "llm": ("helios_migrate.llm.cli", "llm_app"),
+}
+"""Command name -> (module, attribute): a typer command function, or a ``typer.Typer`` group."""
+
+
+def _click_command(name: str, target: Any) -> Any:
+    """The click command typer builds for ``target`` (click is typer's own, vendored copy)."""
+    if isinstance(target, typer.Typer):
+        group = typer.main.get_group(target)
+        group.name = name
+        return group
+    holder = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    holder.command(name)(target)
+    return typer.main.get_command(holder)
+
+
+class LazyCommands(typer.core.TyperGroup):
+    """The root group: :data:`COMMANDS`, each imported on first use."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *(n for n in COMMANDS if n not in self.commands)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in COMMANDS:
+            module, attribute = COMMANDS[cmd_name]
+            command = _click_command(cmd_name, getattr(importlib.import_module(module), attribute))
+            self.commands[cmd_name] = command
+        return command
+
 
 app = typer.Typer(
     name="helios-migrate",
+    cls=LazyCommands,
     help="Lock-safe PostgreSQL schema changes for Alembic.",
     no_args_is_help=True,
     add_completion=False,
@@ -33,65 +82,8 @@ def _root(
     """Lock-safe PostgreSQL schema changes for Alembic."""
 
 
-@app.command()
-def locks(
-    sql: Annotated[
-        str | None,
-        typer.Argument(
-            help="SQL text, a path to a .sql file, or '-' (the default) to read standard input."
-        ),
-    ] = None,
-    pg_version: Annotated[
-        str | None,
-        typer.Option("--pg-version", help="PostgreSQL version to assume offline (13-18, e.g. 15 or 14.2)."),
-    ] = None,
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            "--database-url",
-            envvar="HELIOS_DATABASE_URL",
-            help="Read the version and catalog facts (column types, casts, constraints) from this database. Read-only.",
-        ),
-    ] = None,
-    output_format: Annotated[
-        OutputFormat, typer.Option("--format", help="Output format.")
-    ] = OutputFormat.TEXT,
-) -> None:
-    """Show, per statement, the locks taken, what they block, the work done and a safer alternative."""
-    raise typer.Exit(run_locks(sql, pg_version=pg_version, database_url=database_url, output_format=output_format))
-
-
-@app.command()
-def demo(
-    workdir: Annotated[
-        str | None,
-        typer.Option("--workdir", help="Where to keep the embedded PostgreSQL data (default: a temporary directory)."),
-    ] = None,
-) -> None:
-    """Start an embedded PostgreSQL, create a sample schema with rows, and explain a migration's locks."""
-    from .demo import run_demo
-
-    raise typer.Exit(run_demo(workdir))
-
-
-# Commands implemented in their own modules are registered below.
-from .check.command import check_command  # noqa: E402
-
-app.command("check")(check_command)
-from .init_command import init_command  # noqa: E402
-
-app.command("init")(init_command)
-from .llm.cli import design_command, explain_command, llm_app  # noqa: E402
-
-app.add_typer(llm_app, name="llm")
-app.command("explain")(explain_command)
-app.command("design")(design_command)
-app.command("plan")(__import__("helios_migrate.plan_command", fromlist=["plan_command"]).plan_command)
-app.command("verify")(__import__("helios_migrate.verify.command", fromlist=["verify_command"]).verify_command)
-
-
 def main() -> None:
-    """Console-script entry point."""
+    """Run the command line."""
     app(prog_name="helios-migrate")
 
 

@@ -31,8 +31,9 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.panel import Panel
 from rich.syntax import Syntax
@@ -615,3 +616,13 @@ def _run(console: Console, base: Path, orders: int) -> int:
     finally:
         server.stop()
     return 0
+
+
+def demo_command(
+    workdir: Annotated[
+        str | None,
+        typer.Option("--workdir", help="Where to keep the embedded PostgreSQL data (default: a temporary directory)."),
+    ] = None,
+) -> None:
+    """Start an embedded PostgreSQL, create a sample schema with rows, and explain a migration's locks."""
+    raise typer.Exit(run_demo(workdir))

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 
@@ -225,3 +226,29 @@ def run_locks(
     else:
         render_text(out, reports, version, version_source)
     return 0
+
+def locks_command(
+    sql: Annotated[
+        str | None,
+        typer.Argument(
+            help="SQL text, a path to a .sql file, or '-' (the default) to read standard input."
+        ),
+    ] = None,
+    pg_version: Annotated[
+        str | None,
+        typer.Option("--pg-version", help="PostgreSQL version to assume offline (13-18, e.g. 15 or 14.2)."),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar="HELIOS_DATABASE_URL",
+            help="Read the version and catalog facts (column types, casts, constraints) from this database. Read-only.",
+        ),
+    ] = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="Output format.")
+    ] = OutputFormat.TEXT,
+) -> None:
+    """Show, per statement, the locks taken, what they block, the work done and a safer alternative."""
+    raise typer.Exit(run_locks(sql, pg_version=pg_version, database_url=database_url, output_format=output_format))
