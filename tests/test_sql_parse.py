@@ -726,7 +726,7 @@ CASES: list[tuple[str, list[Change]]] = [
         [AddColumn(Q("Order", "app"), column=col("Total"))],
     ),
     ('DROP TABLE "Public"."T"', [DropTable(Q("T", "Public"))]),
-    ('CREATE INDEX "Ix" ON "Order" ("Id")', [CreateIndex(Q("Order"), name="Ix", columns=("Id",))]),
+    ('CREATE INDEX "Ix" ON "Order" ("Id")', [CreateIndex(Q("Order"), name="Ix", columns=('"Id"',))]),
     ('DROP TYPE "Mood"', [DropEnum(Q("Mood"))]),
 ]
 
