@@ -64,7 +64,7 @@ def describe_metadata(metadata: sa.MetaData) -> dict[str, Any]:
 
 
 def _sql(clause: Any) -> str:
-    dialect: Any = postgresql.dialect()  # type: ignore[no-untyped-call]
+    dialect: Any = postgresql.dialect(paramstyle="named")  # type: ignore[no-untyped-call]
     return str(clause.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
 

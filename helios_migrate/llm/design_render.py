@@ -339,7 +339,7 @@ def render_models(design: Design) -> str:
     for table in plan.tables:
         lines += ["", "", f"class {table.class_name}(Base):", f"    __tablename__ = {table.name!r}"]
         if table.table_args or table.comment is not None:
-            items = [_code(a, 8) for a in table.table_args]
+            items = [_code(a, 9, indent=8) for a in table.table_args]  # 9: the trailing comma
             if table.comment is not None:
                 items.append("{" + repr("comment") + ": " + repr(table.comment) + "}")
             lines.append("    __table_args__ = (")
