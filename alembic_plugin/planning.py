@@ -39,7 +39,7 @@ from helios_migrate.planner import (
     plan_with_proposer,
     unplannable,
 )
-from helios_migrate.versions import PgVersion
+from helios_migrate.versions import PgVersion, Target, VersionError, target_version
 
 from .lock_report import server_version
 from .ops import AS_WRITTEN, CommentOp, LockSafePlanOp
@@ -79,6 +79,8 @@ class _Planning:
         self.new_tables = new_tables
         self.new_indexes = new_indexes
         self.proposer: Any = _UNSET
+        self.target_source = ""
+        """Where the target version came from, when it is not the database's own."""
         self.guards: dict[int, tuple[str, list[str]]] = {}
         """Drops that may be half of a rename, by ``id`` of the operation: (guard, comment)."""
 
@@ -208,7 +210,9 @@ def _plan_op(op: MigrateOperation, planning: _Planning) -> LockSafePlanOp | None
     if any(s.reason.startswith("LLM-proposed") for s in plan.steps):
         title = f"LLM-proposed plan (validated by helios rules; review it) for {title}"
     return LockSafePlanOp(
-        op, plan.steps, title=f"{title} -- lock-safe plan for PostgreSQL {planning.version}",
+        op, plan.steps,
+        title=f"{title} -- lock-safe plan for PostgreSQL {planning.version}"
+        + (f" ({planning.target_source})" if planning.target_source else ""),
         notes=plan.notes,
     )
 
@@ -231,10 +235,25 @@ def _rewrite(container: OpContainer, planning: _Planning) -> None:
     container.ops = new_ops
 
 
+def _target(autogen_context: AutogenContext) -> Target:
+    """The version to plan for: ``HELIOS_PG_VERSION`` or ``pg_version`` in the configuration (the
+    production server) before the version of the database autogenerate compared against."""
+    from alembic.util import CommandError
+
+    database, known = server_version(autogen_context)
+    try:
+        return target_version(configured=_config().pg_version, database=database if known else None)
+    except VersionError as exc:
+        raise CommandError(f"helios: {exc}") from None
+
+
 def plan_upgrade_ops(autogen_context: AutogenContext, upgrade_ops: UpgradeOps) -> None:
     """Replace every risky operation of ``upgrade_ops`` with its lock-safe plan, in place."""
     global _current
-    version, _known = server_version(autogen_context)
+    target = _target(autogen_context)
+    version = target.version
+    if target.note:
+        log.warning("helios: %s", target.note)
     catalog, facts = _lookups(autogen_context)
     guards = plan_renames(upgrade_ops, version, facts, catalog)
     everything: list[Change] = []
@@ -247,6 +266,7 @@ def plan_upgrade_ops(autogen_context: AutogenContext, upgrade_ops: UpgradeOps) -
     new_indexes = [ch for ch in everything if isinstance(ch, CreateIndex)]
     planning = _Planning(version, catalog, facts, _policy(), new_tables, new_indexes)
     planning.guards = guards
+    planning.target_source = target.source if target.database != target.version else ""
     _current = planning
     _rewrite(upgrade_ops, planning)
 

@@ -8,6 +8,7 @@ what to add and where.
 
 from __future__ import annotations
 
+import configparser
 import difflib
 import re
 from pathlib import Path
@@ -63,14 +64,23 @@ def add_plugin_line(source: str) -> str | None:
 
 def init_command(
     env_py: Annotated[
-        Path, typer.Argument(help="The project's env.py (default: ./migrations/env.py or ./alembic/env.py).")
-    ] = Path(""),
+        Path | None,
+        typer.Argument(
+            help="The project's env.py (default: from alembic.ini's script_location here, else "
+            "./migrations/env.py or ./alembic/env.py)."
+        ),
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Write without asking.")] = False,
 ) -> None:
     """Enable the helios Alembic plugin in env.py, so autogenerate writes lock-safe plans."""
-    path = env_py if str(env_py) else _find_env_py()
+    path = env_py if env_py is not None else _find_env_py(Path.cwd())
     if path is None or not path.is_file():
-        typer.echo(f"env.py not found{f' at {path}' if path else ''}. Pass its path.\n\n{MANUAL}", err=True)
+        where = (
+            f" at {path}"
+            if path is not None
+            else " (looked in alembic.ini's script_location, ./migrations, ./alembic and here)"
+        )
+        typer.echo(f"env.py not found{where}. Pass its path.\n\n{MANUAL}", err=True)
         raise typer.Exit(1)
     source = path.read_text(encoding="utf-8")
     if "autogenerate_plugins" in source:
@@ -91,8 +101,23 @@ def init_command(
     typer.echo(f"{path}: the helios plugin is enabled; run `alembic revision --autogenerate`.")
 
 
-def _find_env_py() -> Path | None:
-    for candidate in (Path("migrations/env.py"), Path("alembic/env.py"), Path("env.py")):
-        if candidate.is_file():
-            return candidate
+def _find_env_py(here: Path) -> Path | None:
+    """``env.py`` of the Alembic project in ``here``: from ``alembic.ini``'s ``script_location``
+    (``%(here)s`` and relative paths resolved as Alembic does), else the usual folders."""
+    ini = here / "alembic.ini"
+    if ini.is_file():
+        parser = configparser.ConfigParser(defaults={"here": str(here)})
+        try:
+            parser.read(ini, encoding="utf-8")
+            location = parser.get("alembic", "script_location", fallback=None)
+        except configparser.Error:
+            location = None
+        if location and ":" not in location.replace(str(here), ""):  # not a package:resource form
+            candidate = Path(location)
+            candidate = (candidate if candidate.is_absolute() else here / candidate) / "env.py"
+            if candidate.is_file():
+                return candidate
+    for name in ("migrations/env.py", "alembic/env.py", "env.py"):
+        if (here / name).is_file():
+            return here / name
     return None

@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from .effects import Certainty, Effect, TransactionUse
 from .knowledge import SchemaLookup, effect_of
-from .versions import PgVersion, VersionError, default_version
+from .versions import PgVersion, VersionError, target_version
 
 
 class OutputFormat(str, enum.Enum):
@@ -38,6 +38,14 @@ class StatementReport:
     effects: tuple[Effect, ...]
 
 
+def _is_file(path: Path) -> bool:
+    """False for text that cannot be a path (a name too long for the file system, ...)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def read_sql_argument(arg: str | None) -> tuple[str, str]:
     """Return ``(sql, source name)`` for a SQL string, a ``.sql`` path, or ``-``/nothing for stdin."""
     if arg is None or arg == "-":
@@ -45,7 +53,7 @@ def read_sql_argument(arg: str | None) -> tuple[str, str]:
             raise UsageError("no SQL given: pass a statement, a .sql file, or pipe SQL on standard input")
         return sys.stdin.read(), "<stdin>"
     candidate = Path(arg)
-    if "\n" not in arg and len(arg) < 4096 and (arg.endswith(".sql") or candidate.is_file()):
+    if "\n" not in arg and len(arg) < 4096 and (arg.endswith(".sql") or _is_file(candidate)):
         try:
             return candidate.read_text(encoding="utf-8"), arg
         except FileNotFoundError:
@@ -72,17 +80,26 @@ def live_catalog(database_url: str) -> Iterator[SchemaLookup]:
 
 
 def resolve_version(pg_version: str | None, catalog: Any | None) -> tuple[PgVersion, str]:
-    if catalog is not None:
-        return catalog.version, "read from the database"
-    if pg_version is not None:
-        try:
-            version = PgVersion.parse(pg_version)
-        except VersionError as exc:
-            raise UsageError(str(exc)) from None
-        if not version.supported:
-            raise UsageError(f"PostgreSQL {version} is not supported (13 to 18 are)")
-        return version, "--pg-version"
-    return default_version(), "assumed; pass --pg-version or --database-url"
+    """The version to judge for: ``--pg-version``, ``HELIOS_PG_VERSION``, ``pg_version`` in the
+    configuration, the database's own, or the default -- and where it came from."""
+    from .config import ConfigError, load_config
+
+    try:
+        configured = load_config().pg_version
+    except ConfigError:
+        configured = None
+    try:
+        target = target_version(
+            explicit=pg_version,
+            configured=configured,
+            database=catalog.version if catalog is not None else None,
+        )
+    except VersionError as exc:
+        raise UsageError(str(exc)) from None
+    source = target.source
+    if target.database is not None and target.database != target.version:
+        source += f"; the database read is {target.database}"
+    return target.version, source
 
 
 def analyse(sql: str, source: str, version: PgVersion, catalog: SchemaLookup | None) -> list[StatementReport]:
@@ -226,6 +243,7 @@ def run_locks(
     else:
         render_text(out, reports, version, version_source)
     return 0
+
 
 def locks_command(
     sql: Annotated[

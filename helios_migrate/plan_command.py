@@ -223,14 +223,6 @@ def _chdir(path: Path) -> Iterator[None]:
         os.chdir(before)
 
 
-def _libpq_url(url: str) -> str:
-    """A SQLAlchemy URL (``postgresql+psycopg://``) as libpq accepts it."""
-    scheme, sep, rest = url.partition("://")
-    if sep and scheme.startswith("postgresql+"):
-        return "postgresql://" + rest
-    return url
-
-
 def _resolve_version(pg_version: str | None) -> PgVersion:
     if pg_version is None:
         return default_version()
@@ -266,7 +258,7 @@ def gather_from_sql(options: PlanOptions) -> _Gathered:
     from .db import DatabaseUnreachable, connect_read_only, first_line
 
     try:
-        conn = connect_read_only(_libpq_url(url))
+        conn = connect_read_only(url)
     except DatabaseUnreachable as exc:
         raise PlanUsageError(str(exc)) from None
     try:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 SUPPORTED_MAJORS: tuple[int, ...] = (13, 14, 15, 16, 17, 18)
@@ -65,3 +67,63 @@ class PgVersion:
 
 def default_version() -> PgVersion:
     return PgVersion(DEFAULT_MAJOR, 0, minor_known=False)
+
+
+TARGET_ENV = "HELIOS_PG_VERSION"
+"""The environment variable that names the PostgreSQL version plans are made for."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """The server version plans are made for, where that came from, and the version of the
+    database facts were read from (when one was used)."""
+
+    version: PgVersion
+    source: str
+    database: PgVersion | None = None
+
+    @property
+    def note(self) -> str | None:
+        """What a reader must know when the database read differs from the target."""
+        db = self.database
+        if db is None or db.major == self.version.major:
+            return None
+        if db.major > self.version.major:
+            return (
+                f"planned for PostgreSQL {self.version} ({self.source}); the database read is "
+                f"{db}: features newer than {self.version.major} are not used"
+            )
+        return (
+            f"planned for PostgreSQL {self.version} ({self.source}); the database read is {db}, "
+            f"older than the target: lock and rewrite facts observed on it may differ on "
+            f"{self.version.major} (catalog-only changes and version-gated shortcuts were taken "
+            "from the target's rules)"
+        )
+
+
+def target_version(
+    *,
+    explicit: str | None = None,
+    configured: PgVersion | None = None,
+    database: PgVersion | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Target:
+    """The version to plan for: ``--pg-version``, else ``HELIOS_PG_VERSION``, else ``pg_version``
+    in ``[tool.helios-migrate]``, else the database's own version, else the default.  Raises
+    :class:`VersionError` naming where a bad value came from."""
+    env = os.environ if environ is None else environ
+    for raw, source in ((explicit, "--pg-version"), (env.get(TARGET_ENV) or None, TARGET_ENV)):
+        if raw is None:
+            continue
+        try:
+            version = PgVersion.parse(raw)
+        except VersionError as exc:
+            raise VersionError(f"{source}: {exc}") from None
+        if not version.supported:
+            raise VersionError(f"{source}: PostgreSQL {version} is not supported (13 to 18 are)")
+        return Target(version, source, database)
+    if configured is not None:
+        return Target(configured, "pg_version in pyproject.toml", database)
+    if database is not None:
+        return Target(database, "read from the database", database)
+    return Target(default_version(), "assumed; set pg_version or pass --pg-version")
