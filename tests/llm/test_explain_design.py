@@ -7,7 +7,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from .llm_fake_server import FakeLLMServer
 from typer.testing import CliRunner
 
 from helios_migrate.cli import app
@@ -16,6 +15,8 @@ from helios_migrate.llm.design import database_executor, design_schema
 from helios_migrate.llm.explain import build_facts, explain
 from helios_migrate.pgserver import RunningServer
 from helios_migrate.versions import PgVersion
+
+from .llm_fake_server import FakeLLMServer
 
 MakeClient = Callable[..., LlmClient]
 MIGRATION = """BEGIN;

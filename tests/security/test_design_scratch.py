@@ -17,8 +17,12 @@ from typer.testing import CliRunner
 from helios_migrate.cli import app
 from helios_migrate.llm.design import is_superuser, scratch_database
 from helios_migrate.llm.design_doc import parse_design
-from helios_migrate.llm.design_from_models import DescribeError, describe_metadata, load_models_metadata
-from helios_migrate.llm.design_render import build_metadata, compile_ddl, design_ddl, render_models
+from helios_migrate.llm.design_from_models import (
+    DescribeError,
+    describe_metadata,
+    load_models_metadata,
+)
+from helios_migrate.llm.design_render import compile_ddl, design_ddl, render_models
 
 GOOD_TEXT = (FIXTURES / "design_good.json").read_text()
 GOOD: dict[str, Any] = json.loads(GOOD_TEXT)["replies"][0]["json"]
@@ -144,7 +148,7 @@ def test_user_models_outside_the_vocabulary_are_refused_by_name(tmp_path: Path) 
 
 def test_embedded_scratch_runs_as_a_role_that_is_not_a_superuser(tmp_path: Path) -> None:
     marker = tmp_path / "marker"
-    with scratch_database(None) as (executor, version, where):
+    with scratch_database(None) as (executor, _version, where):
         assert "not a superuser" in where
         problems = executor([f"COPY (SELECT 1) TO PROGRAM 'touch {marker}'"])
         design, _ = parse_design(GOOD)
