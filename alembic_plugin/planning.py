@@ -29,6 +29,7 @@ from helios_migrate.changes import (
     DropIndex,
     QualifiedName,
 )
+from helios_migrate.config import AutogenerateSettings, Config, ConfigError, load_config
 from helios_migrate.plan import Phase, Plan, TransactionMode
 from helios_migrate.planner import (
     LiveFacts,
@@ -126,9 +127,7 @@ def replan(op: MigrateOperation) -> LockSafePlanOp | None:
     return _plan_op(op, _current)
 
 
-def _config() -> Any:
-    from helios_migrate.config import Config, ConfigError, load_config
-
+def _config() -> Config:
     try:
         return load_config()
     except ConfigError as exc:
@@ -137,19 +136,12 @@ def _config() -> Any:
 
 
 def _policy() -> PlanPolicy:
-    from helios_migrate.config import ConfigError
-
-    try:
-        return PlanPolicy.from_config(_config())
-    except ConfigError as exc:
-        log.warning("helios: %s; planning with the default policy", exc)
-        return PlanPolicy()
+    return PlanPolicy.from_config(_config())
 
 
-def autogenerate_settings() -> Mapping[str, Any]:
-    """``[tool.helios-migrate.autogenerate]`` as read (empty when absent)."""
-    section: Mapping[str, Any] = getattr(_config(), "sections", {}).get("autogenerate", {})
-    return section
+def autogenerate_settings() -> AutogenerateSettings:
+    """``[tool.helios-migrate.autogenerate]``, validated (the defaults when absent)."""
+    return _config().autogenerate
 
 
 def _lookups(autogen_context: AutogenContext) -> tuple[SchemaLookup | None, PlannerFacts | None]:
@@ -299,9 +291,8 @@ def _column_def(op: MigrateOperation) -> Any:
     return None
 
 
-def _configured_renames(settings: Mapping[str, Any]) -> dict[str, str]:
-    raw = settings.get("renames", {})
-    return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, Mapping) else {}
+def _configured_renames(settings: AutogenerateSettings) -> dict[str, str]:
+    return dict(settings.renames)
 
 
 def _llm_client() -> Any:
@@ -511,7 +502,7 @@ HEADER_MARK = "helios impact estimate"
 
 
 def impact_header(connection: Any, container: OpContainer, version: PgVersion,
-                  settings: Mapping[str, Any]) -> CommentOp | None:
+                  settings: AutogenerateSettings) -> CommentOp | None:
     """The impact estimate of the revision's steps as a comment block.
 
     With a connection, facts are read for the tables involved (read-only catalog queries, a write
@@ -531,8 +522,8 @@ def impact_header(connection: Any, container: OpContainer, version: PgVersion,
         from helios_migrate import calibration
         from helios_migrate.facts import collect_facts
 
-        sample = float(settings.get("impact_write_sample_s", 0) or 0)
-        mode = str(settings.get("impact_calibration", "cached"))
+        sample = settings.impact_write_sample_s
+        mode = settings.impact_calibration
         try:
             facts = collect_facts(connection, tables_of_plan(plan), write_sample_s=sample or None)
             if mode == "measure":
@@ -551,8 +542,8 @@ def impact_header(connection: Any, container: OpContainer, version: PgVersion,
     return CommentOp(lines)
 
 
-def _with_header(context: Any, container: OpContainer, settings: Mapping[str, Any]) -> None:
-    if container.is_empty() or not settings.get("impact_header", True):
+def _with_header(context: Any, container: OpContainer, settings: AutogenerateSettings) -> None:
+    if container.is_empty() or not settings.impact_header:
         return
     if any(isinstance(op, CommentOp) and op.lines and HEADER_MARK in op.lines[0] for op in container.ops):
         return
@@ -567,7 +558,7 @@ def finish_revisions(context: Any, revision: Any, directives: Sequence[Any]) -> 
     from alembic.operations import ops
 
     settings = autogenerate_settings()
-    split = bool(settings.get("split_contract", False)) or os.environ.get(SPLIT_VAR, "") == "1"
+    split = settings.split_contract or os.environ.get(SPLIT_VAR, "") == "1"
     for script in list(directives):
         if not isinstance(script, ops.MigrationScript) or getattr(script, "_helios_finished", False):
             continue

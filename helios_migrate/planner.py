@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from . import changes as c
 from .changes import Change, ColumnDef, Constraint, ConstraintKind, QualifiedName
-from .config import ConfigError
+from .config import Config, TableOverride
 from .effects import WorkClass
 from .knowledge import SchemaLookup, effect_of
 from .plan import Backfill, Phase, Plan, RetryPolicy, Step, TransactionMode
@@ -71,37 +71,40 @@ class PlanPolicy:
     """Tables exempt from the lock-safe forms (plain DDL in the migration transaction)."""
     small_table_rows: int | None = None
     """Tables estimated below this many rows get the plain forms too (default: off)."""
-    table_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    """Per table (``"orders"`` or ``"public.orders"``): ``lock_timeout``, ``statement_timeout``,
-    ``lock_retries``, ``backfill_batch_size``, ``backfill_pause_ms``, ``index_on_fk``."""
+    table_overrides: Mapping[str, TableOverride] = field(default_factory=dict)
+    """Per table (``"orders"`` or ``"public.orders"``), validated by :mod:`helios_migrate.config`."""
 
     @classmethod
-    def from_config(cls, config: Any) -> PlanPolicy:
-        """From a :class:`helios_migrate.config.Config`; planning keys live in
-        ``[tool.helios-migrate.autogenerate]`` (``index_on_fk``)."""
-        section: Mapping[str, Any] = getattr(config, "sections", {}).get("autogenerate", {})
+    def from_config(cls, config: Config) -> PlanPolicy:
+        """From the configuration: the project-wide timeouts, retries and batches, and the
+        planning settings of ``[tool.helios-migrate.autogenerate]``."""
+        settings = config.autogenerate
         return cls(
-            lock_timeout=str(config.lock_timeout),
-            statement_timeout=str(config.statement_timeout),
-            attempts=max(1, int(config.lock_retries)),
-            batch_size=int(config.backfill_batch_size),
-            pause_ms=int(config.backfill_pause_ms),
-            index_on_fk=bool(section.get("index_on_fk", True)),
-            small_tables=tuple(getattr(config.tables, "small", ())),
-            small_table_rows=_optional_int(section.get("small_table_rows")),
-            table_overrides=_overrides(section.get("tables", {})),
+            lock_timeout=config.lock_timeout,
+            statement_timeout=config.statement_timeout,
+            attempts=max(1, config.lock_retries),
+            batch_size=config.backfill_batch_size,
+            pause_ms=config.backfill_pause_ms,
+            index_on_fk=settings.index_on_fk,
+            small_tables=config.tables.small,
+            small_table_rows=settings.small_table_rows,
+            table_overrides=settings.tables,
         )
 
     def for_table(self, table: QualifiedName) -> PlanPolicy:
         """This policy with the overrides configured for ``table`` applied."""
         override = self.table_overrides.get(str(table)) or self.table_overrides.get(table.name)
-        if not override:
+        if override is None:
             return self
-        fields: dict[str, Any] = {}
-        for key, value in override.items():
-            name, convert = _OVERRIDE_KEYS[key]
-            fields[name] = convert(value)
-        return dataclasses.replace(self, **fields)
+        fields: dict[str, Any] = {
+            "lock_timeout": override.lock_timeout,
+            "statement_timeout": override.statement_timeout,
+            "attempts": None if override.lock_retries is None else max(1, override.lock_retries),
+            "batch_size": override.backfill_batch_size,
+            "pause_ms": override.backfill_pause_ms,
+            "index_on_fk": override.index_on_fk,
+        }
+        return dataclasses.replace(self, **{k: v for k, v in fields.items() if v is not None})
 
     def retry(self, *, statement_timeout: bool = True) -> RetryPolicy:
         return RetryPolicy(
@@ -120,61 +123,6 @@ class PlanPolicy:
             and (QualifiedName.parse(p).schema in (None, table.schema))
             for p in self.small_tables
         )
-
-
-_OVERRIDE_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    "lock_timeout": ("lock_timeout", str),
-    "statement_timeout": ("statement_timeout", str),
-    "lock_retries": ("attempts", lambda v: max(1, int(v))),
-    "backfill_batch_size": ("batch_size", int),
-    "backfill_pause_ms": ("pause_ms", int),
-    "index_on_fk": ("index_on_fk", bool),
-}
-
-
-class PolicyError(ConfigError):
-    """A planning setting names a key the planner does not know, or has a bad value."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__("pyproject.toml", "autogenerate", message)
-
-    def __str__(self) -> str:
-        return f"pyproject.toml: {self.message}"
-
-
-def _optional_int(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise PolicyError(f"[tool.helios-migrate.autogenerate] small_table_rows must be a whole number, not {value!r}")
-    return value
-
-
-def _overrides(raw: Any) -> dict[str, dict[str, Any]]:
-    """``[tool.helios-migrate.autogenerate.tables."orders"]`` tables, checked."""
-    if not isinstance(raw, Mapping):
-        raise PolicyError("[tool.helios-migrate.autogenerate.tables] must be a table of tables")
-    out: dict[str, dict[str, Any]] = {}
-    for table, settings in raw.items():
-        if not isinstance(settings, Mapping):
-            raise PolicyError(f"[tool.helios-migrate.autogenerate.tables.{table}] must be a table")
-        unknown = sorted(set(settings) - set(_OVERRIDE_KEYS))
-        if unknown:
-            raise PolicyError(
-                f"[tool.helios-migrate.autogenerate.tables.{table}]: unknown key(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(_OVERRIDE_KEYS))}"
-            )
-        for key, value in settings.items():
-            try:
-                _OVERRIDE_KEYS[key][1](value)
-                if key.endswith("timeout"):
-                    _ms(str(value))
-            except (TypeError, ValueError):
-                raise PolicyError(
-                    f"[tool.helios-migrate.autogenerate.tables.{table}] {key} = {value!r} is not valid"
-                ) from None
-        out[str(table)] = dict(settings)
-    return out
 
 
 def _below_threshold(table: QualifiedName, ctx: _Ctx) -> bool:

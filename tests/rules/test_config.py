@@ -105,3 +105,75 @@ def test_invalid_toml(tmp_path: Path) -> None:
 def test_mapping_entry_point() -> None:
     config = config_from_mapping({"rules": {"ignore": ["HM5"]}}, source="inline")
     assert not config.rule_enabled("HM503") and config.rule_enabled("HM101")
+
+
+AUTOGEN = "[tool.helios-migrate.autogenerate]\n"
+ORDERS = "[tool.helios-migrate.autogenerate.tables.orders]\n"
+
+
+def test_autogenerate_settings(tmp_path: Path) -> None:
+    file = _write(tmp_path, """
+[tool.helios-migrate.autogenerate]
+impact_header = false
+split_contract = true
+renames = { "users.email" = "email_address", "customers" = "clients" }
+impact_calibration = "measure"
+impact_write_sample_s = 2.5
+index_on_fk = false
+small_table_rows = 1000
+
+[tool.helios-migrate.autogenerate.tables.orders]
+lock_timeout = "500ms"
+lock_retries = 9
+index_on_fk = true
+""")
+    settings = load_config(file).autogenerate
+    assert (settings.impact_header, settings.split_contract, settings.index_on_fk) == (False, True, False)
+    assert dict(settings.renames) == {"users.email": "email_address", "customers": "clients"}
+    assert (settings.impact_calibration, settings.impact_write_sample_s) == ("measure", 2.5)
+    assert settings.small_table_rows == 1000
+    orders = settings.tables["orders"]
+    assert (orders.lock_timeout, orders.lock_retries, orders.index_on_fk) == ("500ms", 9, True)
+    assert orders.statement_timeout is None and orders.backfill_batch_size is None
+    assert "autogenerate" not in load_config(file).sections
+
+
+def test_autogenerate_defaults() -> None:
+    settings = Config().autogenerate
+    assert (settings.impact_header, settings.split_contract, settings.index_on_fk) == (True, False, True)
+    assert (settings.impact_calibration, settings.impact_write_sample_s) == ("cached", 0.0)
+    assert settings.small_table_rows is None and not settings.renames and not settings.tables
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        (AUTOGEN + "impact_heder = true", "autogenerate.impact_heder"),
+        (AUTOGEN + 'impact_header = "yes"', "autogenerate.impact_header"),
+        (AUTOGEN + "split_contract = 1", "autogenerate.split_contract"),
+        (AUTOGEN + 'renames = ["users.email"]', "autogenerate.renames"),
+        (AUTOGEN + 'renames = { "users.email" = 3 }', "autogenerate.renames.users.email"),
+        (AUTOGEN + 'renames = { "users.email" = "accounts.email" }', "autogenerate.renames.users.email"),
+        (AUTOGEN + 'impact_calibration = "always"', "autogenerate.impact_calibration"),
+        (AUTOGEN + "impact_write_sample_s = -1", "autogenerate.impact_write_sample_s"),
+        (AUTOGEN + 'impact_write_sample_s = "5s"', "autogenerate.impact_write_sample_s"),
+        (AUTOGEN + 'index_on_fk = "no"', "autogenerate.index_on_fk"),
+        (AUTOGEN + "small_table_rows = -1", "autogenerate.small_table_rows"),
+        (AUTOGEN + "small_table_rows = 1.5", "autogenerate.small_table_rows"),
+        (AUTOGEN + 'tables = "orders"', "autogenerate.tables"),
+        (AUTOGEN + 'tables = { orders = "1s" }', "autogenerate.tables.orders"),
+        (ORDERS + 'lock_timeot = "1s"', "autogenerate.tables.orders.lock_timeot"),
+        (ORDERS + 'lock_timeout = "soon"', "autogenerate.tables.orders.lock_timeout"),
+        (ORDERS + 'statement_timeout = "later"', "autogenerate.tables.orders.statement_timeout"),
+        (ORDERS + "lock_retries = -2", "autogenerate.tables.orders.lock_retries"),
+        (ORDERS + "backfill_batch_size = 0", "autogenerate.tables.orders.backfill_batch_size"),
+        (ORDERS + 'backfill_pause_ms = "50"', "autogenerate.tables.orders.backfill_pause_ms"),
+        (ORDERS + "index_on_fk = 1", "autogenerate.tables.orders.index_on_fk"),
+    ],
+)
+def test_invalid_autogenerate_setting_names_file_and_key(tmp_path: Path, body: str, key: str) -> None:
+    file = _write(tmp_path, body + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(file)
+    assert info.value.key == key
+    assert str(file) in str(info.value) and key in str(info.value)
