@@ -110,7 +110,7 @@ def table_facts(sizes: Iterable[TableSize]) -> StaticTableFacts:
 def rule_infos() -> tuple[RuleInfo, ...]:
     """Every registered rule with its documentation, for SARIF ``tool.driver.rules``."""
     return tuple(
-        RuleInfo(rule.code, rule.name, rule.summary or rule.name, rule.doc.strip(), rule.severity)
+        RuleInfo(rule.code, rule.name, rule.summary or rule.name, rule.doc.strip(), rule.severity, rule.doc_url)
         for rule in registered_rules()
     )
 

@@ -18,10 +18,12 @@ class RuleInfo:
     summary: str
     description: str = ""
     severity: Severity = Severity.WARNING
+    url: str = ""
+    """The rule's documentation page (default: the project's page for the code)."""
 
     @property
     def doc_url(self) -> str:
-        return f"{DOCS_BASE_URL}{self.code.lower()}-{self.name}"
+        return self.url or f"{DOCS_BASE_URL}{self.code.lower()}-{self.name}"
 
 
 @dataclass(frozen=True)

@@ -206,7 +206,7 @@ def test_offline_sql_transaction_structure() -> None:
 
 
 def test_offline_sql_has_no_error_finding() -> None:
-    lint = pytest.importorskip("helios_migrate.lint")
+    from helios_migrate import lint
     from helios_migrate.config import Config
     from helios_migrate.findings import Severity
 

@@ -6,10 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-import pytest
 from check_helpers import line_of, revision_source, rule_code, run_check, write_project
-
-pytest.importorskip("helios_migrate.lint", reason="the rule engine is not available")
 
 GOOD = revision_source(
     "0001", None,
@@ -207,12 +204,26 @@ def test_usage_errors_are_exit_2(tmp_path: Path) -> None:
     assert run_check(root, "missing.sql").returncode == 2
 
 
+NULLABLE_COLUMN = revision_source(
+    "0002", "0001",
+    'op.add_column("users", sa.Column("nickname", sa.Text(), nullable=True))',
+    'op.drop_column("users", "nickname")',
+)
+"""One finding, a warning: the ADD COLUMN waits for its lock with no lock_timeout (HM401)."""
+
+
 def test_fail_on_threshold(tmp_path: Path) -> None:
-    root = write_project(tmp_path / "p", {"0001_users.py": GOOD})
+    clean = write_project(tmp_path / "clean", {"0001_users.py": GOOD})
+    done = run_check(clean, "--format", "json", "--fail-on", "info")
+    assert (done.returncode, _findings(done)) == (0, []), done.stderr
+
+    root = write_project(tmp_path / "p", {"0001_users.py": GOOD, "0002_nickname.py": NULLABLE_COLUMN})
     done = run_check(root, "--format", "json", "--fail-on", "error")
-    errors = [f for f in _findings(done) if f["severity"] == "error"]
-    assert done.returncode == (1 if errors else 0)
+    assert [(f["code"], f["severity"]) for f in _findings(done)] == [("HM401", "warning")]
+    assert done.returncode == 0, "a warning is below --fail-on error"
+    assert run_check(root, "--format", "json", "--fail-on", "warning").returncode == 1
     (root / "pyproject.toml").write_text('[tool.helios-migrate]\nfail_on = "info"\n')
     done = run_check(root, "--format", "json")
-    assert done.returncode == (1 if _findings(done) else 0)
+    assert done.returncode == 1, "fail_on = info in pyproject.toml fails on the warning"
     assert json.loads(done.stdout)["summary"]["fail_on"] == "info"
+    assert run_check(root, "--format", "json", "--fail-on", "error").returncode == 0, "the option wins"

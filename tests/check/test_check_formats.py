@@ -127,13 +127,30 @@ def test_sarif_validates_against_the_official_schema() -> None:
 
 
 def test_sarif_rule_metadata_comes_from_the_registry() -> None:
-    doc = json.loads(render(_report(), OutputFormat.SARIF))
+    """``check`` describes every registered rule with the registry's own name, docs and page."""
+    from dataclasses import replace
+
+    from helios_migrate.check.engine import rule_infos
+    from helios_migrate.rules import registered_rules
+
+    unregistered = Finding("ACME101", "house-style", Severity.INFO, "plural table name; rename it",
+                           Location("sql/0007 backfill.sql", 1, 1))
+    report = _report()
+    report = replace(report, findings=(*report.findings, unregistered), rules=rule_infos())
+    doc = json.loads(render(report, OutputFormat.SARIF))
     rules = {r["id"]: r for r in doc["runs"][0]["tool"]["driver"]["rules"]}
-    assert rules["HM101"]["name"] == "create-index-non-concurrently"
-    assert rules["HM101"]["fullDescription"]["text"].startswith("Building an index")
-    assert rules["HM101"]["helpUri"].endswith("/hm101-create-index-non-concurrently")
-    # A finding whose code the registry lacks still gets a rule entry.
-    assert "HM404" in rules
+    registry = registered_rules()
+    assert len(registry) > 40
+    for rule in registry:
+        entry = rules[rule.code]
+        assert entry["name"] == rule.name
+        assert entry["shortDescription"]["text"] == rule.summary
+        assert entry["fullDescription"]["text"] == rule.doc.strip()
+        assert entry["helpUri"] == rule.doc_url
+    # A finding whose code the registry lacks gets an entry made from the finding.
+    assert set(rules) == {r.code for r in registry} | {"ACME101"}
+    assert rules["ACME101"]["name"] == "house-style"
+    assert rules["ACME101"]["shortDescription"]["text"] == "plural table name"
 
 
 def test_github_escaping_follows_the_workflow_command_rules() -> None:

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import psycopg
-import pytest
 from check_helpers import revision_source, run_check, write_project
 
 from helios_migrate.changes import QualifiedName
@@ -46,7 +45,6 @@ def test_facts_from_a_live_server(fresh_db: str) -> None:
 
 
 def test_check_reads_version_and_sizes(fresh_db: str, tmp_path: Path) -> None:
-    pytest.importorskip("helios_migrate.lint", reason="the rule engine is not available")
     _fill(fresh_db)
     root = write_project(tmp_path / "proj", {
         "0001_ix.py": revision_source(
