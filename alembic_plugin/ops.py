@@ -129,9 +129,19 @@ def _retry_kwargs(step: Step) -> dict[str, Any]:
     return out
 
 
+def _undo_kwargs(step: Step) -> dict[str, Any]:
+    if not step.on_failure:
+        return {}
+    return {"undo_on_failure": list(step.on_failure), "undo_description": step.on_failure_description}
+
+
 def _call(step: Step) -> tuple[str, list[Any], dict[str, Any]] | None:
     """The runtime function, positional and keyword arguments (after ``op``) that run ``step``;
     ``None`` when the step has nothing to do."""
+    if step.conversion_check is not None:
+        check = step.conversion_check
+        table = runtime.table_argument(check.table.schema, check.table.name)
+        return "check_convertible", [table, check.column, check.to_type], {"key": check.key}
     if step.irreversible_reason and not step.sql and step.backfill is None:
         return "irreversible", [step.description, step.irreversible_reason], {}
     if step.backfill is not None:
@@ -139,7 +149,7 @@ def _call(step: Step) -> tuple[str, list[Any], dict[str, Any]] | None:
         kw: dict[str, Any] = {"key": tuple(b.key)}
         if b.where:
             kw["where"] = b.where
-        kw |= {"batch_size": b.batch_size, "pause_ms": b.pause_ms, **_retry_kwargs(step)}
+        kw |= {"batch_size": b.batch_size, "pause_ms": b.pause_ms, **_retry_kwargs(step), **_undo_kwargs(step)}
         return "backfill", [runtime.table_argument(b.table.schema, b.table.name), b.column, b.expression or None], kw
     if not step.sql:
         return None
@@ -152,7 +162,7 @@ def _call(step: Step) -> tuple[str, list[Any], dict[str, Any]] | None:
         return "run_autocommit", [list(step.sql)], kw
     if step.transaction is TransactionMode.OWN:
         kw.setdefault("lock_timeout", None)
-        return "run_in_own_transaction", [list(step.sql)], kw
+        return "run_in_own_transaction", [list(step.sql)], kw | _undo_kwargs(step)
     return "execute", [list(step.sql)], {}
 
 

@@ -64,6 +64,17 @@ class Backfill:
 
 
 @dataclass(frozen=True)
+class ConversionCheck:
+    """Before a type change touches anything: every existing value of ``column`` converts to
+    ``to_type`` with the semantics of the backfill (never a silent truncation)."""
+
+    table: QualifiedName
+    column: str
+    to_type: str
+    key: tuple[str, ...] = ("id",)
+
+
+@dataclass(frozen=True)
 class Step:
     description: str
     phase: Phase
@@ -95,6 +106,13 @@ class Step:
     guard: str | None = None
     """The step destroys data nobody confirmed losing (a drop that may be half of a rename): it
     refuses to run, naming this reason, unless ``HELIOS_ALLOW_DATA_LOSS=1``."""
+    on_failure: tuple[str, ...] = ()
+    """Compensating SQL run when the data makes the step fail (drop the NOT VALID constraint whose
+    VALIDATE failed, the sync trigger and new column of a failed conversion)."""
+    on_failure_description: str = ""
+    """What ``on_failure`` undoes, in words, for the error message."""
+    conversion_check: ConversionCheck | None = None
+    """The step checks that existing values convert before a type change (reads only)."""
 
     def effects(self, version: PgVersion, catalog: SchemaLookup | None = None) -> list[Effect]:
         """The knowledge base's view of every change this step makes."""

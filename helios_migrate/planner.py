@@ -31,9 +31,16 @@ from .changes import Change, ColumnDef, Constraint, ConstraintKind, QualifiedNam
 from .config import Config, TableOverride
 from .effects import WorkClass
 from .knowledge import SchemaLookup, effect_of
-from .plan import Backfill, Phase, Plan, RetryPolicy, Step, TransactionMode
+from .plan import Backfill, ConversionCheck, Phase, Plan, RetryPolicy, Step, TransactionMode
+from .sqltext import (
+    base_type,
+    duration_text,
+    index_element_name,
+    quote_ident,
+    quote_literal,
+    quote_qualified,
+)
 from .sqltext import duration_ms as _ms
-from .sqltext import duration_text, index_element_name, quote_ident, quote_literal, quote_qualified
 from .versions import PgVersion
 
 __all__ = [
@@ -229,6 +236,62 @@ class LiveFacts:
         return cols or None
 
 
+    def column_dependents(self, table: QualifiedName, column: str) -> ColumnDependents:
+        """Keys, identity, sequences, constraints, referencing keys and views on ``column``."""
+        regclass = _regclass_literal(table)
+        with self._conn.cursor() as cur:
+            cur.execute(
+                "SELECT a.attnum, a.attidentity <> '', c.relkind = 'p' OR c.relispartition, "
+                "pg_get_serial_sequence(%s, a.attname) FROM pg_attribute a "
+                "JOIN pg_class c ON c.oid = a.attrelid "
+                "WHERE a.attrelid = to_regclass(%s) AND a.attname = %s AND NOT a.attisdropped",
+                (regclass, regclass, column),
+            )
+            row = cur.fetchone()
+            if row is None:
+                return ColumnDependents()
+            attnum, identity, partitioned, sequence = row
+            cur.execute(
+                "SELECT k.conname, k.contype, pg_get_constraintdef(k.oid), "
+                "array(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(n, o) "
+                "JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.o)::text[] "
+                "FROM pg_constraint k WHERE k.conrelid = to_regclass(%s) AND %s = ANY (k.conkey) "
+                "ORDER BY k.conname",
+                (regclass, attnum),
+            )
+            constraints = cur.fetchall()
+            cur.execute(
+                "SELECT k.conname FROM pg_constraint k WHERE k.contype = 'f' AND "
+                "k.confrelid = to_regclass(%s) AND %s = ANY (k.confkey) ORDER BY 1",
+                (regclass, attnum),
+            )
+            referenced_by = tuple(str(r[0]) for r in cur.fetchall())
+            cur.execute(
+                "SELECT DISTINCT v.oid::regclass::text FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid "
+                "JOIN pg_class v ON v.oid = r.ev_class WHERE d.classid = 'pg_rewrite'::regclass "
+                "AND d.refobjid = to_regclass(%s) AND d.refobjsubid = %s AND v.oid <> d.refobjid ORDER BY 1",
+                (regclass, attnum),
+            )
+            views = tuple(str(r[0]) for r in cur.fetchall())
+            sequence_type = None
+            if sequence:
+                cur.execute("SELECT seqtypid::regtype::text FROM pg_sequence WHERE seqrelid = to_regclass(%s)",
+                            (sequence,))
+                found = cur.fetchone()
+                sequence_type = None if found is None else str(found[0])
+        return ColumnDependents(
+            primary_key=any(kind == "p" for _, kind, _, _ in constraints),
+            identity=bool(identity),
+            owned_sequence=None if identity or not sequence else str(sequence),
+            sequence_type=sequence_type,
+            referenced_by=referenced_by,
+            views=views,
+            partitioned=bool(partitioned),
+            checks=tuple((str(n), str(d)) for n, kind, d, _ in constraints if kind == "c"),
+            uniques=tuple((str(n), tuple(cols)) for n, kind, _, cols in constraints if kind == "u"),
+            foreign_keys=tuple((str(n), str(d)) for n, kind, d, _ in constraints if kind == "f"),
+        )
+
     def column_details(self, table: QualifiedName, column: str) -> tuple[bool, str | None, tuple[tuple[str, str], ...]]:
         """NOT NULL, default expression, and ``(name, definition)`` of each index using the
         column that is not behind a constraint (those are left to the user)."""
@@ -253,6 +316,45 @@ class LiveFacts:
             )
             indexes = tuple((str(r[0]), str(r[1])) for r in cur.fetchall())
         return bool(row[0]), None if row[1] is None else str(row[1]), indexes
+
+
+@dataclass(frozen=True)
+class ColumnDependents:
+    """What hangs on a column besides its NOT NULL, default and plain indexes (read from
+    ``pg_constraint``, ``pg_depend``, ``pg_class``): what a type change must carry or respect."""
+
+    primary_key: bool = False
+    identity: bool = False
+    owned_sequence: str | None = None
+    sequence_type: str | None = None
+    referenced_by: tuple[str, ...] = ()
+    """Foreign keys of other tables (or this one) that reference the column."""
+    views: tuple[str, ...] = ()
+    partitioned: bool = False
+    checks: tuple[tuple[str, str], ...] = ()
+    """``(name, pg_get_constraintdef)`` of each CHECK that uses the column."""
+    uniques: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """``(name, columns)`` of each UNIQUE constraint that includes the column."""
+    foreign_keys: tuple[tuple[str, str], ...] = ()
+    """``(name, pg_get_constraintdef)`` of each foreign key from the column."""
+
+    @property
+    def blockers(self) -> list[str]:
+        """Why the column cannot be swapped for a converted copy without a long lock."""
+        out = []
+        if self.primary_key:
+            out.append("it is (part of) the primary key")
+        if self.identity:
+            out.append("it is an identity column")
+        if self.owned_sequence:
+            out.append(f"it owns the sequence {self.owned_sequence}")
+        if self.referenced_by:
+            out.append(f"foreign keys reference it ({', '.join(self.referenced_by)})")
+        if self.views:
+            out.append(f"views use it ({', '.join(self.views)})")
+        if self.partitioned:
+            out.append("the table is partitioned")
+        return out
 
 
 def _regclass_literal(table: QualifiedName) -> str:
@@ -580,6 +682,9 @@ def _not_null_steps(table: QualifiedName, column: str, ctx: _Ctx, why: str) -> l
                 [f"ALTER TABLE {t} VALIDATE CONSTRAINT {qn}"],
                 scan=True,
                 reason="VALIDATE scans the table under SHARE UPDATE EXCLUSIVE: reads and writes go on",
+                on_failure=(f"ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {qn}",),
+                on_failure_description=f"dropped the NOT VALID constraint {name} (rows with NULL in "
+                f"{table}.{column} exist; the column stays nullable)",
             ),
         ]
     return [
@@ -595,6 +700,9 @@ def _not_null_steps(table: QualifiedName, column: str, ctx: _Ctx, why: str) -> l
             [f"ALTER TABLE {t} VALIDATE CONSTRAINT {qn}"],
             scan=True,
             reason="VALIDATE scans the table under SHARE UPDATE EXCLUSIVE: reads and writes go on",
+            on_failure=(f"ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {qn}",),
+            on_failure_description=f"dropped the NOT VALID constraint {name} (rows with NULL in "
+            f"{table}.{column} exist; the column stays nullable)",
         ),
         ctx.own(
             f"SET NOT NULL on {table}.{column} (proved by the CHECK: no scan), drop the CHECK",
@@ -765,11 +873,20 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: _Ctx) -> 
     trig = quote_ident(_truncate(f"{ch.on.name}_{ch.column}_sync"))
     convert = (ch.using or f"{col}").replace(col, "NEW." + col) if ch.using else f"NEW.{col}"
     expr = ch.using or col
+    dependents_of = getattr(ctx.facts, "column_dependents", None)
+    deps: ColumnDependents = dependents_of(ch.on, ch.column) if dependents_of is not None else ColumnDependents()
+    if deps.blockers:
+        return _in_place_type(ch, old, ctx, deps)
+    # An explicit cast to the type without its modifier, then assignment to the column: a value
+    # too long for varchar(n) is an error (as in a plain ALTER COLUMN TYPE), never truncated.
+    base = base_type(ch.new_type)
     details = getattr(ctx.facts, "column_details", None)
     not_null, default, indexes = details(ch.on, ch.column) if details is not None else (False, None, ())
+    key = (ctx.facts.primary_key(ch.on) if ctx.facts is not None else None) or ("id",)
     rebuilt: list[Step] = []
     swap_extra: list[str] = []
     unswap_extra: list[str] = []
+    unswap_after: list[str] = []
     for name, definition in indexes:
         new_ix = _truncate(f"{name}__new")
         head, _, tail = definition.partition(" USING ")
@@ -804,7 +921,31 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: _Ctx) -> 
         swap_extra.append(f"ALTER TABLE {t} ALTER COLUMN {col} SET DEFAULT {default}")
         unswap_extra.insert(0, f"ALTER TABLE {t} ALTER COLUMN {col} DROP DEFAULT")
     restored = f"ALTER TABLE {t} ALTER COLUMN {col} SET DEFAULT {default}" if default is not None else None
+    carried = _carry_constraints(ch, deps, new, ctx)
+    rebuilt += carried.steps
+    swap_extra += carried.swap
+    unswap_extra[:0] = carried.unswap
+    unswap_after += carried.restore
+    check = [] if _always_converts(old, ch.new_type) or ch.using else [Step(
+        description=f"check that every value of {ch.on}.{ch.column} converts to {ch.new_type}",
+        phase=Phase.EXPAND,
+        transaction=TransactionMode.AUTOCOMMIT,
+        conversion_check=ConversionCheck(ch.on, ch.column, ch.new_type, tuple(key)),
+        reason="reads only; refuses before anything changes, naming the rows that do not fit",
+    )]
+    undo_expand = (
+        f"DROP TRIGGER IF EXISTS {trig} ON {t}",
+        f"DROP FUNCTION IF EXISTS {fn}()",
+        f"ALTER TABLE {t} DROP COLUMN IF EXISTS {new}",
+    )
+    backfill = dataclasses.replace(
+        _backfill_step(ch.on, new_name, f"({expr})::{base}", ctx, where=f"{new} IS DISTINCT FROM ({expr})::{base}"),
+        on_failure=undo_expand,
+        on_failure_description=f"dropped the sync trigger {trig} on {ch.on}, its function and the new column "
+        f"{new_name}",
+    )
     return [
+        *check,
         ctx.own(
             f"add column {ch.on}.{new_name} of type {ch.new_type}",
             [f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {new} {ch.new_type}"],
@@ -816,17 +957,14 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: _Ctx) -> 
             f"keep {ch.on}.{new_name} in sync with {ch.column} on every write",
             [
                 f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS "
-                f"$$BEGIN NEW.{new} := ({convert})::{ch.new_type}; RETURN NEW; END$$",
+                f"$$BEGIN NEW.{new} := ({convert})::{base}; RETURN NEW; END$$",
                 f"DROP TRIGGER IF EXISTS {trig} ON {t}",
                 f"CREATE TRIGGER {trig} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {fn}()",
             ],
             inverse=[f"DROP TRIGGER IF EXISTS {trig} ON {t}", f"DROP FUNCTION IF EXISTS {fn}()"],
             reason="writes by running code reach the new column while the backfill runs",
         ),
-        _backfill_step(
-            ch.on, new_name, f"({expr})::{ch.new_type}", ctx,
-            where=f"{new} IS DISTINCT FROM ({expr})::{ch.new_type}",
-        ),
+        backfill,
         *rebuilt,
         ctx.own(
             f"swap {ch.on}.{ch.column} for the converted column",
@@ -846,6 +984,7 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: _Ctx) -> 
                 f"UPDATE {t} SET {col} = {new}::{old}",
                 *([restored] if restored else []),
                 *([f"ALTER TABLE {t} ALTER COLUMN {col} SET NOT NULL"] if not_null else []),
+                *unswap_after,
             ],
             inverse_loses_data=old is not None,
             irreversible_reason="the old column's values are gone after the swap; "
@@ -854,6 +993,116 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: _Ctx) -> 
             "for the new one; deploy code that works with the new type first",
         ),
     ]
+
+
+_WIDENINGS = {
+    ("smallint", "integer"), ("smallint", "bigint"), ("integer", "bigint"),
+    ("real", "double precision"), ("date", "timestamp with time zone"),
+}
+
+
+def _always_converts(old: str | None, new: str) -> bool:
+    """Conversions no value can fail (the check's scan is skipped for them)."""
+    if old is None:
+        return False
+    aliases = {"int": "integer", "int4": "integer", "int8": "bigint", "int2": "smallint",
+               "float8": "double precision", "float4": "real", "timestamptz": "timestamp with time zone"}
+    a, b = (aliases.get(x.strip().lower(), x.strip().lower()) for x in (old, new))
+    return (a, b) in _WIDENINGS or b == "text" or a == b
+
+
+def _in_place_type(
+    ch: c.AlterColumnType, old: str | None, ctx: _Ctx, deps: ColumnDependents
+) -> list[Step]:
+    """A type change that a converted copy cannot take over: in place, the lock stated plainly."""
+    t, col = sql_name(ch.on), quote_ident(ch.column)
+    using = f" USING {ch.using}" if ch.using else ""
+    why = "; ".join(deps.blockers)
+    sql = [f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {ch.new_type}{using}"]
+    if deps.owned_sequence and base_type(ch.new_type).lower() in ("bigint", "int8") and deps.sequence_type != "bigint":
+        # A serial's sequence stays AS integer when its column is widened: it would still end at 2^31.
+        sql.append(f"ALTER SEQUENCE {deps.owned_sequence} AS bigint")
+    ctx.notes.append(
+        f"{ch.on}.{ch.column}: the type change runs in place -- it rewrites the table under ACCESS "
+        f"EXCLUSIVE, blocking reads and writes while it runs -- because {why}: a converted copy "
+        "could not take over keys, sequences, referencing keys or views without dropping them. Run "
+        "it when the table is quiet, or raise statement_timeout for this step on a large table."
+    )
+    return [
+        ctx.own(
+            f"type of {ch.on}.{ch.column} to {ch.new_type}, in place",
+            sql,
+            inverse=None if old is None else [f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {old}"],
+            irreversible_reason=None if old is not None else "the old type is unknown",
+            reason=f"in place because {why} (rewrites the table under ACCESS EXCLUSIVE)",
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class _Carried:
+    steps: list[Step]
+    swap: list[str]
+    unswap: list[str]
+    restore: list[str]
+
+
+def _carry_constraints(ch: c.AlterColumnType, deps: ColumnDependents, new: str, ctx: _Ctx) -> _Carried:
+    """CHECK, UNIQUE and FOREIGN KEY constraints of the old column, built on the converted one
+    (NOT VALID + VALIDATE, or a unique index built concurrently) and renamed by the swap."""
+    t, col = sql_name(ch.on), quote_ident(ch.column)
+    steps: list[Step] = []
+    swap: list[str] = []
+    unswap: list[str] = []
+    restore: list[str] = []
+
+    def on_new(text: str) -> str:
+        return re.sub(rf'(?<![\w"$]){re.escape(col)}(?![\w"$])', lambda _: new, text)
+
+    def validated(name: str, definition: str, what: str) -> None:
+        temp = _truncate(f"{name}__new")
+        qt, drop = quote_ident(temp), f"ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {quote_ident(temp)}"
+        steps.append(ctx.own(
+            f"{what} {temp} on {ch.on}.{new}, not yet checked for existing rows",
+            [f"ALTER TABLE {t} ADD CONSTRAINT {qt} {definition} NOT VALID"],
+            inverse=[drop], done_when=_constraint_exists(ch.on, temp),
+            reason=f"the converted column keeps {name}; NOT VALID holds the lock for a moment only",
+        ))
+        steps.append(ctx.own(
+            f"validate {temp} on {ch.on}", [f"ALTER TABLE {t} VALIDATE CONSTRAINT {qt}"], scan=True,
+            reason="VALIDATE scans under SHARE UPDATE EXCLUSIVE: reads and writes go on",
+            on_failure=(drop,),
+            on_failure_description=f"dropped the NOT VALID constraint {temp} (existing rows violate it)",
+        ))
+        swap.append(f"ALTER TABLE {t} RENAME CONSTRAINT {qt} TO {quote_ident(name)}")
+        unswap.append(f"ALTER TABLE {t} RENAME CONSTRAINT {quote_ident(name)} TO {qt}")
+
+    for name, definition in deps.checks:
+        body = definition.removesuffix(" NOT VALID")
+        validated(name, on_new(body), "CHECK")
+        restore.append(f"ALTER TABLE {t} ADD CONSTRAINT {quote_ident(name)} {body}")
+    for name, definition in deps.foreign_keys:
+        body = definition.removesuffix(" NOT VALID")
+        head, sep, tail = body.partition(" REFERENCES ")
+        validated(name, on_new(head) + sep + tail, "FOREIGN KEY")
+        restore.append(f"ALTER TABLE {t} ADD CONSTRAINT {quote_ident(name)} {body}")
+    for name, columns in deps.uniques:
+        temp = _truncate(f"{name}__new")
+        cols = ", ".join(new if c_ == ch.column else quote_ident(c_) for c_ in columns)
+        index = _index_qname(ch.on, temp)
+        sql = f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {quote_ident(temp)} ON {t} ({cols})"
+        steps.append(Step(
+            description=f"build unique index {temp} on {ch.on}.{new} concurrently (for {name})",
+            phase=Phase.EXPAND, sql=(sql,), changes=_changes_of([sql]), transaction=TransactionMode.AUTOCOMMIT,
+            inverse=(f"DROP INDEX CONCURRENTLY IF EXISTS {sql_name(index)}",),
+            inverse_transaction=TransactionMode.AUTOCOMMIT, index=index,
+            reason=f"the converted column keeps the UNIQUE constraint {name}; the swap adopts this index",
+        ))
+        swap.append(f"ALTER TABLE {t} ADD CONSTRAINT {quote_ident(name)} UNIQUE USING INDEX {quote_ident(temp)}")
+        unswap.append(f"ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {quote_ident(name)}")
+        original = ", ".join(quote_ident(c_) for c_ in columns)
+        restore.append(f"ALTER TABLE {t} ADD CONSTRAINT {quote_ident(name)} UNIQUE ({original})")
+    return _Carried(steps, swap, unswap, restore)
 
 
 # --- constraints --------------------------------------------------------------------------------
@@ -902,6 +1151,8 @@ def _add_constraint(ch: c.AddConstraint, ctx: _Ctx) -> list[Step]:
                 [f"ALTER TABLE {t} VALIDATE CONSTRAINT {qn}"],
                 scan=True,
                 reason="in its own transaction: VALIDATE takes SHARE UPDATE EXCLUSIVE, reads and writes go on",
+                on_failure=(drop,),
+                on_failure_description=f"dropped the NOT VALID constraint {name} (existing rows violate it)",
             ),
         ]
         return steps

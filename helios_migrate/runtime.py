@@ -42,8 +42,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
+from alembic.util import CommandError
 
-from .sqltext import quote_ident, quote_literal, quote_qualified, sql_comment
+from .sqltext import base_type, quote_ident, quote_literal, quote_qualified, sql_comment
 
 __all__ = [
     "ALLOW_DATA_LOSS_VAR",
@@ -51,6 +52,7 @@ __all__ = [
     "StepFailed",
     "add_constraint_if_missing",
     "backfill",
+    "check_convertible",
     "create_index_concurrently",
     "data_losing_step",
     "drop_index_concurrently",
@@ -68,12 +70,18 @@ ALLOW_DATA_LOSS_VAR = "HELIOS_ALLOW_DATA_LOSS"
 _RETRYABLE = {"55P03", "40P01"}  # lock_not_available, deadlock_detected
 
 
-class IrreversibleStep(RuntimeError):
+class IrreversibleStep(CommandError):
     """A downgrade reached a step that cannot be undone (or only by losing data)."""
 
 
-class StepFailed(RuntimeError):
-    """A step still could not get its lock after every attempt."""
+class StepFailed(CommandError):
+    """A step could not finish: its lock was not granted after every attempt, the data does not
+    allow it (the message names the rows), or it failed and what it had done was undone."""
+
+
+_DATA_PROBLEM_CLASSES = ("22", "23")
+"""SQLSTATE classes of failures the data causes (conversion, NOT NULL, CHECK, FK, UNIQUE): the
+step is undone (``undo_on_failure``) rather than retried."""
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -175,6 +183,62 @@ def _rollback(op: Any) -> None:
         op.get_bind().exec_driver_sql("ROLLBACK")
 
 
+@contextmanager
+def _undone_on_data_problem(
+    op: Any, what: str, statements: Sequence[str], description: str
+) -> Iterator[None]:
+    """Run the compensating ``statements`` when the data makes the body fail, then raise."""
+    try:
+        yield
+    except sa.exc.DBAPIError as exc:
+        if statements and _is_data_problem(exc):
+            _rollback(op)
+            _undo_and_raise(op, what, exc, statements, description or "; ".join(statements))
+        raise
+
+
+def _undo_and_raise(
+    op: Any, what: str, exc: BaseException, statements: Sequence[str], description: str
+) -> None:
+    """Run the compensating ``statements`` of a failed step (each in a short transaction with a
+    lock timeout, retried), then raise :class:`StepFailed` saying what failed and what was undone."""
+    reason = _first_line(exc)
+    undone = []
+    for sql in statements:
+        try:
+            _retrying(op, f"undo after {what}", 10, 0.5, 10.0, functools.partial(_in_transaction, op, [sql], "5s"))
+            undone.append(sql)
+        except (sa.exc.DBAPIError, StepFailed) as undo_exc:
+            raise StepFailed(
+                f"{what} failed: {reason}\nundoing it failed too at `{sql}`: {_first_line(undo_exc)}; "
+                f"run the remaining statements by hand: {'; '.join(statements[len(undone):])}"
+            ) from exc
+    raise StepFailed(
+        f"{what} failed: {reason}\nundone: {description}, so the table works as before this step. "
+        "Fix the data and run the upgrade again: completed steps are skipped."
+    ) from exc
+
+
+def _in_transaction(op: Any, statements: Sequence[str], lock_timeout: str | None) -> None:
+    bind = op.get_bind()
+    bind.exec_driver_sql("BEGIN")
+    for sql in _timeouts(lock_timeout, None):
+        bind.exec_driver_sql(sql)
+    for sql in statements:
+        _exec(op, sql)
+    bind.exec_driver_sql("COMMIT")
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(exc).__name__
+
+
+def _is_data_problem(exc: BaseException) -> bool:
+    state = _sqlstate(exc)
+    return state is not None and state.startswith(_DATA_PROBLEM_CLASSES)
+
+
 # --- steps --------------------------------------------------------------------------------------
 
 
@@ -189,6 +253,8 @@ def run_in_own_transaction(
     max_backoff: float = 10.0,
     done_when: str | None = None,
     description: str = "",
+    undo_on_failure: Sequence[str] = (),
+    undo_description: str = "",
 ) -> None:
     """Commit the migration transaction, then run ``statements`` in a short transaction of their
     own with ``SET LOCAL lock_timeout``/``statement_timeout``, retried with exponential backoff
@@ -197,6 +263,10 @@ def run_in_own_transaction(
     ``done_when`` is a ``SELECT`` returning true when the statements already took effect (an
     interrupted earlier run): the step is then skipped.  Offline, ``done_when`` is emitted as a
     comment and the statements as ``BEGIN; SET LOCAL ...; ...; COMMIT;``.
+
+    ``undo_on_failure`` are the compensating statements run when the data makes the step fail
+    (a ``VALIDATE`` that finds a violating row: the ``NOT VALID`` constraint is dropped again, so
+    the application's writes are not refused by a constraint the upgrade did not finish).
     """
     what = description or (statements[0] if statements else "step")
     with _outside_migration_transaction(op):
@@ -219,7 +289,12 @@ def run_in_own_transaction(
                 _exec(op, sql)
             bind.exec_driver_sql("COMMIT")
 
-        _retrying(op, what, attempts, backoff, max_backoff, body)
+        try:
+            _retrying(op, what, attempts, backoff, max_backoff, body)
+        except sa.exc.DBAPIError as exc:
+            if undo_on_failure and _is_data_problem(exc):
+                _undo_and_raise(op, what, exc, undo_on_failure, undo_description or "; ".join(undo_on_failure))
+            raise
 
 
 def add_constraint_if_missing(
@@ -362,6 +437,8 @@ def backfill(
     attempts: int = 5,
     backoff: float = 0.5,
     max_backoff: float = 10.0,
+    undo_on_failure: Sequence[str] = (),
+    undo_description: str = "",
 ) -> None:
     """``UPDATE table SET column = expression`` in batches of ``batch_size`` rows by primary key.
 
@@ -372,8 +449,13 @@ def backfill(
     gave no value for existing rows: the backfill fails, naming what to fill in, when such rows
     exist.
 
-    Offline the key ranges are not knowable without the data: the batch statement is emitted
-    once, in its own transaction, after a comment describing the loop.
+    When the data makes a batch fail (a value that does not convert, a constraint), the
+    ``undo_on_failure`` statements run (drop the sync trigger and the new column of a type
+    change) and :class:`StepFailed` says what failed and what was undone.
+
+    Offline (``--sql``) the loop is a ``DO`` block that walks the key and commits after each batch
+    until no row is left, so applying the script never leaves rows behind before a later step
+    (run it outside an explicit transaction, as ``psql`` does by default).
     """
     tbl = _qualified(table)
     col = quote_ident(column)
@@ -418,50 +500,148 @@ def backfill(
                     f"own transaction, {pause_ms} ms apart, until no row matches {pending}"
                 ),
             )
-            first = batch_sql(False).replace(r"\:", ":")
-            for sql in ["BEGIN", *_timeouts(lock_timeout, statement_timeout), first, "COMMIT"]:
-                _exec(op, sql)
+            if lock_timeout is not None:
+                _exec(op, f"SET lock_timeout = {quote_literal(lock_timeout)}")
+            _exec(op, _offline_backfill_loop(tbl, col, expression, pending, keys, batch_size, pause_ms))
+            if lock_timeout is not None:
+                _exec(op, "RESET lock_timeout")
             return
-        bind = op.get_bind()
-        total = _scalar(op, f"SELECT count(*) FROM {tbl} WHERE {pending}") or 0
-        done = 0
-        started = time.monotonic()
-        last: tuple[Any, ...] | None = None
-        results: list[tuple[Any, ...] | None] = []
-        def run_batch(after: tuple[Any, ...] | None) -> None:
-            bind.exec_driver_sql("BEGIN")
-            for sql in _timeouts(lock_timeout, statement_timeout):
-                bind.exec_driver_sql(sql)
-            bound = {f"k{i}": v for i, v in enumerate(after)} if after is not None else {}
-            row = bind.execute(sa.text(batch_sql(after is not None)), bound).first()
-            results.append(tuple(row) if row is not None else None)
-            bind.exec_driver_sql("COMMIT")
+        with _undone_on_data_problem(op, f"backfill of {tbl}.{col}", undo_on_failure, undo_description):
+            _backfill_online(
+                op, tbl, col, pending, batch_sql, _timeouts(lock_timeout, statement_timeout), progress,
+                pause_ms, functools.partial(_retrying, op, f"backfill {tbl}.{col}", attempts, backoff, max_backoff),
+            )
 
-        while True:
-            _retrying(
-                op, f"backfill {tbl}.{col}", attempts, backoff, max_backoff,
-                functools.partial(run_batch, last),
+
+def _backfill_online(
+    op: Any, tbl: str, col: str, pending: str, batch_sql: Any, timeouts: Sequence[str],
+    progress: bool, pause_ms: int, retrying: Any,
+) -> None:
+    """The keyset loop of :func:`backfill`, online: each batch a short transaction, retried when
+    its lock is not granted, with progress and an ETA in the log."""
+    bind = op.get_bind()
+    total = _scalar(op, f"SELECT count(*) FROM {tbl} WHERE {pending}") or 0
+    done = 0
+    started = time.monotonic()
+    last: tuple[Any, ...] | None = None
+    results: list[tuple[Any, ...] | None] = []
+
+    def run_batch(after: tuple[Any, ...] | None) -> None:
+        bind.exec_driver_sql("BEGIN")
+        for sql in timeouts:
+            bind.exec_driver_sql(sql)
+        bound = {f"k{i}": v for i, v in enumerate(after)} if after is not None else {}
+        row = bind.execute(sa.text(batch_sql(after is not None)), bound).first()
+        results.append(tuple(row) if row is not None else None)
+        bind.exec_driver_sql("COMMIT")
+
+    while True:
+        retrying(functools.partial(run_batch, last))
+        row = results.pop() if results else None
+        if row is None:
+            break  # past the last key: every row that matched has been updated once
+        done += int(row[0])
+        last = tuple(row[1:])
+        if progress:
+            elapsed = time.monotonic() - started
+            rate = done / elapsed if elapsed > 0 else 0.0
+            left = max(0, int(total) - done)
+            eta = f"{left / rate:.0f}s" if rate > 0 else "?"
+            log.info("helios: backfill %s.%s: %d of ~%d rows, ETA %s", tbl, col, done, total, eta)
+        if pause_ms:
+            time.sleep(pause_ms / 1000)
+    remaining = _scalar(op, f"SELECT count(*) FROM {tbl} WHERE {pending}") or 0
+    if remaining:
+        log.warning(
+            "helios: backfill %s.%s: %d rows still match %s (the expression gives them no "
+            "value); a NOT NULL step after this one will say so",
+            tbl, col, remaining, pending,
+        )
+
+
+def _offline_backfill_loop(
+    table: str, column: str, expression: str, pending: str, keys: Sequence[str], batch_size: int,
+    pause_ms: int,
+) -> str:
+    """A ``DO`` block that runs the keyset backfill to the end, committing after each batch."""
+    key_list = ", ".join(keys)
+    newest_first = ", ".join(f"{k} DESC" for k in keys)
+    last = ", ".join(f"last.{k}" for k in keys)
+
+    def batch(after: str) -> str:
+        return (
+            f"WITH updated AS (UPDATE {table} SET {column} = {expression} WHERE ({key_list}) IN "
+            f"(SELECT {key_list} FROM {table} WHERE ({pending}){after} ORDER BY {key_list} "
+            f"LIMIT {int(batch_size)} FOR UPDATE) RETURNING {key_list}) "
+            f"SELECT {key_list} FROM updated ORDER BY {newest_first} LIMIT 1 INTO last"
+        )
+
+    sleep = f"\n    PERFORM pg_sleep({pause_ms / 1000:g});" if pause_ms else ""
+    return (
+        "DO $helios_backfill$\nDECLARE\n  last record;\nBEGIN\n"
+        f"  {batch('')};\n"
+        "  WHILE FOUND LOOP\n    COMMIT;"
+        f"{sleep}\n"
+        f"    {batch(f' AND ({key_list}) > ({last})')};\n"
+        "  END LOOP;\nEND\n$helios_backfill$"
+    )
+
+
+def check_convertible(
+    op: Any,
+    table: str,
+    column: str,
+    to_type: str,
+    *,
+    key: Sequence[str] = ("id",),
+    sample: int = 5,
+) -> None:
+    """Refuse a type change before anything changes when existing values do not convert.
+
+    Each non-NULL value of ``column`` is converted as the backfill will convert it (an explicit
+    cast to the type without its modifier, then assignment to ``to_type``: a value too long for
+    ``varchar(n)`` or out of range is an error, as in a plain ``ALTER COLUMN TYPE``, never a
+    silent truncation).  When some do not convert, :class:`StepFailed` names how many and the
+    key of the first ``sample`` of them.  Reads only (a scan under ACCESS SHARE).
+    """
+    tbl = _qualified(table)
+    col = quote_ident(column)
+    keys = [quote_ident(k) for k in key]
+    key_list = ", ".join(keys)
+    base = base_type(to_type)
+    fits = (
+        "CREATE OR REPLACE FUNCTION pg_temp.helios_fits(v anyelement) RETURNS boolean "
+        f"LANGUAGE plpgsql AS $helios_fits$ DECLARE x {to_type}; BEGIN x := (v)::{base}; "
+        "RETURN true; EXCEPTION WHEN data_exception THEN RETURN false; END $helios_fits$"
+    )
+    failing = f"{col} IS NOT NULL AND NOT pg_temp.helios_fits({col})"
+    with _outside_migration_transaction(op):
+        _exec(op, fits)
+        if _offline(op):
+            _exec(
+                op,
+                "DO $helios_check$ DECLARE n bigint; BEGIN "
+                f"SELECT count(*) INTO n FROM {tbl} WHERE {failing}; "
+                f"IF n > 0 THEN RAISE EXCEPTION '% row(s) of % do not convert to %', n, "
+                f"{quote_literal(f'{table}.{column}')}, {quote_literal(to_type)}; END IF; END $helios_check$",
             )
-            row = results.pop() if results else None
-            if row is None:
-                break  # past the last key: every row that matched has been updated once
-            done += int(row[0])
-            last = tuple(row[1:])
-            if progress:
-                elapsed = time.monotonic() - started
-                rate = done / elapsed if elapsed > 0 else 0.0
-                left = max(0, int(total) - done)
-                eta = f"{left / rate:.0f}s" if rate > 0 else "?"
-                log.info("helios: backfill %s.%s: %d of ~%d rows, ETA %s", tbl, col, done, total, eta)
-            if pause_ms:
-                time.sleep(pause_ms / 1000)
-        remaining = _scalar(op, f"SELECT count(*) FROM {tbl} WHERE {pending}") or 0
-        if remaining:
-            log.warning(
-                "helios: backfill %s.%s: %d rows still match %s (the expression gives them no "
-                "value); a NOT NULL step after this one will say so",
-                tbl, col, remaining, pending,
-            )
+            return
+        rows = op.get_bind().execute(sa.text(
+            f"SELECT count(*) OVER (), {key_list}, left({col}::text, 40) FROM {tbl} "
+            f"WHERE {failing} ORDER BY {key_list} LIMIT {int(sample)}".replace(":", r"\:")
+        )).fetchall()
+        if not rows:
+            log.info("helios: every value of %s.%s converts to %s", table, column, to_type)
+            return
+        shown = ", ".join(
+            " ".join(f"{k}={v}" for k, v in zip(key, row[1:-1], strict=True)) + f" ({row[-1]!r})"
+            for row in rows
+        )
+        raise StepFailed(
+            f"{int(rows[0][0])} row(s) of {table}.{column} do not convert to {to_type} (too long, "
+            f"out of range or not valid input), e.g. {shown}. Nothing was changed. Fix or clear "
+            "those values (or write a USING expression into the revision), then run the upgrade again."
+        )
 
 
 def _allowed() -> bool:

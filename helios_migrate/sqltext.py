@@ -128,3 +128,9 @@ def duration_ms(duration: str | None) -> int:
 def duration_text(ms: int) -> str:
     """``2000`` -> ``"2s"``, ``1500`` -> ``"1500ms"``: the form written into revisions."""
     return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
+
+
+def base_type(type_sql: str) -> str:
+    """``type_sql`` without its modifier (``varchar(20)`` -> ``varchar``, ``numeric(10, 2)[]`` ->
+    ``numeric[]``): an explicit cast to it never truncates; assignment then applies the modifier."""
+    return re.sub(r"\s*\([^()]*\)", "", type_sql).strip()

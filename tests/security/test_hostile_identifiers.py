@@ -179,11 +179,35 @@ def _updates(sql: str) -> set[tuple[str, str]]:
     out: set[tuple[str, str]] = set()
     for raw in pglast.parse_sql(sql):
         stmt = raw.stmt
+        if isinstance(stmt, pglast.ast.DoStmt):
+            # The offline backfill loop: the statements of its PL/pgSQL body, as PostgreSQL reads them.
+            out |= _updates(";\n".join(_plpgsql_queries(stmt)) + ";")
+            continue
         inner = [c.ctequery for c in stmt.withClause.ctes] if getattr(stmt, "withClause", None) else []
         for update in [stmt, *inner]:
             if isinstance(update, pglast.ast.UpdateStmt):
                 out |= {(update.relation.relname, t.name) for t in update.targetList}
     return out
+
+
+def _plpgsql_queries(do: pglast.ast.DoStmt) -> list[str]:
+    body = next(str(arg.arg.sval) for arg in do.args if arg.defname == "as")
+    tree = pglast.parse_plpgsql(f"CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $body${body}$body$")
+    queries: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            execsql = node.get("PLpgSQL_stmt_execsql")
+            if isinstance(execsql, dict):
+                queries.append(execsql["sqlstmt"]["PLpgSQL_expr"]["query"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(tree)
+    return queries
 
 
 class _OfflineContext:
