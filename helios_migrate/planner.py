@@ -34,6 +34,7 @@ from .knowledge import SchemaLookup, effect_of
 from .plan import Backfill, ConversionCheck, Phase, Plan, RetryPolicy, Step, TransactionMode
 from .sqltext import (
     base_type,
+    dollar_quote,
     duration_text,
     index_element_name,
     quote_ident,
@@ -957,7 +958,7 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: _Ctx) -> 
             f"keep {ch.on}.{new_name} in sync with {ch.column} on every write",
             [
                 f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS "
-                f"$$BEGIN NEW.{new} := ({convert})::{base}; RETURN NEW; END$$",
+                + dollar_quote(f"BEGIN NEW.{new} := ({convert})::{base}; RETURN NEW; END"),
                 f"DROP TRIGGER IF EXISTS {trig} ON {t}",
                 f"CREATE TRIGGER {trig} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {fn}()",
             ],
@@ -1315,7 +1316,9 @@ def plan_column_rename(
     fn = quote_qualified(table.schema, fn_name)
     trig = quote_ident(fn_name)
     function = (
-        f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN "
+        f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS "
+    ) + dollar_quote(
+        "BEGIN "
         f"IF TG_OP = 'INSERT' THEN "
         f"IF NEW.{n} IS NULL THEN NEW.{n} := NEW.{o}; ELSIF NEW.{o} IS NULL THEN NEW.{o} := NEW.{n}; END IF; "
         f"ELSIF NEW.{n} IS DISTINCT FROM OLD.{n} THEN NEW.{o} := NEW.{n}; "
@@ -1323,7 +1326,7 @@ def plan_column_rename(
         # Neither written: fill whichever side the backfill has not reached yet (the new column
         # on upgrade, the re-created old one on downgrade).
         f"ELSIF NEW.{n} IS NULL THEN NEW.{n} := NEW.{o}; "
-        f"ELSIF NEW.{o} IS NULL THEN NEW.{o} := NEW.{n}; END IF; RETURN NEW; END$$"
+        f"ELSIF NEW.{o} IS NULL THEN NEW.{o} := NEW.{n}; END IF; RETURN NEW; END"
     )
     sync = [
         function,

@@ -14,6 +14,7 @@ import functools
 import re
 
 __all__ = [
+    "dollar_quote",
     "duration_ms",
     "duration_text",
     "index_element_name",
@@ -84,6 +85,17 @@ def sql_comment(text: str) -> str:
     """``-- text`` on one line: a line break in ``text`` (a name may hold one) cannot end the
     comment and turn the rest into a statement."""
     return "-- " + " ".join(text.splitlines())
+
+
+def dollar_quote(body: str) -> str:
+    """A function body as a dollar-quoted string: ``$$body$$``, or ``$q1$body$q1$`` when the body
+    (a quoted name in it, say) holds ``$$``, so nothing in the body can end the string early."""
+    _check_text(body, "function body")
+    tag, n = "$$", 0
+    while tag in body:
+        n += 1
+        tag = f"$q{n}$"
+    return f"{tag}{body}{tag}"
 
 
 _QUOTED_NAME = re.compile(r'"((?:[^"]|"")+)"')

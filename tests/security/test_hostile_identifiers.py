@@ -26,6 +26,7 @@ from pglast.keywords import (
 
 from helios_migrate import runtime
 from helios_migrate.sqltext import (
+    dollar_quote,
     index_element_name,
     quote_ident,
     quote_literal,
@@ -91,6 +92,15 @@ def test_index_elements_name_their_column() -> None:
     assert index_element_name("email text_pattern_ops") == "email"
     assert index_element_name("lower(email)") is None
     assert index_element_name("a + b") is None
+
+
+def test_a_function_body_cannot_end_its_dollar_quote() -> None:
+    assert dollar_quote("BEGIN RETURN NEW; END") == "$$BEGIN RETURN NEW; END$$"
+    body = 'BEGIN NEW."x$$; DROP TABLE t; --" := 1; RETURN NEW; END'
+    sql = f"CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS {dollar_quote(body)}"
+    (stmt,) = pglast.parse_sql(sql)
+    assert isinstance(stmt.stmt, pglast.ast.CreateFunctionStmt)
+    assert stmt.stmt.options[0].arg[0].sval == body
 
 
 def test_a_comment_stays_one_line() -> None:
