@@ -64,6 +64,14 @@ class RelationLock:
 
 
 @dataclass(frozen=True)
+class IndexRebuild:
+    """An index that a change rebuilds, and why (from the catalog)."""
+
+    index: QualifiedName
+    reason: str
+
+
+@dataclass(frozen=True)
 class Effect:
     """The knowledge base's answer for one change on one server version."""
 
@@ -78,6 +86,15 @@ class Effect:
     safer_alternative: str | None = None
     unsupported: str | None = None
     """Why the server version rejects this statement, when it does (e.g. a PostgreSQL 18 form on 15)."""
+    rebuilt_indexes: tuple[QualifiedName, ...] = ()
+    """Existing indexes that get a new file (relfilenode) while the lock is held, named from the
+    catalog: every index of a rewritten table, or the indexes a type change that keeps the table
+    still rebuilds (operator class, collation, expression or predicate on the column)."""
+
+    @property
+    def rebuilds_indexes_only(self) -> bool:
+        """The table keeps its file but indexes are rebuilt (an index rebuild, not a rewrite)."""
+        return bool(self.rebuilt_indexes) and not self.rewrites_table
 
     @property
     def table_lock(self) -> RelationLock | None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from pglast import ast, parse_sql
+from pglast.enums import ObjectType
 
 from . import changes as c
 from .changes import Change, ConstraintKind, QualifiedName
@@ -77,7 +78,13 @@ def effect_of(change: Change, version: PgVersion, catalog: SchemaLookup | None =
     handler = _HANDLERS.get(type(change))
     if handler is None:  # pragma: no cover - every class in CHANGE_TYPES is registered (tested)
         raise TypeError(f"no knowledge for {type(change).__name__}")
-    return handler(change, _Ctx(version, catalog))
+    effect = handler(change, _Ctx(version, catalog))
+    if effect.rewrites_table and not effect.rebuilt_indexes and catalog is not None:
+        # A rewrite gives every index of the table a new file too: name them.
+        table = change.table
+        if table is not None and not effect.unsupported:
+            effect = replace(effect, rebuilt_indexes=catalog.table_indexes(table))
+    return effect
 
 
 def effects_for_sql(sql: str, version: PgVersion, catalog: SchemaLookup | None = None) -> list[Effect]:
@@ -217,6 +224,16 @@ def _drop_table(ch: c.DropTable, ctx: _Ctx) -> Effect:
     locks = _on(ch.on, LockMode.ACCESS_EXCLUSIVE) + tuple(
         RelationLock(r, RelationRole.REFERENCED_TABLE, LockMode.ACCESS_EXCLUSIVE) for r in referenced
     )
+    # Dropping a partition detaches it from its parent first (ACCESS EXCLUSIVE on the parent);
+    # dropping a partitioned table drops every partition with it.
+    parent_of = getattr(ctx.catalog, "partition_parent", None)
+    parent = parent_of(ch.on) if parent_of is not None else None
+    locks += _on(parent, LockMode.ACCESS_EXCLUSIVE, RelationRole.PARENT)
+    partitions_of = getattr(ctx.catalog, "partitions", None)
+    locks += tuple(
+        RelationLock(p, RelationRole.PARTITION, LockMode.ACCESS_EXCLUSIVE)
+        for p in (partitions_of(ch.on) if partitions_of is not None else ())
+    )
     return Effect(
         ch, locks, WorkClass.METADATA,
         certainty=Certainty.CATALOG if lookup is not None else Certainty.KNOWN,
@@ -257,8 +274,15 @@ def _vacuum_full(ch: c.VacuumFull, ctx: _Ctx) -> Effect:
 
 @_handles(c.Cluster)
 def _cluster(ch: c.Cluster, ctx: _Ctx) -> Effect:
+    # cluster_rel() locks the index it orders by ACCESS EXCLUSIVE as well as the table.
+    index = QualifiedName(ch.index, ch.on.schema) if ch.index else None
+    if index is None:
+        lookup = getattr(ctx.catalog, "clustered_index", None)
+        index = lookup(ch.on) if lookup is not None else None
     return Effect(
-        ch, _on(ch.on, LockMode.ACCESS_EXCLUSIVE), WorkClass.REWRITE, rewrites_table=True,
+        ch,
+        _on(ch.on, LockMode.ACCESS_EXCLUSIVE) + _on(index, LockMode.ACCESS_EXCLUSIVE, RelationRole.INDEX),
+        WorkClass.REWRITE, rewrites_table=True,
         safer_alternative="reorder online with pg_repack --order-by",
     )
 
@@ -366,6 +390,29 @@ def _alter_type(ch: c.AlterColumnType, ctx: _Ctx) -> Effect:
                 "backfill in batches, then swap in a later revision"
             ),
         )
+    lookup = getattr(ctx.catalog, "type_change_index_rebuilds", None)
+    rebuilds = lookup(ch.on, ch.column, ch.new_type, ch.collation) if lookup is not None else None
+    if rebuilds is not None:
+        if not rebuilds:
+            return Effect(
+                ch, _on(ch.on, LockMode.ACCESS_EXCLUSIVE), WorkClass.METADATA,
+                certainty=Certainty.CATALOG,
+                notes=(*notes, "no index on the column needs rebuilding: catalog only"),
+            )
+        return Effect(
+            ch, _on(ch.on, LockMode.ACCESS_EXCLUSIVE), WorkClass.INDEX_BUILD, builds_index=True,
+            certainty=Certainty.CATALOG,
+            rebuilt_indexes=tuple(r.index for r in rebuilds),
+            notes=(
+                f"{notes[0]}: the table is kept",
+                *(f"index rebuild under ACCESS EXCLUSIVE: {r.index} ({r.reason})" for r in rebuilds),
+                "reads and writes wait until every index listed is rebuilt",
+            ),
+            safer_alternative=(
+                "expand/contract: add a column of the new type, backfill in batches, build its "
+                "indexes CONCURRENTLY, then swap in a later revision"
+            ),
+        )
     if ch.collation is not None:
         # The values are unchanged, but indexes on the column sort by the old collation.
         return Effect(
@@ -376,7 +423,12 @@ def _alter_type(ch: c.AlterColumnType, ctx: _Ctx) -> Effect:
         )
     return Effect(
         ch, _on(ch.on, LockMode.ACCESS_EXCLUSIVE), WorkClass.METADATA,
-        certainty=verdict.certainty, notes=tuple(notes),
+        certainty=verdict.certainty,
+        notes=(
+            *notes,
+            "an index on the column is rebuilt if its operator class or collation changes or it has "
+            "an expression or predicate on the column (unknown offline: pass --database-url)",
+        ) if ctx.catalog is None else tuple(notes),
     )
 
 
@@ -421,8 +473,12 @@ def _add_constraint(ch: c.AddConstraint, ctx: _Ctx) -> Effect:
     k = ch.constraint
     if not k.enforced:
         mode = LockMode.SHARE_ROW_EXCLUSIVE if k.kind is ConstraintKind.FOREIGN_KEY else LockMode.ACCESS_EXCLUSIVE
+        locks = _on(ch.on, mode)
+        if k.kind is ConstraintKind.FOREIGN_KEY and k.references is not None:
+            # The referenced table is opened SHARE ROW EXCLUSIVE even though no trigger is added.
+            locks += _on(k.references.table, LockMode.SHARE_ROW_EXCLUSIVE, RelationRole.REFERENCED_TABLE)
         return Effect(
-            ch, _on(ch.on, mode), WorkClass.METADATA,
+            ch, locks, WorkClass.METADATA,
             unsupported=_min_version(ctx.version, 18, "NOT ENFORCED constraints"),
             notes=("NOT ENFORCED: existing and new rows are never checked",),
         )
@@ -526,6 +582,21 @@ def _create_index(ch: c.CreateIndex, ctx: _Ctx) -> Effect:
                 *_concurrent_index_notes(ctx.version),
             ),
         )
+    # On a partitioned table the index is built on every partition, each locked SHARE.
+    partitions_of = getattr(ctx.catalog, "partitions", None)
+    partitions = partitions_of(ch.on) if partitions_of is not None else ()
+    if partitions:
+        return Effect(
+            ch,
+            _on(ch.on, LockMode.SHARE, RelationRole.PARENT)
+            + tuple(RelationLock(p, RelationRole.PARTITION, LockMode.SHARE) for p in partitions),
+            WorkClass.INDEX_BUILD, builds_index=True, certainty=Certainty.CATALOG,
+            notes=("writes to every partition wait for the whole build; reads continue",),
+            safer_alternative=(
+                "CREATE INDEX ... ON ONLY the parent, build each partition's index CONCURRENTLY, "
+                "then ALTER INDEX ... ATTACH PARTITION each"
+            ),
+        )
     return Effect(
         ch, _on(ch.on, LockMode.SHARE), WorkClass.INDEX_BUILD, builds_index=True,
         notes=("writes wait for the whole build; reads continue",),
@@ -547,7 +618,8 @@ def _drop_index(ch: c.DropIndex, ctx: _Ctx) -> Effect:
             WorkClass.METADATA, transaction=TransactionUse.OUTSIDE_ONLY,
             notes=(
                 *notes,
-                "waits for transactions using the table; the index is invalidated before it is locked",
+                "waits for transactions using the table; the index is invalidated under SHARE UPDATE "
+                "EXCLUSIVE, and locked ACCESS EXCLUSIVE only once no query can use it",
             ),
         )
     return Effect(
@@ -572,6 +644,7 @@ def _reindex(ch: c.Reindex, ctx: _Ctx) -> Effect:
         )
         return Effect(
             ch, locks, WorkClass.INDEX_BUILD, builds_index=True, transaction=TransactionUse.OUTSIDE_ONLY,
+            rebuilt_indexes=indexes,
             notes=("builds a new index beside the old one and swaps them; the old one, renamed "
                    "<name>_ccold and already unused, is dropped under a brief ACCESS EXCLUSIVE",
                    *_concurrent_index_notes(ctx.version)),
@@ -581,7 +654,7 @@ def _reindex(ch: c.Reindex, ctx: _Ctx) -> Effect:
         RelationLock(i, RelationRole.INDEX, LockMode.ACCESS_EXCLUSIVE) for i in indexes
     )
     return Effect(
-        ch, locks, WorkClass.INDEX_BUILD, builds_index=True,
+        ch, locks, WorkClass.INDEX_BUILD, builds_index=True, rebuilt_indexes=indexes,
         notes=("writes wait; queries that plan on the table wait for the ACCESS EXCLUSIVE index lock",),
         safer_alternative="REINDEX ... CONCURRENTLY (PostgreSQL 12+)",
     )
@@ -712,8 +785,18 @@ def _modify_rows(ch: c.ModifyRows, ctx: _Ctx) -> Effect:
     )
 
 
-@_handles(c.SetSetting, c.TransactionControl)
-def _no_lock(ch: c.SetSetting | c.TransactionControl, ctx: _Ctx) -> Effect:
+@_handles(c.SetSetting)
+def _set_setting(ch: c.SetSetting, ctx: _Ctx) -> Effect:
+    # The migration's own SET (TimeZone decides timestamp <-> timestamptz) holds for the
+    # statements after it: the live catalog stands for the migration's session.
+    apply = getattr(ctx.catalog, "apply_setting", None)
+    if apply is not None:
+        apply(ch.name, ch.value)
+    return Effect(ch, (), WorkClass.METADATA)
+
+
+@_handles(c.TransactionControl)
+def _no_lock(ch: c.TransactionControl, ctx: _Ctx) -> Effect:
     return Effect(ch, (), WorkClass.METADATA)
 
 
@@ -726,7 +809,7 @@ def _no_lock(ch: c.SetSetting | c.TransactionControl, ctx: _Ctx) -> Effect:
 def _at_subcommand_effect(name: str) -> tuple[LockMode, WorkClass, bool] | None:
     share_update = {
         "AT_SetStatistics", "AT_ClusterOn", "AT_DropCluster", "AT_SetRelOptions",
-        "AT_ResetRelOptions", "AT_SetOptions", "AT_ResetOptions", "AT_ReplicaIdentity",
+        "AT_ResetRelOptions", "AT_SetOptions", "AT_ResetOptions",
         "AT_AttachPartition", "AT_SetExpression",
     }
     share_row = {
@@ -740,7 +823,7 @@ def _at_subcommand_effect(name: str) -> tuple[LockMode, WorkClass, bool] | None:
         return LockMode.SHARE_ROW_EXCLUSIVE, WorkClass.METADATA, False
     if name in rewrite:
         return LockMode.ACCESS_EXCLUSIVE, WorkClass.REWRITE, True
-    if name in {"AT_AddIdentity", "AT_AddInherit", "AT_DropInherit", "AT_ChangeOwner", "AT_SetStorage",
+    if name in {"AT_ReplicaIdentity", "AT_AddIdentity", "AT_AddInherit", "AT_DropInherit", "AT_ChangeOwner", "AT_SetStorage",
                 "AT_DropIdentity", "AT_SetIdentity", "AT_DropExpression", "AT_ColumnDefault"}:
         return LockMode.ACCESS_EXCLUSIVE, WorkClass.METADATA, False
     return None
@@ -772,6 +855,24 @@ def _raw(ch: c.RawStatement, ctx: _Ctx) -> Effect:
                 certainty=Certainty.KNOWN, notes=(),
             )
         return conservative
+    if isinstance(node, ast.LockStmt) and node.mode in {m.value for m in LockMode}:
+        # LOCK TABLE takes exactly the mode it names (lockcmds.c); the numbering is PostgreSQL's.
+        mode = LockMode(node.mode)
+        return replace(
+            conservative, locks=tuple(replace(lk, mode=mode) for lk in conservative.locks),
+            work=WorkClass.METADATA, certainty=Certainty.KNOWN,
+            notes=("held until the transaction ends",),
+        )
+    if isinstance(node, ast.RenameStmt) and node.renameType == ObjectType.OBJECT_INDEX:
+        # ALTER INDEX ... RENAME takes SHARE UPDATE EXCLUSIVE on the index (PostgreSQL 12+).
+        return replace(
+            conservative,
+            locks=tuple(
+                RelationLock(lk.relation, RelationRole.INDEX, LockMode.SHARE_UPDATE_EXCLUSIVE)
+                for lk in conservative.locks
+            ),
+            work=WorkClass.METADATA, certainty=Certainty.KNOWN, notes=(),
+        )
     if isinstance(node, ast.VacuumStmt):
         opts = {o.defname for o in node.options or ()}
         if node.is_vacuumcmd:

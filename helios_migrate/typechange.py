@@ -117,6 +117,15 @@ def _widens(base: str, old: tuple[int, ...], new: tuple[int, ...]) -> bool:
     return new[0] >= old[0]
 
 
+def _domain(catalog: CastLookup | None, type_text: str) -> tuple[str, bool] | None:
+    """``(base type, has constraints)`` when ``type_text`` is a domain on the live server."""
+    lookup = getattr(catalog, "domain_base", None)
+    if lookup is None:
+        return None
+    found: tuple[str, bool] | None = lookup(type_text)
+    return found
+
+
 def classify(
     old_type: str | None,
     new_type: str,
@@ -138,6 +147,28 @@ def classify(
         )
     if old_type == new_type:
         return TypeChangeVerdict(False, Certainty.KNOWN, "the type does not change")
+    # Domains: a value of a domain is a value of its base type (no conversion).  Converting to a
+    # domain with constraints rewrites the table (ATColumnChangeRequiresRewrite); to one without,
+    # it is decided by the base type.
+    new_domain = _domain(catalog, new_type)
+    if new_domain is not None:
+        base, constrained = new_domain
+        if constrained:
+            return TypeChangeVerdict(
+                True, Certainty.CATALOG,
+                f"{old_type} -> {new_type}: the domain has constraints, so every value is checked "
+                "and the table rewritten",
+            )
+        inner = classify(old_type, base, column=column, using=None, version=version, catalog=catalog)
+        return TypeChangeVerdict(
+            inner.rewrites, Certainty.CATALOG, f"{old_type} -> domain {new_type} over {base}: {inner.reason}"
+        )
+    old_domain = _domain(catalog, old_type)
+    if old_domain is not None:
+        inner = classify(old_domain[0], new_type, column=column, using=None, version=version, catalog=catalog)
+        return TypeChangeVerdict(
+            inner.rewrites, Certainty.CATALOG, f"domain {old_type} over {old_domain[0]}: {inner.reason}"
+        )
     old, new = _Type.parse(old_type), _Type.parse(new_type)
     if old.array != new.array:
         return TypeChangeVerdict(True, Certainty.KNOWN, "array dimensionality changes")

@@ -35,6 +35,9 @@ _TRIGGER = (
     "CREATE TRIGGER items_touch BEFORE UPDATE ON items FOR EACH ROW EXECUTE FUNCTION items_touch()"
 )
 _ATTACH_2025 = "ALTER TABLE events ATTACH PARTITION events_2025 FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')"
+_CREATED_IDX = "CREATE INDEX items_created_idx ON items (created)"
+_V_IDX = "CREATE INDEX items_v_idx ON items (v)"
+_T_IDX = "CREATE INDEX items_t_idx ON items (t)"
 _FK = "ALTER TABLE items ADD CONSTRAINT items_parent_fk FOREIGN KEY (parent_id) REFERENCES parents (id)"
 
 
@@ -84,6 +87,55 @@ FORMS: tuple[Form, ...] = (
         "ALTER TABLE items ALTER COLUMN created TYPE timestamptz",
         settings={"TimeZone": "UTC"},
     ),
+    # --- type changes that keep the table but rebuild indexes -----------------------------------
+    Form(
+        "type_timestamp_to_timestamptz_utc_indexed",
+        "ALTER TABLE items ALTER COLUMN created TYPE timestamptz",
+        setup=(_CREATED_IDX,),
+        settings={"TimeZone": "UTC"},
+    ),
+    Form(
+        "type_timestamp_to_timestamptz_set_in_file",
+        "SET TIME ZONE 'America/New_York'; ALTER TABLE items ALTER COLUMN created TYPE timestamptz",
+        setup=(_CREATED_IDX,),
+        settings={"TimeZone": "UTC"},
+    ),
+    Form("type_varchar_to_text_indexed", "ALTER TABLE items ALTER COLUMN v TYPE text", setup=(_V_IDX,)),
+    Form(
+        "type_varchar_to_text_collation_c_column",
+        "ALTER TABLE items ALTER COLUMN v TYPE text",
+        setup=('ALTER TABLE items ALTER COLUMN v TYPE varchar(50) COLLATE "C"', _V_IDX),
+    ),
+    Form(
+        "type_varchar_to_text_collate_c",
+        'ALTER TABLE items ALTER COLUMN v TYPE text COLLATE "C"',
+        setup=(_V_IDX,),
+    ),
+    Form(
+        "type_varchar_widen_partial_index",
+        "ALTER TABLE items ALTER COLUMN v TYPE varchar(100)",
+        setup=("CREATE INDEX items_v_part_idx ON items (v) WHERE n > 500", _V_IDX),
+    ),
+    Form(
+        "type_varchar_widen_expression_index",
+        "ALTER TABLE items ALTER COLUMN v TYPE varchar(100)",
+        setup=("CREATE INDEX items_v_lower_idx ON items (lower(v))",),
+    ),
+    Form(
+        "type_text_to_domain",
+        "ALTER TABLE items ALTER COLUMN t TYPE label",
+        setup=("CREATE DOMAIN label AS text", _T_IDX),
+    ),
+    Form(
+        "type_text_to_domain_collate_c",
+        "ALTER TABLE items ALTER COLUMN t TYPE label_c",
+        setup=('CREATE DOMAIN label_c AS text COLLATE "C"', _T_IDX),
+    ),
+    Form(
+        "type_text_to_domain_with_check",
+        "ALTER TABLE items ALTER COLUMN t TYPE label_chk",
+        setup=("CREATE DOMAIN label_chk AS text CHECK (VALUE <> '')", _T_IDX),
+    ),
     Form(
         "type_using_expression", "ALTER TABLE items ALTER COLUMN v TYPE varchar(100) USING lower(v)"
     ),
@@ -124,6 +176,12 @@ FORMS: tuple[Form, ...] = (
     ),
     Form("add_foreign_key", _FK, relations=("items", "parents")),
     Form("add_foreign_key_not_valid", _FK + " NOT VALID", relations=("items", "parents")),
+    Form(
+        "add_foreign_key_not_enforced",
+        _FK + " NOT ENFORCED",
+        relations=("items", "parents"),
+        min_major=18,
+    ),
     Form("add_unique", "ALTER TABLE items ADD CONSTRAINT items_v_key UNIQUE (v)"),
     Form(
         "add_primary_key",
@@ -179,6 +237,16 @@ FORMS: tuple[Form, ...] = (
     ),
     Form("drop_index", "DROP INDEX items_n_idx", relations=("items", "items_n_idx")),
     Form(
+        "alter_index_rename",
+        "ALTER INDEX items_n_idx RENAME TO items_n_renamed_idx",
+        relations=("items", "items_n_idx"),
+    ),
+    Form(
+        "create_index_partitioned",
+        "CREATE INDEX events_id_idx ON events (id)",
+        relations=("events", "events_2023", "events_2024"),
+    ),
+    Form(
         "drop_index_concurrently",
         "DROP INDEX CONCURRENTLY items_n_idx",
         relations=("items", "items_n_idx"),
@@ -212,7 +280,16 @@ FORMS: tuple[Form, ...] = (
     # --- whole-table maintenance -----------------------------------------------------------------
     Form("truncate", "TRUNCATE items"),
     Form("vacuum_full", "VACUUM FULL items", in_transaction=False),
-    Form("cluster", "CLUSTER items USING items_n_idx"),
+    Form("cluster", "CLUSTER items USING items_n_idx", relations=("items", "items_n_idx")),
+    Form(
+        "cluster_without_using",
+        "CLUSTER items",
+        relations=("items", "items_n_idx"),
+        setup=("ALTER TABLE items CLUSTER ON items_n_idx",),
+    ),
+    Form("replica_identity_full", "ALTER TABLE items REPLICA IDENTITY FULL"),
+    Form("lock_table_share", "LOCK TABLE items IN SHARE MODE"),
+    Form("lock_table_default", "LOCK TABLE items"),
     Form("set_unlogged", "ALTER TABLE items SET UNLOGGED"),
     Form(
         "set_logged",
@@ -229,6 +306,7 @@ FORMS: tuple[Form, ...] = (
         setup=("CREATE TABLE children (id bigint PRIMARY KEY, parent_id bigint REFERENCES parents (id))",),
     ),
     # --- partitions ------------------------------------------------------------------------------
+    Form("drop_partition", "DROP TABLE events_2023", relations=("events", "events_2023")),
     Form("attach_partition", _ATTACH_2025, relations=("events", "events_2025")),
     Form(
         "attach_partition_with_check",

@@ -7,7 +7,8 @@ require the prediction to match the observation:
 
 * the strongest lock on each observed relation and on every relation the knowledge base names
   (table, referenced table, index, parent, partition), compared by relation name;
-* whether the table was rewritten (new ``relfilenode``);
+* whether the table was rewritten (new ``relfilenode``), and which of its indexes were rebuilt
+  (each index's ``relfilenode`` before and after, against the indexes the knowledge base names);
 * whether a concurrent read and a concurrent write were blocked;
 * that statements the knowledge base marks "outside a transaction block only" are refused by the
   server inside ``BEGIN`` (and that the forms run outside one are refused only when it says so);
@@ -227,6 +228,12 @@ def test_knowledge_matches_server(form: Form, pg_server: RunningServer, big_tabl
         problems.append(
             f"table rewrite: predicted {want_rewrite}, observed {obs.table_rewritten} "
             f"(new relfilenode on: {sorted(obs.rewritten_relations) or 'nothing'})"
+        )
+    want_indexes = {i.name for e in effects for i in e.rebuilt_indexes}
+    if want_indexes != set(obs.rewritten_indexes):
+        problems.append(
+            f"indexes rebuilt (new relfilenode): predicted {sorted(want_indexes) or 'none'}, "
+            f"observed {sorted(obs.rewritten_indexes) or 'none'}"
         )
     want_reads = any(e.blocks_reads for e in effects)
     if want_reads != obs.read_blocked:
