@@ -158,6 +158,54 @@ class AutogenerateSettings:
     """Per-table overrides by ``"orders"`` or ``"public.orders"``."""
 
 
+BACKFILL_PAUSES = ("proportional", "fixed")
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """How a running migration paces itself (``[tool.helios-migrate]``, read when the revision
+    runs, not when it is written): batch sizing by time, throttling, the lock-queue guard, and the
+    ANALYZE after large changes."""
+
+    backfill_target_ms: int = 30
+    """Time one backfill batch should take: its row locks are held that long.  Each batch is
+    sized from the rows/s of the batches before it, up to ``backfill_batch_size`` rows (0: fixed
+    batches of ``backfill_batch_size``)."""
+    backfill_min_batch: int = 100
+    """The first batch, and the fewest rows a batch shrinks to."""
+    backfill_pause: str = "proportional"
+    """``proportional``: after each batch, pause ``backfill_nice_ratio`` times the time it took
+    (gh-ost's nice ratio); ``fixed``: pause ``backfill_pause_ms``."""
+    backfill_nice_ratio: float = 0.1
+    max_replica_lag: str | None = "10s"
+    """Pause the backfill while a replica's replay lag (``pg_stat_replication``, or
+    ``replica_lag_sql``) is above this; ``None`` switches the check off."""
+    replica_lag_sql: str | None = None
+    """A ``SELECT`` returning the replica lag in seconds, instead of ``pg_stat_replication``."""
+    max_load: float | None = None
+    """Pause while the load (active sessions, or ``load_sql``) is above this; ``None``: off."""
+    critical_load: float | None = None
+    """Stop the step cleanly (it resumes where it stopped) when the load is above this."""
+    load_sql: str | None = None
+    """A ``SELECT`` returning a number (the load), instead of counting active sessions."""
+    throttle_max_wait: str = "1h"
+    """The longest a backfill stays paused (throttled or by the pause file) before it stops."""
+    pause_file: str = ".helios-migrate.pause"
+    """While this file exists (relative to the directory alembic runs in), backfills pause."""
+    lock_guard: bool = True
+    """Before a step that takes a lock blocking reads or writes, wait while another session holds
+    or waits for a conflicting lock on its table in a transaction older than
+    ``lock_guard_min_age``, instead of queueing the application behind it."""
+    lock_guard_min_age: str = "200ms"
+    lock_guard_max_wait: str = "60s"
+    """How long the guard waits before the step requests its lock anyway (``lock_timeout`` and
+    the retries still bound that wait)."""
+    auto_analyze: bool = True
+    """ANALYZE the table after a backfill that changed at least ``auto_analyze_min_rows`` rows and
+    10% of the table, and after an expression index is built."""
+    auto_analyze_min_rows: int = 1000
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything ``[tool.helios-migrate]`` can say; every field has a working default."""
@@ -179,6 +227,7 @@ class Config:
     version_table: str = "alembic_version"
     """Alembic's bookkeeping table: statements on it are never findings."""
     autogenerate: AutogenerateSettings = field(default_factory=AutogenerateSettings)
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     sections: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
     """Sub-tables owned by other commands, as read."""
     source: str | None = None
@@ -238,6 +287,7 @@ def config_from_mapping(data: Mapping[str, Any], source: str = "<config>") -> Co
     known_scalars = {
         "pg_version", "fail_on", "lock_timeout", "statement_timeout", "lock_retries",
         "backfill_batch_size", "backfill_pause_ms", "version_table", "rename_strategy",
+        *_RUNTIME_KEYS,
     }
     sections: dict[str, Mapping[str, Any]] = {}
     for key, value in data.items():
@@ -274,8 +324,51 @@ def config_from_mapping(data: Mapping[str, Any], source: str = "<config>") -> Co
         version_table=reader.string(data, "version_table", defaults.version_table),
         rename_strategy=_rename_strategy(source, data.get("rename_strategy", defaults.rename_strategy)),
         autogenerate=_autogenerate(reader, data.get("autogenerate", {})),
+        runtime=_runtime(reader, data),
         sections=MappingProxyType(sections),
         source=source,
+    )
+
+
+_RUNTIME_KEYS = (
+    "backfill_target_ms", "backfill_min_batch", "backfill_pause", "backfill_nice_ratio",
+    "max_replica_lag", "replica_lag_sql", "max_load", "critical_load", "load_sql",
+    "throttle_max_wait", "pause_file", "lock_guard", "lock_guard_min_age", "lock_guard_max_wait",
+    "auto_analyze", "auto_analyze_min_rows",
+)
+
+
+def _runtime(reader: _Reader, data: Mapping[str, Any]) -> RuntimeSettings:
+    d = RuntimeSettings()
+    pause = data.get("backfill_pause", d.backfill_pause)
+    if pause not in BACKFILL_PAUSES:
+        raise ConfigError(reader.source, "backfill_pause", f"expected one of {', '.join(BACKFILL_PAUSES)}")
+    max_load = reader.number(data, "max_load", d.max_load)
+    critical = reader.number(data, "critical_load", d.critical_load)
+    if max_load is not None and critical is not None and critical < max_load:
+        raise ConfigError(reader.source, "critical_load", "must not be below max_load")
+    lag: str | None = d.max_replica_lag
+    if data.get("max_replica_lag") is False:
+        lag = None
+    else:
+        lag = reader.duration(data, "max_replica_lag", d.max_replica_lag)
+    return RuntimeSettings(
+        backfill_target_ms=reader.integer(data, "backfill_target_ms", d.backfill_target_ms, minimum=0),
+        backfill_min_batch=reader.integer(data, "backfill_min_batch", d.backfill_min_batch, minimum=1),
+        backfill_pause=str(pause),
+        backfill_nice_ratio=reader.number(data, "backfill_nice_ratio", d.backfill_nice_ratio) or 0.0,
+        max_replica_lag=lag,
+        replica_lag_sql=reader.optional_string(data, "replica_lag_sql"),
+        max_load=max_load,
+        critical_load=critical,
+        load_sql=reader.optional_string(data, "load_sql"),
+        throttle_max_wait=reader.duration(data, "throttle_max_wait", d.throttle_max_wait),
+        pause_file=reader.string(data, "pause_file", d.pause_file),
+        lock_guard=reader.boolean(data, "lock_guard", d.lock_guard),
+        lock_guard_min_age=reader.duration(data, "lock_guard_min_age", d.lock_guard_min_age),
+        lock_guard_max_wait=reader.duration(data, "lock_guard_max_wait", d.lock_guard_max_wait),
+        auto_analyze=reader.boolean(data, "auto_analyze", d.auto_analyze),
+        auto_analyze_min_rows=reader.integer(data, "auto_analyze_min_rows", d.auto_analyze_min_rows, minimum=0),
     )
 
 
@@ -435,6 +528,19 @@ class _Reader:
         if not isinstance(value, bool):
             raise ConfigError(self.source, key or name, "expected true or false")
         return value
+
+    def number(self, data: Mapping[str, Any], name: str, default: _D) -> float | _D:
+        if name not in data:
+            return default
+        value = data[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(self.source, name, "expected a number >= 0")
+        return float(value)
+
+    def optional_string(self, data: Mapping[str, Any], name: str) -> str | None:
+        if name not in data:
+            return None
+        return self.string(data, name, "")
 
     def string(self, data: Mapping[str, Any], name: str, default: str) -> str:
         if name not in data:

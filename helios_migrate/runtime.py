@@ -36,6 +36,7 @@ import functools
 import logging
 import os
 import re
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -44,7 +45,15 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.util import CommandError
 
-from .sqltext import base_type, quote_ident, quote_literal, quote_qualified, sql_comment
+from .sqltext import (
+    base_type,
+    dollar_quote,
+    quote_ident,
+    quote_literal,
+    quote_qualified,
+    sql_comment,
+)
+from .throttle import BatchSizer, StopRequested, Throttle, ThrottleStop, stop_between_batches
 
 __all__ = [
     "ALLOW_DATA_LOSS_VAR",
@@ -123,6 +132,44 @@ def table_argument(schema: str | None, name: str) -> str:
 
 def _scalar(op: Any, sql: str) -> Any:
     return op.get_bind().execute(sa.text(sql)).scalar()
+
+
+def _rows(op: Any, sql: str) -> list[Any]:
+    return list(op.get_bind().exec_driver_sql(sql).fetchall())
+
+
+_SETTINGS: dict[str, Any] = {}
+
+
+def settings() -> Any:
+    """The :class:`~helios_migrate.config.RuntimeSettings` of the project alembic runs in (the
+    ``pyproject.toml`` of the current directory or a parent), read once per directory."""
+    from .config import ConfigError, load_config
+
+    here = os.getcwd()
+    if here not in _SETTINGS:
+        try:
+            _SETTINGS[here] = load_config(start=here).runtime
+        except ConfigError as exc:
+            raise CommandError(str(exc)) from None
+    return _SETTINGS[here]
+
+
+def _server_version(op: Any) -> Any:
+    from .versions import PgVersion
+
+    return PgVersion.parse(int(_scalar(op, "SELECT current_setting('server_version_num')::int")))
+
+
+def _guard(op: Any, statements: Sequence[str], what: str) -> None:
+    """Wait while another session is in the way of the locks ``statements`` request
+    (:mod:`helios_migrate.lockguard`)."""
+    config = settings()
+    if not config.lock_guard:
+        return
+    from .lockguard import wait_for_lock_queue
+
+    wait_for_lock_queue(functools.partial(_rows, op), statements, _server_version(op), config, what)
 
 
 def _exec(op: Any, sql: str) -> None:
@@ -220,6 +267,7 @@ def _undo_and_raise(
 
 
 def _in_transaction(op: Any, statements: Sequence[str], lock_timeout: str | None) -> None:
+    _guard(op, statements, "undo")
     bind = op.get_bind()
     bind.exec_driver_sql("BEGIN")
     for sql in _timeouts(lock_timeout, None):
@@ -280,17 +328,24 @@ def run_in_own_transaction(
             log.info("helios: %s: already done, skipped", what)
             return
 
+        held: list[float] = []
+
         def body() -> None:
+            _guard(op, statements, what)
             bind = op.get_bind()
+            began = time.monotonic()
             bind.exec_driver_sql("BEGIN")
             for sql in _timeouts(lock_timeout, statement_timeout):
                 bind.exec_driver_sql(sql)
             for sql in statements:
                 _exec(op, sql)
             bind.exec_driver_sql("COMMIT")
+            held.append(time.monotonic() - began)
 
         try:
             _retrying(op, what, attempts, backoff, max_backoff, body)
+            if held:
+                log.info("helios: %s: done, its transaction (and its locks) held %.0f ms", what, held[-1] * 1000)
         except sa.exc.DBAPIError as exc:
             if undo_on_failure and _is_data_problem(exc):
                 _undo_and_raise(op, what, exc, undo_on_failure, undo_description or "; ".join(undo_on_failure))
@@ -343,6 +398,7 @@ def run_autocommit(
             return
 
         def body() -> None:
+            _guard(op, statements, what)
             bind = op.get_bind()
             if lock_timeout is not None:
                 bind.exec_driver_sql(f"SET lock_timeout = {_literal(lock_timeout)}")
@@ -372,17 +428,24 @@ def create_index_concurrently(
     attempts: int = 5,
     backoff: float = 0.5,
     max_backoff: float = 10.0,
+    done_when: str | None = None,
 ) -> None:
     """Build an index with ``CREATE INDEX CONCURRENTLY IF NOT EXISTS`` outside the transaction.
 
     An INVALID index of that name (left by a failed or interrupted earlier build) is dropped
-    concurrently first; ``IF NOT EXISTS`` alone would keep the broken index.
+    concurrently first; ``IF NOT EXISTS`` alone would keep the broken index.  ``done_when``: a
+    ``SELECT`` that is true when the build is no longer needed (a later phase already finished).
     """
     drop = f"DROP INDEX CONCURRENTLY IF EXISTS {_qualified(name)}"
     with _outside_migration_transaction(op):
         if _offline(op):
+            if done_when:
+                _exec(op, sql_comment(f"skipped when already done: {done_when}"))
             _exec(op, sql_comment(f"an INVALID leftover of an earlier attempt is dropped first: {drop}"))
             _exec(op, sql)
+            return
+        if done_when and _scalar(op, done_when):
+            log.info("helios: index %s: no longer needed, skipped", name)
             return
 
         def body() -> None:
@@ -439,6 +502,7 @@ def backfill(
     max_backoff: float = 10.0,
     undo_on_failure: Sequence[str] = (),
     undo_description: str = "",
+    done_when: str | None = None,
 ) -> None:
     """``UPDATE table SET column = expression`` in batches of ``batch_size`` rows by primary key.
 
@@ -463,6 +527,9 @@ def backfill(
     pending = where or f"{col} IS NULL"
     key_list = ", ".join(keys)
     with _outside_migration_transaction(op):
+        if done_when and not _offline(op) and _scalar(op, done_when):
+            log.info("helios: backfill %s.%s: no longer needed, skipped", tbl, col)
+            return
         if expression is None:
             missing = f"SELECT EXISTS (SELECT 1 FROM {tbl} WHERE {pending})"
             if _offline(op):
@@ -483,12 +550,12 @@ def backfill(
         params = ", ".join(f":k{i}" for i in range(len(keys)))
         newest_first = ", ".join(f"{k} DESC" for k in keys)
 
-        def batch_sql(after_last: bool) -> str:
+        def batch_sql(after_last: bool, limit: int) -> str:
             after = f" AND ({key_list}) > ({params})" if after_last else ""
             return (
                 f"WITH updated AS (UPDATE {tbl} SET {col} = {expr_sql} WHERE ({key_list}) IN "
                 f"(SELECT {key_list} FROM {tbl} WHERE ({pending_sql}){after} "
-                f"ORDER BY {key_list} LIMIT {int(batch_size)} FOR UPDATE) RETURNING {key_list}) "
+                f"ORDER BY {key_list} LIMIT {int(limit)} FOR UPDATE) RETURNING {key_list}) "
                 f"SELECT count(*) OVER (), {key_list} FROM updated ORDER BY {newest_first} LIMIT 1"
             )
 
@@ -510,52 +577,139 @@ def backfill(
             _backfill_online(
                 op, tbl, col, pending, batch_sql, _timeouts(lock_timeout, statement_timeout), progress,
                 pause_ms, functools.partial(_retrying, op, f"backfill {tbl}.{col}", attempts, backoff, max_backoff),
+                batch_size,
             )
 
 
 def _backfill_online(
     op: Any, tbl: str, col: str, pending: str, batch_sql: Any, timeouts: Sequence[str],
-    progress: bool, pause_ms: int, retrying: Any,
+    progress: bool, pause_ms: int, retrying: Any, batch_size: int,
 ) -> None:
-    """The keyset loop of :func:`backfill`, online: each batch a short transaction, retried when
-    its lock is not granted, with progress and an ETA in the log."""
+    """The keyset loop of :func:`backfill`, online: each batch a short transaction sized to take
+    ``backfill_target_ms`` (at most ``batch_size`` rows), retried when its lock is not granted,
+    throttled before it runs (:class:`~helios_migrate.throttle.Throttle`), stopped cleanly
+    between batches by Ctrl-C, with a progress line; ANALYZE afterwards when enough changed."""
+    config = settings()
     bind = op.get_bind()
-    total = _scalar(op, f"SELECT count(*) FROM {tbl} WHERE {pending}") or 0
-    done = 0
-    started = time.monotonic()
+    what = f"backfill {tbl}.{col}"
+    estimate = _row_estimate(op, tbl)
+    total = estimate if estimate is not None else int(_scalar(op, f"SELECT count(*) FROM {tbl} WHERE {pending}") or 0)
+    sizer = BatchSizer(config.backfill_target_ms, config.backfill_min_batch, max(1, int(batch_size)))
+    meter = _Progress(what, total, progress)
     last: tuple[Any, ...] | None = None
     results: list[tuple[Any, ...] | None] = []
 
-    def run_batch(after: tuple[Any, ...] | None) -> None:
+    def run_batch(after: tuple[Any, ...] | None, limit: int) -> None:
         bind.exec_driver_sql("BEGIN")
         for sql in timeouts:
             bind.exec_driver_sql(sql)
         bound = {f"k{i}": v for i, v in enumerate(after)} if after is not None else {}
-        row = bind.execute(sa.text(batch_sql(after is not None)), bound).first()
+        row = bind.execute(sa.text(batch_sql(after is not None, limit)), bound).first()
         results.append(tuple(row) if row is not None else None)
         bind.exec_driver_sql("COMMIT")
 
-    while True:
-        retrying(functools.partial(run_batch, last))
-        row = results.pop() if results else None
-        if row is None:
-            break  # past the last key: every row that matched has been updated once
-        done += int(row[0])
-        last = tuple(row[1:])
-        if progress:
-            elapsed = time.monotonic() - started
-            rate = done / elapsed if elapsed > 0 else 0.0
-            left = max(0, int(total) - done)
-            eta = f"{left / rate:.0f}s" if rate > 0 else "?"
-            log.info("helios: backfill %s.%s: %d of ~%d rows, ETA %s", tbl, col, done, total, eta)
-        if pause_ms:
-            time.sleep(pause_ms / 1000)
+    with stop_between_batches() as stop:
+        throttle = Throttle(config, functools.partial(_scalar, op), what, stop=stop)
+        try:
+            while True:
+                throttle.wait_until_clear()
+                limit = sizer.size
+                began = time.monotonic()
+                retrying(functools.partial(run_batch, last, limit))
+                took = time.monotonic() - began
+                row = results.pop() if results else None
+                if row is None:
+                    break  # past the last key: every row that matched has been updated once
+                rows = int(row[0])
+                sizer.record(rows, took)
+                meter.batch(rows, took, limit)
+                last = tuple(row[1:])
+                if stop.is_set():
+                    raise StopRequested("stopped by Ctrl-C")
+                pause = pause_ms / 1000 if config.backfill_pause == "fixed" else config.backfill_nice_ratio * took
+                if pause > 0:
+                    time.sleep(pause)
+        except ThrottleStop as exc:
+            meter.finish()
+            raise StepFailed(
+                f"{what}: {exc} after {meter.done} rows (the last key done: {last}). The rows done "
+                "are kept: run the upgrade again to resume (completed steps are skipped, the "
+                "backfill continues with the rows still to do)."
+            ) from None
+    meter.finish()
     remaining = _scalar(op, f"SELECT count(*) FROM {tbl} WHERE {pending}") or 0
     if remaining:
         log.warning(
             "helios: backfill %s.%s: %d rows still match %s (the expression gives them no "
             "value); a NOT NULL step after this one will say so",
             tbl, col, remaining, pending,
+        )
+    _analyze_if_large(op, tbl, meter.done, estimate, config)
+
+
+def _row_estimate(op: Any, tbl: str) -> int | None:
+    """The planner's row count for ``tbl`` (``None`` when it was never analyzed)."""
+    value = _scalar(op, f"SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass({_literal(tbl)})")
+    return None if value is None or int(value) < 0 else int(value)
+
+
+def _analyze_if_large(op: Any, tbl: str, changed: int, estimate: int | None, config: Any) -> None:
+    """ANALYZE ``tbl`` when ``changed`` rows can move the planner's statistics: at least
+    ``auto_analyze_min_rows`` and 10% of the table (autovacuum's own default threshold)."""
+    if not config.auto_analyze or changed < max(config.auto_analyze_min_rows, 0.1 * (estimate or 0)):
+        return
+    began = time.monotonic()
+    _exec(op, f"ANALYZE {tbl}")
+    log.info(
+        "helios: ANALYZE %s after %d changed rows (%.1fs): the planner's statistics describe the "
+        "new values", tbl, changed, time.monotonic() - began,
+    )
+
+
+class _Progress:
+    """Rows done, rows/s, the batch size now and an ETA: a live line on a terminal, a log line
+    every few seconds otherwise."""
+
+    def __init__(self, what: str, total: int, enabled: bool) -> None:
+        self.what, self.total, self.enabled = what, total, enabled
+        self.done = 0
+        self.batches = 0
+        self.longest = 0.0
+        self.started = time.monotonic()
+        self.logged = self.started
+        self.live = enabled and sys.stderr.isatty()
+
+    def line(self, size: int) -> str:
+        elapsed = time.monotonic() - self.started
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        left = max(0, self.total - self.done)
+        eta = f"{left / rate:.0f}s" if rate > 0 else "?"
+        return (
+            f"helios: {self.what}: {self.done:,} of ~{self.total:,} rows, {rate:,.0f} rows/s, "
+            f"batch {size:,} rows, ETA {eta}"
+        )
+
+    def batch(self, rows: int, took: float, size: int) -> None:
+        self.done += rows
+        self.batches += 1
+        self.longest = max(self.longest, took)
+        if not self.enabled:
+            return
+        if self.live:
+            sys.stderr.write("\r" + self.line(size)[:150].ljust(150))
+            sys.stderr.flush()
+        elif time.monotonic() - self.logged >= 5:
+            self.logged = time.monotonic()
+            log.info("%s", self.line(size))
+
+    def finish(self) -> None:
+        if self.live:
+            sys.stderr.write("\n")
+        elapsed = time.monotonic() - self.started
+        log.info(
+            "helios: %s: %d rows in %d batches, %.1fs (%.0f rows/s); the longest batch held its "
+            "row locks %.0f ms", self.what, self.done, self.batches, elapsed,
+            self.done / elapsed if elapsed > 0 else 0.0, self.longest * 1000,
         )
 
 
@@ -577,14 +731,15 @@ def _offline_backfill_loop(
         )
 
     sleep = f"\n    PERFORM pg_sleep({pause_ms / 1000:g});" if pause_ms else ""
-    return (
-        "DO $helios_backfill$\nDECLARE\n  last record;\nBEGIN\n"
+    body = (
+        "\nDECLARE\n  last record;\nBEGIN\n"
         f"  {batch('')};\n"
         "  WHILE FOUND LOOP\n    COMMIT;"
         f"{sleep}\n"
         f"    {batch(f' AND ({key_list}) > ({last})')};\n"
-        "  END LOOP;\nEND\n$helios_backfill$"
+        "  END LOOP;\nEND\n"
     )
+    return f"DO {dollar_quote(body)}"
 
 
 def check_convertible(
@@ -595,6 +750,7 @@ def check_convertible(
     *,
     key: Sequence[str] = ("id",),
     sample: int = 5,
+    done_when: str | None = None,
 ) -> None:
     """Refuse a type change before anything changes when existing values do not convert.
 
@@ -610,20 +766,27 @@ def check_convertible(
     key_list = ", ".join(keys)
     base = base_type(to_type)
     fits = (
-        "CREATE OR REPLACE FUNCTION pg_temp.helios_fits(v anyelement) RETURNS boolean "
-        f"LANGUAGE plpgsql AS $helios_fits$ DECLARE x {to_type}; BEGIN x := (v)::{base}; "
-        "RETURN true; EXCEPTION WHEN data_exception THEN RETURN false; END $helios_fits$"
+        "CREATE OR REPLACE FUNCTION pg_temp.helios_fits(v anyelement) RETURNS boolean LANGUAGE plpgsql AS "
+        + dollar_quote(
+            f" DECLARE x {to_type}; BEGIN x := (v)::{base}; RETURN true; "
+            "EXCEPTION WHEN data_exception THEN RETURN false; END "
+        )
     )
     failing = f"{col} IS NOT NULL AND NOT pg_temp.helios_fits({col})"
     with _outside_migration_transaction(op):
+        if done_when and not _offline(op) and _scalar(op, done_when):
+            log.info("helios: %s.%s already converted, check skipped", table, column)
+            return
         _exec(op, fits)
         if _offline(op):
             _exec(
                 op,
-                "DO $helios_check$ DECLARE n bigint; BEGIN "
-                f"SELECT count(*) INTO n FROM {tbl} WHERE {failing}; "
-                f"IF n > 0 THEN RAISE EXCEPTION '% row(s) of % do not convert to %', n, "
-                f"{quote_literal(f'{table}.{column}')}, {quote_literal(to_type)}; END IF; END $helios_check$",
+                "DO " + dollar_quote(
+                    " DECLARE n bigint; BEGIN "
+                    f"SELECT count(*) INTO n FROM {tbl} WHERE {failing}; "
+                    f"IF n > 0 THEN RAISE EXCEPTION '% row(s) of % do not convert to %', n, "
+                    f"{quote_literal(f'{table}.{column}')}, {quote_literal(to_type)}; END IF; END "
+                ),
             )
             return
         rows = op.get_bind().execute(sa.text(
