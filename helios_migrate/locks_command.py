@@ -135,6 +135,7 @@ def effect_to_json(eff: Effect) -> dict[str, Any]:
         "work": eff.work.value,
         "rewrites_table": eff.rewrites_table,
         "builds_index": eff.builds_index,
+        "rebuilt_indexes": [str(i) for i in eff.rebuilt_indexes],
         "transaction": eff.transaction.value,
         "certainty": eff.certainty.value,
         "notes": list(eff.notes),
@@ -196,8 +197,15 @@ def _render_effect(console: Console, eff: Effect) -> None:
             f"  [{style}]{lk.mode.sql_name}[/{style}] on {escape(str(lk.relation))} ({lk.role.value})"
             f" - blocks {blocked}"
         )
-    rewrite = ", rewrites the table" if eff.rewrites_table else ""
-    console.print(f"  work: {_WORK_PHRASE[eff.work.value]}{rewrite}")
+    if eff.rebuilds_indexes_only:
+        mode = eff.strongest.sql_name if eff.strongest is not None else "its lock"
+        console.print(f"  work: index rebuild under {mode} (the table is kept; its indexes are rebuilt)")
+    else:
+        rewrite = ", rewrites the table" if eff.rewrites_table else ""
+        console.print(f"  work: {_WORK_PHRASE[eff.work.value]}{rewrite}")
+    if eff.rebuilt_indexes:
+        names = ", ".join(escape(str(i)) for i in eff.rebuilt_indexes)
+        console.print(f"  indexes rebuilt: {names}")
     if eff.transaction is TransactionUse.OUTSIDE_ONLY:
         console.print("  must run outside a transaction block (autocommit)")
     elif eff.transaction is TransactionUse.COMMIT_BEFORE_USE:

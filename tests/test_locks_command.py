@@ -87,3 +87,40 @@ def test_database_url_makes_type_changes_exact(fresh_db: str) -> None:
     # Online, the catalog says varchar(50) -> varchar(100) only widens.
     assert on["rewrites_table"] is False and on["work"] == "metadata"
     assert json.loads(narrowing.stdout)["statements"][0]["effects"][0]["rewrites_table"] is True
+
+
+def test_database_url_names_indexes_a_type_change_rebuilds(fresh_db: str) -> None:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE ev (id bigint PRIMARY KEY, at timestamp, label varchar(20))")
+        conn.execute("CREATE INDEX ev_at_idx ON ev (at)")
+        conn.execute("CREATE INDEX ev_label_idx ON ev (label)")
+    utc = "SET TIME ZONE 'UTC';\nALTER TABLE ev ALTER COLUMN at TYPE timestamptz;"
+    text = run(utc, "--database-url", fresh_db)
+    assert text.returncode == 0, text.stderr
+    assert "index rebuild under ACCESS EXCLUSIVE" in text.stdout
+    assert "indexes rebuilt: public.ev_at_idx" in text.stdout
+    assert "timestamp_ops" not in text.stdout and "operator class changes" in text.stdout
+
+    doc = json.loads(run(utc, "--database-url", fresh_db, "--format", "json").stdout)
+    eff = doc["statements"][1]["effects"][0]
+    assert eff["rewrites_table"] is False and eff["work"] == "index build"
+    assert eff["rebuilt_indexes"] == ["public.ev_at_idx"]
+    assert eff["blocks_reads"] is True
+
+    # The file's own TimeZone decides: outside UTC the whole table and every index are rewritten.
+    ny = utc.replace("'UTC'", "'America/New_York'")
+    eff = json.loads(run(ny, "--database-url", fresh_db, "--format", "json").stdout)["statements"][1]["effects"][0]
+    assert eff["rewrites_table"] is True and eff["work"] == "rewrite"
+    assert eff["rebuilt_indexes"] == ["public.ev_at_idx", "public.ev_label_idx", "public.ev_pkey"]
+
+    # varchar -> text keeps text_ops and the collation: the index is kept, catalog only.
+    eff = json.loads(
+        run("ALTER TABLE ev ALTER COLUMN label TYPE text", "--database-url", fresh_db, "--format", "json").stdout
+    )["statements"][0]["effects"][0]
+    assert eff["work"] == "metadata" and eff["rebuilt_indexes"] == []
+    # ... unless the collation changes with it.
+    eff = json.loads(
+        run('ALTER TABLE ev ALTER COLUMN label TYPE text COLLATE "C"', "--database-url", fresh_db,
+            "--format", "json").stdout
+    )["statements"][0]["effects"][0]
+    assert eff["work"] == "index build" and eff["rebuilt_indexes"] == ["public.ev_label_idx"]
