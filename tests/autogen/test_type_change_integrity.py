@@ -221,3 +221,31 @@ def _split(script: str) -> list[str]:
         out.append(data[start:end].decode())
     return out
 
+
+
+def test_rerun_after_a_later_failure_does_not_start_the_expand_phase_again(project: Project) -> None:
+    """Item 7: the swap committed, a later step failed; the re-run skips the expand phase of the
+    swapped column (no second copy, NOT NULL kept) and finishes."""
+    _execute(project, "UPDATE items SET score = id")
+    _execute(project, "ALTER TABLE items ALTER COLUMN score SET NOT NULL")
+    score = 'sa.Column("score", sa.BigInteger, nullable=False)'
+    project.write_models(models_source({"score": score, "flag": 'sa.Column("flag", sa.Boolean)'}))
+    text = project.autogenerate()
+    revision = project.revision_files()[-1]
+    upgrade = text.split("def downgrade")[0]
+    swap = upgrade.index("RENAME COLUMN score__new TO score")
+    end_of_swap = text.index("\n", swap)
+    failing = text[:end_of_swap] + '\n    op.execute("SELECT 1 / 0")' + text[end_of_swap:]
+    revision.write_text(failing)
+    res = project.alembic("upgrade", "head", check=False)
+    assert res.returncode != 0 and "division by zero" in res.stderr
+    assert "score__new" not in _columns(project)  # the swap had committed
+    revision.write_text(text)
+    project.alembic("upgrade", "head")
+    assert "score__new" not in _columns(project)
+    with psycopg.connect(project.url) as conn:
+        row = conn.execute("SELECT format_type(atttypid, atttypmod), attnotnull FROM pg_attribute "
+                           "WHERE attrelid = 'items'::regclass AND attname = 'score'").fetchone()
+    assert row == ("bigint", True)
+    assert _triggers(project) == []
+    assert project.count("SELECT count(*) FROM items WHERE score = id") == ROWS
