@@ -100,7 +100,7 @@ def test_a_function_body_cannot_end_its_dollar_quote() -> None:
     sql = f"CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS {dollar_quote(body)}"
     (stmt,) = pglast.parse_sql(sql)
     assert isinstance(stmt.stmt, pglast.ast.CreateFunctionStmt)
-    arg = stmt.stmt.options[0].arg
+    arg = next(o.arg for o in stmt.stmt.options if o.defname == "as")
     assert (arg[0] if isinstance(arg, tuple | list) else arg).sval == body
 
 
