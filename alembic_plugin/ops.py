@@ -129,6 +129,10 @@ def _retry_kwargs(step: Step) -> dict[str, Any]:
     return out
 
 
+def _done_kwargs(step: Step) -> dict[str, Any]:
+    return {"done_when": step.done_when} if step.done_when else {}
+
+
 def _undo_kwargs(step: Step) -> dict[str, Any]:
     if not step.on_failure:
         return {}
@@ -141,7 +145,7 @@ def _call(step: Step) -> tuple[str, list[Any], dict[str, Any]] | None:
     if step.conversion_check is not None:
         check = step.conversion_check
         table = runtime.table_argument(check.table.schema, check.table.name)
-        return "check_convertible", [table, check.column, check.to_type], {"key": check.key}
+        return "check_convertible", [table, check.column, check.to_type], {"key": check.key, **_done_kwargs(step)}
     if step.irreversible_reason and not step.sql and step.backfill is None:
         return "irreversible", [step.description, step.irreversible_reason], {}
     if step.backfill is not None:
@@ -149,12 +153,19 @@ def _call(step: Step) -> tuple[str, list[Any], dict[str, Any]] | None:
         kw: dict[str, Any] = {"key": tuple(b.key)}
         if b.where:
             kw["where"] = b.where
-        kw |= {"batch_size": b.batch_size, "pause_ms": b.pause_ms, **_retry_kwargs(step), **_undo_kwargs(step)}
+        kw |= {
+            "batch_size": b.batch_size, "pause_ms": b.pause_ms, **_retry_kwargs(step), **_undo_kwargs(step),
+            **_done_kwargs(step),
+        }
         return "backfill", [runtime.table_argument(b.table.schema, b.table.name), b.column, b.expression or None], kw
     if not step.sql:
         return None
     if step.transaction is TransactionMode.AUTOCOMMIT and step.index is not None:
-        return "create_index_concurrently", [runtime.table_argument(step.index.schema, step.index.name), step.sql[0]], {}
+        return (
+            "create_index_concurrently",
+            [runtime.table_argument(step.index.schema, step.index.name), step.sql[0]],
+            _done_kwargs(step),
+        )
     kw = _retry_kwargs(step)
     if step.done_when:
         kw["done_when"] = step.done_when
