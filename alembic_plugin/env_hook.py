@@ -27,16 +27,16 @@ from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 from typing import Any
 
+from alembic.operations import ops
+
+from .ops import LockSafePlanOp
+from .planning import finish_revisions, plan_upgrade_ops, register_renderer, reverse_ops
+
 Hook = Callable[[Any, Any, Sequence[Any]], None]
 
 
 def process_revision_directives(context: Any, revision: Any, directives: Sequence[Any]) -> None:
     """Rewrite every risky operation of the revision being generated into a lock-safe plan."""
-    from alembic.operations import ops
-
-    from .ops import LockSafePlanOp
-    from .planning import finish_revisions, plan_upgrade_ops, register_renderer, reverse_ops
-
     register_renderer()
     if context.dialect is None or context.dialect.name != "postgresql":
         return

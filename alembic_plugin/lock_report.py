@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from alembic.operations import ops
+from alembic.util import PriorityDispatchResult
+
 from helios_migrate.alembic_ops import changes_from_ops
 from helios_migrate.changes import CreateTable, QualifiedName
 from helios_migrate.effects import WorkClass
@@ -16,7 +19,6 @@ from .ops import LockSafePlanOp
 if TYPE_CHECKING:
     from alembic.autogenerate.api import AutogenContext
     from alembic.operations.ops import MigrateOperation, OpContainer, UpgradeOps
-    from alembic.util import PriorityDispatchResult
 
 log = logging.getLogger("alembic.helios")
 
@@ -34,8 +36,6 @@ def server_version(autogen_context: AutogenContext) -> tuple[PgVersion, bool]:
 
 def _unplanned(container: OpContainer) -> list[MigrateOperation]:
     """Leaf operations not already replaced by a lock-safe plan."""
-    from alembic.operations import ops
-
     out: list[MigrateOperation] = []
     for op in container.ops:
         if isinstance(op, ops.OpContainer):
@@ -48,8 +48,6 @@ def _unplanned(container: OpContainer) -> list[MigrateOperation]:
 def report_locks(autogen_context: AutogenContext, upgrade_ops: UpgradeOps) -> PriorityDispatchResult:
     """Log one line per generated change that blocks reads or writes for more than a moment
     (operations already rewritten into lock-safe plans are not reported)."""
-    from alembic.util import PriorityDispatchResult
-
     if autogen_context.dialect is None or autogen_context.dialect.name != "postgresql":
         return PriorityDispatchResult.CONTINUE
     version, known = server_version(autogen_context)

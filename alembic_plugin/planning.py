@@ -20,9 +20,14 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from alembic.operations import ops
+from alembic.util import CommandError, PriorityDispatchResult, rev_id
+
 from helios_migrate.alembic_ops import changes_from_op, render_sql
 from helios_migrate.changes import (
+    AddColumn,
     Change,
+    ColumnDef,
     CreateIndex,
     CreateTable,
     DropColumn,
@@ -30,25 +35,27 @@ from helios_migrate.changes import (
     QualifiedName,
 )
 from helios_migrate.config import AutogenerateSettings, Config, ConfigError, load_config
-from helios_migrate.plan import Phase, Plan, TransactionMode
+from helios_migrate.impact import estimate_plan, render_revision_header, tables_of_plan
+from helios_migrate.plan import Phase, Plan, Step, TransactionMode
 from helios_migrate.planner import (
     LiveFacts,
     PlannerFacts,
     PlanPolicy,
     llm_proposer,
     plan_changes,
+    plan_column_rename,
+    plan_table_rename,
     plan_with_proposer,
     unplannable,
 )
-from helios_migrate.versions import PgVersion, Target, VersionError, target_version
+from helios_migrate.versions import PgVersion, Target, VersionError, default_version, target_version
 
-from .lock_report import server_version
-from .ops import AS_WRITTEN, CommentOp, LockSafePlanOp
+from .lock_report import report_locks, server_version
+from .ops import AS_WRITTEN, CommentOp, LockSafePlanOp, render_comment_op, render_plan_op
 
 if TYPE_CHECKING:
     from alembic.autogenerate.api import AutogenContext
     from alembic.operations.ops import MigrateOperation, OpContainer, UpgradeOps
-    from alembic.util import PriorityDispatchResult
 
     from helios_migrate.knowledge import SchemaLookup
 
@@ -162,8 +169,6 @@ def _lookups(autogen_context: AutogenContext) -> tuple[SchemaLookup | None, Plan
 
 
 def _leaves(container: OpContainer) -> Iterator[MigrateOperation]:
-    from alembic.operations import ops
-
     for op in container.ops:
         if isinstance(op, ops.OpContainer):
             yield from _leaves(op)
@@ -210,8 +215,6 @@ def _plan_op(op: MigrateOperation, planning: _Planning) -> LockSafePlanOp | None
 
 
 def _rewrite(container: OpContainer, planning: _Planning) -> None:
-    from alembic.operations import ops
-
     new_ops: list[MigrateOperation] = []
     for op in container.ops:
         if isinstance(op, ops.OpContainer):
@@ -230,7 +233,6 @@ def _rewrite(container: OpContainer, planning: _Planning) -> None:
 def _target(autogen_context: AutogenContext) -> Target:
     """The version to plan for: ``HELIOS_PG_VERSION`` or ``pg_version`` in the configuration (the
     production server) before the version of the database autogenerate compared against."""
-    from alembic.util import CommandError
 
     database, known = server_version(autogen_context)
     try:
@@ -273,8 +275,6 @@ def _hint(info: Any) -> str | None:
 
 
 def _parents(container: OpContainer) -> Iterator[tuple[OpContainer, MigrateOperation]]:
-    from alembic.operations import ops
-
     for op in list(container.ops):
         if isinstance(op, ops.OpContainer):
             yield from _parents(op)
@@ -283,8 +283,6 @@ def _parents(container: OpContainer) -> Iterator[tuple[OpContainer, MigrateOpera
 
 
 def _column_def(op: MigrateOperation) -> Any:
-    from helios_migrate.changes import AddColumn
-
     for ch in changes_from_op(op):
         if isinstance(ch, AddColumn):
             return ch.column
@@ -319,10 +317,6 @@ def plan_renames(
     (with an LLM's judgement when one is configured), and its drop refuses to run until the user
     confirms.  Returns those guards by ``id`` of the drop operation.
     """
-    from alembic.operations import ops
-
-    from helios_migrate.changes import ColumnDef
-    from helios_migrate.planner import plan_column_rename, plan_table_rename
 
     settings = autogenerate_settings()
     config = _config()
@@ -405,9 +399,6 @@ def plan_renames(
 
 
 def _unconfirmed(pairs: list[Any], drops: dict[Any, Any], version: PgVersion) -> dict[int, tuple[str, list[str]]]:
-    from alembic.operations import ops
-
-    from helios_migrate.changes import AddColumn, DropColumn
     from helios_migrate.llm.rename import judge_rename, rename_candidates
 
     changes: list[Change] = []
@@ -465,7 +456,6 @@ def _version_of(context: Any) -> PgVersion:
     info = getattr(getattr(context, "dialect", None), "server_version_info", None)
     if info:
         return PgVersion(int(info[0]), int(info[1]) if len(info) > 1 else 0)
-    from helios_migrate.versions import default_version
 
     return default_version()
 
@@ -510,7 +500,6 @@ def impact_header(connection: Any, container: OpContainer, version: PgVersion,
     cache (``impact_calibration = "cached"``, the default), measured (``"measure"``) or the
     documented default (``"default"``).  Without one: locks and work classes only.
     """
-    from helios_migrate.impact import estimate_plan, render_revision_header, tables_of_plan
 
     steps = _steps_of(container, version)
     if not steps:
@@ -555,7 +544,6 @@ def _with_header(context: Any, container: OpContainer, settings: AutogenerateSet
 def finish_revisions(context: Any, revision: Any, directives: Sequence[Any]) -> None:
     """After planning (a ``process_revision_directives`` step): split the contract phase into a
     revision of its own when configured, then put the impact header at the top of each upgrade."""
-    from alembic.operations import ops
 
     settings = autogenerate_settings()
     split = settings.split_contract or os.environ.get(SPLIT_VAR, "") == "1"
@@ -580,8 +568,6 @@ moves the contract phase of an autogenerated revision into a second revision tha
 def _split_contract(script: Any) -> Any:
     """Move every CONTRACT step of ``script`` into a new revision right after it; ``None`` when
     there is nothing to split (no contract step, or nothing else)."""
-    from alembic.operations import ops
-    from alembic.util import rev_id
 
     upgrade = script.upgrade_ops_list[-1]
     moved: list[MigrateOperation] = []
@@ -644,9 +630,6 @@ def _split_contract(script: Any) -> Any:
 def reverse_ops(container: Any) -> Any:
     """``container.reverse()``, except that an operation without an inverse (``op.execute``)
     becomes a downgrade step that refuses to run, naming it, instead of failing the revision."""
-    from alembic.operations import ops
-
-    from helios_migrate.plan import Step
 
     def one(op: Any) -> Any:
         if isinstance(op, ops.ModifyTableOps):
@@ -669,8 +652,6 @@ def reverse_ops(container: Any) -> Any:
 
 
 def _drop_empty(container: OpContainer) -> None:
-    from alembic.operations import ops
-
     for op in list(container.ops):
         if isinstance(op, ops.OpContainer):
             _drop_empty(op)
@@ -701,12 +682,6 @@ def _install_finisher(autogen_context: AutogenContext) -> None:
 def plan_revision(autogen_context: AutogenContext, upgrade_ops: UpgradeOps) -> PriorityDispatchResult:
     """The comparator: report the locks of the operations Alembic generated (what a plain
     revision would take), then rewrite the risky ones into lock-safe plans."""
-    import os
-
-    from alembic.util import PriorityDispatchResult
-
-    from .lock_report import report_locks
-
     register_renderer()
     report_locks(autogen_context, upgrade_ops)
     dialect = autogen_context.dialect
@@ -717,8 +692,6 @@ def plan_revision(autogen_context: AutogenContext, upgrade_ops: UpgradeOps) -> P
 
 
 def _render(autogen_context: AutogenContext, op: LockSafePlanOp) -> Any:
-    from .ops import render_plan_op
-
     return render_plan_op(autogen_context, op)
 
 
@@ -733,8 +706,6 @@ def register_renderer() -> None:
     if _registered:
         return
     from alembic.autogenerate.render import renderers
-
-    from .ops import render_comment_op
 
     renderers.dispatch_for(LockSafePlanOp)(_render)
     renderers.dispatch_for(CommentOp)(render_comment_op)
