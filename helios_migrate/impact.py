@@ -371,6 +371,21 @@ def _work_of(
         notes.append(f"rewrites {table.name}: needs {format_bytes(written)} of free disk until it commits")
         return _Work(rows, data + table.index_bytes, seconds, written, wal, notes)
 
+    if eff.work is WorkClass.INDEX_BUILD and eff.rebuilds_indexes_only and not isinstance(ch, c.Reindex):
+        # A type change that keeps the table rebuilds each named index: a heap scan and a sort each.
+        rebuilt = {i.name for i in eff.rebuilt_indexes}
+        found = [i for i in table.indexes if i.name.name in rebuilt]
+        seconds = fixed
+        size = 0
+        for index in found:
+            cost = model.collated_sort_factor if _collated(table, index.columns) else 1.0
+            seconds += heap / (scan * model.index_scan_ratio) + index.size_bytes * cost / (
+                scan * model.index_sort_bps_ratio)
+            size += index.size_bytes
+        names = ", ".join(str(i.name) for i in found) or "its indexes"
+        return _Work(rows, heap + size, seconds, size, 0 if _wal_minimal(facts) else size,
+                     [f"rebuilds {names} ({format_bytes(size)}) holding the lock; the table is kept"])
+
     if eff.work is WorkClass.INDEX_BUILD:
         columns: Sequence[str] = ()
         concurrent = False
@@ -669,8 +684,10 @@ def render_revision_header(impact: PlanImpact, *, prefix: str = "# ", width: int
 render_header = render_revision_header
 
 
-def render_table(impact: PlanImpact, console: Any | None = None) -> None:
-    """Print the impact as a rich table (to ``console``, or standard output)."""
+def render_table(impact: PlanImpact, console: Any | None = None, *, vertical: bool | None = None) -> None:
+    """Print the impact (to ``console``, or standard output): a rich table when it fits the
+    console's width (``COLUMNS`` where set), otherwise one block per step, so that narrow
+    terminals and piped output never wrap words into slivers.  ``vertical`` forces a layout."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -684,19 +701,59 @@ def render_table(impact: PlanImpact, console: Any | None = None) -> None:
     for s in impact.steps:
         table.add_row(
             str(s.number), s.description, s.lock.sql_name if s.lock else "-", s.blocks, s.work.value,
-            _rows_text(s), _size_text(s), _time_text(s),
-            f"{format_bytes(s.extra_disk_bytes)} / {format_bytes(s.wal_bytes)}" if s.extra_disk_bytes or s.wal_bytes else "-",
+            _rows_text(s), _size_text(s), _time_text(s), _disk_text(s),
             Text(s.risk.value, style=colors[s.risk]),
         )
-    console.print(table)
-    for s in impact.steps:
-        for reason in s.reasons:
-            console.print(Text(f"  {s.number}: [{reason.level.value}] {reason.text}", style=colors[reason.level]))
-        for note in s.notes:
-            console.print(Text(f"  {s.number}: {note}", style="dim"))
+    if vertical is None:
+        # The table's natural width, measured as if the console were unbounded.
+        natural = console.measure(table, options=console.options.update_width(10_000)).maximum
+        vertical = natural > console.width
+    if vertical:
+        console.print(Text(_header_line(impact), style="bold"))
+        for s in impact.steps:
+            console.print()
+            console.print(Text.assemble((f"{s.number}. ", "bold"), s.description))
+            for label, value in _step_fields(s):
+                line = Text.assemble(("   " + label.ljust(9), "dim"), value)
+                if label == "risk":
+                    line = Text.assemble(("   " + label.ljust(9), "dim"), (value, colors[s.risk]))
+                console.print(line)
+            for reason in s.reasons:
+                console.print(Text(f"   [{reason.level.value}] {reason.text}", style=colors[reason.level]))
+            for note in s.notes:
+                console.print(Text(f"   {note}", style="dim"))
+        if impact.notes:
+            console.print()
+    else:
+        console.print(table)
+        for s in impact.steps:
+            for reason in s.reasons:
+                console.print(Text(f"  {s.number}: [{reason.level.value}] {reason.text}", style=colors[reason.level]))
+            for note in s.notes:
+                console.print(Text(f"  {s.number}: {note}", style="dim"))
     for note in impact.notes:
         console.print(Text(f"  note: {note}", style="yellow"))
     console.print(Text(f"  throughput: {impact.throughput.describe}", style="dim"))
+
+
+def _disk_text(s: StepImpact) -> str:
+    if not (s.extra_disk_bytes or s.wal_bytes):
+        return "-"
+    return f"{format_bytes(s.extra_disk_bytes)} / {format_bytes(s.wal_bytes)}"
+
+
+def _step_fields(s: StepImpact) -> list[tuple[str, str]]:
+    """The table's columns for one step, as label / value pairs (the vertical layout)."""
+    return [
+        ("lock", s.lock.sql_name if s.lock else "-"),
+        ("blocks", s.blocks),
+        ("work", s.work.value),
+        ("rows", _rows_text(s)),
+        ("size", _size_text(s)),
+        ("time", _time_text(s)),
+        ("disk/WAL", _disk_text(s)),
+        ("risk", s.risk.value),
+    ]
 
 
 def to_dict(impact: PlanImpact) -> dict[str, Any]:
