@@ -211,6 +211,20 @@ def _comment(text: str) -> list[str]:
     return lines
 
 
+def data_loss_guards(step: Step) -> list[tuple[str, str]]:
+    """``(step, reason)`` for each guard the step meets when it runs: a drop nobody confirmed, an
+    undo that loses data, a step with no inverse."""
+    guards: list[tuple[str, str]] = []
+    if step.guard:
+        guards.append((step.description, step.guard))
+    if step.inverse_loses_data and step.description.startswith("undo:"):
+        guards.append((step.description, step.reason or "data is lost"))
+    call = _call(step)
+    if call is not None and call[0] == "irreversible":
+        guards.append((step.description, str(step.irreversible_reason)))
+    return guards
+
+
 def step_lines(step: Step) -> list[str]:
     """Python source lines (unindented) that run ``step`` in a revision file."""
     lines: list[str] = []

@@ -50,8 +50,10 @@ from helios_migrate.planner import (
 )
 from helios_migrate.versions import PgVersion, Target, VersionError, default_version, target_version
 
+from .guards import GuardsOp, guard_downgrades, render_guards_op
 from .lock_report import report_locks, server_version
 from .ops import AS_WRITTEN, CommentOp, LockSafePlanOp, render_comment_op, render_plan_op
+from .rerunnable import make_rerunnable
 
 if TYPE_CHECKING:
     from alembic.autogenerate.api import AutogenContext
@@ -263,6 +265,7 @@ def plan_upgrade_ops(autogen_context: AutogenContext, upgrade_ops: UpgradeOps) -
     planning.target_source = target.source if target.database != target.version else ""
     _current = planning
     _rewrite(upgrade_ops, planning)
+    make_rerunnable(upgrade_ops)
 
 
 # --- renames ------------------------------------------------------------------------------------
@@ -554,6 +557,7 @@ def finish_revisions(context: Any, revision: Any, directives: Sequence[Any]) -> 
         later = _split_contract(script) if split else None
         for upgrade in script.upgrade_ops_list:
             _with_header(context, upgrade, settings)
+        guard_downgrades(script)
         if later is not None:
             later._helios_finished = True
             _with_header(context, later.upgrade_ops, settings)
@@ -709,4 +713,5 @@ def register_renderer() -> None:
 
     renderers.dispatch_for(LockSafePlanOp)(_render)
     renderers.dispatch_for(CommentOp)(render_comment_op)
+    renderers.dispatch_for(GuardsOp)(render_guards_op)
     _registered = True

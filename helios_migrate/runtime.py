@@ -62,6 +62,7 @@ __all__ = [
     "add_constraint_if_missing",
     "backfill",
     "check_convertible",
+    "confirm_data_loss",
     "create_index_concurrently",
     "data_losing_step",
     "drop_index_concurrently",
@@ -822,6 +823,27 @@ def irreversible(op: Any, step: str, reason: str) -> None:
         return
     raise IrreversibleStep(
         f"cannot undo {step!r}: {reason}. Set {ALLOW_DATA_LOSS_VAR}=1 to skip it and continue."
+    )
+
+
+def confirm_data_loss(op: Any, guards: Sequence[tuple[str, str]]) -> None:
+    """First in a downgrade: every step that cannot be undone, or only by losing data, at once.
+    Without ``HELIOS_ALLOW_DATA_LOSS=1`` it raises :class:`IrreversibleStep` listing them all
+    before any step runs, so a refused downgrade leaves the database exactly as it was."""
+    if not guards:
+        return
+    listed = "\n".join(f"  - {step}: {reason}" for step, reason in guards)
+    if _offline(op):
+        _exec(op, sql_comment(f"this downgrade loses data or cannot undo {len(guards)} step(s)"))
+        return
+    if _allowed():
+        log.warning("helios: %s=1: the downgrade runs %d step(s) that lose data:\n%s",
+                    ALLOW_DATA_LOSS_VAR, len(guards), listed)
+        return
+    raise IrreversibleStep(
+        f"this downgrade cannot undo {len(guards)} step(s) without losing data:\n{listed}\n"
+        f"Nothing was changed. Set {ALLOW_DATA_LOSS_VAR}=1 to run it anyway, or write those parts "
+        "of the downgrade by hand."
     )
 
 

@@ -249,3 +249,55 @@ def test_rerun_after_a_later_failure_does_not_start_the_expand_phase_again(proje
     assert row == ("bigint", True)
     assert _triggers(project) == []
     assert project.count("SELECT count(*) FROM items WHERE score = id") == ROWS
+
+
+def test_a_refused_downgrade_changes_nothing(project: Project) -> None:
+    """Item 10: a downgrade whose guard refuses (a step that loses data) refuses before any undo
+    step runs: the CHECK, the index and the version stay as they were, and upgrade head is a
+    no-op."""
+    project.write_models(models_source(
+        {"legacy": None, "score": 'sa.Column("score", sa.BigInteger)'},
+        ['sa.Index("items_status_idx", "status")', 'sa.Index("items_qty_idx", "qty")',
+         'sa.CheckConstraint("qty >= 0", name="items_qty_positive")'],
+    ))
+    text = project.autogenerate()
+    assert "runtime.confirm_data_loss(" in text.split("def downgrade")[1]
+    project.alembic("upgrade", "head")
+
+    def state() -> tuple[object, ...]:
+        with psycopg.connect(project.url) as conn:
+            return (
+                conn.execute("SELECT version_num FROM alembic_version").fetchall(),
+                conn.execute("SELECT conname FROM pg_constraint WHERE conrelid = 'items'::regclass "
+                             "ORDER BY 1").fetchall(),
+                conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'items' ORDER BY 1").fetchall(),
+                _columns(project),
+            )
+
+    before = state()
+    res = project.alembic("downgrade", "-1", check=False)
+    assert res.returncode != 0
+    assert "Nothing was changed" in res.stderr and "HELIOS_ALLOW_DATA_LOSS" in res.stderr, res.stderr[-1500:]
+    assert state() == before
+    project.alembic("downgrade", "-1", env={"HELIOS_ALLOW_DATA_LOSS": "1"})
+    assert "items_qty_positive" not in str(state()[1])
+
+
+def test_a_revision_that_commits_in_steps_can_be_run_again(project: Project) -> None:
+    """Item 11: a plain create_table before the lock-safe steps committed; a later step failed;
+    the re-run must not fail on "relation already exists"."""
+    tables = 'notes = sa.Table("notes", metadata, sa.Column("id", sa.BigInteger, primary_key=True), sa.Column("body", sa.Text))\n'
+    token = 'sa.Column("token", sa.Uuid, nullable=False, server_default=sa.text("gen_random_uuid()"))'
+    project.write_models(models_source({"token": token}, tables=tables))
+    text = project.autogenerate()
+    upgrade, downgrade = text.split("def downgrade")
+    assert "commits in steps" in upgrade and "if_not_exists=True" in upgrade
+    end = upgrade.rindex("# ### end Alembic commands ###")
+    revision = project.revision_files()[-1]
+    revision.write_text(upgrade[:end] + 'op.execute("SELECT 1 / 0")\n    ' + upgrade[end:] + "def downgrade" + downgrade)
+    res = project.alembic("upgrade", "head", check=False)
+    assert res.returncode != 0 and "division by zero" in res.stderr
+    revision.write_text(text)
+    project.alembic("upgrade", "head")
+    assert project.count("SELECT count(*) FROM items WHERE token IS NULL") == 0
+    assert project.count("SELECT count(*) FROM notes") == 0
