@@ -59,6 +59,8 @@ class ModelConstants:
     """Heap scan feeding an index build, per heap byte."""
     index_sort_bps_ratio: float = 0.035
     """Sorting and writing the index, per byte of the new index, relative to scan throughput."""
+    detoast_ratio: float = 0.4
+    """Reading out-of-line (TOAST) values to evaluate an expression key, per TOAST byte."""
     collated_sort_factor: float = 1.5
     """Sorting text keys under a collation costs this much more than fixed-width keys."""
     concurrent_index_factor: float = 1.0

@@ -19,6 +19,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -312,6 +313,23 @@ def _key_width(table: TableFacts, columns: Sequence[str]) -> float:
 _COLLATED_TYPES = ("text", "character varying", "character", "varchar", "char", "citext")
 
 
+_TOASTABLE_TYPES = ("json", "jsonb", "text", "bytea", "xml", "character varying", "tsvector")
+
+
+def _detoasted_bytes(ch: Change, table: TableFacts) -> int:
+    """TOAST bytes an index build reads: those of a table whose TOASTable column an index
+    expression uses (a plain column key is sorted from its stored form, no expression evaluated)."""
+    if not isinstance(ch, c.CreateIndex) or not table.toast_bytes:
+        return 0
+    for key in ch.columns:
+        if index_element_name(key) is not None:
+            continue
+        for col in table.columns:
+            if col.type.split("(")[0] in _TOASTABLE_TYPES and re.search(rf"\b{re.escape(col.name)}\b", key):
+                return table.toast_bytes
+    return 0
+
+
 def _collated(table: TableFacts, columns: Sequence[str]) -> bool:
     for col in columns:
         facts = table.column(col)
@@ -377,8 +395,10 @@ def _work_of(
         found = [i for i in table.indexes if i.name.name in rebuilt]
         seconds = fixed
         size = 0
+        # Under "C"/"POSIX" text keys compare bytewise: no collation cost.
+        bytewise = isinstance(ch, c.AlterColumnType) and (ch.collation or "").upper() in {"C", "POSIX"}
         for index in found:
-            cost = model.collated_sort_factor if _collated(table, index.columns) else 1.0
+            cost = model.collated_sort_factor if _collated(table, index.columns) and not bytewise else 1.0
             seconds += heap / (scan * model.index_scan_ratio) + index.size_bytes * cost / (
                 scan * model.index_sort_bps_ratio)
             size += index.size_bytes
@@ -404,6 +424,10 @@ def _work_of(
         index_bytes = existing if existing is not None else int(rows * _index_entry_bytes(_key_width(table, columns)))
         sort_cost = model.collated_sort_factor if _collated(table, columns) else 1.0
         seconds = heap / (scan * model.index_scan_ratio) + index_bytes * sort_cost / (scan * model.index_sort_bps_ratio)
+        detoasted = _detoasted_bytes(ch, table)
+        if detoasted:
+            # An expression key on a TOASTed column reads every out-of-line value to evaluate it.
+            seconds += detoasted / (scan * model.detoast_ratio)
         if concurrent:
             seconds = seconds * model.concurrent_index_factor + model.concurrent_fixed_s
         notes = []
