@@ -54,6 +54,37 @@ def check_command(
     output_format: Annotated[
         OutputFormat, typer.Option("--format", help="Output format.")
     ] = OutputFormat.TEXT,
+    show_info: Annotated[
+        bool,
+        typer.Option(
+            "--show-info",
+            help="List info findings in text, Markdown and GitHub output too (they are counted, "
+            "and JSON and SARIF always list them).",
+        ),
+    ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q",
+            help="List only findings at or above --fail-on (the summary still counts every finding).",
+        ),
+    ] = False,
+    docs_url: Annotated[
+        str | None,
+        typer.Option(
+            "--docs-url",
+            envvar="HELIOS_DOCS_URL",
+            help="Base address of the rule pages (default: docs/rules/ in the helios-migrate repository).",
+        ),
+    ] = None,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            envvar="HELIOS_NO_CACHE",
+            help="Do not read or write .helios-cache/ (findings cached by revision file content).",
+        ),
+    ] = False,
     fail_on: Annotated[
         str | None,
         typer.Option(
@@ -66,7 +97,9 @@ def check_command(
     """Check migrations for statements that lock, rewrite or break a live PostgreSQL database.
 
     Exit codes: 0 no finding at or above --fail-on, 1 such findings, 2 usage, configuration or
-    environment errors.
+    environment errors, including a run that would check nothing (a path that holds no revision,
+    a project whose version locations hold no revision file).  Text output lists errors and
+    warnings; --show-info adds info findings, --quiet keeps only blocking ones.
     """
     from ..rules import RuleLoadError
     from .runner import CheckOptions, run_check
@@ -79,6 +112,10 @@ def check_command(
         pg_version=pg_version,
         database_url=database_url,
         fail_on=fail_on,
+        show_info=show_info,
+        quiet=quiet,
+        docs_base_url=docs_url,
+        cache=not no_cache,
     )
     try:
         report = run_check(options)

@@ -26,6 +26,7 @@ __all__ = [
     "Suppression",
     "lint_statements",
     "read_config",
+    "registered_rules",
     "rule_infos",
 ]
 

@@ -14,7 +14,9 @@ from .project import (
     find_project_root,
     is_project_dir,
     load_project,
+    read_revision_file,
     select_range,
+    standalone_project,
     upgrade_order,
 )
 
@@ -51,12 +53,16 @@ def collect(
             projects[root] = load_project(root)
         return projects[root]
 
+    chosen: dict[Path, AlembicProject] = {}
+
     def want(project: AlembicProject, files: set[Path] | None) -> None:
-        current = wanted.get(project.root, set())
+        key = project.config_file
+        chosen[key] = project
+        current = wanted.get(key, set())
         if files is None or current is None:
-            wanted[project.root] = None
+            wanted[key] = None
         else:
-            wanted[project.root] = current | files
+            wanted[key] = current | files
 
     if not paths:
         root = find_project_root(cwd)
@@ -96,19 +102,39 @@ def collect(
             want(project_at(path.parent), None)
         elif path.suffix == ".py":
             root = find_project_root(path)
-            if root is None:
-                raise CheckUsageError(f"{arg}: not inside an Alembic project (no alembic.ini or [tool.alembic] above it)")
-            project = project_at(root)
-            if path in project.by_path():
-                want(project, {path})
+            owner = project_at(root) if root is not None else None
+            if owner is not None and path in owner.by_path():
+                want(owner, {path})
+                continue
+            rev = read_revision_file(path)
+            if rev.revision is None and rev.syntax_error is None:
+                where = f"a revision file of {owner.config_file}" if owner else "a revision file"
+                raise CheckUsageError(
+                    f"{arg}: not {where} (no `revision = ...` in it); nothing to check"
+                )
+            want(standalone_project(rev), None)
+            if owner is None:
+                targets.notes.append(
+                    f"{arg}: not inside an Alembic project; checked as a one-revision project "
+                    "(no history: tables it does not create are treated as existing)"
+                )
             else:
-                targets.notes.append(f"{arg}: not a revision file of {project.config_file}; skipped")
+                targets.notes.append(
+                    f"{arg}: not in the version locations of {owner.config_file} "
+                    f"({', '.join(str(v) for v in owner.version_locations)}); checked on its own"
+                )
         else:
             raise CheckUsageError(f"{arg}: not a .sql file, a revision file or an Alembic project")
 
     changed = changed_files(since, cwd) if since else None
-    for root, files in wanted.items():
-        project = projects[root]
+    for key, files in wanted.items():
+        project = chosen[key]
+        if not project.revisions:
+            locations = ", ".join(str(v) for v in project.version_locations) or "(none)"
+            raise CheckUsageError(
+                f"{project.config_file}: its version locations hold no revision file ({locations}); "
+                "nothing to check. Is script_location right for this directory?"
+            )
         if revision_range:
             revisions = select_range(project, revision_range)
             problem = None
@@ -118,6 +144,13 @@ def collect(
             revisions = [r for r in revisions if r.path in files]
         if changed is not None:
             revisions = [r for r in revisions if r.path in changed]
+        if not revisions and changed is None:
+            raise CheckUsageError(
+                f"{project.config_file}: --range {revision_range} selects no revision; nothing to check"
+                if revision_range else f"{project.config_file}: no revision selected; nothing to check"
+            )
+        if not revisions and changed is not None:
+            targets.notes.append(f"{project.config_file}: no revision changed since {since}")
         targets.projects.append(ProjectTarget(project, revisions, problem))
     if changed is not None:
         targets.sql_files = [p for p in targets.sql_files if p in changed]

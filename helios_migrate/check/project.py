@@ -48,6 +48,8 @@ class AlembicProject:
     version_locations: tuple[Path, ...]
     revisions: tuple[RevisionFile, ...]
     prepend_sys_path: tuple[Path, ...] = ()
+    standalone: bool = False
+    """A lone revision file checked on its own (no Alembic configuration)."""
 
     def by_path(self) -> dict[Path, RevisionFile]:
         return {r.path: r for r in self.revisions}
@@ -101,6 +103,13 @@ def load_project(root: Path) -> AlembicProject:
             file_=str(ini) if ini.is_file() else None,
             toml_file=str(pyproject) if has_toml else None,
         )
+        # A relative script_location is relative to where Alembic runs, which for a project is
+        # the directory of its configuration: resolve it there, whatever directory check runs in.
+        location = cfg.get_main_option("script_location")
+        if location and "%" not in location and ":" not in location and not Path(location).is_absolute():
+            beside = root / location
+            if beside.is_dir():
+                cfg.set_main_option("script_location", str(beside))
         # Only the location keys are needed; ScriptDirectory does not import anything here.
         script = ScriptDirectory.from_config(cfg)
         prepend = tuple(Path(p) for p in cfg.get_prepend_sys_paths_list() or ())
@@ -108,12 +117,26 @@ def load_project(root: Path) -> AlembicProject:
         raise CheckUsageError(f"{config_file}: {exc}") from None
     except Exception as exc:  # configparser / toml errors
         raise CheckUsageError(f"{config_file}: cannot read the Alembic configuration: {exc}") from None
-    locations = tuple(Path(p).resolve() for p in script._version_locations)
+    # A relative script_location is relative to where Alembic runs, which for a project is the
+    # directory of its configuration: resolve it there, whatever directory check runs in.
+    locations = tuple(_location(Path(p), root) for p in script._version_locations)
     revisions = tuple(_read_revisions(locations, recursive=bool(script.recursive_version_locations)))
     resolved_prepend = tuple(
         (p if p.is_absolute() else (root / p)).resolve() for p in prepend
     )
     return AlembicProject(root, config_file, locations, revisions, resolved_prepend)
+
+
+def _location(path: Path, root: Path) -> Path:
+    if path.is_absolute():
+        return path.resolve()
+    beside_config = (root / path).resolve()
+    return beside_config if beside_config.is_dir() or not path.resolve().is_dir() else path.resolve()
+
+
+def standalone_project(rev: RevisionFile) -> AlembicProject:
+    """A one-revision project for a revision file that belongs to no Alembic project."""
+    return AlembicProject(rev.path.parent, rev.path, (rev.path.parent,), (rev,), standalone=True)
 
 
 def _read_revisions(locations: Sequence[Path], *, recursive: bool) -> Iterator[RevisionFile]:

@@ -9,6 +9,12 @@ it, but without the user's ``env.py`` (which may need a database).  The revision
 Every emitted statement remembers the position of the ``op.*`` call that produced it in the
 revision file, found on the Python stack at emit time, so findings and ``# helios: ignore``
 comments refer to the revision's own lines.
+
+What Alembic alone could not render offline is rendered too: imports of modules that are not
+installed get inert placeholders (:mod:`.placeholders`), ``op.get_bind()`` returns a bind that
+records the SQL passed to ``conn.execute(...)`` (:mod:`.offline_bind`), and operations of Alembic
+plugins are rendered when the plugin is installed and otherwise noted as unknown, the rest of the
+revision still rendered.
 """
 
 from __future__ import annotations
@@ -26,11 +32,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .offline_bind import NeedsDatabase, OfflineBind
+from .placeholders import TRACKER as PLACEHOLDERS
+from .placeholders import MissingModules, PlaceholderUsed, watch
 from .project import AlembicProject, RevisionFile
 
+__all__ = ["EmittedStatement", "NeedsDatabase", "RenderFailure", "Rendered", "RevisionRenderer", "function_span"]
 
-class NeedsDatabase(Exception):
-    """Raised when a revision asks for a database connection during offline rendering."""
+PLUGIN_MODULES: dict[str, tuple[str, ...]] = {
+    "alembic-postgresql-enum": ("alembic_postgresql_enum",),
+    "alembic_utils": ("alembic_utils.replaceable_entity",),
+}
+"""Alembic plugins whose operations (``op.sync_enum_values``, ``op.replace_entity``...) are
+rendered when the plugin is installed: importing the module registers them."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,16 @@ class EmittedStatement:
     column_types: tuple[tuple[str, str, str], ...] = ()
     """``(table, column, type)`` the revision declared for the column before the statement
     (Alembic's ``existing_type``): the offline SQL does not carry it."""
+    through_connection: bool = False
+    """Run through ``op.get_bind().execute(...)`` rather than an ``op.*`` call."""
+
+
+@dataclass(frozen=True)
+class UnknownOperation:
+    """An ``op.<name>(...)`` call of an Alembic plugin that is not installed: not rendered."""
+
+    name: str
+    line: int
 
 
 @dataclass(frozen=True)
@@ -57,6 +81,11 @@ class Rendered:
 
     statements: tuple[EmittedStatement, ...]
     failure: RenderFailure | None = None
+    placeholders: tuple[str, ...] = ()
+    """Names from modules that are not installed that the revision used."""
+    unknown_operations: tuple[UnknownOperation, ...] = ()
+    truth_tests: tuple[str, ...] = ()
+    """Placeholders whose truth the function tested (rendered with both answers)."""
 
 
 class _Capture:
@@ -68,6 +97,15 @@ class _Capture:
         self.default_line = 0
         self.out: list[EmittedStatement] = []
         self.column_types: tuple[tuple[str, str, str], ...] = ()
+        self.through_connection = False
+        self.unknown: list[UnknownOperation] = []
+
+    def caller_line(self) -> int:
+        """The revision line being run (the innermost frame of the file being rendered)."""
+        frame: types.FrameType | None = sys._getframe(1)
+        while frame is not None and frame.f_code.co_filename != self.filename:
+            frame = frame.f_back
+        return frame.f_lineno if frame is not None and frame.f_lineno else self.default_line
 
     def __call__(self, text: str) -> None:
         frame: types.FrameType | None = sys._getframe(1)
@@ -76,6 +114,8 @@ class _Capture:
         emitted = EmittedStatement(text, self.default_line) if frame is None else _positioned(text, frame)
         if self.column_types:
             emitted = dataclasses.replace(emitted, column_types=self.column_types)
+        if self.through_connection:
+            emitted = dataclasses.replace(emitted, through_connection=True)
         self.out.append(emitted)
 
     def declaring_existing_type(self, alter_column: Callable[..., Any]) -> Callable[..., Any]:
@@ -130,7 +170,10 @@ class RevisionRenderer:
         self._stack = contextlib.ExitStack()
         self._ctx: Any = None
         self._modules: dict[Path, types.ModuleType | BaseException] = {}
+        self._module_placeholders: dict[Path, set[str]] = {}
         self._counter = itertools.count(1)
+        self._missing = MissingModules()
+        self._plugins_loaded = False
 
     # -- set-up --------------------------------------------------------------------------------
 
@@ -154,13 +197,62 @@ class RevisionRenderer:
         # registered per class and copy the bound methods of the instance they install.
         env = EnvironmentContext(self._alembic_config(), self._script(), as_sql=True)
         env._migration_context = self._ctx
-        env.get_bind = _needs_database("context.get_bind()")  # type: ignore[method-assign]
+        env.get_bind = self._offline_bind("context.get_bind()")  # type: ignore[method-assign,assignment]
         self._stack.enter_context(env)
         ops = Operations(self._ctx)
-        ops.get_bind = _needs_database("op.get_bind()")  # type: ignore[method-assign]
+        ops.get_bind = self._offline_bind("op.get_bind()")  # type: ignore[method-assign,assignment]
         ops._install_proxy()
         self._stack.callback(ops._remove_proxy)
+        self._install_unknown_operations()
+        self._missing.install()
+        self._stack.callback(self._missing.remove)
         return self
+
+    def _offline_bind(self, call: str) -> Callable[[], OfflineBind]:
+        def get_bind() -> OfflineBind:
+            return OfflineBind(self._ctx.dialect, self._through_connection, call)
+
+        return get_bind
+
+    def _through_connection(self, construct: Any) -> None:
+        self._capture.through_connection = True
+        try:
+            self._ctx.impl._exec(construct)
+        finally:
+            self._capture.through_connection = False
+
+    def _install_unknown_operations(self) -> None:
+        """``op.<name>`` that Alembic lacks: a plugin's operation, loaded if the plugin is
+        installed, otherwise noted and skipped (the rest of the revision is still rendered)."""
+        import alembic.op as op_module
+
+        previous = op_module.__dict__.get("__getattr__")
+
+        def op_getattr(name: str) -> Any:
+            if name.startswith("_"):
+                raise AttributeError(name)
+            if not self._plugins_loaded:
+                self._plugins_loaded = True
+                _load_plugins()
+                if name in op_module.__dict__:
+                    return op_module.__dict__[name]
+            return self._unknown_operation(name)
+
+        op_module.__dict__["__getattr__"] = op_getattr
+
+        def restore() -> None:
+            if previous is None:
+                op_module.__dict__.pop("__getattr__", None)
+            else:
+                op_module.__dict__["__getattr__"] = previous
+
+        self._stack.callback(restore)
+
+    def _unknown_operation(self, name: str) -> Callable[..., None]:
+        def unknown(*args: Any, **kw: Any) -> None:
+            self._capture.unknown.append(UnknownOperation(name, self._capture.caller_line()))
+
+        return unknown
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
@@ -168,7 +260,7 @@ class RevisionRenderer:
     def _alembic_config(self) -> Any:
         from alembic.config import Config
 
-        if self.project is None:
+        if self.project is None or self.project.standalone:
             return Config()
         cfg_file = self.project.config_file
         if cfg_file.name == "pyproject.toml":
@@ -178,7 +270,7 @@ class RevisionRenderer:
     def _script(self) -> Any:
         from alembic.script import ScriptDirectory
 
-        if self.project is None:
+        if self.project is None or self.project.standalone:
             return None
         try:
             return ScriptDirectory.from_config(self._alembic_config())
@@ -197,6 +289,8 @@ class RevisionRenderer:
         module.__file__ = str(rev.path)
         result: types.ModuleType | BaseException = module
         sys.modules[module.__name__] = module
+        watch(str(rev.path), rev.tree)
+        PLACEHOLDERS.reset()
         try:
             code = compile(rev.tree, str(rev.path), "exec")
             with _quiet():
@@ -205,10 +299,12 @@ class RevisionRenderer:
             result = exc
             sys.modules.pop(module.__name__, None)
         self._modules[rev.path] = result
+        self._module_placeholders[rev.path] = set(PLACEHOLDERS.used)
         return result
 
-    def render(self, rev: RevisionFile, function: str) -> Rendered:
-        """Run ``upgrade``/``downgrade`` offline and return what it emitted."""
+    def render(self, rev: RevisionFile, function: str, *, truth: bool = False) -> Rendered:
+        """Run ``upgrade``/``downgrade`` offline and return what it emitted; ``truth`` is what a
+        placeholder answers when the function tests it (``if has_table(...)``)."""
         module = self.module(rev)
         if isinstance(module, BaseException):
             return Rendered((), _failure("importing it failed", module, rev.path))
@@ -217,13 +313,22 @@ class RevisionRenderer:
             return Rendered((), RenderFailure(f"it has no {function}() function"))
         code = getattr(fn, "__code__", None)
         first_line = code.co_firstlineno if code is not None else 0
+        PLACEHOLDERS.reset(truth)
+        self._capture.unknown = []
         try:
             statements = self.capture(rev.path, first_line, fn)
-        except NeedsDatabase as exc:
+        except (NeedsDatabase, PlaceholderUsed) as exc:
             return Rendered((), _failure(str(exc), exc, rev.path, plain=True))
         except (Exception, SystemExit) as exc:
+            if type(exc).__name__ == "NoInspectionAvailable":
+                reason = "it inspects the database (sa.inspect(op.get_bind())), which needs a connection"
+                return Rendered((), _failure(reason, exc, rev.path, plain=True, keep_reason=True))
             return Rendered((), _failure(f"{function}() raised", exc, rev.path))
-        return Rendered(tuple(statements))
+        used = self._module_placeholders.get(rev.path, set()) | PLACEHOLDERS.used
+        return Rendered(
+            tuple(statements), None, tuple(sorted(used)), tuple(self._capture.unknown),
+            tuple(dict.fromkeys(PLACEHOLDERS.truth_tests)),
+        )
 
     def capture(
         self, path: Path, default_line: int, body: Callable[[], object], *, transaction: bool = True
@@ -257,11 +362,17 @@ class RevisionRenderer:
             self._ctx.impl.emit_begin()
 
 
-def _needs_database(call: str) -> Callable[[], Any]:
-    def get_bind() -> Any:
-        raise NeedsDatabase(f"it calls {call}, which needs a database connection")
+def _load_plugins() -> None:
+    import importlib
+    import importlib.util
 
-    return get_bind
+    for modules in PLUGIN_MODULES.values():
+        for name in modules:
+            try:
+                if importlib.util.find_spec(name.partition(".")[0]) is not None:
+                    importlib.import_module(name)
+            except Exception:  # a broken plugin installation: its operations stay unknown
+                continue
 
 
 @contextlib.contextmanager
@@ -276,7 +387,9 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _failure(what: str, exc: BaseException, path: Path, *, plain: bool = False) -> RenderFailure:
+def _failure(
+    what: str, exc: BaseException, path: Path, *, plain: bool = False, keep_reason: bool = False
+) -> RenderFailure:
     line = 0
     tb = exc.__traceback__
     while tb is not None:
@@ -284,6 +397,8 @@ def _failure(what: str, exc: BaseException, path: Path, *, plain: bool = False) 
             line = tb.tb_lineno
         tb = tb.tb_next
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if keep_reason:
+        return RenderFailure(what, line)
     if plain:
         return RenderFailure(detail or what, line)
     reason = f"{what}: {type(exc).__name__}" + (f": {detail}" if detail else "")

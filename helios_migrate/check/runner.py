@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..findings import Finding, Location, Severity
 from ..versions import PgVersion, VersionError, default_version
 from . import engine
+from .cache import FindingCache, code_fingerprint
 from .fallback import mentions_get_bind, read_from_source
 from .inputs import ProjectTarget, collect
 from .live import LiveFacts, connect
@@ -22,8 +24,8 @@ from .problems import (
     revision_syntax_error,
 )
 from .project import RevisionFile, add_prepend_sys_path
-from .render import EmittedStatement, RevisionRenderer, function_span
-from .report import CheckReport, sort_key
+from .render import EmittedStatement, Rendered, RevisionRenderer, function_span
+from .report import REPOSITORY_DOCS_URL, CheckReport, RenderState, RevisionState, sort_key
 
 _MARKERS = {"BEGIN;", "COMMIT;"}
 
@@ -38,6 +40,11 @@ class CheckOptions:
     database_url: str | None = None
     fail_on: str | None = None
     cwd: Path | None = None
+    show_info: bool = False
+    quiet: bool = False
+    docs_base_url: str | None = None
+    cache: bool = False
+    """Read and write .helios-cache/ (the command line turns it on unless --no-cache)."""
 
 
 @dataclass
@@ -50,6 +57,9 @@ class _Run:
     sources: dict[str, str]
     findings: list[Finding]
     statements: int = 0
+    states: list[RevisionState] = field(default_factory=list)
+    cache: FindingCache | None = None
+    salt: str = ""
 
     def display(self, path: Path) -> str:
         """Paths relative to where check runs, with forward slashes, as CI tools expect."""
@@ -67,6 +77,11 @@ def run_check(options: CheckOptions) -> CheckReport:
         raise CheckUsageError("--range needs a value such as base:head or REV1:REV2")
     fail_on_text = options.fail_on
     targets = collect(options.paths, cwd=cwd, revision_range=options.revision_range, since=options.since)
+    if not any(t.revisions for t in targets.projects) and not targets.sql_files and not options.since:
+        raise CheckUsageError(
+            "nothing to check: the paths given hold no revision and no .sql file"
+            + (f" ({'; '.join(targets.notes)})" if targets.notes else "")
+        )
     config_start = targets.projects[0].project.root if targets.projects else cwd
     config = engine.read_config(config_start)
     if fail_on_text is not None:
@@ -88,6 +103,11 @@ def run_check(options: CheckOptions) -> CheckReport:
             sources={},
             findings=[],
         )
+        if options.cache and live is None:
+            run.salt = "|".join(
+                (code_fingerprint(tuple(r.module for r in engine.registered_rules())), repr(config),
+                 str(version), str(options.downgrade))
+            )
         revisions = 0
         for target in targets.projects:
             revisions += len(target.revisions)
@@ -97,6 +117,11 @@ def run_check(options: CheckOptions) -> CheckReport:
 
     findings = tuple(sorted(run.findings, key=sort_key))
     return CheckReport(
+        revision_states=tuple(run.states),
+        notes=tuple(targets.notes),
+        show_info=options.show_info,
+        quiet=options.quiet,
+        docs_base_url=_docs_base_url(options.docs_base_url),
         findings=findings,
         pg_version=version,
         pg_version_source=version_source,
@@ -116,6 +141,12 @@ def _facts(database_url: str | None) -> Iterator[LiveFacts | None]:
         return
     with connect(database_url) as live:
         yield live
+
+
+def _docs_base_url(given: str | None) -> str:
+    """``--docs-url``, else ``HELIOS_DOCS_URL``, else the repository's ``docs/rules/``."""
+    value = given if given is not None else os.environ.get("HELIOS_DOCS_URL", "")
+    return value.strip() or REPOSITORY_DOCS_URL
 
 
 def _version(pg_version: str | None, config: Any, live: LiveFacts | None) -> tuple[PgVersion, str]:
@@ -140,10 +171,39 @@ def _version(pg_version: str | None, config: Any, live: LiveFacts | None) -> tup
 
 def _check_project(run: _Run, target: ProjectTarget, *, downgrade: bool) -> None:
     add_prepend_sys_path(target.project)
+    run.cache = FindingCache(target.project.root if not target.project.standalone else run.cwd, run.salt) if run.salt else None
+    pending = []
+    for rev in target.revisions:
+        if not _from_cache(run, rev):
+            pending.append(rev)
+    if not pending:
+        return
     functions = ("upgrade", "downgrade") if downgrade else ("upgrade",)
     with RevisionRenderer(target.project) as renderer:
-        for rev in target.revisions:
+        for rev in pending:
+            found_before, statements_before = len(run.findings), run.statements
             _check_revision(run, rev, renderer, functions)
+            if run.cache is not None:
+                path = run.display(rev.path)
+                run.cache.put(
+                    run.cache.key(path, rev.source), run.findings[found_before:], run.states[-1],
+                    run.statements - statements_before,
+                )
+
+
+def _from_cache(run: _Run, rev: RevisionFile) -> bool:
+    if run.cache is None:
+        return False
+    path = run.display(rev.path)
+    hit = run.cache.get(run.cache.key(path, rev.source))
+    if hit is None:
+        return False
+    findings, state, statements = hit
+    run.sources[path] = rev.source
+    run.findings += findings
+    run.states.append(state)
+    run.statements += statements
+    return True
 
 
 def _check_revision(
@@ -152,6 +212,7 @@ def _check_revision(
     path = run.display(rev.path)
     run.sources[path] = rev.source
     if rev.syntax_error is not None or rev.tree is None:
+        run.states.append(RevisionState(path, rev.revision, RenderState.NOT_PARSED, "not valid Python"))
         err = rev.syntax_error or SyntaxError("cannot parse")
         location = Location(path, err.lineno or 0, err.offset or 0)
         finding = engine.configure_finding(
@@ -161,9 +222,11 @@ def _check_revision(
             run.findings.append(finding)
         return
     per_function: list[tuple[tuple[int, int] | None, list[Finding]]] = []
+    outcomes: list[_Outcome] = []
     for function in functions:
         span = function_span(rev.tree, function)
-        statements, problem = _statements_of(rev, function, renderer, path)
+        statements, problem, outcome = _statements_of(rev, function, renderer, path)
+        outcomes.append(outcome)
         run.statements += count_statements(statements)
         suppressions = engine.python_suppressions(rev.source, path, span)
         found = engine.lint_statements(
@@ -181,6 +244,23 @@ def _check_revision(
                 found.append(configured)
         per_function.append((span, found))
     run.findings += _merge_functions(per_function)
+    worst = max(outcomes, key=lambda o: _STATE_ORDER.index(o.state))
+    run.states.append(
+        RevisionState(
+            path, rev.revision, worst.state, worst.detail,
+            sum(o.through_connection for o in outcomes),
+        )
+    )
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    state: RenderState
+    detail: str = ""
+    through_connection: int = 0
+
+
+_STATE_ORDER = (RenderState.RENDERED, RenderState.RENDERED_WITH_PLACEHOLDERS, RenderState.READ_FROM_SOURCE)
 
 
 UNUSED_SUPPRESSION = "HM902"
@@ -223,10 +303,20 @@ def _merge_functions(
 
 def _statements_of(
     rev: RevisionFile, function: str, renderer: RevisionRenderer, path: str
-) -> tuple[list[Any], Finding | None]:
+) -> tuple[list[Any], Finding | None, _Outcome]:
     rendered = renderer.render(rev, function)
     problem: Finding | None = None
     emitted: Sequence[EmittedStatement] = rendered.statements
+    if rendered.failure is None and rendered.truth_tests:
+        # A guard on something the application would answer: check the other path too, as the
+        # statements after the first path's COMMIT (each path is its own transaction).
+        other = renderer.render(rev, function, truth=True)
+        if other.failure is None:
+            emitted = [*rendered.statements, *other.statements]
+        rendered = dataclasses.replace(rendered, truth_tests=rendered.truth_tests)
+    outcome = _rendered_outcome(rendered)
+    if rendered.unknown_operations:
+        problem = unknown_operations(path, rev.revision, rendered)
     if rendered.failure is not None:
         failure = rendered.failure
         reason = failure.reason
@@ -239,6 +329,7 @@ def _statements_of(
             reason += f"; op.* calls not read on line(s) {lines}"
         line = failure.line or (function_span(rev.tree, function) or (0, 0))[0] if rev.tree else 0
         problem = revision_not_rendered(Location(path, line, 1 if line else 0), rev.revision, reason)
+        outcome = _Outcome(RenderState.READ_FROM_SOURCE, reason)
     statements = [
         engine.SourceStatement(
             s.sql,
@@ -248,7 +339,46 @@ def _statements_of(
         )
         for s in emitted
     ]
-    return statements, problem
+    return statements, problem, outcome
+
+
+def _rendered_outcome(rendered: Rendered) -> _Outcome:
+    through = sum(1 for s in rendered.statements if s.through_connection)
+    parts = []
+    if rendered.placeholders:
+        names = ", ".join(rendered.placeholders[:5]) + (" ..." if len(rendered.placeholders) > 5 else "")
+        parts.append(f"placeholders for modules that are not installed: {names}")
+    if rendered.unknown_operations:
+        ops = ", ".join(sorted({f"op.{u.name}" for u in rendered.unknown_operations}))
+        parts.append(f"operations of Alembic plugins that are not installed, not checked: {ops}")
+    if rendered.truth_tests:
+        parts.append("rendered with both answers of " + ", ".join(rendered.truth_tests[:3]))
+    if through:
+        parts.append(f"{through} statement(s) run through op.get_bind()")
+    state = RenderState.RENDERED_WITH_PLACEHOLDERS if rendered.placeholders or rendered.unknown_operations else RenderState.RENDERED
+    return _Outcome(state, "; ".join(parts), through)
+
+
+def unknown_operations(path: str, revision: str | None, rendered: Rendered) -> Finding:
+    """One HM904 for the plugin operations of a revision that could not be rendered."""
+    first = rendered.unknown_operations[0]
+    listed = ", ".join(
+        f"op.{u.name} (line {u.line})" for u in rendered.unknown_operations[:5]
+    ) + (f" and {len(rendered.unknown_operations) - 5} more" if len(rendered.unknown_operations) > 5 else "")
+    code, rule = REVISION_NOT_RENDERED
+    return Finding(
+        code=code,
+        rule=rule,
+        severity=Severity.WARNING,
+        message=(
+            f"revision {revision or '?'} calls {listed}: operations of an Alembic plugin that is not "
+            "installed, so what they run was not checked (the rest of the revision was)"
+        ),
+        location=Location(path, first.line, 1 if first.line else 0),
+        help="Install the plugin (alembic-postgresql-enum, alembic_utils...) where check runs, or "
+        "review these operations by hand.",
+        revision=revision,
+    )
 
 
 # -- SQL files -----------------------------------------------------------------------------------

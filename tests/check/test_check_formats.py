@@ -127,7 +127,8 @@ def test_sarif_validates_against_the_official_schema() -> None:
 
 
 def test_sarif_rule_metadata_comes_from_the_registry() -> None:
-    """``check`` describes every registered rule with the registry's own name, docs and page."""
+    """``check`` describes each rule that has results once, with the registry's own name, its
+    documentation as help, and its page under the docs base URL."""
     from dataclasses import replace
 
     from helios_migrate.check.engine import rule_infos
@@ -137,18 +138,24 @@ def test_sarif_rule_metadata_comes_from_the_registry() -> None:
                            Location("sql/0007 backfill.sql", 1, 1))
     report = _report()
     report = replace(report, findings=(*report.findings, unregistered), rules=rule_infos())
-    doc = json.loads(render(report, OutputFormat.SARIF))
+    text = render(report, OutputFormat.SARIF)
+    doc = json.loads(text)
     rules = {r["id"]: r for r in doc["runs"][0]["tool"]["driver"]["rules"]}
-    registry = registered_rules()
+    registry = {rule.code: rule for rule in registered_rules()}
     assert len(registry) > 40
-    for rule in registry:
-        entry = rules[rule.code]
+    found = {f.code for f in report.findings}
+    # A finding whose code the registry lacks gets an entry made from the finding.
+    assert set(rules) == found
+    for code in found - {"ACME101"}:
+        rule, entry = registry[code], rules[code]
         assert entry["name"] == rule.name
         assert entry["shortDescription"]["text"] == rule.summary
-        assert entry["fullDescription"]["text"] == rule.doc.strip()
-        assert entry["helpUri"] == rule.doc_url
-    # A finding whose code the registry lacks gets an entry made from the finding.
-    assert set(rules) == {r.code for r in registry} | {"ACME101"}
+        assert entry["help"]["markdown"] == rule.doc.strip()
+        assert entry["helpUri"] == f"{report.docs_base_url}{code.lower()}-{rule.name}.md"
+        # The rule's documentation is written once in the whole document.
+        assert text.count(json.dumps(rule.doc.strip())[1:-1]) == 1
+    results = doc["runs"][0]["results"]
+    assert all(r["ruleId"] == doc["runs"][0]["tool"]["driver"]["rules"][r["ruleIndex"]]["id"] for r in results)
     assert rules["ACME101"]["name"] == "house-style"
     assert rules["ACME101"]["shortDescription"]["text"] == "plural table name"
 
@@ -156,7 +163,9 @@ def test_sarif_rule_metadata_comes_from_the_registry() -> None:
 def test_github_escaping_follows_the_workflow_command_rules() -> None:
     assert escape_data("50% done\r\nnext") == "50%25 done%0D%0Anext"
     assert escape_property("a,b:c%\n") == "a%2Cb%3Ac%25%0A"
-    out = render(_report(), OutputFormat.GITHUB)
+    from dataclasses import replace
+
+    out = render(replace(_report(), show_info=True), OutputFormat.GITHUB)
     line = next(ln for ln in out.splitlines() if "HM404" in ln)
     assert line.startswith("::notice file=sql/0007 backfill.sql,line=2,col=1,endColumn=46,")
     assert "%0Ain one transaction" in line and "\n" not in line

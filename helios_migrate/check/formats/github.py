@@ -18,7 +18,7 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def annotation(f: Finding) -> str:
+def annotation(f: Finding, doc_url: str | None = None) -> str:
     props = [f"file={escape_property(f.location.path)}"]
     if f.location.line:
         props.append(f"line={f.location.line}")
@@ -32,11 +32,12 @@ def annotation(f: Finding) -> str:
     body = f.message
     if f.help:
         body += "\n" + f.help.strip()
-    body += f"\n{f.doc_url}"
+    body += f"\n{doc_url or f.doc_url}"
     return f"::{_COMMAND[f.severity]} {','.join(props)}::{escape_data(body)}"
 
 
 def render_github(report: CheckReport) -> str:
-    lines = [annotation(f) for f in report.findings]
+    lines = [annotation(f, report.finding_url(f)) for f in report.shown()]
+    lines += [f"::notice::{escape_data(note)}" for note in report.notes]
     lines.append(report.summary_line())
     return "\n".join(lines) + "\n"

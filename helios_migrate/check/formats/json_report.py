@@ -4,8 +4,16 @@ Schema (``schema_version`` 1; fields are only ever added):
 
 ``{"schema_version": 1, "tool": {"name", "version"}, "pg_version", "pg_version_source",
 "findings": [{"code", "rule", "severity", "message", "path", "line", "column", "end_line",
-"end_column", "revision", "statement", "help", "doc_url"}], "summary": {"findings", "error",
-"warning", "info", "revisions", "sql_files", "statements", "fail_on", "failed"}}``
+"end_column", "revision", "statement", "help", "doc_url"}], "revisions": [{"path", "revision",
+"state", "detail", "statements_through_connection"}], "notes": [...], "summary": {"findings",
+"error", "warning", "info", "revisions", "sql_files", "statements", "fail_on", "failed",
+"revision_states": {"rendered", "rendered_with_placeholders", "read_from_source", "not_parsed"}}}``
+
+``state`` says how each revision was read: ``rendered`` (offline SQL, as ``alembic upgrade
+--sql``), ``rendered_with_placeholders`` (rendered with inert stand-ins for modules that are not
+installed, or with an Alembic plugin's operations noted as unknown), ``read_from_source`` (its
+``op.*`` calls read from the Python source; an HM904 finding says why) or ``not_parsed``.  JSON
+always lists every finding, info included.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from ..report import CheckReport
 SCHEMA_VERSION = 1
 
 
-def finding_to_json(f: Finding) -> dict[str, Any]:
+def finding_to_json(f: Finding, doc_url: str | None = None) -> dict[str, Any]:
     return {
         "code": f.code,
         "rule": f.rule,
@@ -34,7 +42,7 @@ def finding_to_json(f: Finding) -> dict[str, Any]:
         "revision": f.revision,
         "statement": f.statement,
         "help": f.help,
-        "doc_url": f.doc_url,
+        "doc_url": doc_url or f.doc_url,
     }
 
 
@@ -44,7 +52,20 @@ def report_to_json(report: CheckReport) -> dict[str, Any]:
         "tool": {"name": "helios-migrate", "version": __version__},
         "pg_version": str(report.pg_version),
         "pg_version_source": report.pg_version_source,
-        "findings": [finding_to_json(f) for f in report.findings],
+        "findings": [
+            finding_to_json(f, report.finding_url(f)) for f in report.findings
+        ],
+        "revisions": [
+            {
+                "path": r.path,
+                "revision": r.revision,
+                "state": r.state.value,
+                "detail": r.detail,
+                "statements_through_connection": r.statements_through_connection,
+            }
+            for r in report.revision_states
+        ],
+        "notes": list(report.notes),
         "summary": {
             "findings": len(report.findings),
             "error": report.count(Severity.ERROR),
@@ -55,6 +76,7 @@ def report_to_json(report: CheckReport) -> dict[str, Any]:
             "statements": report.statements,
             "fail_on": str(report.fail_on),
             "failed": report.exit_code != 0,
+            "revision_states": report.state_counts(),
         },
     }
 

@@ -1,4 +1,9 @@
-"""SARIF 2.1.0, for GitHub code scanning and other SARIF viewers."""
+"""SARIF 2.1.0, for GitHub code scanning and other SARIF viewers.
+
+Each rule's documentation is written once, in ``tool.driver.rules`` (help text and page); a
+result carries its message and refers to its rule by ``ruleId``/``ruleIndex``.  Only rules that
+have results are listed, so a report is as large as what it found, not as the rule set.
+"""
 
 from __future__ import annotations
 
@@ -16,30 +21,32 @@ _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "
 
 
 def _rules(report: CheckReport) -> list[RuleInfo]:
-    """Every registered rule, plus any code a finding carries that the registry lacks."""
+    """The rules that have results (a code the registry lacks described from its finding)."""
     by_code = {r.code: r for r in report.rules}
+    used: dict[str, RuleInfo] = {}
     for f in report.findings:
-        if f.code not in by_code:
-            by_code[f.code] = RuleInfo(f.code, f.rule, f.message.split(";")[0], f.help, f.severity)
-    return sorted(by_code.values(), key=lambda r: r.code)
+        if f.code not in used:
+            used[f.code] = by_code.get(f.code) or RuleInfo(
+                f.code, f.rule, f.message.split(";")[0], f.help, f.severity
+            )
+    return sorted(used.values(), key=lambda r: r.code)
 
 
-def _rule_to_sarif(rule: RuleInfo) -> dict[str, Any]:
+def _rule_to_sarif(rule: RuleInfo, report: CheckReport) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": rule.code,
         "name": rule.name,
         "shortDescription": {"text": rule.summary or rule.name},
-        "fullDescription": {"text": rule.description or rule.summary or rule.name},
-        "helpUri": rule.doc_url,
+        "helpUri": report.doc_url(rule.code, rule.name, rule.url),
         "defaultConfiguration": {"level": _LEVEL[rule.severity]},
     }
     if rule.description:
-        out["help"] = {"text": rule.description, "markdown": rule.description}
+        out["help"] = {"text": rule.summary or rule.name, "markdown": rule.description}
     return out
 
 
 def _result(f: Finding, index: int) -> dict[str, Any]:
-    text = f.message if not f.help else f"{f.message}\n\n{f.help.strip()}"
+    text = f.message if not f.help else f"{f.message} Fix: {f.help.strip()}"
     physical: dict[str, Any] = {
         "artifactLocation": {"uri": _uri(f.location.path), "uriBaseId": "%SRCROOT%"},
     }
@@ -87,7 +94,7 @@ def report_to_sarif(report: CheckReport) -> dict[str, Any]:
                         "name": "helios-migrate",
                         "version": __version__,
                         "informationUri": INFORMATION_URI,
-                        "rules": [_rule_to_sarif(r) for r in rules],
+                        "rules": [_rule_to_sarif(r, report) for r in rules],
                     }
                 },
                 "originalUriBaseIds": {"%SRCROOT%": {"description": {"text": "The directory helios-migrate ran in."}}},

@@ -12,12 +12,15 @@ MAX_SQL_CHARS = 240
 
 
 def render_text(report: CheckReport) -> str:
-    blocks = [_finding_block(f, report.sources.get(f.location.path)) for f in report.findings]
+    """Every error and warning (only blocking ones with ``--quiet``; info with ``--show-info``),
+    then notes about the run and the summary line."""
+    blocks = [_finding_block(f, report.sources.get(f.location.path), report.finding_url(f)) for f in report.shown()]
+    blocks += [f"note: {note}" for note in report.notes]
     blocks.append(report.summary_line())
     return "\n\n".join(blocks) + "\n"
 
 
-def _finding_block(f: Finding, source: str | None) -> str:
+def _finding_block(f: Finding, source: str | None, doc_url: str) -> str:
     loc = f.location
     where = loc.path
     if loc.line:
@@ -34,7 +37,7 @@ def _finding_block(f: Finding, source: str | None) -> str:
         help_lines = f.help.strip().splitlines()
         lines.append(f"{gutter}= help: {help_lines[0]}")
         lines += [f"{gutter}        {h}".rstrip() for h in help_lines[1:]]
-    lines.append(f"{gutter}= docs: {f.doc_url} ({f.rule})")
+    lines.append(f"{gutter}= docs: {doc_url} ({f.rule})")
     return "\n".join(lines)
 
 

@@ -1,0 +1,247 @@
+"""Benchmark: ``helios-migrate check`` on the migrations real projects ship, without installing them.
+
+For each project below, the wheel is fetched with ``pip download --no-deps`` into
+``bench/.cache/wheels`` (never committed), its migrations folder is copied into a generic Alembic
+project (``bench/.cache/projects/<name>``: an ``alembic.ini``, an offline ``env.py`` and the
+revision files, nothing else of the package), and then, per project:
+
+* ``helios-migrate check --format json`` (one process, ``--no-cache`` unless ``--cache``): how many
+  revisions were rendered, rendered with placeholders for modules that are not installed, or read
+  from the source; findings by severity; wall and CPU time;
+* the pipeline teams build today: Alembic's offline rendering of each revision (one process that
+  loads every revision file on its own and runs its ``upgrade()`` against an offline
+  ``MigrationContext``, as ``alembic upgrade --sql`` does, but without letting one failing import
+  stop the rest; ``alembic upgrade --sql`` itself stops at the first revision whose import fails)
+  writing one SQL file per revision, then ``squawk`` over those files: revisions Alembic rendered,
+  squawk's findings, wall and CPU time.
+
+Usage::
+
+    python bench/check_real.py                       # every project
+    python bench/check_real.py --only mlflow airflow
+    python bench/check_real.py --sample 40 --seed 7  # also print a random sample of findings
+
+``squawk`` comes from ``pip install squawk-cli`` (not a dependency of helios-migrate); without it
+that column says so.  The numbers are a benchmark, not a test: CI has no wheel cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CACHE = HERE / ".cache"
+WHEELS = CACHE / "wheels"
+PROJECTS_DIR = CACHE / "projects"
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str
+    requirement: str
+    versions: str
+    """The revision folder inside the wheel."""
+
+
+PROJECTS: tuple[Project, ...] = (
+    Project("mlflow", "mlflow==3.18.0", "mlflow/store/db_migrations/versions"),
+    Project("airflow", "apache-airflow-core==3.3.2", "airflow/migrations/versions"),
+    Project("superset", "apache-superset==6.1.0", "superset/migrations/versions"),
+    Project("prefect", "prefect==3.9.1", "prefect/server/database/_migrations/versions/postgresql"),
+    Project("dagster", "dagster==1.13.29", "dagster/_core/storage/alembic/versions"),
+    Project("ckan", "ckan==2.12.0", "ckan/migration/versions"),
+)
+
+ALEMBIC_INI = "[alembic]\nscript_location = %(here)s/migrations\n"
+ENV_PY = '''\
+from alembic import context
+
+context.configure(url="postgresql://bench@localhost/bench", literal_binds=True)
+with context.begin_transaction():
+    context.run_migrations()
+'''
+
+# Alembic's offline rendering, one revision at a time, in one process.
+ALEMBIC_DRIVER = r'''
+import importlib.util, io, sys, warnings, contextlib
+from pathlib import Path
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+warnings.simplefilter("ignore")
+versions, out = Path(sys.argv[1]), Path(sys.argv[2])
+rendered = failed = 0
+for n, path in enumerate(sorted(versions.glob("*.py"))):
+    buf = io.StringIO()
+    ctx = MigrationContext.configure(dialect_name="postgresql", opts={
+        "as_sql": True, "output_buffer": buf, "transactional_ddl": True, "literal_binds": True})
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            spec = importlib.util.spec_from_file_location(f"_rev{n}", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            with Operations.context(ctx):
+                ctx.impl.emit_begin()
+                module.upgrade()
+                ctx.impl.emit_commit()
+    except BaseException:
+        failed += 1
+        continue
+    rendered += 1
+    (out / (path.stem + ".sql")).write_text(buf.getvalue())
+print(rendered, failed)
+'''
+
+
+def ensure_wheel(project: Project) -> Path:
+    dist = project.requirement.split("==")[0].replace("-", "_").lower()
+    version = project.requirement.split("==")[1]
+    WHEELS.mkdir(parents=True, exist_ok=True)
+    for wheel in WHEELS.glob("*.whl"):
+        if wheel.name.lower().startswith(f"{dist}-{version}-"):
+            return wheel
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
+         "-d", str(WHEELS), project.requirement],
+        check=True,
+    )
+    return ensure_wheel(project)
+
+
+def build_project(project: Project) -> Path:
+    """The generic Alembic project holding the wheel's revision files (rebuilt every run)."""
+    root = PROJECTS_DIR / project.name
+    shutil.rmtree(root, ignore_errors=True)
+    versions = root / "migrations" / "versions"
+    versions.mkdir(parents=True)
+    (root / "alembic.ini").write_text(ALEMBIC_INI, encoding="utf-8")
+    (root / "migrations" / "env.py").write_text(ENV_PY, encoding="utf-8")
+    prefix = project.versions.rstrip("/") + "/"
+    with zipfile.ZipFile(ensure_wheel(project)) as wheel:
+        for name in wheel.namelist():
+            rest = name[len(prefix):]
+            if name.startswith(prefix) and rest.endswith(".py") and "/" not in rest:
+                (versions / rest).write_bytes(wheel.read(name))
+    return root
+
+
+def _timed(cmd: list[str], **kw: object) -> tuple[subprocess.CompletedProcess[str], float, float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    began = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)  # type: ignore[call-overload]
+    wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return done, wall, cpu
+
+
+def run_helios(root: Path, *, cache: bool) -> tuple[dict[str, object], float, float]:
+    cmd = [sys.executable, "-m", "helios_migrate.cli", "check", str(root), "--format", "json",
+           "--pg-version", "16", "--show-info"]
+    if not cache:
+        cmd.append("--no-cache")
+    done, wall, cpu = _timed(cmd, cwd=root)
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"helios-migrate check {root} failed ({done.returncode}):\n{done.stderr}")
+    return json.loads(done.stdout), wall, cpu
+
+
+def run_alembic_squawk(root: Path, squawk: str | None) -> dict[str, object]:
+    out = root / "alembic_sql"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    done, wall, cpu = _timed([sys.executable, "-c", ALEMBIC_DRIVER, str(root / "migrations" / "versions"), str(out)])
+    rendered, failed = (int(x) for x in done.stdout.split()[:2]) if done.returncode == 0 else (0, 0)
+    result: dict[str, object] = {"rendered": rendered, "failed": failed, "wall": wall, "cpu": cpu}
+    if squawk is None:
+        return result
+    files = sorted(str(p) for p in out.glob("*.sql"))
+    sq, sq_wall, sq_cpu = _timed([squawk, "--reporter", "json", "--pg-version", "16.0", *files])
+    try:
+        findings = json.loads(sq.stdout or "[]")
+    except json.JSONDecodeError:
+        findings = []
+    levels: dict[str, int] = {}
+    for f in findings:
+        level = str(f.get("level", "?")).lower()
+        levels[level] = levels.get(level, 0) + 1
+    result.update(wall=wall + sq_wall, cpu=cpu + sq_cpu, squawk=levels)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--only", nargs="*", help="project names (default: all)")
+    parser.add_argument("--cache", action="store_true", help="let helios-migrate use .helios-cache/")
+    parser.add_argument("--sample", type=int, default=0, help="print N random error/warning findings")
+    parser.add_argument("--seed", type=int, default=15)
+    args = parser.parse_args(argv)
+    squawk = shutil.which("squawk") or str(Path(sys.executable).with_name("squawk"))
+    squawk_exe = squawk if Path(squawk).exists() else None
+
+    header = (f"{'project':<10} {'revs':>5} {'rendered':>8} {'w/ph':>5} {'source':>6} {'%rend':>6} "
+              f"{'err':>4} {'warn':>5} {'info':>5} {'wall s':>7} {'cpu s':>6} | "
+              f"{'alembic':>7} {'squawk findings':>16} {'wall s':>7} {'cpu s':>6}")
+    print(header)
+    print("-" * len(header))
+    totals = dict(revs=0, rendered=0, ph=0, source=0, err=0, warn=0, info=0,
+                  wall=0.0, cpu=0.0, a_rend=0, sq=0, a_wall=0.0, a_cpu=0.0)
+    sample_pool: list[tuple[str, dict[str, object]]] = []
+    for project in PROJECTS:
+        if args.only and project.name not in args.only:
+            continue
+        root = build_project(project)
+        report, wall, cpu = run_helios(root, cache=args.cache)
+        summary = report["summary"]
+        assert isinstance(summary, dict)
+        revs = int(summary["revisions"])
+        states = summary.get("revision_states", {})
+        assert isinstance(states, dict)
+        rendered = int(states.get("rendered", 0))
+        ph = int(states.get("rendered_with_placeholders", 0))
+        source = int(states.get("read_from_source", 0))
+        pct = 100.0 * (rendered + ph) / revs if revs else 0.0
+        alembic = run_alembic_squawk(root, squawk_exe)
+        sq = alembic.get("squawk")
+        sq_total = sum(sq.values()) if isinstance(sq, dict) else None
+        print(f"{project.name:<10} {revs:>5} {rendered:>8} {ph:>5} {source:>6} {pct:>5.1f}% "
+              f"{summary['error']:>4} {summary['warning']:>5} {summary['info']:>5} {wall:>7.2f} {cpu:>6.2f} | "
+              f"{alembic['rendered']:>7} {('n/a' if sq_total is None else sq_total):>16} "
+              f"{alembic['wall']:>7.2f} {alembic['cpu']:>6.2f}")
+        for key, value in (("revs", revs), ("rendered", rendered), ("ph", ph), ("source", source),
+                           ("err", summary["error"]), ("warn", summary["warning"]), ("info", summary["info"]),
+                           ("wall", wall), ("cpu", cpu), ("a_rend", alembic["rendered"]), ("sq", sq_total or 0),
+                           ("a_wall", alembic["wall"]), ("a_cpu", alembic["cpu"])):
+            totals[key] += value  # type: ignore[operator]
+        findings = report["findings"]
+        assert isinstance(findings, list)
+        sample_pool += [(project.name, f) for f in findings if f["severity"] in ("error", "warning")]
+    t = totals
+    pct = 100.0 * (t["rendered"] + t["ph"]) / t["revs"] if t["revs"] else 0.0
+    print("-" * len(header))
+    print(f"{'total':<10} {t['revs']:>5} {t['rendered']:>8} {t['ph']:>5} {t['source']:>6} {pct:>5.1f}% "
+          f"{t['err']:>4} {t['warn']:>5} {t['info']:>5} {t['wall']:>7.2f} {t['cpu']:>6.2f} | "
+          f"{t['a_rend']:>7} {t['sq']:>16} {t['a_wall']:>7.2f} {t['a_cpu']:>6.2f}")
+    print(f"\nCPUs: {os.cpu_count()}; helios-migrate one process per project"
+          f"{' (cache on)' if args.cache else ' (--no-cache)'}; 'alembic' = revisions Alembic rendered offline.")
+    if args.sample:
+        rng = random.Random(args.seed)
+        picked = rng.sample(sample_pool, min(args.sample, len(sample_pool)))
+        print(f"\nRandom sample of {len(picked)} error/warning findings (seed {args.seed}):")
+        for name, f in picked:
+            print(f"- [{name}] {f['path']}:{f['line']} {f['code']} {f['severity']}: {f['message']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""What ``op.get_bind()`` returns while ``check`` renders a revision offline.
+
+``alembic upgrade --sql`` lets a revision call ``op.get_bind()`` and fails only when the bind is
+used.  This bind goes one step further: SQL a revision passes to ``conn.execute(...)`` (a string,
+``sa.text(...)`` with or without parameters, or an ``insert``/``update``/``delete`` construct) is
+recorded as a statement to check, marked as run through the connection, because online it runs
+in the migration's transaction exactly like ``op.execute``.  Everything that needs an answer from
+a database — reading rows of a result, ``sa.inspect(bind)``, opening a session — raises
+:class:`NeedsDatabase`, and the revision is read from its source instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+
+class NeedsDatabase(Exception):
+    """Raised when a revision asks a database something during offline rendering."""
+
+
+class OfflineResult:
+    """The result of a recorded ``execute``: reading it needs a database."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def _needs(self) -> NeedsDatabase:
+        return NeedsDatabase(f"it reads the result of {self._what}, which needs a database connection")
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise self._needs()
+
+    def __iter__(self) -> Any:
+        raise self._needs()
+
+
+class OfflineBind:
+    """A connection that records the SQL it is asked to run and answers nothing."""
+
+    name = "postgresql"
+
+    def __init__(self, dialect: Any, run: Callable[[Any], None], call: str = "op.get_bind()") -> None:
+        self.dialect = dialect
+        self._run = run
+        self._call = call
+
+    @property
+    def engine(self) -> OfflineBind:
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise NeedsDatabase(f"it uses {self._call}.{name}, which needs a database connection")
+
+    def execute(self, statement: Any, *multiparams: Any, **params: Any) -> OfflineResult:
+        """Record ``statement`` (with the first set of parameters, if any) as SQL to check."""
+        construct = _bound(statement, _first_params(multiparams, params))
+        if construct is not None:
+            self._run(construct)
+        return OfflineResult(f"{self._call}.execute(...)")
+
+    def exec_driver_sql(self, statement: str, parameters: Any = None, *rest: Any) -> OfflineResult:
+        if parameters:
+            raise NeedsDatabase(f"it passes driver parameters to {self._call}.exec_driver_sql()")
+        from sqlalchemy import text
+
+        self._run(text(statement.replace(":", "\\:")))
+        return OfflineResult(f"{self._call}.exec_driver_sql(...)")
+
+    def begin(self) -> _NoTransaction:
+        return _NoTransaction()
+
+    begin_nested = begin
+
+    def commit(self) -> None:
+        raise NeedsDatabase(f"it commits through {self._call}, which needs a database connection")
+
+    def connect(self) -> OfflineBind:
+        return self
+
+    def close(self) -> None:
+        return None
+
+    def __enter__(self) -> OfflineBind:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class _NoTransaction:
+    """``with conn.begin():`` offline: the statements stay in the migration's transaction."""
+
+    def __enter__(self) -> _NoTransaction:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def commit(self) -> None:
+        return None
+
+    def rollback(self) -> None:
+        return None
+
+
+def _first_params(multiparams: Sequence[Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    if params:
+        return dict(params)
+    for value in multiparams:
+        if isinstance(value, Mapping):
+            return dict(value)
+        if isinstance(value, (list, tuple)) and value and isinstance(value[0], Mapping):
+            return dict(value[0])
+    return {}
+
+
+def _bound(statement: Any, params: dict[str, Any]) -> Any:
+    """The statement as a construct Alembic can render with literal values; ``None`` for a plain
+    ``SELECT`` construct (reading, not changing: only its result could matter)."""
+    from sqlalchemy import text
+    from sqlalchemy.sql.elements import TextClause
+    from sqlalchemy.sql.selectable import Select
+
+    if isinstance(statement, str):
+        statement = text(statement)
+    if isinstance(statement, Select):
+        if params:
+            raise NeedsDatabase("it selects rows through op.get_bind() with parameters")
+        return None
+    if not params:
+        return statement
+    if isinstance(statement, TextClause):
+        known = {k: v for k, v in params.items() if k in statement._bindparams}
+        return statement.bindparams(**known)
+    values = getattr(statement, "values", None)
+    if callable(values):
+        return values(**params)
+    raise NeedsDatabase(f"it executes {type(statement).__name__} with parameters through op.get_bind()")

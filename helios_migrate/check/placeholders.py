@@ -1,0 +1,293 @@
+"""Inert stand-ins for modules a revision imports that are not installed.
+
+A CI job that only installs the linter cannot import the application, yet most revisions use it
+only for constants, column types or helpers that build SQLAlchemy objects.  While a revision is
+rendered, :class:`MissingModules` (a ``sys.meta_path`` finder consulted after every real one)
+answers an import that nothing else can satisfy, when the revision itself asks for it, with a
+placeholder module.  Its attributes are :class:`Placeholder` values:
+
+* used as a column type, a placeholder renders as an opaque type named after it
+  (``"db_types_StringID"``), which the rules treat as unknown;
+* an attribute, an item or a call of a placeholder (``TIMESTAMP(timezone=True)``,
+  ``Model.__tablename__``) is another placeholder;
+* as text (a table name, an f-string) or in a SQL expression it is an opaque name made of its
+  last two parts (``SqlTraceInfo___tablename__``): the same name everywhere in the revision, so
+  "this revision creates that table" still holds;
+* tested for truth by the revision (``if has_table("x"):``, ``if skip_on_legacy(op): return``)
+  a placeholder answers :attr:`_Tracker.truth` (false first); the renderer renders the function
+  again with the other answer, and both paths are checked;
+* a placeholder whose value matters otherwise — iterated, measured, turned into a number, or
+  called as a whole statement (``helper(op)``, which may run SQL nobody can see) — raises
+  :class:`PlaceholderUsed`, and the revision is read from its source instead.
+
+Placeholder modules live in ``sys.modules`` only while the renderer is open.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.abc
+import importlib.machinery
+import itertools
+import sys
+import types
+from collections.abc import Sequence
+from typing import Any
+
+_IMPORT_MACHINERY = ("<frozen importlib", f"importlib{__import__('os').sep}__init__.py")
+
+
+class PlaceholderUsed(Exception):
+    """A placeholder for a missing module was used in a way whose result cannot be known."""
+
+
+class _Tracker:
+    """Which revision files may receive placeholders, and whether any placeholder was consulted."""
+
+    def __init__(self) -> None:
+        self.files: set[str] = set()
+        self.statement_calls: dict[str, set[tuple[int, int, int, int]]] = {}
+        self.used: set[str] = set()
+        """Dotted names of the placeholders consulted since :meth:`reset`."""
+        self.truth = False
+        """What a placeholder answers when the revision tests its truth."""
+        self.truth_tests: list[str] = []
+
+    def reset(self, truth: bool = False) -> None:
+        self.used = set()
+        self.truth = truth
+        self.truth_tests = []
+
+
+TRACKER = _Tracker()
+
+
+def _importer_file() -> str | None:
+    """The file whose code started the import being resolved."""
+    frame: types.FrameType | None = sys._getframe(2)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if not (name.startswith(_IMPORT_MACHINERY[0]) or name.endswith(_IMPORT_MACHINERY[1]) or name == __file__):
+            return name
+        frame = frame.f_back
+    return None
+
+
+class PlaceholderModule(types.ModuleType):
+    """A module that is not installed; every public attribute is a :class:`Placeholder`."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, f"placeholder for {name}, which is not installed")
+        self.__path__: list[str] = []
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        TRACKER.used.add(f"{self.__name__}.{attr}")
+        return make_placeholder(f"{self.__name__}.{attr}")
+
+
+class _Loader(importlib.abc.Loader):
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        return PlaceholderModule(spec.name)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        return None
+
+
+class MissingModules(importlib.abc.MetaPathFinder):
+    """The finder that stands in for missing modules while revisions are rendered."""
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        parent = fullname.rpartition(".")[0]
+        inside_placeholder = bool(parent) and isinstance(sys.modules.get(parent), PlaceholderModule)
+        if not inside_placeholder and _importer_file() not in TRACKER.files:
+            return None
+        self.created.append(fullname)
+        return importlib.machinery.ModuleSpec(fullname, _Loader(), is_package=True)
+
+    def install(self) -> None:
+        sys.meta_path.append(self)
+
+    def remove(self) -> None:
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        for name in self.created:
+            if isinstance(sys.modules.get(name), PlaceholderModule):
+                del sys.modules[name]
+        self.created.clear()
+        TRACKER.files.clear()
+        TRACKER.statement_calls.clear()
+
+
+def watch(path: str, tree: ast.Module | None) -> None:
+    """Let the revision at ``path`` receive placeholders; remember its statement-level calls."""
+    TRACKER.files.add(path)
+    calls: set[tuple[int, int, int, int]] = set()
+    if tree is not None:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+                call = node.value
+                calls.add((call.lineno, call.end_lineno or call.lineno, call.col_offset, call.end_col_offset or 0))
+    TRACKER.statement_calls[path] = calls
+
+
+def _from_revision() -> bool:
+    """Whether the code asking (two frames up) is a watched revision's own."""
+    return sys._getframe(2).f_code.co_filename in TRACKER.files
+
+
+def _called_as_statement() -> bool:
+    """Whether the call being made is a whole statement of a watched revision."""
+    frame = sys._getframe(2)
+    calls = TRACKER.statement_calls.get(frame.f_code.co_filename)
+    if not calls:
+        return False
+    positions = getattr(frame.f_code, "co_positions", None)
+    if positions is None:
+        return False
+    pos = next(itertools.islice(positions(), frame.f_lasti // 2, None), None)
+    if pos is None or pos[0] is None:
+        return False
+    line, end_line, col, end_col = pos
+    return (line, end_line or line, col or 0, end_col or 0) in calls
+
+
+_CLASS: type | None = None
+
+
+def placeholder_class() -> type:
+    """The placeholder type, a SQLAlchemy ``UserDefinedType`` so that it can stand as a column
+    type (built on first use: the check command imports SQLAlchemy only when it renders)."""
+    global _CLASS
+    if _CLASS is not None:
+        return _CLASS
+    from sqlalchemy.types import UserDefinedType
+
+    class Placeholder(UserDefinedType):  # type: ignore[type-arg]
+        """A value from a module that is not installed."""
+
+        cache_ok = True
+        _helios_name = "placeholder"
+
+        def __init__(self, *args: Any, **kw: Any) -> None:
+            # ``class Model(Base)`` with a placeholder base calls the placeholder's type.
+            if len(args) == 3 and isinstance(args[0], str) and isinstance(args[1], tuple):
+                self._helios_name = args[0]
+
+        def __getattr__(self, attr: str) -> Any:
+            # Libraries probe objects for protocol attributes (``is_clause_element``, ``quote``,
+            # ``__clause_element__``...): they find none.  The revision's own code navigates the
+            # application's objects: it gets placeholders.
+            if (attr.startswith("_") and attr not in _MODEL_ATTRIBUTES) or not _from_revision():
+                raise AttributeError(attr)
+            return self._child(f"{self._helios_name}.{attr}")
+
+        def __clause_element__(self) -> Any:
+            from sqlalchemy import literal_column
+
+            TRACKER.used.add(self._helios_name)
+            return literal_column(opaque_name(self._helios_name))
+
+        def _child(self, name: str) -> Any:
+            TRACKER.used.add(name)
+            return make_placeholder(name)
+
+        def __call__(self, *args: Any, **kw: Any) -> Any:
+            if _called_as_statement():
+                raise PlaceholderUsed(
+                    f"it calls {self._helios_name}() as a statement, from a module that is not "
+                    "installed; what that does cannot be known offline"
+                )
+            return self._child(self._helios_name)
+
+        def __getitem__(self, key: Any) -> Any:
+            return self._child(f"{self._helios_name}[]")
+
+        def _used(self, how: str) -> PlaceholderUsed:
+            return PlaceholderUsed(f"it {how} {self._helios_name}, from a module that is not installed")
+
+        def __iter__(self) -> Any:
+            raise self._used("iterates over")
+
+        def __len__(self) -> int:
+            raise self._used("takes the length of")
+
+        def __bool__(self) -> bool:
+            if _from_revision():
+                TRACKER.used.add(self._helios_name)
+                TRACKER.truth_tests.append(self._helios_name)
+                return TRACKER.truth
+            return True
+
+        def __enter__(self) -> Any:
+            return self._child(f"{self._helios_name}()")
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def literal_processor(self, dialect: Any) -> Any:
+            def process(value: Any) -> str:
+                return "'" + str(value).replace("'", "''") + "'"
+
+            return process
+
+        def __str__(self) -> str:
+            TRACKER.used.add(self._helios_name)
+            return opaque_name(self._helios_name)
+
+        def __format__(self, spec: str) -> str:
+            return str(self)
+
+        def __int__(self) -> int:
+            raise self._used("turns into a number")
+
+        def __float__(self) -> float:
+            raise self._used("turns into a number")
+
+        def __index__(self) -> int:
+            raise self._used("turns into a number")
+
+        def __contains__(self, item: Any) -> bool:
+            raise self._used("looks inside")
+
+        def __repr__(self) -> str:
+            return f"<placeholder {self._helios_name}>"
+
+        def get_col_spec(self, **kw: Any) -> str:
+            TRACKER.used.add(self._helios_name)
+            return f'"{opaque_name(self._helios_name)}"'
+
+        @property
+        def python_type(self) -> type:
+            return object
+
+    _CLASS = Placeholder
+    return Placeholder
+
+
+_MODEL_ATTRIBUTES = frozenset({"__tablename__", "__table__"})
+
+
+def opaque_name(dotted: str) -> str:
+    """The identifier a placeholder stands as in SQL: its last two dotted parts."""
+    import re
+
+    parts = [p for p in dotted.replace("()", "").replace("[]", "").split(".") if p]
+    return re.sub(r"\W+", "_", "_".join(parts[-2:])) or "placeholder"
+
+
+def make_placeholder(name: str) -> Any:
+    cls: Any = placeholder_class()
+    value = cls.__new__(cls)
+    value._helios_name = name
+    return value
+
+
+def is_placeholder(value: object) -> bool:
+    return _CLASS is not None and isinstance(value, _CLASS)
