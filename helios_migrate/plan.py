@@ -113,6 +113,13 @@ class Step:
     """What ``on_failure`` undoes, in words, for the error message."""
     conversion_check: ConversionCheck | None = None
     """The step checks that existing values convert before a type change (reads only)."""
+    inverse_conversion_check: ConversionCheck | None = None
+    """The same check, run by the inverse (converting back on the way down)."""
+    inverse_on_failure: tuple[str, ...] = ()
+    """``on_failure`` of the inverse (undoing a failed reverse backfill)."""
+    inverse_on_failure_description: str = ""
+    inverse_done_when: str | None = None
+    """``done_when`` of the inverse: a re-run of an interrupted downgrade skips what it did."""
 
     def effects(self, version: PgVersion, catalog: SchemaLookup | None = None) -> list[Effect]:
         """The knowledge base's view of every change this step makes."""
@@ -144,6 +151,14 @@ class Step:
             inverse_index=self.index,
             backfill=self.inverse_backfill,
             inverse_backfill=self.backfill,
+            conversion_check=self.inverse_conversion_check,
+            inverse_conversion_check=self.conversion_check,
+            on_failure=self.inverse_on_failure,
+            on_failure_description=self.inverse_on_failure_description,
+            inverse_on_failure=self.on_failure,
+            inverse_on_failure_description=self.on_failure_description,
+            done_when=self.inverse_done_when,
+            inverse_done_when=self.done_when,
         )
 
 

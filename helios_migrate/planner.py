@@ -236,6 +236,27 @@ class LiveFacts:
             cols = tuple(str(r[0]) for r in cur.fetchall())
         return cols or None
 
+    def batch_key(self, table: QualifiedName) -> tuple[str, ...] | None:
+        """The primary key, else the smallest valid unique index (no expression, no predicate)
+        whose columns are all NOT NULL: keys a keyset backfill can walk without missing a row."""
+        key = self.primary_key(table)
+        if key:
+            return key
+        with self._conn.cursor() as cur:
+            cur.execute(
+                "SELECT array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(n, o) "
+                "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o)::text[], "
+                "(SELECT bool_and(a2.attnotnull) FROM pg_attribute a2 WHERE a2.attrelid = i.indrelid "
+                "AND a2.attnum = ANY (i.indkey)) FROM pg_index i WHERE i.indrelid = to_regclass(%s) "
+                "AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL "
+                "ORDER BY i.indnatts, i.indexrelid",
+                (_regclass_literal(table),),
+            )
+            for cols, not_null in cur.fetchall():
+                if not_null:
+                    return tuple(str(c_) for c_ in cols)
+        return None
+
 
     def column_dependents(self, table: QualifiedName, column: str) -> ColumnDependents:
         """Keys, identity, sequences, constraints, referencing keys and views on ``column``."""
@@ -778,14 +799,11 @@ def _add_column(ch: c.AddColumn, ctx: _Ctx) -> list[Step]:
 def _backfill_step(
     table: QualifiedName, column: str, expression: str | None, ctx: _Ctx, *, where: str | None = None
 ) -> Step:
-    key = ctx.facts.primary_key(table) if ctx.facts is not None else None
-    if ctx.facts is not None and key is None:
-        ctx.notes.append(f"{table}: no primary key known; the backfill assumes a key column id")
     fill = Backfill(
         table=table,
         column=column,
         expression=expression or "",
-        key=key or ("id",),
+        key=_batch_key(table, ctx),
         where=where,
         batch_size=ctx.policy.batch_size,
         pause_ms=ctx.policy.pause_ms,
@@ -883,11 +901,9 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: _Ctx) -> 
     base = base_type(ch.new_type)
     details = getattr(ctx.facts, "column_details", None)
     not_null, default, indexes = details(ch.on, ch.column) if details is not None else (False, None, ())
-    key = (ctx.facts.primary_key(ch.on) if ctx.facts is not None else None) or ("id",)
+    key = _batch_key(ch.on, ctx)
     rebuilt: list[Step] = []
     swap_extra: list[str] = []
-    unswap_extra: list[str] = []
-    unswap_after: list[str] = []
     for name, definition in indexes:
         new_ix = _truncate(f"{name}__new")
         head, _, tail = definition.partition(" USING ")
@@ -905,28 +921,14 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: _Ctx) -> 
             inverse_transaction=TransactionMode.AUTOCOMMIT, index=_index_qname(ch.on, new_ix),
             reason=f"the converted column needs the index {name} has on {ch.column} before the swap",
         ))
-        old_sql = re.sub(r"^CREATE (UNIQUE )?INDEX ", lambda m: f"CREATE {m.group(1) or ''}INDEX CONCURRENTLY "
-                         "IF NOT EXISTS ", definition)
-        # No SQL going up; on the way down it rebuilds the old column's index after the swap is undone.
-        rebuilt.append(Step(
-            description=f"index {name} on the old column {ch.on}.{ch.column}",
-            phase=Phase.CONTRACT, transaction=TransactionMode.AUTOCOMMIT,
-            inverse=(old_sql,), inverse_transaction=TransactionMode.AUTOCOMMIT,
-            inverse_index=_index_qname(ch.on, name),
-        ))
         swap_extra.append(f"ALTER INDEX IF EXISTS {sql_name(_index_qname(ch.on, new_ix))} RENAME TO {quote_ident(name)}")
-        unswap_extra.append(f"ALTER INDEX IF EXISTS {sql_name(_index_qname(ch.on, name))} RENAME TO {quote_ident(new_ix)}")
     if not_null:
         rebuilt[:0] = _not_null_steps(ch.on, new_name, ctx, f"{ch.column} is NOT NULL")
     if default is not None:
         swap_extra.append(f"ALTER TABLE {t} ALTER COLUMN {col} SET DEFAULT {default}")
-        unswap_extra.insert(0, f"ALTER TABLE {t} ALTER COLUMN {col} DROP DEFAULT")
-    restored = f"ALTER TABLE {t} ALTER COLUMN {col} SET DEFAULT {default}" if default is not None else None
     carried = _carry_constraints(ch, deps, new, ctx)
     rebuilt += carried.steps
     swap_extra += carried.swap
-    unswap_extra[:0] = carried.unswap
-    unswap_after += carried.restore
     check = [] if _always_converts(old, ch.new_type) or ch.using else [Step(
         description=f"check that every value of {ch.on}.{ch.column} converts to {ch.new_type}",
         phase=Phase.EXPAND,
@@ -938,6 +940,9 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: _Ctx) -> 
         f"DROP TRIGGER IF EXISTS {trig} ON {t}",
         f"DROP FUNCTION IF EXISTS {fn}()",
         f"ALTER TABLE {t} DROP COLUMN IF EXISTS {new}",
+    )
+    way_back = None if old is None else _way_back(
+        ch, old, ctx, key=tuple(key), not_null=not_null, default=default, indexes=indexes, deps=deps
     )
     backfill = dataclasses.replace(
         _backfill_step(ch.on, new_name, f"({expr})::{base}", ctx, where=f"{new} IS DISTINCT FROM ({expr})::{base}"),
@@ -978,22 +983,211 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: _Ctx) -> 
             ],
             phase=Phase.CONTRACT,
             done_when=f"SELECT NOT ({_column_exists(ch.on, new_name)[7:]})",
-            inverse=None if old is None else [
-                *unswap_extra,
-                f"ALTER TABLE {t} RENAME COLUMN {col} TO {new}",
-                f"ALTER TABLE {t} ADD COLUMN {col} {old}",
-                f"UPDATE {t} SET {col} = {new}::{old}",
-                *([restored] if restored else []),
-                *([f"ALTER TABLE {t} ALTER COLUMN {col} SET NOT NULL"] if not_null else []),
-                *unswap_after,
-            ],
-            inverse_loses_data=old is not None,
-            irreversible_reason="the old column's values are gone after the swap; "
-            "downgrade converts back (a table-wide UPDATE)",
+            inverse=None if way_back is None else way_back.swap,
+            inverse_done_when=None if way_back is None else way_back.done,
+            irreversible_reason=None if way_back is not None else "the old type is unknown",
             reason="contract: indexes, defaults and NOT NULL of the old column must be re-created "
             "for the new one; deploy code that works with the new type first",
         ),
+        *(way_back.steps if way_back is not None else ()),
     ]
+
+
+@dataclass(frozen=True)
+class _WayBack:
+    """The downgrade of a type change's swap: an expand/contract in reverse."""
+
+    steps: tuple[Step, ...]
+    """No SQL going up; their inverses (run in reverse order, before the swap's inverse) re-create
+    the old column beside the converted one: check, add, sync trigger, backfill, constraints and
+    indexes."""
+    swap: tuple[str, ...]
+    """The swap back: catalog-only statements in one short transaction."""
+    done: str
+    """True once the swap back is done (the converted column is named ``<column>__new`` again)."""
+
+
+def _flipped(step: Step, description: str) -> Step:
+    """A step with no SQL going up whose inverse is ``step``: a downgrade runs ``step``."""
+    return Step(
+        description=description,
+        phase=Phase.CONTRACT,
+        transaction=step.transaction,
+        retry=step.retry,
+        inverse=step.sql,
+        inverse_transaction=step.transaction,
+        inverse_backfill=step.backfill,
+        inverse_index=step.index,
+        inverse_conversion_check=step.conversion_check,
+        inverse_on_failure=step.on_failure,
+        inverse_on_failure_description=step.on_failure_description,
+        inverse_done_when=step.done_when,
+    )
+
+
+def _way_back(
+    ch: c.AlterColumnType,
+    old: str,
+    ctx: _Ctx,
+    *,
+    key: tuple[str, ...],
+    not_null: bool,
+    default: str | None,
+    indexes: Sequence[tuple[str, str]],
+    deps: ColumnDependents,
+) -> _WayBack:
+    """The reverse expand/contract of a type change: values that do not convert back are refused
+    first (naming the rows); then the old column is re-added nullable beside the converted one,
+    kept in sync by a trigger, backfilled in time-bounded batches, given its NOT NULL, CHECK and
+    FOREIGN KEY constraints (NOT VALID + VALIDATE) and indexes (concurrently), and the swap back
+    is catalog-only.  Nothing is lost, so no opt-in is needed; no table-wide UPDATE runs under a
+    table lock."""
+    t, col = sql_name(ch.on), quote_ident(ch.column)
+    new_name = _truncate(f"{ch.column}__new")
+    new = quote_ident(new_name)
+    old_name = _truncate(f"{ch.column}__old")
+    oq = quote_ident(old_name)
+    old_base = base_type(old)
+    fn_name = _truncate(f"{ch.on.name}_{ch.column}_back")
+    fn, trig = quote_qualified(ch.on.schema, fn_name), quote_ident(fn_name)
+    done = f"SELECT {_column_exists(ch.on, new_name)[7:]}"
+
+    def once(step: Step) -> Step:
+        own = step.done_when
+        return dataclasses.replace(step, done_when=done if own is None else f"SELECT ({done}) OR ({own})")
+
+    back = f"({col})::{old_base}"
+    undo = (
+        f"DROP TRIGGER IF EXISTS {trig} ON {t}",
+        f"DROP FUNCTION IF EXISTS {fn}()",
+        f"ALTER TABLE {t} DROP COLUMN IF EXISTS {oq}",
+    )
+    down: list[Step] = []
+    if not _always_converts(ch.new_type, old):
+        down.append(Step(
+            description=f"check that every value of {ch.on}.{ch.column} converts back to {old}",
+            phase=Phase.CONTRACT, transaction=TransactionMode.AUTOCOMMIT,
+            conversion_check=ConversionCheck(ch.on, ch.column, old, key),
+        ))
+    down += [
+        ctx.own(f"add column {ch.on}.{old_name} of type {old}", [f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {oq} {old}"]),
+        ctx.own(
+            f"keep {ch.on}.{old_name} in sync with {ch.column} on every write",
+            [
+                f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS "
+                + dollar_quote(f"BEGIN NEW.{oq} := (NEW.{col})::{old_base}; RETURN NEW; END"),
+                f"DROP TRIGGER IF EXISTS {trig} ON {t}",
+                f"CREATE TRIGGER {trig} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {fn}()",
+            ],
+        ),
+        dataclasses.replace(
+            _backfill_step(ch.on, old_name, back, ctx, where=f"{oq} IS DISTINCT FROM {back}"),
+            on_failure=undo,
+            on_failure_description=f"dropped the sync trigger {fn_name} on {ch.on}, its function and the "
+            f"column {old_name}",
+        ),
+    ]
+    if not_null:
+        down += _not_null_steps(ch.on, old_name, ctx, f"{ch.column} was NOT NULL")
+    swap: list[str] = [f"DROP TRIGGER IF EXISTS {trig} ON {t}", f"DROP FUNCTION IF EXISTS {fn}()"]
+    renames: list[str] = []
+    for name, definition in indexes:
+        temp = _truncate(f"{name}__old")
+        head, _, tail = definition.partition(" USING ")
+        unique = "UNIQUE " if head.startswith("CREATE UNIQUE ") else ""
+        sql = re.sub(r"^CREATE (UNIQUE )?INDEX \S+ ON ",
+                     f"CREATE {unique}INDEX CONCURRENTLY IF NOT EXISTS {quote_ident(temp)} ON ", head)
+        sql += " USING " + re.sub(rf'(?<![\w"$]){re.escape(col)}(?![\w"$])', lambda _: oq, tail)
+        down.append(Step(
+            description=f"build index {temp} on {ch.on}.{old_name} concurrently (for {name})",
+            phase=Phase.CONTRACT, sql=(sql,), transaction=TransactionMode.AUTOCOMMIT,
+            index=_index_qname(ch.on, temp),
+        ))
+        renames += [
+            f"ALTER INDEX IF EXISTS {sql_name(_index_qname(ch.on, name))} RENAME TO {quote_ident(_truncate(f'{name}__new'))}",
+            f"ALTER INDEX IF EXISTS {sql_name(_index_qname(ch.on, temp))} RENAME TO {quote_ident(name)}",
+        ]
+
+    def on_old(text: str) -> str:
+        return re.sub(rf'(?<![\w"$]){re.escape(col)}(?![\w"$])', lambda _: oq, text)
+
+    for name, definition in (*deps.checks, *deps.foreign_keys):
+        temp = _truncate(f"{name}__old")
+        body = definition.removesuffix(" NOT VALID")
+        head, sep, tail = body.partition(" REFERENCES ")
+        qt = quote_ident(temp)
+        down += [
+            ctx.own(
+                f"constraint {temp} on {ch.on}.{old_name}, not yet checked for existing rows",
+                [f"ALTER TABLE {t} ADD CONSTRAINT {qt} {on_old(head) + sep + tail} NOT VALID"],
+                done_when=_constraint_exists(ch.on, temp),
+            ),
+            ctx.own(
+                f"validate {temp} on {ch.on}", [f"ALTER TABLE {t} VALIDATE CONSTRAINT {qt}"], scan=True,
+                on_failure=(f"ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {qt}",),
+                on_failure_description=f"dropped the NOT VALID constraint {temp} (rows violate it)",
+            ),
+        ]
+        renames += [
+            f"ALTER TABLE {t} RENAME CONSTRAINT {quote_ident(name)} TO {quote_ident(_truncate(f'{name}__new'))}",
+            f"ALTER TABLE {t} RENAME CONSTRAINT {qt} TO {quote_ident(name)}",
+        ]
+    for name, columns in deps.uniques:
+        temp = _truncate(f"{name}__old")
+        cols = ", ".join(oq if c_ == ch.column else quote_ident(c_) for c_ in columns)
+        down.append(Step(
+            description=f"build unique index {temp} on {ch.on}.{old_name} concurrently (for {name})",
+            phase=Phase.CONTRACT, transaction=TransactionMode.AUTOCOMMIT, index=_index_qname(ch.on, temp),
+            sql=(f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {quote_ident(temp)} ON {t} ({cols})",),
+        ))
+        swap.append(f"ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {quote_ident(name)}")
+        renames.append(f"ALTER TABLE {t} ADD CONSTRAINT {quote_ident(name)} UNIQUE USING INDEX {quote_ident(temp)}")
+    swap += [f"ALTER TABLE {t} RENAME COLUMN {col} TO {new}", f"ALTER TABLE {t} RENAME COLUMN {oq} TO {col}"]
+    if default is not None:
+        swap += [f"ALTER TABLE {t} ALTER COLUMN {new} DROP DEFAULT", f"ALTER TABLE {t} ALTER COLUMN {col} SET DEFAULT {default}"]
+    if not_null:
+        # Code of the old version inserts without the converted column: it must accept NULL.
+        swap.append(f"ALTER TABLE {t} ALTER COLUMN {new} DROP NOT NULL")
+    swap += renames
+    steps = [_flipped(once(s), f"{ch.on}.{ch.column} back to {old}: {s.description}") for s in down]
+    return _WayBack(steps=tuple(reversed(steps)), swap=tuple(swap), done=done)
+
+
+def _batch_key(table: QualifiedName, ctx: _Ctx) -> tuple[str, ...]:
+    """The columns a batched backfill of ``table`` walks: its primary key, else a unique index on
+    NOT NULL columns.  A table known to have neither is refused: batches cannot be bounded."""
+    if ctx.facts is None:
+        return ("id",)
+    find = getattr(ctx.facts, "batch_key", None) or ctx.facts.primary_key
+    key = find(table)
+    if key:
+        return tuple(key)
+    if getattr(ctx.facts, "batch_key", None) is not None and ctx.facts.has_rows(table) is not None:
+        raise _refusal(
+            f"{table} has no primary key and no unique index on NOT NULL columns, so its rows "
+            "cannot be updated in bounded batches. Add one first, in a revision of its own: a "
+            f"UNIQUE index built concurrently on NOT NULL columns (CREATE UNIQUE INDEX CONCURRENTLY "
+            f"... ON {table} (...)) or a primary key; then run autogenerate again"
+        )
+    ctx.notes.append(f"{table}: no primary key known; the backfill assumes a key column id")
+    return ("id",)
+
+
+class PlanRefused(ValueError):
+    """No lock-safe plan exists for a change as the table stands; the message says what to add."""
+
+
+def _refusal(message: str) -> PlanRefused:
+    """A :class:`PlanRefused` that Alembic's command line also reports without a traceback."""
+    try:
+        from alembic.util import CommandError
+    except ImportError:  # pragma: no cover - alembic is a dependency
+        return PlanRefused(message)
+
+    class Refused(PlanRefused, CommandError):
+        pass
+
+    return Refused(message)
 
 
 _WIDENINGS = {
@@ -1335,8 +1529,7 @@ def plan_column_rename(
     ]
     unsync = [f"DROP TRIGGER IF EXISTS {trig} ON {t}", f"DROP FUNCTION IF EXISTS {fn}()"]
     new_plain = dataclasses.replace(new, nullable=True, default=None)
-    key = ctx.facts.primary_key(table) if ctx.facts is not None else None
-    fill = dict(key=key or ("id",), batch_size=ctx.policy.batch_size, pause_ms=ctx.policy.pause_ms)
+    fill = dict(key=_batch_key(table, ctx), batch_size=ctx.policy.batch_size, pause_ms=ctx.policy.pause_ms)
     steps = [
         ctx.own(
             f"add column {table}.{new.name} (renamed from {old.name})",
@@ -1356,10 +1549,8 @@ def plan_column_rename(
             transaction=TransactionMode.AUTOCOMMIT,
             retry=ctx.policy.retry(),
             backfill=Backfill(table, new.name, o, where=f"{n} IS DISTINCT FROM {o}", **fill),  # type: ignore[arg-type]
-            inverse_backfill=Backfill(table, old.name, n, where=f"{o} IS DISTINCT FROM {n}", **fill),  # type: ignore[arg-type]
             inverse_transaction=TransactionMode.AUTOCOMMIT,
-            reason=f"batches of {ctx.policy.batch_size} rows by primary key, each its own transaction: "
-            "row locks on one batch at a time; downgrade copies the values back the same way",
+            reason="batches sized by time, each its own transaction: row locks on one batch at a time",
         ),
     ]
     if not new.nullable:
@@ -1371,6 +1562,17 @@ def plan_column_rename(
     if new.default is not None:
         contract.append(f"ALTER TABLE {t} ALTER COLUMN {n} SET DEFAULT {new.default}")
         restore.append(f"ALTER TABLE {t} ALTER COLUMN {n} DROP DEFAULT")
+    # The way back, in the contract phase (a split contract revision undoes alone): after the old
+    # column is re-created nullable with the sync trigger, its values are copied back in batches,
+    # then its NOT NULL comes back through NOT VALID + VALIDATE.
+    back = [Step(
+        description=f"copy {table}.{new.name} back into {old.name} in batches",
+        phase=Phase.CONTRACT, transaction=TransactionMode.AUTOCOMMIT, retry=ctx.policy.retry(),
+        backfill=Backfill(table, old.name, n, where=f"{o} IS DISTINCT FROM {n}", **fill),  # type: ignore[arg-type]
+    )]
+    if not old.nullable:
+        back += _not_null_steps(table, old.name, ctx, f"{old.name} was NOT NULL")
+    steps += [_flipped(s, f"{table}.{old.name} back: {s.description}") for s in reversed(back)]
     steps.append(
         ctx.own(
             f"drop the sync trigger and the old column {table}.{old.name}",
@@ -1378,11 +1580,9 @@ def plan_column_rename(
             phase=Phase.CONTRACT,
             inverse=[*restore, *sync],
             reason="contract: deploy code that uses the new name first; downgrade re-creates the old "
-            "column (nullable) and copies the values back in batches",
+            "column (nullable), copies the values back in batches and restores its NOT NULL",
         )
     )
-    if not old.nullable:
-        ctx.notes.append(f"{table}.{old.name}: downgrade re-creates it without NOT NULL")
     return Plan(steps=tuple(steps), notes=tuple(ctx.notes))
 
 
