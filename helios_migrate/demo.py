@@ -453,6 +453,15 @@ def _step(console: Console, title: str) -> Iterator[None]:
     console.print(f"[dim]({time.monotonic() - started:.1f} s)[/dim]")
 
 
+V1_INSERT = (
+    "INSERT INTO orders (customer_id, total, item_count, note) "
+    "SELECT customer_id, total, item_count, 'written by version 1' FROM orders "
+    "WHERE id = (SELECT min(id) FROM orders)"
+)
+"""An INSERT of version 1 of the application: it knows nothing of version 2's columns."""
+V1_UPDATE = "UPDATE orders SET item_count = item_count, note = note WHERE id = %s"
+
+
 def run_demo(workdir: str | None, *, orders: int = 200_000) -> int:
     """Run the demo; returns an exit code (0, or 1 with a message on an expected failure)."""
     console = Console(highlight=False, soft_wrap=True)
@@ -589,9 +598,17 @@ def _run(console: Console, base: Path, orders: int) -> int:
                 "Compare plain and lock-safe on 1,000,000 rows: python bench/write_stall.py"
             )
 
-        with _step(console, "5. $ alembic downgrade -1, while the application writes"):
+        with _step(console, "5. $ alembic downgrade -1, while version 1 of the application writes"):
+            console.print(
+                "2 writers running version 1's statements (no currency, no public_id) and 1 reader"
+            )
             try:
-                with Workload(url, "orders", writers=2, readers=1, max_duration_s=300) as load:
+                with Workload(
+                    url, "orders", writers=2, readers=1, max_duration_s=300,
+                    insert_sql=V1_INSERT, update_sql=V1_UPDATE,
+                ) as load:
+                    time.sleep(0.5)
+                    t0 = time.monotonic()
                     try:
                         alembic(project, url, "downgrade", "-1")
                     except DemoError as exc:
@@ -604,11 +621,21 @@ def _run(console: Console, base: Path, orders: int) -> int:
                         alembic(
                             project, url, "downgrade", "-1", env={"HELIOS_ALLOW_DATA_LOSS": "1"}
                         )
+                    t1 = time.monotonic()
+                    time.sleep(0.5)
             except WorkloadError as exc:
                 raise DemoError(str(exc)) from exc
-            console.print(f"downgrade: {load.describe()}")
-            if load.errors:
-                console.print(f"errors seen by the application: {load.error_summary()}")
+            back = load.stalls_between(t0, t1)
+            console.print(f"downgrade took {t1 - t0:.2f} s; {load.describe()}")
+            console.print(
+                f"[bold]longest write stall during the downgrade: {back.write_s:.3f} s[/bold] "
+                f"(longest read stall {back.read_s:.3f} s)"
+            )
+            console.print(f"errors seen by the application: {load.error_summary() if load.errors else 0}")
+            console.print(
+                f"[bold]upgrade and downgrade: longest write stall {during.write_s:.3f} s up, "
+                f"{back.write_s:.3f} s down[/bold]"
+            )
             current = alembic(project, url, "current")
             console.print(f"alembic current: {(current.stdout.strip() or '-').splitlines()[-1]}")
     except psycopg.Error as exc:
