@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..findings import Finding, Location, Severity
+from .history import HistoryStatement
 from .report import RenderState, RevisionState
 
 CACHE_DIR = ".helios-cache"
@@ -62,7 +63,7 @@ class FindingCache:
     def _file(self, key: str) -> Path:
         return self.root / "check" / key[:2] / f"{key}.json"
 
-    def get(self, key: str) -> tuple[list[Finding], RevisionState, int] | None:
+    def get(self, key: str) -> tuple[list[Finding], RevisionState, int, list[HistoryStatement]] | None:
         try:
             data = json.loads(self._file(key).read_text(encoding="utf-8"))
             findings = [_finding(f) for f in data["findings"]]
@@ -72,13 +73,20 @@ class FindingCache:
                 int(state["statements_through_connection"]),
             )
             statements = int(data["statements"])
+            history = [
+                HistoryStatement(h["sql"], Location(**h["location"]), h["revision"]) for h in data["history"]
+            ]
         except (OSError, ValueError, KeyError, TypeError):
             return None
         self.hits += 1
-        return findings, revision_state, statements
+        return findings, revision_state, statements, history
 
-    def put(self, key: str, findings: list[Finding], state: RevisionState, statements: int) -> None:
+    def put(
+        self, key: str, findings: list[Finding], state: RevisionState, statements: int,
+        history: list[HistoryStatement],
+    ) -> None:
         data = {
+            "history": [asdict(h) for h in history],
             "findings": [_to_json(f) for f in findings],
             "state": {**asdict(state), "state": state.state.value},
             "statements": statements,

@@ -85,6 +85,14 @@ def check_command(
             help="Do not read or write .helios-cache/ (findings cached by revision file content).",
         ),
     ] = False,
+    write_sum: Annotated[
+        bool,
+        typer.Option(
+            "--write-sum",
+            help="Record every revision's hash in helios.sum beside the Alembic configuration; once "
+            "committed, check reports a listed revision whose content changed (HM313).",
+        ),
+    ] = False,
     fail_on: Annotated[
         str | None,
         typer.Option(
@@ -116,6 +124,7 @@ def check_command(
         quiet=quiet,
         docs_base_url=docs_url,
         cache=not no_cache,
+        write_sum=write_sum,
     )
     try:
         report = run_check(options)

@@ -15,6 +15,13 @@ from ..versions import PgVersion, VersionError, default_version
 from . import engine
 from .cache import FindingCache, code_fingerprint
 from .fallback import mentions_get_bind, read_from_source
+from .history import (
+    HistoryStatement,
+    edited_revisions,
+    foreign_keys_without_index,
+    multiple_heads,
+    write_sum,
+)
 from .inputs import ProjectTarget, collect
 from .live import LiveFacts, connect
 from .problems import (
@@ -44,6 +51,8 @@ class CheckOptions:
     quiet: bool = False
     docs_base_url: str | None = None
     cache: bool = False
+    write_sum: bool = False
+    """Record every revision's hash in helios.sum after checking (``--write-sum``)."""
     """Read and write .helios-cache/ (the command line turns it on unless --no-cache)."""
 
 
@@ -60,6 +69,8 @@ class _Run:
     states: list[RevisionState] = field(default_factory=list)
     cache: FindingCache | None = None
     salt: str = ""
+    history: list[HistoryStatement] = field(default_factory=list)
+    """The upgrade() statements of the project being checked, in upgrade order."""
 
     def display(self, path: Path) -> str:
         """Paths relative to where check runs, with forward slashes, as CI tools expect."""
@@ -114,6 +125,10 @@ def run_check(options: CheckOptions) -> CheckReport:
             _check_project(run, target, downgrade=options.downgrade)
         for sql_file in targets.sql_files:
             _check_sql_file(run, sql_file)
+        if options.write_sum:
+            for target in targets.projects:
+                if not target.project.standalone:
+                    targets.notes.append(f"wrote {write_sum(target.project)}")
 
     findings = tuple(sorted(run.findings, key=sort_key))
     return CheckReport(
@@ -170,6 +185,32 @@ def _version(pg_version: str | None, config: Any, live: LiveFacts | None) -> tup
 
 
 def _check_project(run: _Run, target: ProjectTarget, *, downgrade: bool) -> None:
+    run.history = []
+    _check_revisions(run, target, downgrade=downgrade)
+    project = target.project
+    display = {rev.path: run.display(rev.path) for rev in target.revisions}
+    found = foreign_keys_without_index(run.history)
+    if not project.standalone:
+        found += multiple_heads(project, target.revisions, display)
+        found += edited_revisions(project, target.revisions, display)
+    by_path = {display[rev.path]: rev for rev in target.revisions}
+    for finding in found:
+        configured = engine.configure_finding(run.config, finding)
+        rev = by_path.get(finding.location.path)
+        if configured is None or rev is None or _suppressed(configured, rev, run):
+            continue
+        run.findings.append(configured)
+
+
+def _suppressed(finding: Finding, rev: RevisionFile, run: _Run) -> bool:
+    line = finding.location.line
+    return any(
+        s.covers(finding.code) and (s.file_level or (line and s.applies_to_lines(line, line)))
+        for s in engine.python_suppressions(rev.source, finding.location.path, None)
+    )
+
+
+def _check_revisions(run: _Run, target: ProjectTarget, *, downgrade: bool) -> None:
     add_prepend_sys_path(target.project)
     run.cache = FindingCache(target.project.root if not target.project.standalone else run.cwd, run.salt) if run.salt else None
     pending = []
@@ -181,14 +222,17 @@ def _check_project(run: _Run, target: ProjectTarget, *, downgrade: bool) -> None
     functions = ("upgrade", "downgrade") if downgrade else ("upgrade",)
     with RevisionRenderer(target.project) as renderer:
         for rev in pending:
-            found_before, statements_before = len(run.findings), run.statements
+            found_before, statements_before, history_before = len(run.findings), run.statements, len(run.history)
             _check_revision(run, rev, renderer, functions)
             if run.cache is not None:
                 path = run.display(rev.path)
                 run.cache.put(
                     run.cache.key(path, rev.source), run.findings[found_before:], run.states[-1],
-                    run.statements - statements_before,
+                    run.statements - statements_before, run.history[history_before:],
                 )
+    # Cached revisions were replayed first: put the history back in upgrade order.
+    order = {run.display(rev.path): i for i, rev in enumerate(target.revisions)}
+    run.history.sort(key=lambda h: order.get(h.location.path, 0))
 
 
 def _from_cache(run: _Run, rev: RevisionFile) -> bool:
@@ -198,7 +242,8 @@ def _from_cache(run: _Run, rev: RevisionFile) -> bool:
     hit = run.cache.get(run.cache.key(path, rev.source))
     if hit is None:
         return False
-    findings, state, statements = hit
+    findings, state, statements, history = hit
+    run.history += history
     run.sources[path] = rev.source
     run.findings += findings
     run.states.append(state)
@@ -227,6 +272,8 @@ def _check_revision(
         span = function_span(rev.tree, function)
         statements, problem, outcome = _statements_of(rev, function, renderer, path)
         outcomes.append(outcome)
+        if function == "upgrade":
+            run.history += [HistoryStatement(s.sql, s.location, s.revision) for s in statements]
         run.statements += count_statements(statements)
         suppressions = engine.python_suppressions(rev.source, path, span)
         found = engine.lint_statements(

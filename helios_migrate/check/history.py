@@ -1,0 +1,216 @@
+"""Checks over a project's whole history rather than one revision.
+
+* HM507 ``foreign-key-without-index``: a foreign key added by a revision whose referencing columns
+  no index leads with, in that revision or any later one checked (``CREATE INDEX``, a primary key
+  or a unique constraint), so every delete or key update on the referenced table scans the
+  referencing one.
+* HM312 ``multiple-heads``: the history has several heads, so ``alembic upgrade head`` refuses.
+* HM313 ``revision-edited``: with a ``helios.sum`` file beside the Alembic configuration (opt-in,
+  written by ``--write-sum``), a revision whose content no longer matches the hash recorded when
+  it was merged: the databases that already ran it will never run the edit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..changes import AddConstraint, ConstraintKind, CreateIndex, CreateTable
+from ..findings import Finding, Location, Severity
+from ..sql_parse import SqlSyntaxError, parse_statements
+from .project import AlembicProject, RevisionFile
+
+SUM_FILE = "helios.sum"
+FK_WITHOUT_INDEX = ("HM507", "foreign-key-without-index")
+MULTIPLE_HEADS = ("HM312", "multiple-heads")
+REVISION_EDITED = ("HM313", "revision-edited")
+
+
+@dataclass(frozen=True)
+class HistoryStatement:
+    """A statement a revision emitted, where it points, as the history pass needs it."""
+
+    sql: str
+    location: Location
+    revision: str | None
+
+
+@dataclass
+class _ForeignKey:
+    table: str
+    columns: tuple[str, ...]
+    target: str
+    statement: HistoryStatement
+
+
+@dataclass
+class ForeignKeyIndexes:
+    """Foreign keys and the column lists indexes lead with, in upgrade order."""
+
+    foreign_keys: list[_ForeignKey] = field(default_factory=list)
+    indexed: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
+
+    def add(self, statements: Iterable[HistoryStatement]) -> None:
+        for st in statements:
+            text = st.sql.strip()
+            if text.upper().rstrip(";") in ("BEGIN", "COMMIT") or not text:
+                continue
+            try:
+                parsed = parse_statements(text, st.location.path)
+            except SqlSyntaxError:
+                continue
+            for p in parsed:
+                for ch in p.changes:
+                    self._change(ch, st)
+
+    def _index(self, table: str, columns: Sequence[str]) -> None:
+        if columns:
+            self.indexed.setdefault(table, []).append(tuple(columns))
+
+    def _change(self, ch: object, st: HistoryStatement) -> None:
+        if isinstance(ch, CreateIndex):
+            self._index(ch.on.name, ch.columns)
+        elif isinstance(ch, CreateTable):
+            for col in ch.columns:
+                if col.primary_key or col.unique:
+                    self._index(ch.on.name, (col.name,))
+                if col.references is not None:
+                    self.foreign_keys.append(_ForeignKey(ch.on.name, (col.name,), str(col.references.table), st))
+            for k in ch.constraints:
+                self._constraint(ch.on.name, k, st)
+        elif isinstance(ch, AddConstraint):
+            self._constraint(ch.on.name, ch.constraint, st)
+
+    def _constraint(self, table: str, k: object, st: HistoryStatement) -> None:
+        kind = getattr(k, "kind", None)
+        columns = tuple(getattr(k, "columns", ()))
+        if kind in (ConstraintKind.PRIMARY_KEY, ConstraintKind.UNIQUE):
+            self._index(table, columns)
+        elif kind is ConstraintKind.FOREIGN_KEY and columns:
+            references = getattr(k, "references", None)
+            target = str(references.table) if references is not None else "?"
+            self.foreign_keys.append(_ForeignKey(table, columns, target, st))
+
+    def unindexed(self) -> list[_ForeignKey]:
+        out = []
+        for fk in self.foreign_keys:
+            width = len(fk.columns)
+            leading = [set(cols[:width]) for cols in self.indexed.get(fk.table, [])]
+            if set(fk.columns) not in leading:
+                out.append(fk)
+        return out
+
+
+def foreign_keys_without_index(statements: Iterable[HistoryStatement]) -> list[Finding]:
+    history = ForeignKeyIndexes()
+    history.add(statements)
+    code, rule = FK_WITHOUT_INDEX
+    return [
+        Finding(
+            code, rule, Severity.WARNING,
+            f"foreign key {fk.table} ({', '.join(fk.columns)}) -> {fk.target} has no index leading "
+            f"with {', '.join(fk.columns)} in this or any later revision: each DELETE or key UPDATE "
+            f"on {fk.target} scans {fk.table}, and holds its locks while it does",
+            fk.statement.location,
+            f"Create an index on {fk.table} ({', '.join(fk.columns)}) (CONCURRENTLY on an existing table).",
+            fk.statement.sql,
+            fk.statement.revision,
+        )
+        for fk in history.unindexed()
+    ]
+
+
+def multiple_heads(project: AlembicProject, checked: Sequence[RevisionFile], display: dict[Path, str]) -> list[Finding]:
+    from .project import _revision_map
+
+    try:
+        revmap, by_id = _revision_map(project)
+        heads = list(revmap.heads)
+    except Exception:
+        return []
+    if len(heads) < 2:
+        return []
+    listed = ", ".join(sorted(heads))
+    checked_paths = {r.path for r in checked}
+    code, rule = MULTIPLE_HEADS
+    out = []
+    for head in heads:
+        rev = by_id.get(head)
+        if rev is None or rev.path not in checked_paths:
+            continue
+        out.append(Finding(
+            code, rule, Severity.ERROR,
+            f"the history has {len(heads)} heads ({listed}): `alembic upgrade head` refuses, and "
+            "the order the branches run in is undefined",
+            Location(display[rev.path], _revision_line(rev), 1),
+            "Rebase the revision on the current head (set down_revision), or join the branches "
+            "with `alembic merge heads`.",
+            "",
+            rev.revision,
+        ))
+    return out
+
+
+def _revision_line(rev: RevisionFile) -> int:
+    for number, line in enumerate(rev.source.splitlines(), start=1):
+        if line.lstrip().startswith("revision"):
+            return number
+    return 1
+
+
+def file_hash(source: str) -> str:
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()
+
+
+def read_sum(project: AlembicProject) -> dict[str, str] | None:
+    """``helios.sum`` of the project (relative path -> hash), or ``None`` when there is none."""
+    path = project.root / SUM_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        digest, _, name = line.partition("  ")
+        out[name.strip()] = digest.strip()
+    return out
+
+
+def write_sum(project: AlembicProject) -> Path:
+    """Record every revision's hash in ``helios.sum`` (commit it with the revisions)."""
+    lines = ["# helios-migrate revision hashes: check reports a listed revision whose content changed"]
+    for rev in sorted(project.revisions, key=lambda r: r.path):
+        lines.append(f"{file_hash(rev.source)}  {rev.path.relative_to(project.root).as_posix()}")
+    path = project.root / SUM_FILE
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def edited_revisions(
+    project: AlembicProject, checked: Sequence[RevisionFile], display: dict[Path, str]
+) -> list[Finding]:
+    recorded = read_sum(project)
+    if recorded is None:
+        return []
+    code, rule = REVISION_EDITED
+    out = []
+    for rev in checked:
+        name = rev.path.relative_to(project.root).as_posix() if project.root in rev.path.parents else rev.path.name
+        expected = recorded.get(name)
+        if expected is None or expected == file_hash(rev.source):
+            continue
+        out.append(Finding(
+            code, rule, Severity.ERROR,
+            f"revision {rev.revision or '?'} changed after it was recorded in {SUM_FILE}: databases "
+            "that already ran it will never run the edit",
+            Location(display[rev.path], 1, 1),
+            "Revert the edit and put the change in a new revision; if the edit is intended (a "
+            "comment, a fix that changes no SQL), run `helios-migrate check --write-sum`.",
+            "",
+            rev.revision,
+        ))
+    return out
