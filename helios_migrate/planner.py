@@ -31,7 +31,17 @@ from .changes import Change, ColumnDef, Constraint, ConstraintKind, QualifiedNam
 from .config import Config, TableOverride
 from .effects import WorkClass
 from .knowledge import SchemaLookup, effect_of
-from .plan import Backfill, ConversionCheck, Phase, Plan, RetryPolicy, Step, TransactionMode
+from .plan import (
+    Backfill,
+    ConversionCheck,
+    Origin,
+    Phase,
+    Plan,
+    RetryPolicy,
+    Step,
+    TransactionMode,
+    acknowledge,
+)
 from .sqltext import (
     base_type,
     dollar_quote,
@@ -258,13 +268,27 @@ class LiveFacts:
         return None
 
 
+    def partitions(self, table: QualifiedName) -> tuple[QualifiedName, ...] | None:
+        """The partitions of a partitioned table, in bound order; ``None`` when it is not one."""
+        regclass = _regclass_literal(table)
+        if self._one("SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass(%s)", (regclass,)) is not True:
+            return None
+        with self._conn.cursor() as cur:
+            cur.execute(
+                "SELECT n.nspname, c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE i.inhparent = to_regclass(%s) "
+                "ORDER BY pg_get_expr(c.relpartbound, c.oid), c.relname",
+                (regclass,),
+            )
+            return tuple(QualifiedName(str(name), str(schema)) for schema, name in cur.fetchall())
+
     def column_dependents(self, table: QualifiedName, column: str) -> ColumnDependents:
         """Keys, identity, sequences, constraints, referencing keys and views on ``column``."""
         regclass = _regclass_literal(table)
         with self._conn.cursor() as cur:
             cur.execute(
                 "SELECT a.attnum, a.attidentity <> '', c.relkind = 'p' OR c.relispartition, "
-                "pg_get_serial_sequence(%s, a.attname) FROM pg_attribute a "
+                "pg_get_serial_sequence(%s, a.attname), format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
                 "JOIN pg_class c ON c.oid = a.attrelid "
                 "WHERE a.attrelid = to_regclass(%s) AND a.attname = %s AND NOT a.attisdropped",
                 (regclass, regclass, column),
@@ -272,7 +296,7 @@ class LiveFacts:
             row = cur.fetchone()
             if row is None:
                 return ColumnDependents()
-            attnum, identity, partitioned, sequence = row
+            attnum, identity, partitioned, sequence, type_text = row
             cur.execute(
                 "SELECT k.conname, k.contype, pg_get_constraintdef(k.oid), "
                 "array(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(n, o) "
@@ -312,6 +336,7 @@ class LiveFacts:
             checks=tuple((str(n), str(d)) for n, kind, d, _ in constraints if kind == "c"),
             uniques=tuple((str(n), tuple(cols)) for n, kind, _, cols in constraints if kind == "u"),
             foreign_keys=tuple((str(n), str(d)) for n, kind, d, _ in constraints if kind == "f"),
+            format_type=str(type_text),
         )
 
     def column_details(self, table: QualifiedName, column: str) -> tuple[bool, str | None, tuple[tuple[str, str], ...]]:
@@ -359,6 +384,8 @@ class ColumnDependents:
     """``(name, columns)`` of each UNIQUE constraint that includes the column."""
     foreign_keys: tuple[tuple[str, str], ...] = ()
     """``(name, pg_get_constraintdef)`` of each foreign key from the column."""
+    format_type: str | None = None
+    """The column's type as ``format_type`` spells it (how a re-run recognises a finished swap)."""
 
     @property
     def blockers(self) -> list[str]:
@@ -467,14 +494,15 @@ def constraint_body(k: Constraint) -> str:
     return body
 
 
-def create_index_sql(ix: c.CreateIndex, name: str, *, concurrently: bool) -> str:
+def create_index_sql(ix: c.CreateIndex, name: str, *, concurrently: bool, only: bool = False) -> str:
     unique = "UNIQUE " if ix.unique else ""
     conc = "CONCURRENTLY " if concurrently else ""
     method = f" USING {ix.method}" if ix.method != "btree" else ""
     # Elements are SQL text already: a name as quote_ident() writes it, or an expression.
     cols = ", ".join(ix.columns)
+    on = "ONLY " if only else ""
     # An index lives in its table's schema: its name is never qualified here.
-    sql = f"CREATE {unique}INDEX {conc}IF NOT EXISTS {quote_ident(name)} ON {sql_name(ix.on)}{method} ({cols})"
+    sql = f"CREATE {unique}INDEX {conc}IF NOT EXISTS {quote_ident(name)} ON {on}{sql_name(ix.on)}{method} ({cols})"
     if ix.include:
         sql += " INCLUDE (" + ", ".join(quote_ident(x) for x in ix.include) + ")"
     if ix.where:
@@ -643,6 +671,7 @@ def _as_written(change: Change, ctx: _Ctx, *, in_migration: bool = False) -> Ste
             transaction=TransactionMode.MIGRATION,
             inverse=None,
             irreversible_reason="kept as written; its inverse is Alembic's own",
+            origin=Origin.AS_WRITTEN,
         )
     return dataclasses.replace(
         ctx.own(
@@ -655,6 +684,7 @@ def _as_written(change: Change, ctx: _Ctx, *, in_migration: bool = False) -> Ste
         ),
         changes=(change,),
         irreversible_reason="kept as written; its inverse is Alembic's own",
+        origin=Origin.AS_WRITTEN,
     )
 
 
@@ -696,6 +726,7 @@ def _not_null_steps(table: QualifiedName, column: str, ctx: _Ctx, why: str) -> l
                 f"NOT NULL on {table}.{column}, not yet checked for existing rows",
                 [f"ALTER TABLE {t} ADD CONSTRAINT {qn} NOT NULL {col} NOT VALID"],
                 inverse=[f"ALTER TABLE {t} ALTER COLUMN {col} DROP NOT NULL"],
+                inverse_acknowledged=_nullable_again(table, column),
                 done_when=_constraint_exists(table, name),
                 reason=f"{why}; NOT VALID takes ACCESS EXCLUSIVE for a moment only (PostgreSQL 18)",
             ),
@@ -733,9 +764,21 @@ def _not_null_steps(table: QualifiedName, column: str, ctx: _Ctx, why: str) -> l
                 f"ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {qn}",
             ],
             inverse=[f"ALTER TABLE {t} ALTER COLUMN {col} DROP NOT NULL"],
+            inverse_acknowledged=_nullable_again(table, column),
             reason="a validated CHECK (col IS NOT NULL) lets SET NOT NULL skip its scan (PostgreSQL 12+)",
         ),
     ]
+
+
+def _nullable_again(table: QualifiedName, column: str) -> Any:
+    return acknowledge("HM305", reason=f"undo: {table}.{column} was nullable before this revision")
+
+
+def _added_dropped(table: QualifiedName, column: str) -> Any:
+    return acknowledge("HM303", reason=f"undo: drops {table}.{column}, which this revision added")
+
+
+_OWN_TRIGGER = "the plan's own sync trigger and its function, dropped in one short transaction"
 
 
 @_plans(c.SetNotNull)
@@ -760,6 +803,7 @@ def _add_column(ch: c.AddColumn, ctx: _Ctx) -> list[Step]:
                 f"add column {ch.on}.{col.name}",
                 [f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {column_sql(col)}"],
                 inverse=[drop],
+                inverse_acknowledged=_added_dropped(ch.on, col.name),
                 reason="catalog-only change: ACCESS EXCLUSIVE for a moment, in a short transaction",
             )
         ]
@@ -774,6 +818,7 @@ def _add_column(ch: c.AddColumn, ctx: _Ctx) -> list[Step]:
             f"add column {ch.on}.{col.name} as nullable, without a default",
             [f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {column_sql(col, nullable=True, default=False)}"],
             inverse=[drop],
+            inverse_acknowledged=_added_dropped(ch.on, col.name),
             reason=(
                 "adding it "
                 + ("with a volatile default rewrites the table" if eff.rewrites_table else "NOT NULL scans the table")
@@ -844,6 +889,9 @@ def _drop_column(ch: c.DropColumn, ctx: _Ctx) -> list[Step]:
             + ("" if restore else " (its definition is unknown here)"),
             inverse_loses_data=inverse is not None,
             reason="contract: deploy code that no longer reads or writes the column first",
+            acknowledged=acknowledge(
+                "HM303", reason=f"contract phase: deploy code that no longer reads {ch.column} first"
+            ),
         )
     ]
 
@@ -877,6 +925,10 @@ def _alter_type(ch: c.AlterColumnType, ctx: _Ctx) -> list[Step]:
                 inverse=None if old is None else [f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {old}"],
                 irreversible_reason=None if old is not None else "the old type is unknown",
                 reason=f"{eff.notes[0] if eff.notes else 'no rewrite'}: catalog-only, a moment of ACCESS EXCLUSIVE",
+                acknowledged=acknowledge("HM204", reason=f"{old} to {ch.new_type} is catalog-only: no rewrite"),
+                inverse_acknowledged=acknowledge(
+                    "HM204", reason=f"undo: back to {old}; a narrower type scans or rewrites {ch.on}"
+                ),
             )
         ]
     return _expand_contract_type(ch, old, ctx)
@@ -919,6 +971,7 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: _Ctx) -> 
             phase=Phase.EXPAND, sql=(sql,), changes=_changes_of([sql]), transaction=TransactionMode.AUTOCOMMIT,
             inverse=(f"DROP INDEX CONCURRENTLY IF EXISTS {sql_name(_index_qname(ch.on, new_ix))}",),
             inverse_transaction=TransactionMode.AUTOCOMMIT, index=_index_qname(ch.on, new_ix),
+            inverse_retry=ctx.policy.retry(statement_timeout=False),
             reason=f"the converted column needs the index {name} has on {ch.column} before the swap",
         ))
         swap_extra.append(f"ALTER INDEX IF EXISTS {sql_name(_index_qname(ch.on, new_ix))} RENAME TO {quote_ident(name)}")
@@ -950,12 +1003,18 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: _Ctx) -> 
         on_failure_description=f"dropped the sync trigger {trig} on {ch.on}, its function and the new column "
         f"{new_name}",
     )
-    return [
+    ctx.notes.append(
+        f"{ch.on}.{ch.column} moves to the end of the table's columns with the swap: code that inserts "
+        f"without a column list (INSERT INTO {ch.on.name} VALUES (...)) or reads SELECT * by position "
+        "must name its columns first"
+    )
+    steps = [
         *check,
         ctx.own(
             f"add column {ch.on}.{new_name} of type {ch.new_type}",
             [f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {new} {ch.new_type}"],
             inverse=[f"ALTER TABLE {t} DROP COLUMN IF EXISTS {new}"],
+            inverse_acknowledged=_added_dropped(ch.on, new_name),
             reason=f"changing the type in place rewrites the table under ACCESS EXCLUSIVE ({ch.column}: "
             f"{old or '?'} -> {ch.new_type}): expand/contract instead",
         ),
@@ -968,6 +1027,7 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: _Ctx) -> 
                 f"CREATE TRIGGER {trig} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {fn}()",
             ],
             inverse=[f"DROP TRIGGER IF EXISTS {trig} ON {t}", f"DROP FUNCTION IF EXISTS {fn}()"],
+            inverse_acknowledged=acknowledge("HM403", "HM903", reason=f"undo: {_OWN_TRIGGER}"),
             reason="writes by running code reach the new column while the backfill runs",
         ),
         backfill,
@@ -985,12 +1045,39 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: _Ctx) -> 
             done_when=f"SELECT NOT ({_column_exists(ch.on, new_name)[7:]})",
             inverse=None if way_back is None else way_back.swap,
             inverse_done_when=None if way_back is None else way_back.done,
+            acknowledged=(
+                *acknowledge("HM301", "HM303", reason=f"swap: {new_name}, this plan's converted copy, "
+                             f"takes the name {ch.column}; deploy code that works with the new type first"),
+                *acknowledge("HM403", "HM903", reason=f"swap: {_OWN_TRIGGER} with the renames"),
+            ),
+            inverse_acknowledged=() if way_back is None else (
+                *acknowledge("HM301", reason=f"swap back: {ch.column} takes its old type back by renames"),
+                *acknowledge("HM403", "HM903", reason=f"swap back: {_OWN_TRIGGER} with the renames"),
+            ),
             irreversible_reason=None if way_back is not None else "the old type is unknown",
             reason="contract: indexes, defaults and NOT NULL of the old column must be re-created "
             "for the new one; deploy code that works with the new type first",
         ),
         *(way_back.steps if way_back is not None else ()),
     ]
+    if deps.format_type is None:
+        return steps
+    # Once the swap is done, a re-run (after a later step of the revision failed) must not start
+    # the expand phase again on the swapped column.
+    swapped = (
+        f"SELECT NOT ({_column_exists(ch.on, new_name)[7:]}) AND EXISTS (SELECT 1 FROM pg_attribute "
+        f"WHERE attrelid = to_regclass({_literal(sql_name(ch.on))}) AND attname = {_literal(ch.column)} "
+        f"AND NOT attisdropped AND format_type(atttypid, atttypmod) <> {_literal(deps.format_type)})"
+    )
+    return [
+        s if s.phase is Phase.CONTRACT else dataclasses.replace(s, done_when=_either(swapped, s.done_when))
+        for s in steps
+    ]
+
+
+def _either(first: str, second: str | None) -> str:
+    """A ``done_when`` true when either ``SELECT`` is."""
+    return first if second is None else f"SELECT ({first}) OR ({second})"
 
 
 @dataclass(frozen=True)
@@ -1022,6 +1109,7 @@ def _flipped(step: Step, description: str) -> Step:
         inverse_on_failure=step.on_failure,
         inverse_on_failure_description=step.on_failure_description,
         inverse_done_when=step.done_when,
+        inverse_acknowledged=step.acknowledged,
     )
 
 
@@ -1309,6 +1397,30 @@ def _add_constraint(ch: c.AddConstraint, ctx: _Ctx) -> list[Step]:
     name = constraint_name(ch.on, k)
     t, qn = sql_name(ch.on), quote_ident(name)
     drop = f"ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {qn}"
+    undone = acknowledge("HM309", reason=f"undo: drops {name}, which this revision added") \
+        if k.kind in (ConstraintKind.FOREIGN_KEY, ConstraintKind.UNIQUE) else ()
+    partitioned = bool(_partitions(ch.on, ctx))
+    plain_reason = ""
+    if partitioned and k.kind in (ConstraintKind.UNIQUE, ConstraintKind.PRIMARY_KEY):
+        plain_reason = (
+            "a UNIQUE or PRIMARY KEY constraint cannot adopt an index built concurrently on a "
+            "partitioned table (USING INDEX is refused there)"
+        )
+    elif partitioned and k.kind is ConstraintKind.FOREIGN_KEY and ctx.version.major < 18:
+        plain_reason = f"PostgreSQL {ctx.version} cannot add a NOT VALID foreign key to a partitioned table (18 can)"
+    if plain_reason:
+        ctx.notes.append(
+            f"{ch.on}.{name}: added in one step because {plain_reason}: it checks every row while "
+            "it holds a lock that blocks writes (SHARE ROW EXCLUSIVE for a foreign key, SHARE for a "
+            "unique index build); run it when the table is quiet"
+        )
+        support = _fk_index(ch, ctx) if k.kind is ConstraintKind.FOREIGN_KEY and ctx.policy.index_on_fk else []
+        return [*support, ctx.own(
+            f"{k.kind.value} {name} on the partitioned table {ch.on}",
+            [f"ALTER TABLE {t} ADD CONSTRAINT {qn} {constraint_body(dataclasses.replace(k, name=name))}"],
+            inverse=[drop], done_when=_constraint_exists(ch.on, name), scan=True, inverse_acknowledged=undone,
+            reason=f"in one step: {plain_reason}",
+        )]
     if k.kind in (ConstraintKind.UNIQUE, ConstraintKind.PRIMARY_KEY):
         ix = c.CreateIndex(
             on=ch.on, name=name, columns=tuple(quote_ident(x) for x in k.columns), unique=True,
@@ -1323,6 +1435,7 @@ def _add_constraint(ch: c.AddConstraint, ctx: _Ctx) -> list[Step]:
                 [f"ALTER TABLE {t} ADD CONSTRAINT {qn} {kind} USING INDEX {qn}"
                  + (" DEFERRABLE" if k.deferrable else "")],
                 inverse=[drop],
+                inverse_acknowledged=undone,
                 done_when=_constraint_exists(ch.on, name),
                 reason="USING INDEX adopts the built index: ACCESS EXCLUSIVE for a moment only",
             ),
@@ -1337,6 +1450,7 @@ def _add_constraint(ch: c.AddConstraint, ctx: _Ctx) -> list[Step]:
                 f"{k.kind.value} {name} on {ch.on}, not yet checked for existing rows",
                 [f"ALTER TABLE {t} ADD CONSTRAINT {qn} {body} NOT VALID"],
                 inverse=[drop],
+                inverse_acknowledged=undone,
                 done_when=_constraint_exists(ch.on, name),
                 reason="NOT VALID skips the check of existing rows, so the lock is held for a moment"
                 + (" (on both tables)" if k.kind is ConstraintKind.FOREIGN_KEY else ""),
@@ -1374,7 +1488,7 @@ def _fk_index(ch: c.AddConstraint, ctx: _Ctx) -> list[Step]:
         "table would otherwise scan it); declare it in the model (index=True) so autogenerate keeps it"
     )
     ix = c.CreateIndex(on=ch.on, name=name, columns=tuple(quote_ident(x) for x in cols), concurrently=True)
-    return [_create_index_step(ix, name, ctx, reason="no index covers the foreign key's columns")]
+    return _index_steps(ix, name, ctx, reason="no index covers the foreign key's columns")
 
 
 # --- indexes ------------------------------------------------------------------------------------
@@ -1393,13 +1507,62 @@ def _create_index_step(ix: c.CreateIndex, name: str, ctx: _Ctx, *, reason: str =
         inverse_transaction=TransactionMode.AUTOCOMMIT,
         index=qname,
         reason=reason or "CONCURRENTLY builds without blocking writes; it cannot run in a transaction",
+        inverse_retry=ctx.policy.retry(statement_timeout=False),
     )
 
 
 @_plans(c.CreateIndex)
 def _create_index(ch: c.CreateIndex, ctx: _Ctx) -> list[Step]:
     name = ch.name or index_name(ch.on, ch.columns)
-    return [_create_index_step(ch, name, ctx)]
+    return _index_steps(ch, name, ctx)
+
+
+def _partitions(table: QualifiedName, ctx: _Ctx) -> tuple[QualifiedName, ...] | None:
+    """The partitions of ``table`` when it is partitioned (``None``: not partitioned, or unknown)."""
+    lookup = getattr(ctx.facts, "partitions", None)
+    return lookup(table) if lookup is not None else None
+
+
+def _index_steps(ix: c.CreateIndex, name: str, ctx: _Ctx, *, reason: str = "") -> list[Step]:
+    """The index built without blocking writes; on a partitioned table (where CONCURRENTLY is
+    refused) as PostgreSQL documents it: an index ON ONLY the parent, each partition's index built
+    concurrently, then attached -- the parent's index is valid once every partition has one."""
+    partitions = _partitions(ix.on, ctx)
+    if not partitions:
+        return [_create_index_step(ix, name, ctx, reason=reason)]
+    qname = _index_qname(ix.on, name)
+    parent = create_index_sql(ix, name, concurrently=False, only=True)
+    valid = (
+        "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indexrelid = "
+        f"to_regclass({_literal(sql_name(qname))}) AND indisvalid)"
+    )
+    steps = [
+        ctx.own(
+            f"index {name} on only the partitioned table {ix.on} (valid once every partition has one)",
+            [parent],
+            inverse=[f"DROP INDEX IF EXISTS {sql_name(qname)}"],
+            done_when=valid,
+            reason="ON ONLY builds nothing: the partitions' indexes are built concurrently next",
+        )
+    ]
+    attach = []
+    for number, part in enumerate(partitions, start=1):
+        part_name = _truncate(f"{name}_p{number}")
+        part_ix = dataclasses.replace(ix, on=part, name=part_name)
+        steps.append(dataclasses.replace(
+            _create_index_step(part_ix, part_name, ctx, reason=f"partition {part} of {ix.on}"),
+            done_when=valid, inverse=(),
+        ))
+        attach.append(f"ALTER INDEX {sql_name(qname)} ATTACH PARTITION {sql_name(_index_qname(part, part_name))}")
+    steps.append(ctx.own(
+        f"attach the partitions' indexes to {name}", attach, done_when=valid,
+        reason="attaching takes a moment's lock on each index; the parent index becomes valid",
+    ))
+    ctx.notes.append(
+        f"{ix.on} is partitioned: its index is built partition by partition "
+        f"({len(partitions)} partition(s) known now; partitions added later get it automatically)"
+    )
+    return steps
 
 
 @_plans(c.DropIndex)
@@ -1423,7 +1586,9 @@ def _drop_index(ch: c.DropIndex, ctx: _Ctx) -> list[Step]:
             inverse_transaction=TransactionMode.AUTOCOMMIT,
             inverse_index=inverse_index,
             irreversible_reason=None if restore else "the index definition is unknown",
-            reason="CONCURRENTLY waits for running queries instead of blocking them",
+            reason="CONCURRENTLY waits for running queries instead of blocking them; its last "
+            "moment takes ACCESS EXCLUSIVE on the index: lock_timeout and retries",
+            retry=ctx.policy.retry(statement_timeout=False),
         )
     ]
 
@@ -1499,6 +1664,8 @@ def plan_column_rename(
                 [f"ALTER TABLE {t} RENAME COLUMN {o} TO {n}"],
                 phase=Phase.CONTRACT,
                 inverse=[f"ALTER TABLE {t} RENAME COLUMN {n} TO {o}"],
+                acknowledged=acknowledge("HM301", reason=f"contract phase: deploy code that uses {new.name} with it"),
+                inverse_acknowledged=acknowledge("HM301", reason=f"undo: {old.name} gets its name back"),
                 done_when=f"SELECT {_column_exists(table, new.name)[7:]}",
                 reason="catalog-only, ACCESS EXCLUSIVE for a moment; code using the old name breaks "
                 "at once (a column has no compatibility view): deploy code using the new name with it",
@@ -1535,12 +1702,14 @@ def plan_column_rename(
             f"add column {table}.{new.name} (renamed from {old.name})",
             [f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {column_sql(new_plain)}"],
             inverse=[f"ALTER TABLE {t} DROP COLUMN IF EXISTS {n}"],
+            inverse_acknowledged=_added_dropped(table, new.name),
             reason=f"{what}: expand/contract keeps every value and lets old and new code run side by side",
         ),
         ctx.own(
             f"keep {table}.{old.name} and {new.name} equal on every write",
             sync,
             inverse=unsync,
+            inverse_acknowledged=acknowledge("HM403", "HM903", reason=f"undo: {_OWN_TRIGGER}"),
             reason="old code writes the old name, new code the new one; the trigger copies each way",
         ),
         Step(
@@ -1579,6 +1748,10 @@ def plan_column_rename(
             contract,
             phase=Phase.CONTRACT,
             inverse=[*restore, *sync],
+            acknowledged=(
+                *acknowledge("HM303", reason=f"contract phase: deploy code that no longer reads {old.name} first"),
+                *acknowledge("HM403", "HM903", reason=f"contract phase: {_OWN_TRIGGER} with the old column"),
+            ),
             reason="contract: deploy code that uses the new name first; downgrade re-creates the old "
             "column (nullable), copies the values back in batches and restores its NOT NULL",
         )
@@ -1607,6 +1780,8 @@ def plan_table_rename(
             f"rename table {old} to {new.name}, with a view under the old name",
             [f"ALTER TABLE {o} RENAME TO {quote_ident(new.name)}", view],
             inverse=[f"DROP VIEW IF EXISTS {o}", f"ALTER TABLE {n} RENAME TO {quote_ident(old.name)}"],
+            acknowledged=acknowledge("HM302", reason=f"a view named {old.name} keeps old code working"),
+            inverse_acknowledged=acknowledge("HM302", reason=f"undo: {old.name} gets its name back"),
             done_when=f"SELECT to_regclass({_literal(n)}) IS NOT NULL",
             reason="catalog-only, ACCESS EXCLUSIVE for a moment; the updatable view keeps old code working",
         ),
