@@ -18,13 +18,35 @@ from typing import TYPE_CHECKING, Any
 from alembic.operations import MigrateOperation, Operations
 
 from helios_migrate import runtime
-from helios_migrate.plan import Phase, Step, TransactionMode
+from helios_migrate.plan import (
+    Acknowledgement,
+    Direction,
+    Origin,
+    Phase,
+    RetryPolicy,
+    Step,
+    TransactionMode,
+)
 from helios_migrate.planner import duration_text
 
 if TYPE_CHECKING:
     from alembic.autogenerate.api import AutogenContext
 
-__all__ = ["CommentOp", "LockSafePlanOp", "render_comment_op", "render_plan_op", "run_step", "step_lines"]
+__all__ = [
+    "CommentOp",
+    "LockSafePlanOp",
+    "PolicyOp",
+    "render_comment_op",
+    "render_plan_op",
+    "render_policy_op",
+    "run_step",
+    "step_lines",
+]
+
+WIDTH = 100
+"""Revision files are formatted to this many columns (calls one argument per line beyond it)."""
+BODY_INDENT = 4
+"""Where the renderer's lines start: inside ``upgrade()`` / ``downgrade()``."""
 
 PHASE_TEXT = {
     Phase.EXPAND: "EXPAND: additive, compatible with the code running now",
@@ -32,9 +54,6 @@ PHASE_TEXT = {
     Phase.CONTRACT: "CONTRACT: removes what old code may still use -- deploy code that no longer "
     "uses it first",
 }
-
-AS_WRITTEN = "kept as written; its inverse is Alembic's own"
-
 
 @Operations.register_operation("lock_safe_plan")
 class LockSafePlanOp(MigrateOperation):
@@ -54,6 +73,9 @@ class LockSafePlanOp(MigrateOperation):
         self.title = title
         self.notes = tuple(notes)
         self.downgrade = downgrade
+        self.policy: RetryPolicy | None = None
+        """The revision's policy (``policy = runtime.Policy(...)`` at the top of the function);
+        set when the revision declares one, else every call spells out its own timeouts."""
 
     @classmethod
     def lock_safe_plan(cls, operations: Operations, steps: Sequence[Step]) -> None:
@@ -67,7 +89,7 @@ class LockSafePlanOp(MigrateOperation):
                 original = self.original.reverse()
             except (NotImplementedError, ValueError):
                 original = None
-        if self.steps and all(s.irreversible_reason == AS_WRITTEN for s in self.steps):
+        if self.steps and all(s.origin is Origin.AS_WRITTEN for s in self.steps):
             # Kept as written: the inverse is Alembic's own operation, run the same careful way.
             from .planning import replan
 
@@ -110,6 +132,52 @@ class CommentOp(MigrateOperation):
 
 def render_comment_op(autogen_context: AutogenContext, op: CommentOp) -> list[str]:
     return [line if line.startswith("#") else f"# {line}".rstrip() for line in op.lines]
+
+
+class PolicyOp(MigrateOperation):
+    """``policy = runtime.Policy(...)`` at the top of ``upgrade()`` or ``downgrade()``: how every
+    step of the function below waits for its locks; runs nothing itself."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+
+    def reverse(self) -> PolicyOp:
+        return PolicyOp(self.policy)
+
+    def to_diff_tuple(self) -> Any:
+        return ()
+
+
+@Operations.implementation_for(PolicyOp)
+def _run_policy(operations: Operations, operation: PolicyOp) -> None:
+    """Nothing to run: each step carries its own policy when invoked directly."""
+
+
+def runtime_policy(retry: RetryPolicy) -> runtime.Policy:
+    """The :class:`~helios_migrate.runtime.Policy` that runs steps with ``retry``."""
+    return runtime.Policy(
+        lock_timeout=duration_text(retry.lock_timeout_ms),
+        statement_timeout=None if retry.statement_timeout_ms is None else duration_text(retry.statement_timeout_ms),
+        attempts=retry.attempts,
+        backoff=retry.backoff_initial_s,
+        max_backoff=retry.backoff_max_s,
+    )
+
+
+def render_policy_op(autogen_context: AutogenContext, op: PolicyOp) -> list[str]:
+    autogen_context.imports.add("from helios_migrate import runtime")
+    policy = runtime_policy(op.policy)
+    defaults = runtime.Policy()
+    kwargs = {
+        name: getattr(policy, name)
+        for name in ("lock_timeout", "statement_timeout", "attempts", "backoff", "max_backoff")
+        if name in ("lock_timeout", "statement_timeout", "attempts", "backoff")
+        or getattr(policy, name) != getattr(defaults, name)
+    }
+    return [
+        "# How every step below waits for its locks (lock_timeout, then retries with backoff).",
+        *_call_lines("policy = runtime.Policy", [], kwargs),
+    ]
 
 
 # --- running ------------------------------------------------------------------------------------
@@ -181,7 +249,7 @@ def run_step(operations: Any, step: Step) -> None:
     """Run one step through :mod:`helios_migrate.runtime` (``operations`` is Alembic's ``op``)."""
     if step.guard:
         runtime.data_losing_step(operations, step.description, step.guard)
-    if step.inverse_loses_data and step.reason and step.description.startswith("undo:"):
+    if step.inverse_loses_data and step.reason and step.direction is Direction.DOWNGRADE:
         runtime.data_losing_step(operations, step.description, step.reason)
     call = _call(step)
     if call is None:
@@ -217,7 +285,7 @@ def data_loss_guards(step: Step) -> list[tuple[str, str]]:
     guards: list[tuple[str, str]] = []
     if step.guard:
         guards.append((step.description, step.guard))
-    if step.inverse_loses_data and step.description.startswith("undo:"):
+    if step.inverse_loses_data and step.direction is Direction.DOWNGRADE:
         guards.append((step.description, step.reason or "data is lost"))
     call = _call(step)
     if call is not None and call[0] == "irreversible":
@@ -225,27 +293,103 @@ def data_loss_guards(step: Step) -> list[tuple[str, str]]:
     return guards
 
 
-def step_lines(step: Step) -> list[str]:
-    """Python source lines (unindented) that run ``step`` in a revision file."""
+class _Code(str):
+    """Source text rendered as it is (``policy``), not as a string literal."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+_POLICY_KEYWORDS = ("lock_timeout", "statement_timeout", "attempts", "backoff")
+
+
+def _with_policy(name: str, kwargs: dict[str, Any], step: Step, policy: RetryPolicy | None) -> dict[str, Any]:
+    """``kwargs`` with the timeouts and retries replaced by ``policy=policy`` (and only the values
+    that differ from the revision's policy), for the calls that take a policy."""
+    if policy is None or step.retry is None or name not in ("run_in_own_transaction", "run_autocommit", "backfill"):
+        return kwargs
+    shared = runtime_policy(policy)
+    out: dict[str, Any] = {}
+    placed = False
+    for key, value in kwargs.items():
+        if key in _POLICY_KEYWORDS:
+            if not placed:
+                out["policy"] = _Code("policy")
+                placed = True
+            if value != getattr(shared, key):
+                out[key] = value
+            continue
+        out[key] = value
+    if step.retry.backoff_max_s != policy.backoff_max_s:
+        out["max_backoff"] = step.retry.backoff_max_s
+    return out
+
+
+def _literal_lines(value: Any, indent: int) -> list[str]:
+    """``value`` as source lines: a list of more than one item (or too long) one item per line."""
+    text = repr(value)
+    if isinstance(value, list) and value and (len(value) > 1 or indent + len(text) + 1 > WIDTH):
+        return ["[", *(f"    {item!r}," for item in value), "]"]
+    return [text]
+
+
+def _call_lines(callee: str, args: Sequence[Any], kwargs: dict[str, Any]) -> list[str]:
+    """``callee(args..., key=value...)`` on one line when it fits in :data:`WIDTH` columns,
+    otherwise one argument per line (SQL lists one statement per line)."""
+    parts = [*(repr(a) for a in args), *(f"{k}={v!r}" for k, v in kwargs.items())]
+    one = f"{callee}({', '.join(parts)})"
+    if BODY_INDENT + len(one) <= WIDTH:
+        return [one]
+    lines = [f"{callee}("]
+    items: list[tuple[str, Any]] = [("", a) for a in args] + list(kwargs.items())
+    for key, value in items:
+        prefix = f"{key}=" if key else ""
+        body = _literal_lines(value, BODY_INDENT + 4 + len(prefix))
+        body[0] = prefix + body[0]
+        body[-1] += ","
+        lines += [f"    {line}" for line in body]
+    return [*lines, ")"]
+
+
+def step_acknowledgements(step: Step, call: str) -> tuple[Acknowledgement, ...]:
+    """What the step's call meets on purpose: the step's own acknowledgements, and the ones that
+    come with the runtime call (offline, a batched backfill is a ``DO`` loop that ``check``
+    cannot look into)."""
+    own = step.acknowledged
+    if call == "backfill" and step.backfill is not None and step.backfill.expression:
+        own = (*own, Acknowledgement(
+            ("HM903",), "runtime.backfill: batches by key, each its own short transaction (offline: a DO loop)"
+        ))
+    elif call == "check_convertible":
+        own = (*own, Acknowledgement(
+            ("HM903",), "runtime.check_convertible only reads (offline: a DO block that counts what fails)"
+        ))
+    return own
+
+
+def step_lines(step: Step, policy: RetryPolicy | None = None) -> list[str]:
+    """Python source lines (unindented) that run ``step`` in a revision file; with ``policy``,
+    the revision's ``policy`` variable stands for the timeouts and retries that match it."""
     lines: list[str] = []
     if step.reason:
         lines += _comment(f"{step.description}: {step.reason}")
     else:
         lines += _comment(step.description)
     if step.guard:
-        lines.append(f"runtime.data_losing_step(op, {step.description!r}, {step.guard!r})")
-    if step.inverse_loses_data and step.description.startswith("undo:"):
-        lines.append(
-            f"runtime.data_losing_step(op, {step.description!r}, {step.reason or 'data is lost'!r})"
+        lines += _call_lines("runtime.data_losing_step", [_Code("op"), step.description, step.guard], {})
+    if step.inverse_loses_data and step.direction is Direction.DOWNGRADE:
+        lines += _call_lines(
+            "runtime.data_losing_step", [_Code("op"), step.description, step.reason or "data is lost"], {}
         )
     call = _call(step)
     if call is None:
         return []
     name, args, kwargs = call
+    lines += [ack.comment for ack in step_acknowledgements(step, name)]
     if name == "execute":
-        return lines + [f"op.execute({sql!r})" for sql in args[0]]
-    rendered = ["op", *(repr(a) for a in args), *(f"{k}={v!r}" for k, v in kwargs.items())]
-    return [*lines, f"runtime.{name}({', '.join(rendered)})"]
+        return lines + [line for sql in args[0] for line in _call_lines("op.execute", [sql], {})]
+    kwargs = _with_policy(name, kwargs, step, policy)
+    return [*lines, *_call_lines(f"runtime.{name}", [_Code("op"), *args], kwargs)]
 
 
 def render_plan_op(autogen_context: AutogenContext, op: LockSafePlanOp) -> list[str]:
@@ -258,7 +402,7 @@ def render_plan_op(autogen_context: AutogenContext, op: LockSafePlanOp) -> list[
         lines += _comment(f"note: {note}")
     phase: Phase | None = None
     for step in op.steps:
-        body = step_lines(step)
+        body = step_lines(step, op.policy)
         if not body:
             continue
         if step.phase is not phase:

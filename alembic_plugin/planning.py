@@ -36,7 +36,17 @@ from helios_migrate.changes import (
 )
 from helios_migrate.config import AutogenerateSettings, Config, ConfigError, load_config
 from helios_migrate.impact import estimate_plan, render_revision_header, tables_of_plan
-from helios_migrate.plan import Phase, Plan, Step, TransactionMode
+from helios_migrate.lint import lint_sql
+from helios_migrate.plan import (
+    Acknowledgement,
+    Direction,
+    Origin,
+    Phase,
+    Plan,
+    RetryPolicy,
+    Step,
+    TransactionMode,
+)
 from helios_migrate.planner import (
     LiveFacts,
     PlannerFacts,
@@ -50,9 +60,17 @@ from helios_migrate.planner import (
 )
 from helios_migrate.versions import PgVersion, Target, VersionError, default_version, target_version
 
+from .compare_enums import compare_enums
 from .guards import GuardsOp, guard_downgrades, render_guards_op
 from .lock_report import report_locks, server_version
-from .ops import AS_WRITTEN, CommentOp, LockSafePlanOp, render_comment_op, render_plan_op
+from .ops import (
+    CommentOp,
+    LockSafePlanOp,
+    PolicyOp,
+    render_comment_op,
+    render_plan_op,
+    render_policy_op,
+)
 from .rerunnable import make_rerunnable
 
 if TYPE_CHECKING:
@@ -118,11 +136,20 @@ class _Planning:
         sql = ""
         with contextlib.suppress(Exception):
             sql = render_sql(op)
-        plan = plan_with_proposer(changes, sql, self.version, self.proposer, **kwargs)
-        for note in plan.notes:
-            if "LLM" in note:
-                log.warning("helios: %s", note)
-        return plan
+        return plan_with_proposer(changes, sql, self.version, self._reported(self.proposer), **kwargs)
+
+    @staticmethod
+    def _reported(proposer: Any) -> Any:
+        """``proposer``, logging the outcome of each proposal (accepted, or why not)."""
+        if proposer is None:
+            return None
+
+        def propose(sql: str) -> Any:
+            result = proposer(sql)
+            log.warning("helios: %s", getattr(result, "message", result))
+            return result
+
+        return propose
 
 
 _current: _Planning | None = None
@@ -200,19 +227,51 @@ def _plan_op(op: MigrateOperation, planning: _Planning) -> LockSafePlanOp | None
             notes=(*comment, *plan.notes),
         )
     kept = all(
-        s.transaction is TransactionMode.MIGRATION and s.irreversible_reason == AS_WRITTEN
+        s.transaction is TransactionMode.MIGRATION and s.origin is Origin.AS_WRITTEN
         for s in plan.steps
     )
     if kept:
         return None
+    plan = dataclasses.replace(plan, steps=tuple(model_choices(s, planning.version) for s in plan.steps))
     title = "; ".join(f"{ch.kind.replace('_', ' ')} on {ch.table}" for ch in changes)
-    if any(s.reason.startswith("LLM-proposed") for s in plan.steps):
+    if any(s.origin is Origin.LLM for s in plan.steps):
         title = f"LLM-proposed plan (validated by helios rules; review it) for {title}"
     return LockSafePlanOp(
         op, plan.steps,
         title=f"{title} -- lock-safe plan for PostgreSQL {planning.version}"
         + (f" ({planning.target_source})" if planning.target_source else ""),
         notes=plan.notes,
+    )
+
+
+_DESIGN = "HM5"
+"""Schema-design rules (``HM5xx``): they judge the model's own choices (a ``varchar(n)``, a
+``serial``), which a plan carries out as declared."""
+
+
+def model_choices(step: Step, version: PgVersion) -> Step:
+    """``step`` acknowledging, in each direction, the schema-design findings its SQL meets: the
+    revision carries out the model as declared, and says so beside the call with the rule's
+    advice (the reviewer reads it; ``check`` passes the revision)."""
+    config = _config()
+
+    def acks(sql: Sequence[str] | None) -> tuple[Acknowledgement, ...]:
+        if not sql:
+            return ()
+        found = lint_sql(";\n".join(sql) + ";\n", "<plan>", config=config, version=version)
+        out: dict[str, str] = {}
+        for finding in found:
+            if finding.code.startswith(_DESIGN) and finding.code not in out:
+                out[finding.code] = f"as the model declares it ({finding.message})"
+        return tuple(Acknowledgement((code,), reason) for code, reason in out.items())
+
+    up, down = acks(step.sql), acks(step.inverse)
+    if not up and not down:
+        return step
+    return dataclasses.replace(
+        step,
+        acknowledged=(*step.acknowledged, *up),
+        inverse_acknowledged=(*step.inverse_acknowledged, *down),
     )
 
 
@@ -226,7 +285,7 @@ def _rewrite(container: OpContainer, planning: _Planning) -> None:
         planned = _plan_op(op, planning)
         new_ops.append(op if planned is None else planned)
         if planned is not None:
-            log.warning("helios: rewritten into a lock-safe plan: %s", planned.title)
+            log.info("helios: planned lock-safe: %s", planned.title)
             for note in planned.notes:
                 log.warning("helios: %s", note)
     container.ops = new_ops
@@ -265,6 +324,7 @@ def plan_upgrade_ops(autogen_context: AutogenContext, upgrade_ops: UpgradeOps) -
     planning.target_source = target.source if target.database != target.version else ""
     _current = planning
     _rewrite(upgrade_ops, planning)
+    compare_enums(autogen_context, upgrade_ops, version)
     make_rerunnable(upgrade_ops)
 
 
@@ -527,11 +587,33 @@ def impact_header(connection: Any, container: OpContainer, version: PgVersion,
                         type(exc).__name__, exc)
             facts = None
     impact = estimate_plan(plan, facts, version, throughput=throughput)
-    text = render_revision_header(impact, prefix="")
+    text = render_revision_header(impact, prefix="", width=HEADER_STEP_WIDTH)
     lines = [f"# -- {HEADER_MARK} (helios-migrate; see docs/impact.md) --"]
     lines += ["# " + line if line else "#" for line in text.rstrip("\n").split("\n")]
+    cut = [s for s in impact.steps if len(s.description) > HEADER_STEP_WIDTH]
+    if cut:
+        lines.append("# steps in full:")
+        for s in cut:
+            lines += _wrapped(f"{s.number}  {s.description}", indent=" " * (len(str(s.number)) + 2))
     lines.append("# --")
     return CommentOp(lines)
+
+
+HEADER_STEP_WIDTH = 44
+"""Step names longer than this are cut in the impact table and listed in full below it."""
+
+
+def _wrapped(text: str, *, indent: str) -> list[str]:
+    """``# text`` wrapped at 96 columns, continuation lines indented by ``indent``."""
+    out: list[str] = []
+    line = "#"
+    for word in text.split():
+        if len(line) + 1 + len(word) > 96 and line != "#":
+            out.append(line)
+            line = "# " + indent[:-1]
+        line += " " + word
+    out.append(line)
+    return out
 
 
 def _with_header(context: Any, container: OpContainer, settings: AutogenerateSettings) -> None:
@@ -557,11 +639,36 @@ def finish_revisions(context: Any, revision: Any, directives: Sequence[Any]) -> 
         later = _split_contract(script) if split else None
         for upgrade in script.upgrade_ops_list:
             _with_header(context, upgrade, settings)
+            declare_policy(upgrade)
+        for downgrade in script.downgrade_ops_list:
+            declare_policy(downgrade)
         guard_downgrades(script)
         if later is not None:
             later._helios_finished = True
             _with_header(context, later.upgrade_ops, settings)
+            declare_policy(later.upgrade_ops)
+            declare_policy(later.downgrade_ops)
             directives.insert(directives.index(script) + 1, later)  # type: ignore[attr-defined]
+
+
+def declare_policy(container: OpContainer) -> None:
+    """Set the policy once for a whole ``upgrade()`` or ``downgrade()``: the timeouts and retries
+    most of its steps use become ``policy = runtime.Policy(...)`` after the impact header, and each
+    call passes ``policy=policy`` (naming only what differs)."""
+    plans = [op for op in _leaves(container) if isinstance(op, LockSafePlanOp)]
+    counts: dict[RetryPolicy, int] = {}
+    for plan in plans:
+        for step in plan.steps:
+            if step.retry is not None and step.retry.statement_timeout_ms is not None:
+                counts[step.retry] = counts.get(step.retry, 0) + 1
+    if not counts or any(isinstance(op, PolicyOp) for op in container.ops):
+        return
+    policy = max(counts, key=lambda retry: counts[retry])
+    for plan in plans:
+        plan.policy = policy
+    at = 1 if container.ops and isinstance(container.ops[0], CommentOp) and container.ops[0].lines \
+        and HEADER_MARK in container.ops[0].lines[0] else 0
+    container.ops.insert(at, PolicyOp(policy))
 
 
 SPLIT_VAR = "HELIOS_SPLIT_CONTRACT"
@@ -646,7 +753,7 @@ def reverse_ops(container: Any) -> Any:
             if isinstance(sql, str):
                 what = f"op.execute({sql[:80]!r})"
             step = Step(
-                description=f"undo: {what}", phase=Phase.EXPAND, inverse=None,
+                description=f"undo: {what}", phase=Phase.EXPAND, inverse=None, direction=Direction.DOWNGRADE,
                 irreversible_reason="Alembic knows no inverse for it: write this part of the downgrade by hand",
             )
             return LockSafePlanOp(None, [step], title=f"undo: {what}", downgrade=True)
@@ -684,14 +791,14 @@ def _install_finisher(autogen_context: AutogenContext) -> None:
 
 
 def plan_revision(autogen_context: AutogenContext, upgrade_ops: UpgradeOps) -> PriorityDispatchResult:
-    """The comparator: report the locks of the operations Alembic generated (what a plain
-    revision would take), then rewrite the risky ones into lock-safe plans."""
+    """The comparator: rewrite the risky operations Alembic generated into lock-safe plans (each
+    logged as "planned lock-safe"), then report the locks of what is left as written."""
     register_renderer()
-    report_locks(autogen_context, upgrade_ops)
     dialect = autogen_context.dialect
     if dialect is not None and dialect.name == "postgresql" and os.environ.get(DISABLE_VAR, "1") != "0":
         plan_upgrade_ops(autogen_context, upgrade_ops)
         _install_finisher(autogen_context)
+    report_locks(autogen_context, upgrade_ops)
     return PriorityDispatchResult.CONTINUE
 
 
@@ -713,5 +820,6 @@ def register_renderer() -> None:
 
     renderers.dispatch_for(LockSafePlanOp)(_render)
     renderers.dispatch_for(CommentOp)(render_comment_op)
+    renderers.dispatch_for(PolicyOp)(render_policy_op)
     renderers.dispatch_for(GuardsOp)(render_guards_op)
     _registered = True

@@ -10,6 +10,7 @@ judge a hand-written revision), its phase, and its inverse -- or why there is no
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -36,6 +37,59 @@ class TransactionMode(str, enum.Enum):
     and retries; the next step starts after it commits."""
     AUTOCOMMIT = "autocommit"
     """Outside any transaction block (CONCURRENTLY, ADD VALUE before 12, batched backfills)."""
+
+
+class Origin(str, enum.Enum):
+    """Who made a step."""
+
+    PLANNER = "planner"
+    """The deterministic planner (the rules' own plan)."""
+    LLM = "llm"
+    """Proposed by a language model, then judged by pglast, the knowledge base and the rules."""
+    AS_WRITTEN = "as written"
+    """The change as the user (or Alembic) wrote it; its inverse is Alembic's own operation."""
+
+
+class Direction(str, enum.Enum):
+    """Which function of a revision a step runs in."""
+
+    UPGRADE = "upgrade"
+    DOWNGRADE = "downgrade"
+
+    def flipped(self) -> Direction:
+        return Direction.DOWNGRADE if self is Direction.UPGRADE else Direction.UPGRADE
+
+
+_RULE_CODE = re.compile(r"^[A-Z]{2,}[0-9]{3}$")
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """Findings of ``helios-migrate check`` a step meets on purpose, and why.
+
+    Rendered above the step's call in the revision as ``# helios: ignore[HM303] -- <reason>``: the
+    reviewer reads the reason, and ``check`` suppresses exactly these codes on exactly that call
+    (an acknowledgement that suppresses nothing is reported, HM902).
+    """
+
+    codes: tuple[str, ...]
+    reason: str
+
+    def __post_init__(self) -> None:
+        bad = [code for code in self.codes if not _RULE_CODE.match(code)]
+        if not self.codes or bad:
+            raise ValueError(f"acknowledgement needs rule codes like HM303, got {self.codes!r}")
+        if not self.reason.strip() or "\n" in self.reason:
+            raise ValueError("acknowledgement needs a one-line reason")
+
+    @property
+    def comment(self) -> str:
+        return f"# helios: ignore[{', '.join(self.codes)}] -- {self.reason}"
+
+
+def acknowledge(*codes: str, reason: str) -> tuple[Acknowledgement, ...]:
+    """``(Acknowledgement(codes, reason),)``: the value of a step's ``acknowledged`` field."""
+    return (Acknowledgement(tuple(codes), reason),)
 
 
 @dataclass(frozen=True)
@@ -121,6 +175,18 @@ class Step:
     inverse_done_when: str | None = None
     """``done_when`` of the inverse: a re-run of an interrupted downgrade skips what it did."""
 
+    origin: Origin = Origin.PLANNER
+    """Who made the step (the planner, a validated LLM proposal, or the change as written)."""
+    direction: Direction = Direction.UPGRADE
+    """``DOWNGRADE`` for a step made by :meth:`reversed` (it undoes an upgrade step)."""
+    acknowledged: tuple[Acknowledgement, ...] = ()
+    """Findings of ``check`` the step meets on purpose, with the reason shown next to its call."""
+    inverse_acknowledged: tuple[Acknowledgement, ...] = ()
+    """The same, for the inverse (the downgrade step)."""
+    inverse_retry: RetryPolicy | None = None
+    """How the inverse waits for its lock when it runs outside a transaction of its own (a
+    ``DROP INDEX CONCURRENTLY`` with ``lock_timeout`` and retries)."""
+
     def effects(self, version: PgVersion, catalog: SchemaLookup | None = None) -> list[Effect]:
         """The knowledge base's view of every change this step makes."""
         return [effect_of(ch, version, catalog) for ch in self.changes]
@@ -141,7 +207,7 @@ class Step:
             phase=self.phase,
             sql=self.inverse or (),
             transaction=self.inverse_transaction,
-            retry=self.retry if self.inverse_transaction is TransactionMode.OWN else None,
+            retry=self.inverse_retry or (self.retry if self.inverse_transaction is TransactionMode.OWN else None),
             inverse=self.sql,
             inverse_transaction=self.transaction,
             irreversible_reason=self.irreversible_reason if self.inverse is None else None,
@@ -151,6 +217,11 @@ class Step:
             inverse_index=self.index,
             backfill=self.inverse_backfill,
             inverse_backfill=self.backfill,
+            inverse_retry=self.retry if self.inverse_retry is not None else None,
+            origin=self.origin,
+            direction=self.direction.flipped(),
+            acknowledged=self.inverse_acknowledged,
+            inverse_acknowledged=self.acknowledged,
             conversion_check=self.inverse_conversion_check,
             inverse_conversion_check=self.conversion_check,
             on_failure=self.inverse_on_failure,

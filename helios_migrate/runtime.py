@@ -33,14 +33,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import logging
 import os
 import re
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from alembic.util import CommandError
@@ -58,6 +60,7 @@ from .throttle import BatchSizer, StopRequested, Throttle, ThrottleStop, stop_be
 __all__ = [
     "ALLOW_DATA_LOSS_VAR",
     "IrreversibleStep",
+    "Policy",
     "StepFailed",
     "add_constraint_if_missing",
     "backfill",
@@ -92,6 +95,41 @@ class StepFailed(CommandError):
 _DATA_PROBLEM_CLASSES = ("22", "23")
 """SQLSTATE classes of failures the data causes (conversion, NOT NULL, CHECK, FK, UNIQUE): the
 step is undone (``undo_on_failure``) rather than retried."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How the steps of a revision wait for their locks, set once at the top of ``upgrade()`` and
+    ``downgrade()`` and passed to each call as ``policy=policy``.
+
+    A keyword given to a call next to ``policy`` wins over it (a ``VALIDATE`` scan runs with
+    ``statement_timeout=None``); a call ignores what it has no use for (``run_autocommit`` has no
+    ``statement_timeout``).  Revisions written before there was a policy pass the same keywords
+    one by one, which keeps working.
+    """
+
+    lock_timeout: str | None = "2s"
+    statement_timeout: str | None = None
+    attempts: int = 5
+    backoff: float = 0.5
+    max_backoff: float = 10.0
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _takes_policy(fn: _F) -> _F:
+    """Let ``fn`` take ``policy=Policy(...)`` in place of its timeout and retry keywords."""
+    accepted = {f.name for f in fields(Policy)} & set(inspect.signature(fn).parameters)
+
+    @functools.wraps(fn)
+    def with_policy(*args: Any, policy: Policy | None = None, **kwargs: Any) -> Any:
+        if policy is not None:
+            for name in accepted:
+                kwargs.setdefault(name, getattr(policy, name))
+        return fn(*args, **kwargs)
+
+    return cast(_F, with_policy)
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -291,6 +329,7 @@ def _is_data_problem(exc: BaseException) -> bool:
 # --- steps --------------------------------------------------------------------------------------
 
 
+@_takes_policy
 def run_in_own_transaction(
     op: Any,
     statements: Sequence[str],
@@ -370,6 +409,7 @@ def constraint_exists_sql(table: str, name: str) -> str:
     )
 
 
+@_takes_policy
 def run_autocommit(
     op: Any,
     statements: Sequence[str],
@@ -420,6 +460,7 @@ def _invalid_index_sql(name: str) -> str:
     )
 
 
+@_takes_policy
 def create_index_concurrently(
     op: Any,
     name: str,
@@ -464,6 +505,7 @@ def create_index_concurrently(
         _retrying(op, f"create index {name}", attempts, backoff, max_backoff, body)
 
 
+@_takes_policy
 def drop_index_concurrently(
     op: Any,
     name: str,
@@ -485,6 +527,7 @@ def drop_index_concurrently(
     )
 
 
+@_takes_policy
 def backfill(
     op: Any,
     table: str,

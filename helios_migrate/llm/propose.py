@@ -53,7 +53,7 @@ from ..effects import WorkClass
 from ..findings import Finding, Severity
 from ..knowledge import SchemaLookup, describe, effect_of
 from ..lint import lint_sql
-from ..plan import Backfill, Phase, Plan, RetryPolicy, Step, TransactionMode
+from ..plan import Backfill, Origin, Phase, Plan, RetryPolicy, Step, TransactionMode
 from ..sql_parse import SqlSyntaxError, parse_statements
 from ..versions import PgVersion, default_version
 from .ask import Attempt, ask_validated
@@ -276,6 +276,7 @@ class _PlanValidator:
                 inverse=tuple(inverse) if inverse is not None else None,
                 irreversible_reason=_clean(raw["irreversible_reason"]) if inverse is None else None,
                 reason=f"{LLM_MARK} {_clean(raw['rationale'])}",
+                origin=Origin.LLM,
             ), []
         step = Step(
             description=description,
@@ -287,6 +288,7 @@ class _PlanValidator:
             inverse=tuple(inverse) if inverse is not None else None,
             irreversible_reason=_clean(raw["irreversible_reason"]) if inverse is None else None,
             reason=f"{LLM_MARK} {_clean(raw['rationale'])}",
+            origin=Origin.LLM,
         )
         return step, []
 

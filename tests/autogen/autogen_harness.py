@@ -3,6 +3,7 @@ and a concurrent writer that records how long each of its statements waited."""
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import logging
@@ -286,6 +287,12 @@ class Writer(threading.Thread):
     def stop(self) -> None:
         self.stop_event.set()
         self.join(timeout=30)
+
+
+def code(source: str) -> str:
+    """A revision's code with each call on one line and without comments (``ast.unparse``): what
+    the revision runs, independent of how it is laid out across lines."""
+    return ast.unparse(ast.parse(source))
 
 
 def dedent(text: str) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from autogen_harness import Project, models_source
+from autogen_harness import Project, code, models_source
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "llm"))
 from llm_fake_server import FakeLLMServer, Reply, load_replies
@@ -80,7 +80,7 @@ def test_validated_proposal_is_used_and_marked(project: Project, fake_llm: FakeL
     upgrade = revision.split("def downgrade")[0]
     assert "LLM-proposed plan (validated by helios rules; review it)" in upgrade
     assert "# upper-case the notes of the first ten items: LLM-proposed:" in upgrade
-    assert f"runtime.run_in_own_transaction(op, [{SQL!r}]" in upgrade
+    assert f"runtime.run_in_own_transaction(op, [{SQL!r}]" in code(revision).split("def downgrade")[0]
     assert "note: LLM-proposed" in upgrade
     assert len(fake_llm.requests) == 1
     project.alembic("upgrade", "head")
@@ -107,4 +107,4 @@ def test_possible_rename_carries_the_model_judgement(project: Project, fake_llm:
     revision = project.autogenerate()
     assert "POSSIBLE RENAME: items.legacy -> legacy_text" in revision
     assert "LLM judgement" in revision and "a rename" in revision
-    assert "runtime.data_losing_step(op, 'drop column items.legacy'" in revision
+    assert "runtime.data_losing_step(op, 'drop column items.legacy'" in code(revision)

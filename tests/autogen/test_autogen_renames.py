@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from autogen_harness import Project, Writer, models_source
+from autogen_harness import Project, Writer, code, models_source
 
 LOCK_TIMEOUT_S = 1.0
 MARGIN_S = 1.0
@@ -56,9 +56,9 @@ def test_hinted_column_rename_keeps_every_value(project: Project) -> None:
     revision = project.autogenerate()
     assert "rename column items.legacy to legacy_note (expand-contract)" in revision
     assert "CREATE TRIGGER items_legacy_legacy_note_sync" in revision
-    assert "runtime.backfill(op, 'items', 'legacy_note', 'legacy'" in revision
+    assert "runtime.backfill(op, 'items', 'legacy_note', 'legacy'" in code(revision)
     assert "DROP COLUMN IF EXISTS legacy'" in revision.split("-- CONTRACT")[1]
-    assert "runtime.backfill(op, 'items', 'legacy', 'legacy_note'" in revision.split("def downgrade")[1]
+    assert "runtime.backfill(op, 'items', 'legacy', 'legacy_note'" in code(revision).split("def downgrade")[1]
     assert "data_losing_step" not in revision
     before = project.count("SELECT count(*) FROM items")
     writer = _under_writer(project, "upgrade", "head")
@@ -85,7 +85,7 @@ def test_unconfirmed_drop_and_add_is_reported_and_refuses_to_drop(project: Proje
     assert "possible rename items.legacy -> legacy_text" in res.stderr
     assert "POSSIBLE RENAME: items.legacy -> legacy_text" in revision
     assert 'renamed_from": "legacy"' in revision
-    assert "runtime.data_losing_step(op, 'drop column items.legacy'" in revision
+    assert "runtime.data_losing_step(op, 'drop column items.legacy'" in code(revision)
     refused = project.alembic("upgrade", "head", check=False)
     assert refused.returncode != 0 and "may be a rename" in refused.stderr
     assert project.count("SELECT count(*) FROM items WHERE legacy IS NOT NULL") == 100_000

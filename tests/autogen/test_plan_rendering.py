@@ -3,7 +3,9 @@ and the SQL the rendered runtime calls emit in ``alembic upgrade --sql`` mode.""
 
 from __future__ import annotations
 
+import ast
 import io
+import re
 
 import pytest
 from alembic.migration import MigrationContext
@@ -25,6 +27,12 @@ from helios_migrate.versions import PgVersion
 T = QualifiedName("items")
 PG15, PG18 = PgVersion(15, 8), PgVersion(18, 1)
 FACTS = StaticFacts(rows={"items": True}, keys={"items": ("id",)})
+
+
+def code(source: str) -> str:
+    """Rendered lines as the code they run, each call on one line."""
+    return ast.unparse(ast.parse(source))
+
 
 
 def _sql(plan_steps: object) -> list[tuple[str, str]]:
@@ -172,14 +180,14 @@ def test_drop_column_is_contract_and_downgrade_needs_opt_in() -> None:
     assert step.phase is Phase.CONTRACT and step.inverse_loses_data
     undo = LockSafePlanOp(None, plan.steps, title="drop").reverse()
     lines = [line for s in undo.steps for line in step_lines(s)]
-    assert any(line.startswith("runtime.data_losing_step(op, 'undo: drop column items.legacy'") for line in lines)
+    assert "runtime.data_losing_step(op, 'undo: drop column items.legacy'" in code("\n".join(lines))
 
 
 def test_drop_table_is_irreversible() -> None:
     plan = plan_changes([c.DropTable(on=T)], PG18, facts=FACTS)
     undo = LockSafePlanOp(None, plan.steps, title="drop").reverse()
     lines = [line for s in undo.steps for line in step_lines(s)]
-    assert any(line.startswith("runtime.irreversible(op, 'undo: drop table items'") for line in lines)
+    assert "runtime.irreversible(op, 'undo: drop table items'" in code("\n".join(lines))
 
 
 def test_offline_sql_transaction_structure() -> None:
@@ -233,3 +241,34 @@ def test_offline_sql_has_no_error_finding() -> None:
         findings = lint.lint_sql(sql, "revision.sql", config=Config(), version=version)
         errors = [f for f in findings if f.severity >= Severity.ERROR]
         assert not errors, [(f.code, f.message) for f in errors]
+
+
+def test_calls_name_the_revision_policy_and_fit_in_100_columns() -> None:
+    """With the revision's policy declared once, each call passes ``policy=policy`` and names only
+    what differs (a VALIDATE scan has no statement_timeout); calls longer than the width put one
+    argument per line and one SQL statement per line; the code runs the same SQL as before."""
+    col = ColumnDef("token", "uuid", nullable=False, default="gen_random_uuid()")
+    policy = PlanPolicy(lock_timeout="1s", statement_timeout="10s")
+    plan = plan_changes([c.AddColumn(on=T, column=col)], PG15, facts=FACTS, policy=policy)
+    lines = [line for s in plan.steps for line in step_lines(s, policy.retry())]
+    source = code("\n".join(lines))
+    assert "lock_timeout='1s'" not in source and source.count("policy=policy") >= 4
+    assert "ALTER TABLE items VALIDATE CONSTRAINT items_token_not_null'], policy=policy, statement_timeout=None" in source
+    calls = [line for line in lines if not line.lstrip().startswith("#")]
+    for line in calls:  # beyond the width only a single argument that is one long literal
+        if len(line) + 4 > 100:
+            assert isinstance(ast.literal_eval(re.sub(r"^\w+=", "", line.strip()).rstrip(",")), str), line
+    assert "    [" in lines and any(line == "runtime.run_in_own_transaction(" for line in lines)
+    # the old keyword form (revisions written before the policy) and the policy form emit the same SQL
+    from alembic_plugin.ops import runtime_policy
+    from helios_migrate import runtime
+
+    def emitted(**kwargs: object) -> str:
+        buf = io.StringIO()
+        ctx = MigrationContext.configure(dialect_name="postgresql", opts={"as_sql": True, "output_buffer": buf})
+        with ctx.begin_transaction():
+            runtime.run_in_own_transaction(Operations(ctx), ["ALTER TABLE items ADD COLUMN x int"], **kwargs)
+        return buf.getvalue()
+
+    assert emitted(policy=runtime_policy(policy.retry())) == emitted(lock_timeout="1s", statement_timeout="10s")
+    assert "statement_timeout" not in emitted(policy=runtime_policy(policy.retry()), statement_timeout=None)

@@ -234,7 +234,7 @@ def test_rerun_after_a_later_failure_does_not_start_the_expand_phase_again(proje
     revision = project.revision_files()[-1]
     upgrade = text.split("def downgrade")[0]
     swap = upgrade.index("RENAME COLUMN score__new TO score")
-    end_of_swap = text.index("\n", swap)
+    end_of_swap = text.index("\n    )\n", swap) + len("\n    )")  # the end of the swap's call
     failing = text[:end_of_swap] + '\n    op.execute("SELECT 1 / 0")' + text[end_of_swap:]
     revision.write_text(failing)
     res = project.alembic("upgrade", "head", check=False)
