@@ -292,7 +292,9 @@ def _undo_and_raise(
     undone = []
     for sql in statements:
         try:
-            _retrying(op, f"undo after {what}", 10, 0.5, 10.0, functools.partial(_in_transaction, op, [sql], "5s"))
+            # CONCURRENTLY cannot run in a transaction block: it runs on its own.
+            runner = _outside_transaction if "CONCURRENTLY" in sql.upper() else _in_transaction
+            _retrying(op, f"undo after {what}", 10, 0.5, 10.0, functools.partial(runner, op, [sql], "5s"))
             undone.append(sql)
         except (sa.exc.DBAPIError, StepFailed) as undo_exc:
             raise StepFailed(
@@ -303,6 +305,18 @@ def _undo_and_raise(
         f"{what} failed: {reason}\nundone: {description}, so the table works as before this step. "
         "Fix the data and run the upgrade again: completed steps are skipped."
     ) from exc
+
+
+def _outside_transaction(op: Any, statements: Sequence[str], lock_timeout: str | None) -> None:
+    bind = op.get_bind()
+    if lock_timeout is not None:
+        bind.exec_driver_sql(f"SET lock_timeout = {quote_literal(lock_timeout)}")
+    try:
+        for sql in statements:
+            _exec(op, sql)
+    finally:
+        if lock_timeout is not None:
+            bind.exec_driver_sql("RESET lock_timeout")
 
 
 def _in_transaction(op: Any, statements: Sequence[str], lock_timeout: str | None) -> None:
@@ -502,7 +516,13 @@ def create_index_concurrently(
                 if lock_timeout is not None:
                     op.get_bind().exec_driver_sql("RESET lock_timeout")
 
-        _retrying(op, f"create index {name}", attempts, backoff, max_backoff, body)
+        # A build the data fails (duplicates for a UNIQUE index) leaves an INVALID index that
+        # still checks every new row: it is dropped again before the error is raised.
+        with _undone_on_data_problem(
+            op, f"building index {name}", [drop],
+            f"dropped the INVALID index {name} the failed build left (it would still check new rows)",
+        ):
+            _retrying(op, f"create index {name}", attempts, backoff, max_backoff, body)
 
 
 @_takes_policy
