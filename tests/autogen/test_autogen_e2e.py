@@ -126,30 +126,43 @@ def test_mixed_revision(project: Project) -> None:
 
 
 def test_interrupted_upgrade_runs_again(project: Project) -> None:
-    """Kill the upgrade during the backfill; the second run finishes the plan."""
+    """Kill the upgrade in the middle of the backfill; the second run finishes the plan.
+
+    The kill is deterministic: fixed batches of 2,000 rows, and a throttle whose "load" is the
+    number of rows already filled, so the backfill runs exactly one batch and then waits (logging
+    why) until the test kills it; the re-run has no such throttle."""
+    settings = '[tool.helios-migrate]\nlock_timeout = "1s"\nbackfill_batch_size = 2000\nbackfill_target_ms = 0\n'
     (project.root / "pyproject.toml").write_text(
-        '[tool.helios-migrate]\nlock_timeout = "1s"\nbackfill_batch_size = 2000\nbackfill_pause_ms = 100\n'
+        settings + 'max_load = 0\nload_sql = "SELECT count(*) FROM items WHERE token IS NOT NULL"\n'
     )
     columns = dict(CASES["add-not-null-volatile-default"][0])
     columns.update(CASES["unique"][0])
     project.write_models(models_source(columns))
     project.autogenerate()
+    before = project.count("SELECT count(*) FROM items")
     proc = subprocess.Popen(
         [sys.executable, "-m", "alembic", "upgrade", "head"], cwd=project.root, env=project.env,
         stderr=subprocess.PIPE, text=True,
     )
     assert proc.stderr is not None
     seen: list[str] = []
-    for line in proc.stderr:
-        seen.append(line)
-        if "backfill items.token" in line and "of ~" in line:
-            break
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert project.count("SELECT count(*) FROM items WHERE token IS NULL") > 0, "".join(seen)
+    try:
+        for line in proc.stderr:
+            seen.append(line)
+            if "backfill" in line and "items.token" in line and "waiting: load" in line:
+                break
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert "waiting: load" in "".join(seen), "".join(seen)
+    # Killed mid-backfill: the first batch is committed, the rest of the table is not filled.
+    assert project.count("SELECT count(*) FROM items WHERE token IS NOT NULL") == 2000, "".join(seen)
+    assert project.count("SELECT count(*) FROM items WHERE token IS NULL") == before - 2000
     assert project.count("SELECT count(*) FROM alembic_version") == 0
+    (project.root / "pyproject.toml").write_text(settings)
     project.alembic("upgrade", "head")
     assert project.count("SELECT count(*) FROM items WHERE token IS NULL") == 0
+    assert project.count("SELECT count(*) FROM items") == before
     assert project.alembic("check", check=False).returncode == 0
 
 
