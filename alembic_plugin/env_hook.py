@@ -40,7 +40,10 @@ def process_revision_directives(context: Any, revision: Any, directives: Sequenc
     register_renderer()
     if context.dialect is None or context.dialect.name != "postgresql":
         return
-    shim = SimpleNamespace(connection=context.connection, dialect=context.dialect)
+    shim = SimpleNamespace(
+        connection=context.connection, dialect=context.dialect,
+        metadata=context.opts.get("target_metadata"),
+    )
     for script in directives:
         if not isinstance(script, ops.MigrationScript):
             continue

@@ -399,7 +399,10 @@ def render_plan_op(autogen_context: AutogenContext, op: LockSafePlanOp) -> list[
     if op.title:
         lines += _comment(f"helios: {op.title}")
     for note in op.notes:
-        lines += _comment(f"note: {note}")
+        # A note's later lines are code to copy (a model line): each stays one comment line.
+        first, *code_lines = note.split("\n")
+        lines += _comment(f"note: {first}")
+        lines += [f"#     {line.strip()}" for line in code_lines]
     phase: Phase | None = None
     for step in op.steps:
         body = step_lines(step, op.policy)

@@ -61,6 +61,7 @@ from helios_migrate.planner import (
 from helios_migrate.versions import PgVersion, Target, VersionError, default_version, target_version
 
 from .compare_enums import compare_enums
+from .fk_indexes import keep_fk_support_indexes
 from .guards import GuardsOp, guard_downgrades, render_guards_op
 from .lock_report import report_locks, server_version
 from .ops import (
@@ -309,6 +310,9 @@ def plan_upgrade_ops(autogen_context: AutogenContext, upgrade_ops: UpgradeOps) -
     version = target.version
     if target.note:
         log.warning("helios: %s", target.note)
+    policy = _policy()
+    for name in keep_fk_support_indexes(getattr(autogen_context, "metadata", None), upgrade_ops, policy):
+        log.info("helios: kept %s: it supports a foreign key of the models no declared index covers", name)
     catalog, facts = _lookups(autogen_context)
     guards = plan_renames(upgrade_ops, version, facts, catalog)
     everything: list[Change] = []
@@ -319,7 +323,7 @@ def plan_upgrade_ops(autogen_context: AutogenContext, upgrade_ops: UpgradeOps) -
             everything.extend(changes_from_op(op))
     new_tables = {ch.on for ch in everything if isinstance(ch, CreateTable)}
     new_indexes = [ch for ch in everything if isinstance(ch, CreateIndex)]
-    planning = _Planning(version, catalog, facts, _policy(), new_tables, new_indexes)
+    planning = _Planning(version, catalog, facts, policy, new_tables, new_indexes)
     planning.guards = guards
     planning.target_source = target.source if target.database != target.version else ""
     _current = planning

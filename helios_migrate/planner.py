@@ -21,6 +21,7 @@ runs as written, in its own short transaction when it locks an existing table.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -1485,10 +1486,16 @@ def _fk_index(ch: c.AddConstraint, ctx: _Ctx) -> list[Step]:
     name = index_name(ch.on, cols)
     ctx.notes.append(
         f"{ch.on}: index {name} supports the new foreign key (deletes and updates on the referenced "
-        "table would otherwise scan it); declare it in the model (index=True) so autogenerate keeps it"
+        "table would otherwise scan it); autogenerate keeps it while the models declare no index on "
+        f"({', '.join(cols)}); to declare it, keep its name:\n{_model_index_code(name, cols)}"
     )
     ix = c.CreateIndex(on=ch.on, name=name, columns=tuple(quote_ident(x) for x in cols), concurrently=True)
     return _index_steps(ix, name, ctx, reason="no index covers the foreign key's columns")
+
+
+def _model_index_code(name: str, columns: Sequence[str]) -> str:
+    """The SQLAlchemy model line that declares index ``name`` on ``columns``."""
+    return "sa.Index(" + ", ".join(json.dumps(x) for x in (name, *columns)) + ")"
 
 
 # --- indexes ------------------------------------------------------------------------------------
