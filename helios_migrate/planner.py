@@ -880,7 +880,29 @@ def _drop_column(ch: c.DropColumn, ctx: _Ctx) -> list[Step]:
     if restore:
         col = restore[0].column
         inverse = (f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {column_sql(col, nullable=True)}",)
+    details = getattr(ctx.facts, "column_details", None)
+    not_null, default, _ = details(ch.on, ch.column) if details is not None else (False, None, ())
+    expand: list[Step] = []
+    if not_null and default is None:
+        # Code deployed before the contract no longer writes the column: while it still exists,
+        # NOT NULL without a default would refuse every insert of that code.
+        expand.append(ctx.own(
+            f"let {ch.on}.{ch.column} be NULL until it is dropped",
+            [f"ALTER TABLE {t} ALTER COLUMN {quote_ident(ch.column)} DROP NOT NULL"],
+            inverse=(),
+            # Done once the column is nullable -- or gone: a re-run after the drop skips it.
+            done_when=(
+                "SELECT NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = "
+                f"to_regclass({_literal(sql_name(ch.on))}) AND attname = {_literal(ch.column)} "
+                "AND NOT attisdropped AND attnotnull)"
+            ),
+            reason="expand: code that no longer writes the column can insert before the contract drops it",
+            acknowledged=acknowledge(
+                "HM305", reason=f"the column is dropped in the contract phase; inserts without {ch.column} must work until then"
+            ),
+        ))
     return [
+        *expand,
         ctx.own(
             f"drop column {ch.on}.{ch.column}",
             [f"ALTER TABLE {t} DROP COLUMN IF EXISTS {quote_ident(ch.column)}"],

@@ -301,3 +301,47 @@ def test_a_revision_that_commits_in_steps_can_be_run_again(project: Project) -> 
     project.alembic("upgrade", "head")
     assert project.count("SELECT count(*) FROM items WHERE token IS NULL") == 0
     assert project.count("SELECT count(*) FROM notes") == 0
+
+
+# --- found by the generative stairway (tests/generative/test_stairway.py) ------------------------
+
+
+def test_unique_constraint_on_duplicates_is_refused_without_leaving_an_invalid_index(project: Project) -> None:
+    """A UNIQUE constraint the data cannot take: the concurrent build fails; the INVALID index it
+    leaves (which would still check new rows) is dropped again, and duplicates still insert."""
+    project.write_models(models_source(extra=['sa.Index("items_status_idx", "status")',
+                                              'sa.UniqueConstraint("qty", name="items_qty_key")']))
+    project.autogenerate()
+    res = project.alembic("upgrade", "head", check=False)
+    assert res.returncode != 0 and "undone" in res.stderr, res.stderr[-1500:]
+    with psycopg.connect(project.url) as conn:
+        invalid = conn.execute("SELECT count(*) FROM pg_index WHERE indrelid = 'items'::regclass "
+                               "AND NOT indisvalid").fetchone()
+    assert invalid == (0,)
+    _insert(project, qty=1)
+    _insert(project, qty=1)
+
+
+def test_dropping_a_not_null_column_lets_code_that_no_longer_writes_it_insert(project: Project) -> None:
+    """Dropping a NOT NULL column without a default: the expand phase makes it nullable, so code
+    deployed before the contract (not writing the column) can insert; a re-run after a failure
+    that follows the drop skips that step instead of failing on the missing column."""
+    _execute(project, "UPDATE items SET legacy = 'x'")
+    _execute(project, "ALTER TABLE items ALTER COLUMN legacy SET NOT NULL")
+    project.write_models(models_source({"legacy": 'sa.Column("legacy", sa.Text, nullable=False)'}))
+    assert "No new upgrade operations" in project.alembic("check").stdout
+    project.write_models(models_source({"legacy": None}))
+    text = project.autogenerate()
+    upgrade = text.split("def downgrade")[0]
+    assert "ALTER COLUMN legacy DROP NOT NULL" in upgrade
+    assert upgrade.index("DROP NOT NULL") < upgrade.index("DROP COLUMN IF EXISTS legacy")
+    drop = upgrade.index("DROP COLUMN IF EXISTS legacy")
+    end = text.index("\n", text.index(")", drop))
+    revision = project.revision_files()[-1]
+    revision.write_text(text[:end] + '\n    op.execute("SELECT 1 / 0")' + text[end:])
+    res = project.alembic("upgrade", "head", check=False)
+    assert res.returncode != 0 and "division by zero" in res.stderr
+    assert "legacy" not in _columns(project)  # the failure came after the drop committed
+    revision.write_text(text)
+    project.alembic("upgrade", "head")
+    assert "legacy" not in _columns(project)

@@ -17,6 +17,7 @@ explicit test in ``tests/autogen/test_type_change_integrity.py``.
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import sys
 import threading
@@ -332,15 +333,20 @@ def _run_example(url: str, root: Path, table: Table, change: Change, inject: int
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(_app_insert(table, change, 5_000_000))  # still usable
         project.revision_files()[-1].write_text(revision)
-    with _App(url, table, change, 1_000_000) as app:
+    # The application writes during the upgrade -- except around a dropped column: code that no
+    # longer writes it is deployed between the expand and the contract, which one run cannot show.
+    writing = change.kind != "drop_column"
+    with _App(url, table, change, 1_000_000) if writing else contextlib.nullcontext() as app:
         result = project.alembic("upgrade", "head", check=False)
-    assert not app.errors, app.errors[:3]
+    assert app is None or not app.errors, app.errors[:3]
     if refused:
         assert result.returncode != 0, "the data cannot take the change: the upgrade must refuse"
         assert _snapshot(url, table.name) == before, "a refused upgrade must leave the table as it was"
         return
     assert result.returncode == 0, result.stderr[-3000:]
     _same_rows(_values(url, table, kept), values_before)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(_app_insert(table, change, 7_000_000))  # the application still inserts
     if change.probe:
         with pytest.raises(psycopg.errors.IntegrityError), psycopg.connect(url, autocommit=True) as conn:
             conn.execute(change.probe)
