@@ -67,12 +67,17 @@ class LockSafePlanOp(MigrateOperation):
         title: str = "",
         notes: Sequence[str] = (),
         downgrade: bool = False,
+        contract_after_deploy: bool = False,
     ) -> None:
         self.original = original
         self.steps = tuple(steps)
         self.title = title
         self.notes = tuple(notes)
         self.downgrade = downgrade
+        self.contract_after_deploy = contract_after_deploy
+        """Its contract phase removes what the code running before the revision still uses (a
+        rename's old column or view): that phase always goes into a revision of its own, to run
+        after the new code is deployed, whatever ``split_contract`` says."""
         self.policy: RetryPolicy | None = None
         """The revision's policy (``policy = runtime.Policy(...)`` at the top of the function);
         set when the revision declares one, else every call spells out its own timeouts."""

@@ -432,7 +432,9 @@ def plan_renames(
             plan = plan_column_rename(table, old_col, new_col, version, strategy=strategy,
                                       catalog=catalog, facts=facts, policy=policy)
             title = f"rename column {table}.{old_name} to {new_col.name} ({strategy})"
-            parent.ops[parent.ops.index(op)] = LockSafePlanOp(op, plan.steps, title=title, notes=plan.notes)
+            parent.ops[parent.ops.index(op)] = LockSafePlanOp(
+                op, plan.steps, title=title, notes=plan.notes, contract_after_deploy=True
+            )
             drop_parent.ops.remove(drop_op)
             log.warning("helios: %s", title)
         elif isinstance(op, ops.CreateTableOp):
@@ -450,7 +452,9 @@ def plan_renames(
                 continue
             plan = plan_table_rename(old_table, new_table, version, policy=policy)
             title = f"rename table {old_table} to {new_table.name} (with a compatibility view)"
-            parent.ops[parent.ops.index(op)] = LockSafePlanOp(op, plan.steps, title=title, notes=plan.notes)
+            parent.ops[parent.ops.index(op)] = LockSafePlanOp(
+                op, plan.steps, title=title, notes=plan.notes, contract_after_deploy=True
+            )
             found_table[0].ops.remove(found_table[1])
             # Indexes of the new table exist already: they came with the rename.
             for other_parent, other in pairs:
@@ -632,7 +636,8 @@ def _with_header(context: Any, container: OpContainer, settings: AutogenerateSet
 
 def finish_revisions(context: Any, revision: Any, directives: Sequence[Any]) -> None:
     """After planning (a ``process_revision_directives`` step): split the contract phase into a
-    revision of its own when configured, then put the impact header at the top of each upgrade."""
+    revision of its own when configured, and always when a plan's contract must wait for the new
+    code (a rename); then put the impact header at the top of each upgrade."""
 
     settings = autogenerate_settings()
     split = settings.split_contract or os.environ.get(SPLIT_VAR, "") == "1"
@@ -640,7 +645,7 @@ def finish_revisions(context: Any, revision: Any, directives: Sequence[Any]) -> 
         if not isinstance(script, ops.MigrationScript) or getattr(script, "_helios_finished", False):
             continue
         script._helios_finished = True  # type: ignore[attr-defined]
-        later = _split_contract(script) if split else None
+        later = _split_contract(script) if split or _contract_after_deploy(script) else None
         for upgrade in script.upgrade_ops_list:
             _with_header(context, upgrade, settings)
             declare_policy(upgrade)
@@ -653,6 +658,15 @@ def finish_revisions(context: Any, revision: Any, directives: Sequence[Any]) -> 
             declare_policy(later.upgrade_ops)
             declare_policy(later.downgrade_ops)
             directives.insert(directives.index(script) + 1, later)  # type: ignore[attr-defined]
+
+
+def _contract_after_deploy(script: Any) -> bool:
+    """Does a plan of ``script`` have a contract phase that must wait for the new code (a rename)?"""
+    return any(
+        isinstance(op, LockSafePlanOp) and op.contract_after_deploy
+        and any(step.phase is Phase.CONTRACT for step in op.steps)
+        for upgrade in script.upgrade_ops_list for op in _leaves(upgrade)
+    )
 
 
 def declare_policy(container: OpContainer) -> None:
@@ -714,14 +728,14 @@ def _split_contract(script: Any) -> Any:
     _drop_empty(upgrade)
     later_id = rev_id()
     why = [
-        f"# CONTRACT phase of revision {script.rev_id}, split into this revision (split_contract):",
+        f"# CONTRACT phase of revision {script.rev_id}, split into this revision:",
         "# these steps remove what the code running before that revision still uses. Upgrade to",
         f"# {script.rev_id} first, deploy code that no longer uses what is removed here, then upgrade",
         "# to this revision.",
     ]
     upgrade.ops.insert(0, CommentOp([
-        f"# The CONTRACT phase of this change is in revision {later_id} (split_contract): run it after",
-        "# the code that no longer uses what it removes is deployed.",
+        f"# The CONTRACT phase of this change is in revision {later_id}: upgrade to it after the code",
+        "# that no longer uses what it removes is deployed.",
     ]))
     script.downgrade_ops = [reverse_ops(u) for u in script.upgrade_ops_list]
     later_up = ops.UpgradeOps(ops=[CommentOp(why), *moved], upgrade_token=upgrade.upgrade_token)

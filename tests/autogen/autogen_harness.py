@@ -8,6 +8,7 @@ import contextlib
 import io
 import logging
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -234,6 +235,20 @@ class Project:
     def revision_files(self) -> list[Path]:
         return sorted((self.root / "versions").glob("*.py"), key=lambda p: p.stat().st_mtime)
 
+    def revisions_in_order(self) -> list[str]:
+        """The text of every revision, from the first to the head (by ``down_revision``; two
+        revisions written by one autogenerate run can share a modification time)."""
+        texts = [f.read_text() for f in self.revision_files()]
+        ids = {_revision_field(t, "revision"): t for t in texts}
+        by_parent = {_revision_field(t, "down_revision"): t for t in texts}
+        ordered: list[str] = []
+        current = by_parent.get("None")
+        while current is not None:
+            ordered.append(current)
+            current = by_parent.get(repr(_revision_field(current, "revision")))
+        assert len(ordered) == len(ids), "revisions do not form one chain"
+        return ordered
+
     def autogenerate(self, message: str = "change") -> str:
         self.alembic("revision", "--autogenerate", "-m", message)
         return self.revision_files()[-1].read_text()
@@ -287,6 +302,14 @@ class Writer(threading.Thread):
     def stop(self) -> None:
         self.stop_event.set()
         self.join(timeout=30)
+
+
+def _revision_field(source: str, name: str) -> str:
+    """``revision`` (the id) or ``down_revision`` (as written: ``'abc'`` or ``None``)."""
+    match = re.search(rf"^{name}: [^=]+= (.+)$", source, re.M)
+    assert match, source
+    value = match.group(1).strip()
+    return value.strip("'") if name == "revision" else value
 
 
 def code(source: str) -> str:

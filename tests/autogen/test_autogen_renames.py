@@ -5,6 +5,7 @@ rename is reported and its drop refuses to run until confirmed.  PG 15 and 18.""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -52,28 +53,45 @@ def _columns(project: Project) -> set[str]:
 
 
 def test_hinted_column_rename_keeps_every_value(project: Project) -> None:
+    """The default (``split_contract = false``) is safe: the old column is dropped by a second
+    revision, never in the upgrade that tells you to deploy the new code first."""
     project.write_models(models_source(RENAMED))
-    revision = project.autogenerate()
-    assert "rename column items.legacy to legacy_note (expand-contract)" in revision
-    assert "CREATE TRIGGER items_legacy_legacy_note_sync" in revision
-    assert "runtime.backfill(op, 'items', 'legacy_note', 'legacy'" in code(revision)
-    assert "DROP COLUMN IF EXISTS legacy'" in revision.split("-- CONTRACT")[1]
-    assert "runtime.backfill(op, 'items', 'legacy', 'legacy_note'" in code(revision).split("def downgrade")[1]
-    assert "data_losing_step" not in revision
+    project.alembic("revision", "--autogenerate", "-m", "rename legacy")
+    expand, contract = project.revisions_in_order()
+    expand_up = expand.split("def downgrade")[0]
+    contract_up = contract.split("def downgrade")[0]
+    assert "rename column items.legacy to legacy_note (expand-contract)" in expand
+    assert "CREATE TRIGGER items_legacy_legacy_note_sync" in expand_up
+    assert "runtime.backfill(op, 'items', 'legacy_note', 'legacy'" in code(expand_up)
+    assert "-- CONTRACT" not in expand_up and "DROP COLUMN IF EXISTS legacy'" not in expand_up
+    assert "DROP COLUMN IF EXISTS legacy'" in contract_up.split("-- CONTRACT")[1]
+    assert "deploy code that no longer uses what is removed here" in contract_up
+    assert "runtime.backfill(op, 'items', 'legacy', 'legacy_note'" in code(contract).split("def downgrade")[1]
+    assert "data_losing_step" not in expand + contract
     before = project.count("SELECT count(*) FROM items")
-    writer = _under_writer(project, "upgrade", "head")
+    # Expand only: old and new code both work (the trigger keeps the two columns in step).
+    expand_id = re.search(r"^revision: str = '(\w+)'", expand, re.M)
+    assert expand_id is not None
+    writer = _under_writer(project, "upgrade", expand_id.group(1))
+    assert {"legacy", "legacy_note"} <= _columns(project)
+    assert project.count("SELECT count(*) FROM items WHERE legacy_note IS DISTINCT FROM legacy") == 0
+    writer2 = _under_writer(project, "upgrade", "head")
     assert "legacy" not in _columns(project) and "legacy_note" in _columns(project)
     assert project.count("SELECT count(*) FROM items WHERE id <= 100000 AND legacy_note = 'v' || id") == 100_000
-    assert project.count("SELECT count(*) FROM items") == before + writer.inserted
+    assert project.count("SELECT count(*) FROM items") == before + writer.inserted + writer2.inserted
     assert project.alembic("check", check=False).returncode == 0
     with psycopg.connect(project.url, autocommit=True) as conn:
         conn.execute("UPDATE items SET legacy_note = 'changed' WHERE id = 7")
     before = project.count("SELECT count(*) FROM items")
+    # Undoing the contract alone brings the old column back with its values.
     writer = _under_writer(project, "downgrade", "-1")
+    assert {"legacy", "legacy_note"} <= _columns(project)
+    assert project.count("SELECT count(*) FROM items WHERE id = 7 AND legacy = 'changed'") == 1
+    writer2 = _under_writer(project, "downgrade", "-1")
     assert "legacy" in _columns(project) and "legacy_note" not in _columns(project)
     assert project.count("SELECT count(*) FROM items WHERE id <= 100000 AND legacy = 'v' || id") == 99_999
     assert project.count("SELECT count(*) FROM items WHERE id = 7 AND legacy = 'changed'") == 1
-    assert project.count("SELECT count(*) FROM items") == before + writer.inserted
+    assert project.count("SELECT count(*) FROM items") == before + writer.inserted + writer2.inserted
     project.alembic("upgrade", "head")
     assert project.count("SELECT count(*) FROM items WHERE legacy_note = 'changed'") == 1
 
@@ -130,13 +148,17 @@ def test_hinted_table_rename_keeps_a_compatibility_view(project: Project) -> Non
         'sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False))\n', ""
     )
     project.write_models(source)
-    revision = project.autogenerate()
-    assert "ALTER TABLE parents RENAME TO parent_rows" in revision
-    assert "CREATE OR REPLACE VIEW parents AS SELECT * FROM parent_rows" in revision
-    assert "DROP VIEW IF EXISTS parents" in revision.split("-- CONTRACT")[1]
+    project.alembic("revision", "--autogenerate", "-m", "rename parents")
+    expand, contract = (r.split("def downgrade")[0] for r in project.revisions_in_order())
+    assert "ALTER TABLE parents RENAME TO parent_rows" in expand
+    assert "CREATE OR REPLACE VIEW parents AS SELECT * FROM parent_rows" in expand
+    assert "DROP VIEW" not in expand
+    assert "DROP VIEW IF EXISTS parents" in contract.split("-- CONTRACT")[1]
     project.alembic("upgrade", "head")
     assert project.count("SELECT count(*) FROM parent_rows") == 1000
     assert project.count("SELECT count(*) FROM pg_views WHERE viewname = 'parents'") == 0
     assert project.alembic("check", check=False).returncode == 0
+    project.alembic("downgrade", "-1")
+    assert project.count("SELECT count(*) FROM pg_views WHERE viewname = 'parents'") == 1
     project.alembic("downgrade", "-1")
     assert project.count("SELECT count(*) FROM parents") == 1000
