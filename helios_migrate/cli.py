@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("helios_migrate.llm.cli", "explain_command"),
     "design": ("helios_migrate.llm.cli", "design_command"),
     "llm": ("helios_migrate.llm.cli", "llm_app"),
+    "review": ("helios_migrate.review.command", "review_command"),
 }
 """Command name -> (module, attribute): a typer command function, or a ``typer.Typer`` group."""
 

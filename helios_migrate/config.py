@@ -33,6 +33,11 @@ Example::
     [tool.helios-migrate.autogenerate.tables.orders]  # per-table planning overrides
     lock_timeout = "500ms"
 
+    [tool.helios-migrate.review]                     # `helios-migrate review` (ReviewSettings)
+    models = "app.models:Base.metadata"              # the models to review without a database
+    ignore = ["HM601:audit_log", "HM603:orders.customer_id", "HM605"]
+    key_range_percent = 50                           # report keys and sequences this full
+
 Keys this module does not know inside the tables it owns are errors (a typo must not silently
 switch a check off); other sub-tables (``[tool.helios-migrate.<section>]``) are kept in
 :attr:`Config.sections` for the commands that own them.
@@ -158,6 +163,57 @@ class AutogenerateSettings:
     """Per-table overrides by ``"orders"`` or ``"public.orders"``."""
 
 
+@dataclass(frozen=True)
+class ReviewIgnore:
+    """One ``[tool.helios-migrate.review] ignore`` entry: ``"HM601"``, ``"HM601:audit_log"``,
+    ``"HM603:orders.customer_id"`` or ``"HM603:public.orders.customer_id"``."""
+
+    code: str
+    """A rule code or a code prefix (``HM6``)."""
+    target: str | None = None
+    """A table, ``table.column`` or ``schema.table[.column]``; ``None``: everywhere."""
+
+    def __str__(self) -> str:
+        return f"{self.code}:{self.target}" if self.target else self.code
+
+    def covers(self, code: str, table: QualifiedName, column: str | None) -> bool:
+        """Does this entry suppress a finding of ``code`` about ``table`` (and ``column``)?"""
+        if not code.startswith(self.code):
+            return False
+        if self.target is None:
+            return True
+        parts = self.target.lower().split(".")
+        name, schema = table.name.lower(), (table.schema or "").lower()
+        col = (column or "").lower()
+        candidates: list[tuple[str | None, str, str | None]] = []
+        if len(parts) == 1:
+            candidates.append((None, parts[0], None))
+        elif len(parts) == 2:
+            candidates += [(parts[0], parts[1], None), (None, parts[0], parts[1])]
+        else:
+            candidates.append((parts[-3], parts[-2], parts[-1]))
+        return any(
+            t == name and (s is None or not schema or s == schema) and (c is None or c == col)
+            for s, t, c in candidates
+        )
+
+
+@dataclass(frozen=True)
+class ReviewSettings:
+    """``[tool.helios-migrate.review]``: what ``helios-migrate review`` reads and reports."""
+
+    models: str | None = None
+    """``module:attribute`` of the project's ``MetaData`` (``target_metadata``), e.g.
+    ``app.models:Base.metadata``; ``--models`` overrides it."""
+    ignore: tuple[ReviewIgnore, ...] = ()
+    """Findings suppressed everywhere (a code) or on one table or column (``code:target``)."""
+    key_range_percent: float = 50.0
+    """A key (sequence or integer column) this full is reported; from 90% it is an error."""
+
+    def ignored(self, code: str, table: QualifiedName, column: str | None) -> ReviewIgnore | None:
+        return next((i for i in self.ignore if i.covers(code, table, column)), None)
+
+
 BACKFILL_PAUSES = ("proportional", "fixed")
 
 
@@ -228,6 +284,7 @@ class Config:
     """Alembic's bookkeeping table: statements on it are never findings."""
     autogenerate: AutogenerateSettings = field(default_factory=AutogenerateSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    review: ReviewSettings = field(default_factory=ReviewSettings)
     sections: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
     """Sub-tables owned by other commands, as read."""
     source: str | None = None
@@ -244,7 +301,7 @@ class Config:
         return severity >= self.fail_on
 
 
-_OWNED_SECTIONS = {"rules", "tables", "autogenerate"}
+_OWNED_SECTIONS = {"rules", "tables", "autogenerate", "review"}
 
 
 def load_config(path: str | Path | None = None, *, start: str | Path | None = None) -> Config:
@@ -325,6 +382,7 @@ def config_from_mapping(data: Mapping[str, Any], source: str = "<config>") -> Co
         rename_strategy=_rename_strategy(source, data.get("rename_strategy", defaults.rename_strategy)),
         autogenerate=_autogenerate(reader, data.get("autogenerate", {})),
         runtime=_runtime(reader, data),
+        review=_review(reader, data.get("review", {})),
         sections=MappingProxyType(sections),
         source=source,
     )
@@ -370,6 +428,43 @@ def _runtime(reader: _Reader, data: Mapping[str, Any]) -> RuntimeSettings:
         auto_analyze=reader.boolean(data, "auto_analyze", d.auto_analyze),
         auto_analyze_min_rows=reader.integer(data, "auto_analyze_min_rows", d.auto_analyze_min_rows, minimum=0),
     )
+
+
+_REVIEW_KEYS = {"models", "ignore", "key_range_percent"}
+_MODELS_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_IGNORE_TARGET_RE = re.compile(r"^[^.:\s]+(\.[^.:\s]+){0,2}$")
+
+
+def _review(reader: _Reader, data: Any) -> ReviewSettings:
+    if not isinstance(data, Mapping):
+        raise ConfigError(reader.source, "review", "must be a table")
+    reader.only(data, "review", _REVIEW_KEYS)
+    defaults = ReviewSettings()
+    models = data.get("models")
+    if models is not None and (not isinstance(models, str) or not _MODELS_RE.match(models)):
+        raise ConfigError(
+            reader.source, "review.models", "expected \"module:attribute\", e.g. \"app.models:Base.metadata\""
+        )
+    raw = data.get("ignore", [])
+    if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+        raise ConfigError(
+            reader.source, "review.ignore",
+            "expected a list such as [\"HM601:audit_log\", \"HM603:orders.customer_id\", \"HM605\"]",
+        )
+    entries = []
+    for entry in raw:
+        code, sep, target = entry.strip().partition(":")
+        reader.check_code("review.ignore", code, prefix_allowed=True)
+        if sep and not _IGNORE_TARGET_RE.match(target):
+            raise ConfigError(
+                reader.source, "review.ignore",
+                f"{entry!r}: after the code comes a table, table.column or schema.table.column",
+            )
+        entries.append(ReviewIgnore(code, target or None))
+    percent = data.get("key_range_percent", defaults.key_range_percent)
+    if isinstance(percent, bool) or not isinstance(percent, (int, float)) or not 0 < percent <= 100:
+        raise ConfigError(reader.source, "review.key_range_percent", "expected a percentage above 0, at most 100")
+    return ReviewSettings(models=models, ignore=tuple(entries), key_range_percent=float(percent))
 
 
 RENAME_STRATEGIES = ("expand-contract", "rename-with-view")

@@ -14,7 +14,10 @@ to the built-in rules: 1xx locking, 2xx rewrite/scan, 3xx destructive and compat
 transactions and timeouts, 5xx schema design, 9xx tool problems), ``NAME`` (kebab-case),
 ``SEVERITY`` (the default), ``KIND`` (how table lists apply, see
 :class:`~helios_migrate.rule_context.RuleKind`), ``check(ctx) -> Iterable[Violation]`` and
-optionally ``DOC_URL`` (its documentation page; built-in rules link to the project's site).  Its
+optionally ``DOC_URL`` (its documentation page; built-in rules link to the project's site).  A
+review rule (``helios-migrate review``: it judges a whole schema, not a statement) defines
+``review(ctx) -> Iterable[SchemaViolation]`` (:mod:`helios_migrate.review_context`) and needs no
+``check``.  Its
 docstring, with the sections "What it does", "Why is this bad?", "Example" and "Use instead", is
 the rule's documentation page.
 
@@ -32,6 +35,7 @@ from types import ModuleType
 from typing import Any
 
 from .findings import DOCS_BASE_URL, Severity
+from .review_context import ReviewContext, ReviewFunction, SchemaViolation
 from .rule_context import RuleContext, RuleKind, Violation
 
 __all__ = [
@@ -39,10 +43,13 @@ __all__ = [
     "DOC_SECTIONS",
     "ENTRY_POINT_GROUP",
     "CheckFunction",
+    "ReviewContext",
     "Rule",
     "RuleLoadError",
+    "SchemaViolation",
     "load_rules",
     "registered_rules",
+    "review_rules",
     "rule_by_code",
 ]
 
@@ -74,12 +81,18 @@ class Rule:
     """Reported for Alembic revision files only; the documentation examples are revisions."""
     page: str | None = None
     """The documentation page's address when the rule names one (``DOC_URL``)."""
+    review: ReviewFunction | None = None
+    """A review rule's ``review(ctx)``: it judges a whole schema (``helios-migrate review``)."""
 
     @classmethod
     def from_module(cls, module: ModuleType) -> Rule:
         """The rule a rule module defines; :class:`RuleLoadError` names what is wrong."""
         where = module.__name__
-        missing = [a for a in ("CODE", "NAME", "SEVERITY", "KIND", "check") if not hasattr(module, a)]
+        review = getattr(module, "review", None)
+        required = ("CODE", "NAME", "SEVERITY", "KIND") if review is not None else (
+            "CODE", "NAME", "SEVERITY", "KIND", "check"
+        )
+        missing = [a for a in required if not hasattr(module, a)]
         if missing:
             raise RuleLoadError(f"{where}: a rule module needs {', '.join(missing)}")
         code, name = module.CODE, module.NAME
@@ -91,19 +104,23 @@ class Rule:
             raise RuleLoadError(f"{where}: SEVERITY must be a helios_migrate.findings.Severity")
         if not isinstance(module.KIND, RuleKind):
             raise RuleLoadError(f"{where}: KIND must be a helios_migrate.rule_context.RuleKind")
-        if not callable(module.check):
+        check = getattr(module, "check", _checks_no_statement)
+        if not callable(check):
             raise RuleLoadError(f"{where}: check must be a function check(ctx)")
+        if review is not None and not callable(review):
+            raise RuleLoadError(f"{where}: review must be a function review(ctx)")
         page = getattr(module, "DOC_URL", None)
         return cls(
             code=code,
             name=name,
             severity=module.SEVERITY,
             kind=module.KIND,
-            check=module.check,
+            check=check,
             doc=module.__doc__ or "",
             module=where,
             revision_only=bool(getattr(module, "REVISION_ONLY", False)),
             page=str(page) if page else None,
+            review=review,
         )
 
     @property
@@ -139,6 +156,16 @@ class Rule:
             f"# {self.code} {self.name}\n\n{self.summary}\n\n"
             f"Default severity: **{self.severity}**\n\n{rest}\n"
         )
+
+
+def _checks_no_statement(ctx: RuleContext) -> Iterable[Violation]:
+    """The statement check of a review rule: it reports on schemas, never on one statement."""
+    return ()
+
+
+def review_rules() -> tuple[Rule, ...]:
+    """The registered rules that judge a whole schema (``helios-migrate review``)."""
+    return tuple(rule for rule in registered_rules() if rule.review is not None)
 
 
 def _rule_modules(entry: metadata.EntryPoint, target: Any) -> Sequence[ModuleType]:

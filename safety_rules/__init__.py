@@ -1,9 +1,11 @@
 """Safety rules: the built-in rule package, one module per rule, each with a stable ``HM`` code.
 
 A rule module defines ``CODE`` (``HM`` + 3 digits: 1xx locking, 2xx rewrite/scan, 3xx destructive
-and compatibility, 4xx transactions and timeouts, 5xx schema design, 9xx tool problems), ``NAME``
+and compatibility, 4xx transactions and timeouts, 5xx schema design, 6xx schema review, 9xx tool problems), ``NAME``
 (kebab-case), ``SEVERITY`` (the default), ``KIND`` (how table lists apply, see
-:class:`~helios_migrate.rule_context.RuleKind`) and ``check(ctx) -> Iterable[Violation]``.  Its
+:class:`~helios_migrate.rule_context.RuleKind`) and ``check(ctx) -> Iterable[Violation]``; a 6xx
+rule (schema review, ``helios-migrate review``) defines ``review(ctx) -> Iterable[SchemaViolation]``
+instead, judging a whole schema (:mod:`helios_migrate.review_context`).  Its
 docstring, with the sections "What it does", "Why is this bad?", "Example" and "Use instead", is
 the rule's documentation page.
 
@@ -40,9 +42,13 @@ from . import (
     drop_index_non_concurrently,
     drop_not_null,
     drop_table,
+    duplicate_index,
     enum_value_used_in_same_transaction,
+    foreign_key_type_mismatch,
     foreign_key_without_index,
     identifier_too_long,
+    invalid_index,
+    key_range_exhaustion,
     lock_held_across_statements,
     missing_lock_timeout,
     missing_statement_timeout,
@@ -53,6 +59,7 @@ from . import (
     prefer_text_over_char,
     prefer_text_over_varchar,
     prefer_timestamptz,
+    redundant_index,
     refresh_materialized_view_non_concurrently,
     reindex_non_concurrently,
     rename_column,
@@ -63,11 +70,13 @@ from . import (
     set_not_null_with_scan,
     syntax_error,
     table_rewrite_maintenance,
+    table_without_primary_key,
     transaction_nesting,
     trigger_on_existing_table,
     truncate_table,
     unanalysed_statement,
     unbatched_backfill,
+    unindexed_foreign_key,
     unsupported_on_server_version,
     unused_suppression,
     validate_in_same_transaction,
@@ -128,6 +137,14 @@ RULE_MODULES: tuple[ModuleType, ...] = (
     prefer_text_over_char,
     prefer_jsonb,
     foreign_key_without_index,
+    # 6xx schema review (helios-migrate review)
+    table_without_primary_key,
+    key_range_exhaustion,
+    unindexed_foreign_key,
+    foreign_key_type_mismatch,
+    duplicate_index,
+    redundant_index,
+    invalid_index,
     # 9xx tool problems
     syntax_error,
     unused_suppression,

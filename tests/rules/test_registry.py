@@ -33,7 +33,8 @@ def test_codes_are_unique_ordered_and_categorised() -> None:
     assert len(codes) == len(set(codes))
     assert codes == sorted(codes)
     assert len({r.name for r in RULES}) == len(RULES)
-    assert all(re.fullmatch(r"HM[1-59]\d\d", c) for c in codes)
+    assert all(re.fullmatch(r"HM[1-69]\d\d", c) for c in codes)
+    assert all((r.review is not None) == r.code.startswith("HM6") for r in RULES), "6xx: review rules"
 
 
 def test_every_module_is_registered_once() -> None:
@@ -68,6 +69,12 @@ def _version_of(sql: str) -> PgVersion:
 def test_documentation_examples_agree_with_the_rule(rule: Rule) -> None:
     """The Example triggers the rule; the SQL under Use instead does not."""
     sections = rule.sections()
+    if rule.review is not None:
+        # A review rule judges a schema: tests/review/test_rule_docs.py builds each page's
+        # Example and Use instead on a real server and reviews them.
+        review_docs = Path(__file__).resolve().parents[1] / "review" / "test_rule_docs.py"
+        assert "review_rules()" in review_docs.read_text(encoding="utf-8")
+        return
     if rule.revision_only:
         # Only `check` on a revision file (or a project's history) can report it: its Alembic-form
         # fixture, or its history test, proves it.

@@ -1,0 +1,172 @@
+"""``helios-migrate review``: critique a schema, from the models or from a live database."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .report import ReviewFormat
+
+
+class ReviewUsageError(Exception):
+    """A problem the user can fix (what to review, configuration, connection); exit code 2."""
+
+
+def review_command(
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar="HELIOS_DATABASE_URL",
+            help="Review this live database (read-only catalog queries; SQLAlchemy URLs accepted).",
+        ),
+    ] = None,
+    models: Annotated[
+        str | None,
+        typer.Option(
+            "--models",
+            help="Review the models instead: module:attribute of the project's MetaData (target_metadata) "
+            "or declarative base, e.g. app.models:Base.metadata (default: models in "
+            "[tool.helios-migrate.review]).",
+        ),
+    ] = None,
+    pg_version: Annotated[
+        str | None,
+        typer.Option("--pg-version", help="PostgreSQL version the fixes are planned for when reviewing models (13-18)."),
+    ] = None,
+    output_format: Annotated[ReviewFormat, typer.Option("--format", help="Output format.")] = ReviewFormat.TEXT,
+    fail_on: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-on",
+            help="Exit with code 1 when a finding is at or above this severity: error, warning or info "
+            "(default: fail_on in pyproject.toml, else error).",
+        ),
+    ] = None,
+    show_info: Annotated[bool, typer.Option("--show-info", help="List info findings in text and Markdown too.")] = False,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="pyproject.toml to read (default: found from the current directory).")
+    ] = None,
+) -> None:
+    """Critique a schema: keys, foreign keys, indexes and column types, each fix a lock-safe plan.
+
+    Reviews a live database (--database-url) or the models (--models, or models in
+    [tool.helios-migrate.review]), never both.  Exit codes: 0 no finding at or above --fail-on,
+    1 such findings, 2 usage, configuration or connection errors.
+    """
+    from ..rules import RuleLoadError
+
+    try:
+        report = _run(database_url, models, pg_version, fail_on, show_info, config_file)
+    except (ReviewUsageError, RuleLoadError) as exc:
+        typer.echo(f"helios-migrate review: {exc}", err=True)
+        raise typer.Exit(2) from None
+    from .report import RENDERERS
+
+    sys.stdout.write(RENDERERS[output_format](report))
+    sys.stdout.flush()
+    raise typer.Exit(report.exit_code)
+
+
+def _run(
+    database_url: str | None,
+    models: str | None,
+    pg_version: str | None,
+    fail_on: str | None,
+    show_info: bool,
+    config_file: Path | None,
+) -> Any:
+    from ..config import ConfigError, load_config
+    from ..findings import Severity
+    from ..versions import PgVersion, VersionError, default_version
+    from .engine import review_schema
+    from .report import ReviewReport
+
+    try:
+        config = load_config(config_file)
+    except ConfigError as exc:
+        raise ReviewUsageError(str(exc)) from None
+    try:
+        threshold = Severity.parse(fail_on) if fail_on is not None else config.fail_on
+    except ValueError as exc:
+        raise ReviewUsageError(f"--fail-on: {exc}") from None
+    models = models or (None if database_url else config.review.models)
+    if database_url and models:
+        raise ReviewUsageError("give either --database-url or --models, not both")
+    if database_url:
+        schema = _live_schema(database_url)
+        assert schema.server_version_num is not None
+        version, source = PgVersion.parse(schema.server_version_num), "server"
+    elif models:
+        schema = _model_schema(models, config.source)
+        if pg_version is not None:
+            try:
+                version, source = PgVersion.parse(pg_version), "--pg-version"
+            except VersionError as exc:
+                raise ReviewUsageError(f"--pg-version: {exc}") from None
+            if not version.supported:
+                raise ReviewUsageError(f"--pg-version: PostgreSQL {version} is not supported (13 to 18 are)")
+        elif config.pg_version is not None:
+            version, source = config.pg_version, "pyproject.toml"
+        else:
+            version, source = default_version(), "default"
+    else:
+        raise ReviewUsageError(
+            "nothing to review: give --database-url URL (a live database), or --models module:attribute "
+            "(e.g. app.models:Base.metadata), or set models in [tool.helios-migrate.review]"
+        )
+    result = review_schema(schema, config, version)
+    return ReviewReport(
+        result=result, schema=schema, pg_version=version, pg_version_source=source, fail_on=threshold,
+        show_info=show_info,
+    )
+
+
+def _live_schema(database_url: str) -> Any:
+    import psycopg
+
+    from ..db import DatabaseUnreachable, connect_read_only, first_line
+    from ..schema_catalog import read_schema
+
+    try:
+        conn = connect_read_only(database_url)
+    except DatabaseUnreachable as exc:
+        raise ReviewUsageError(str(exc)) from None
+    try:
+        label = f"{conn.info.dbname} on {conn.info.host}:{conn.info.port}"
+        return read_schema(conn, label=label)
+    except psycopg.Error as exc:
+        raise ReviewUsageError(f"reading the catalog failed: {first_line(exc)}") from None
+    finally:
+        conn.close()
+
+
+def _model_schema(reference: str, config_source: str | None) -> Any:
+    from ..schema_model import schema_from_metadata
+
+    module_name, sep, attribute = reference.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ReviewUsageError(f"--models {reference!r}: expected module:attribute, e.g. app.models:Base.metadata")
+    for directory in {Path.cwd(), *([Path(config_source).parent] if config_source else [])}:
+        if str(directory) not in sys.path:
+            sys.path.insert(0, str(directory))
+    try:
+        target: Any = importlib.import_module(module_name)
+    except Exception as exc:  # the user's module: any failure to import is reported as such
+        raise ReviewUsageError(
+            f"--models {reference!r}: cannot import {module_name}: {type(exc).__name__}: {exc}"
+        ) from None
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise ReviewUsageError(f"--models {reference!r}: {module_name} has no attribute {attribute}")
+        target = getattr(target, part)
+    metadata = getattr(target, "metadata", target)
+    if not hasattr(metadata, "sorted_tables"):
+        raise ReviewUsageError(
+            f"--models {reference!r}: {type(target).__name__} is not a SQLAlchemy MetaData or declarative base"
+        )
+    return schema_from_metadata(metadata, label=reference)

@@ -1,0 +1,65 @@
+"""What a review rule sees: a whole schema, and what it reports about it.
+
+Statement rules (:mod:`helios_migrate.rule_context`) judge one change; review rules judge a
+schema as it stands, from the models or from a live database.  A rule module becomes a review rule
+by defining ``review(ctx: ReviewContext) -> Iterable[SchemaViolation]`` (see
+:mod:`helios_migrate.rules`).  A violation names the table (and column) it is about, so findings
+can be suppressed per table or column, and carries its fix as changes of the change model: the
+review engine turns them into a lock-safe plan with the planner, never into SQL of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .changes import Change, QualifiedName
+from .findings import Severity
+from .schema_model import Schema, SchemaSource
+from .versions import PgVersion
+
+if TYPE_CHECKING:
+    from .config import Config
+
+
+@dataclass(frozen=True)
+class SchemaViolation:
+    """What a review rule reports about one table, column, index or sequence."""
+
+    message: str
+    """One line, specific: name the table, column or index and the consequence on a live system."""
+    table: QualifiedName
+    column: str | None = None
+    help: str = ""
+    """What to do, in words (the engine appends the plan of ``fix``)."""
+    fix: tuple[Change, ...] = ()
+    """The schema change that resolves it; planned lock-safe by the engine."""
+    recreate: tuple[Change, ...] = ()
+    """For a fix that drops something: the changes that re-create it (the plan's downgrade)."""
+    severity: Severity | None = None
+    """Replaces the rule's default severity (configuration still wins)."""
+
+
+@dataclass(frozen=True)
+class ReviewContext:
+    """Everything a review rule may read."""
+
+    schema: Schema
+    version: PgVersion
+    config: Config
+
+    @property
+    def live(self) -> bool:
+        """Read from a database (statistics, validity and sequence positions are known)?"""
+        return self.schema.source is SchemaSource.DATABASE
+
+    @property
+    def key_range_percent(self) -> float:
+        """How full a key's range may get before review reports it."""
+        return self.config.review.key_range_percent
+
+
+ReviewFunction = Callable[[ReviewContext], Iterable[SchemaViolation]]
+
+__all__ = ["ReviewContext", "ReviewFunction", "SchemaViolation"]

@@ -1,0 +1,181 @@
+"""A live database's schema as a :class:`~helios_migrate.schema_model.Schema`, from the catalogs.
+
+Every query is a plain ``SELECT`` on the system catalogs and statistics views, so a read-only
+connection (:func:`helios_migrate.db.connect_read_only`) is enough.  Partitions are left out (their
+parent stands for them); system schemas and ``pg_toast`` are never read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from .changes import IdentityKind, QualifiedName
+from .normalize import NormalizeError, normalize_expr, normalize_type
+from .schema_model import Column, ForeignKey, Index, Schema, SchemaSource, SequenceState, Table
+
+_USER_RELATION = (
+    "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%%'"
+)
+
+_TABLES = f"""
+SELECT c.oid, n.nspname, c.relname, c.relkind = 'p', c.reltuples::bigint, s.n_tup_ins
+  FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+ WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND {_USER_RELATION}
+ ORDER BY n.nspname, c.relname
+"""
+
+_COLUMNS = """
+SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+       pg_get_expr(d.adbin, d.adrelid), a.attidentity
+  FROM pg_attribute a
+  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+ WHERE a.attrelid = ANY(%(oids)s) AND a.attnum > 0 AND NOT a.attisdropped
+ ORDER BY a.attrelid, a.attnum
+"""
+
+_CONSTRAINTS = """
+SELECT con.conrelid, con.contype, con.conname,
+       ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(num, ord)
+               JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num ORDER BY k.ord),
+       fn.nspname, fc.relname,
+       ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(num, ord)
+               JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.ord),
+       con.confdeltype
+  FROM pg_constraint con
+  LEFT JOIN pg_class fc ON fc.oid = con.confrelid
+  LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace
+ WHERE con.contype IN ('p', 'f') AND con.conrelid = ANY(%(oids)s)
+ ORDER BY con.conrelid, con.conname
+"""
+
+_INDEXES = """
+SELECT i.indrelid, ic.relname, i.indisunique, i.indisprimary, i.indisvalid, am.amname,
+       pg_get_expr(i.indpred, i.indrelid),
+       ARRAY(SELECT CASE WHEN i.indkey[k - 1] <> 0
+                         THEN (SELECT a.attname::text FROM pg_attribute a
+                                WHERE a.attrelid = i.indrelid AND a.attnum = i.indkey[k - 1])
+                         ELSE pg_get_indexdef(i.indexrelid, k, true) END
+               FROM generate_series(1, i.indnatts) k ORDER BY k),
+       ARRAY(SELECT i.indkey[k - 1] <> 0 FROM generate_series(1, i.indnatts) k ORDER BY k),
+       i.indnkeyatts, i.indclass::oid[]::bigint[], con.conname, pg_get_indexdef(i.indexrelid),
+       pg_relation_size(i.indexrelid)
+  FROM pg_index i
+  JOIN pg_class ic ON ic.oid = i.indexrelid
+  JOIN pg_am am ON am.oid = ic.relam
+  LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid
+                             AND con.contype IN ('p', 'u', 'x')
+ WHERE i.indrelid = ANY(%(oids)s)
+ ORDER BY i.indrelid, ic.relname
+"""
+
+_SEQUENCES = """
+SELECT s.schemaname, s.sequencename, s.data_type::text, s.max_value, s.increment_by, s.last_value,
+       tn.nspname, t.relname, a.attname
+  FROM pg_sequences s
+  JOIN pg_namespace sn ON sn.nspname = s.schemaname
+  JOIN pg_class sc ON sc.relnamespace = sn.oid AND sc.relname = s.sequencename
+  LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = sc.oid
+                       AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+                       AND d.refobjsubid > 0
+  LEFT JOIN pg_class t ON t.oid = d.refobjid
+  LEFT JOIN pg_namespace tn ON tn.oid = t.relnamespace
+  LEFT JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
+ WHERE s.schemaname NOT IN ('pg_catalog', 'information_schema')
+ ORDER BY s.schemaname, s.sequencename
+"""
+
+_WINDOW = """
+SELECT coalesce(d.stats_reset, pg_postmaster_start_time()), now(),
+       current_setting('server_version_num')::int
+  FROM pg_stat_database d WHERE d.datname = current_database()
+"""
+
+_ON_DELETE = {"a": None, "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
+_IDENTITY = {"a": IdentityKind.ALWAYS, "d": IdentityKind.BY_DEFAULT}
+
+
+def _type(text: str) -> str:
+    try:
+        return normalize_type(text)
+    except NormalizeError:
+        return text
+
+
+def _expr(text: str) -> str:
+    try:
+        return normalize_expr(text)
+    except NormalizeError:
+        return text
+
+
+def read_schema(conn: psycopg.Connection[Any], *, label: str = "") -> Schema:
+    """The schema of the database ``conn`` is connected to (user schemas only)."""
+    with conn.cursor() as cur:
+        tables = cur.execute(_TABLES).fetchall()
+        oids = [row[0] for row in tables]
+        columns: dict[int, list[Column]] = {}
+        for relid, name, type_, notnull, default, identity in cur.execute(_COLUMNS, {"oids": oids}):
+            columns.setdefault(relid, []).append(
+                Column(name, _type(type_), nullable=not notnull, default=default,
+                       identity=_IDENTITY.get(identity or ""))
+            )
+        keys: dict[int, tuple[str, ...]] = {}
+        fks: dict[int, list[ForeignKey]] = {}
+        for relid, kind, name, cols, ref_schema, ref_table, ref_cols, deltype in cur.execute(
+            _CONSTRAINTS, {"oids": oids}
+        ):
+            if kind == "p":
+                keys[relid] = tuple(cols)
+            else:
+                fks.setdefault(relid, []).append(
+                    ForeignKey(name, tuple(cols), QualifiedName(ref_table, ref_schema), tuple(ref_cols),
+                               on_delete=_ON_DELETE.get(deltype))
+                )
+        indexes: dict[int, list[Index]] = {}
+        for (relid, name, unique, primary, valid, method, predicate, elements, plain, nkey, opclasses,
+             constraint, definition, size) in cur.execute(_INDEXES, {"oids": oids}):
+            key_elements = tuple(e if p else _expr(e) for e, p in zip(elements[:nkey], plain, strict=False))
+            indexes.setdefault(relid, []).append(
+                Index(
+                    name=name, elements=key_elements, unique=unique, primary=primary, method=method,
+                    predicate=_expr(predicate) if predicate else None, include=tuple(elements[nkey:]),
+                    valid=valid, constraint=constraint, definition=definition, size_bytes=size,
+                    operator_classes=tuple(int(o) for o in opclasses[:nkey]),
+                )
+            )
+        sequences = tuple(
+            SequenceState(
+                name=QualifiedName(name, schema), data_type=_type(data_type), max_value=int(max_value),
+                increment=int(increment), last_value=None if last is None else int(last),
+                owned_by=(QualifiedName(table, table_schema), column) if table else None,
+            )
+            for schema, name, data_type, max_value, increment, last, table_schema, table, column
+            in cur.execute(_SEQUENCES)
+        )
+        stats_since, now, version_num = cur.execute(_WINDOW).fetchone() or (None, None, None)
+    return Schema(
+        source=SchemaSource.DATABASE,
+        tables=tuple(
+            Table(
+                name=QualifiedName(relname, schema),
+                columns=tuple(columns.get(oid, ())),
+                primary_key=keys.get(oid, ()),
+                foreign_keys=tuple(fks.get(oid, ())),
+                indexes=tuple(indexes.get(oid, ())),
+                partitioned=partitioned,
+                row_estimate=reltuples if reltuples is not None and reltuples >= 0 else None,
+                inserts=inserts,
+            )
+            for oid, schema, relname, partitioned, reltuples, inserts in tables
+        ),
+        sequences=sequences,
+        server_version_num=version_num,
+        stats_since=stats_since,
+        observed_at=now,
+        label=label,
+    )
+
