@@ -118,6 +118,59 @@ def plan_for_changes(
     return plan_changes(list(changes), version, catalog=catalog, facts=facts, policy=policy)
 
 
+def _plan_steps_of(op: Any) -> tuple[Step, ...] | None:
+    """The steps of an operation the Alembic plugin already planned (it carries them), else
+    ``None``.  Duck-typed: the core does not import the plugin."""
+    steps = getattr(op, "steps", None)
+    if isinstance(steps, tuple) and all(isinstance(s, Step) for s in steps):
+        return steps
+    return None
+
+
+def _describes_no_change(op: Any) -> bool:
+    try:
+        return bool(op.to_diff_tuple() == ())
+    except Exception:  # op.execute and other operations without a diff form are changes
+        return False
+
+
+def planned_steps(ops: Sequence[Any], version: PgVersion) -> Plan | None:
+    """When the Alembic plugin planned the revision (an operation carries its plan), the steps the
+    revision holds: each plan's own steps, and the operations it kept as written, planned as
+    written in the migration transaction (as the revision header counts them); ``None`` when
+    nothing was planned by the plugin."""
+    from .planner import PlanPolicy, plan_changes
+
+    if not any(_plan_steps_of(op) is not None for op in ops):
+        return None
+    from .config import ConfigError, load_config
+
+    try:
+        policy = PlanPolicy.from_config(load_config(start=Path.cwd()))
+    except ConfigError as exc:
+        raise PlanUsageError(str(exc)) from None
+    steps: list[Step] = []
+    source: list[Change] = []
+    for op in ops:
+        own = _plan_steps_of(op)
+        if own is not None:
+            steps.extend(own)
+            source.extend(ch for step in own for ch in step.changes)
+            continue
+        if _describes_no_change(op):
+            continue  # the plugin's comments, policy line and guards
+        try:
+            changes = changes_from_op(op)
+        except Exception:  # as the revision header: an operation it cannot read is not a step
+            continue
+        if not changes:
+            continue
+        tables = {ch.table for ch in changes if ch.table is not None}
+        steps.extend(plan_changes(changes, version, policy=policy, new_tables=tables).steps)
+        source.extend(changes)
+    return Plan(tuple(steps), tuple(source))
+
+
 # --- inputs -----------------------------------------------------------------------------------
 
 
@@ -172,7 +225,6 @@ def gather_from_project(options: PlanOptions) -> _Gathered:
     captured: list[_Gathered] = []
 
     def hook(context: Any, revision: Any, directives: list[Any]) -> None:
-        script = directives[0] if directives else None
         conn = context.connection
         version = default_version()
         info = getattr(getattr(conn, "dialect", None), "server_version_info", None)
@@ -183,17 +235,25 @@ def gather_from_project(options: PlanOptions) -> _Gathered:
         driver = getattr(raw, "driver_connection", None)
         if driver is not None and type(driver).__module__.startswith("psycopg"):
             catalog = LiveCatalog(driver)
-        ops = list(_flatten(script.upgrade_ops.ops)) if script is not None else []
-        items = [(render_sql(op), changes_from_op(op)) for op in ops]
-        fallback = steps_for(items, version, catalog)
-        plan = fallback
-        facts: DatabaseFacts | None = None
-        tp = default_throughput()
-        if conn is not None and fallback.steps:
-            facts, tp = _measure(conn, fallback, options)
-            plan = plan_for_changes(fallback.source, version, catalog=catalog, facts=facts)
-            if tables_of_plan(plan) != tables_of_plan(fallback):
-                facts, tp = _measure(conn, plan, options)
+        # Every revision of the run (a contract phase may be split into a second one), in order.
+        ops = [op for script in directives for up in getattr(script, "upgrade_ops_list", ())
+               for op in _flatten(up.ops)]
+        planned = planned_steps(ops, version)
+        if planned is not None:
+            # The plugin planned the revision: show its steps, the ones the revision would hold.
+            plan = planned
+            facts, tp = _measure(conn, plan, options) if conn is not None and plan.steps else (None, default_throughput())
+        else:
+            items = [(render_sql(op), changes_from_op(op)) for op in ops]
+            fallback = steps_for(items, version, catalog)
+            plan = fallback
+            facts = None
+            tp = default_throughput()
+            if conn is not None and fallback.steps:
+                facts, tp = _measure(conn, fallback, options)
+                plan = plan_for_changes(fallback.source, version, catalog=catalog, facts=facts)
+                if tables_of_plan(plan) != tables_of_plan(fallback):
+                    facts, tp = _measure(conn, plan, options)
         captured.append(_Gathered(plan, version, facts, tp, catalog))
         directives[:] = []  # nothing is written
 
