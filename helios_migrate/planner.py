@@ -314,12 +314,24 @@ class LiveFacts:
             )
             referenced_by = tuple(str(r[0]) for r in cur.fetchall())
             cur.execute(
-                "SELECT DISTINCT v.oid::regclass::text FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid "
-                "JOIN pg_class v ON v.oid = r.ev_class WHERE d.classid = 'pg_rewrite'::regclass "
-                "AND d.refobjid = to_regclass(%s) AND d.refobjsubid = %s AND v.oid <> d.refobjid ORDER BY 1",
+                "SELECT v.oid::regclass::text, v.relkind = 'm', pg_get_viewdef(v.oid, true), "
+                "coalesce(array_to_string(v.reloptions, ', '), ''), "
+                "coalesce((SELECT array_agg(format('GRANT %%s ON %%s TO %%s', a.privilege_type, "
+                "v.oid::regclass, CASE WHEN a.grantee = 0 THEN 'PUBLIC' "
+                "ELSE quote_ident(pg_get_userbyid(a.grantee)) END) ORDER BY a.grantee, a.privilege_type) "
+                "FROM aclexplode(v.relacl) a WHERE a.grantee <> v.relowner), '{}')::text[] "
+                "FROM pg_class v WHERE v.oid IN (SELECT r.ev_class FROM pg_depend d JOIN pg_rewrite r "
+                "ON r.oid = d.objid WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = to_regclass(%s) "
+                "AND d.refobjsubid = %s AND r.ev_class <> d.refobjid) ORDER BY 1",
                 (regclass, attnum),
             )
-            views = tuple(str(r[0]) for r in cur.fetchall())
+            view_rows = cur.fetchall()
+            views = tuple(str(r[0]) for r in view_rows)
+            view_definitions = tuple(
+                DependentView(str(name), bool(materialized), str(definition).rstrip().rstrip(";"), str(options),
+                              tuple(str(g) for g in grants))
+                for name, materialized, definition, options, grants in view_rows
+            )
             sequence_type = None
             if sequence:
                 cur.execute("SELECT seqtypid::regtype::text FROM pg_sequence WHERE seqrelid = to_regclass(%s)",
@@ -338,6 +350,7 @@ class LiveFacts:
             uniques=tuple((str(n), tuple(cols)) for n, kind, _, cols in constraints if kind == "u"),
             foreign_keys=tuple((str(n), str(d)) for n, kind, d, _ in constraints if kind == "f"),
             format_type=str(type_text),
+            view_definitions=view_definitions,
         )
 
     def column_details(self, table: QualifiedName, column: str) -> tuple[bool, str | None, tuple[tuple[str, str], ...]]:
@@ -367,6 +380,27 @@ class LiveFacts:
 
 
 @dataclass(frozen=True)
+class DependentView:
+    """A view (or materialized view) that uses a column: what it takes to drop and re-create it."""
+
+    name: str
+    materialized: bool
+    definition: str
+    options: str
+    grants: tuple[str, ...]
+
+    @property
+    def drop(self) -> str:
+        return f"DROP {'MATERIALIZED VIEW' if self.materialized else 'VIEW'} {self.name}"
+
+    @property
+    def create(self) -> list[str]:
+        options = f" WITH ({self.options})" if self.options else ""
+        kind = "MATERIALIZED VIEW" if self.materialized else "VIEW"
+        return [f"CREATE {kind} {self.name}{options} AS {self.definition}", *self.grants]
+
+
+@dataclass(frozen=True)
 class ColumnDependents:
     """What hangs on a column besides its NOT NULL, default and plain indexes (read from
     ``pg_constraint``, ``pg_depend``, ``pg_class``): what a type change must carry or respect."""
@@ -387,6 +421,7 @@ class ColumnDependents:
     """``(name, pg_get_constraintdef)`` of each foreign key from the column."""
     format_type: str | None = None
     """The column's type as ``format_type`` spells it (how a re-run recognises a finished swap)."""
+    view_definitions: tuple[DependentView, ...] = ()
 
     @property
     def blockers(self) -> list[str]:
@@ -1324,10 +1359,21 @@ def _in_place_type(
     t, col = sql_name(ch.on), quote_ident(ch.column)
     using = f" USING {ch.using}" if ch.using else ""
     why = "; ".join(deps.blockers)
-    sql = [f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {ch.new_type}{using}"]
+    # PostgreSQL refuses to change the type of a column a view uses: the views are dropped and
+    # re-created, with their options and grants, in the same short transaction.
+    views = deps.view_definitions
+    drops = [v.drop for v in reversed(views)]
+    creates = [statement for v in views for statement in v.create]
+    sql = [*drops, f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {ch.new_type}{using}", *creates]
     if deps.owned_sequence and base_type(ch.new_type).lower() in ("bigint", "int8") and deps.sequence_type != "bigint":
         # A serial's sequence stays AS integer when its column is widened: it would still end at 2^31.
         sql.append(f"ALTER SEQUENCE {deps.owned_sequence} AS bigint")
+    if any(v.materialized for v in views):
+        ctx.notes.append(
+            f"{ch.on}.{ch.column}: the materialized view(s) "
+            f"{', '.join(v.name for v in views if v.materialized)} are re-created and filled again in the "
+            "same transaction, under the same lock"
+        )
     ctx.notes.append(
         f"{ch.on}.{ch.column}: the type change runs in place -- it rewrites the table under ACCESS "
         f"EXCLUSIVE, blocking reads and writes while it runs -- because {why}: a converted copy "
@@ -1338,7 +1384,7 @@ def _in_place_type(
         ctx.own(
             f"type of {ch.on}.{ch.column} to {ch.new_type}, in place",
             sql,
-            inverse=None if old is None else [f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {old}"],
+            inverse=None if old is None else [*drops, f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {old}", *creates],
             irreversible_reason=None if old is not None else "the old type is unknown",
             reason=f"in place because {why} (rewrites the table under ACCESS EXCLUSIVE)",
         )

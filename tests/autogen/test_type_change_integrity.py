@@ -345,3 +345,52 @@ def test_dropping_a_not_null_column_lets_code_that_no_longer_writes_it_insert(pr
     revision.write_text(text)
     project.alembic("upgrade", "head")
     assert "legacy" not in _columns(project)
+
+
+def test_the_revision_says_when_the_column_moves_to_the_end(project: Project) -> None:
+    """Item 3: the swap moves the column to the end of the table; the revision says so, because
+    positional INSERT ... VALUES of running code would write into the wrong columns."""
+    project.write_models(models_source({"score": 'sa.Column("score", sa.BigInteger)'}))
+    text = project.autogenerate()
+    flat = " ".join(line.strip().lstrip("#").strip() for line in text.splitlines())
+    assert "items.score moves to the end of the table's columns" in flat
+    assert "INSERT INTO items VALUES" in flat
+
+
+@pytest.mark.parametrize("dependent", ["view", "foreign key"])
+def test_a_column_others_depend_on_changes_in_place_with_the_lock_stated(project: Project, dependent: str) -> None:
+    """Item 14: a column used by a view or referenced by another table's foreign key cannot be
+    swapped for a copy (the DROP COLUMN would fail after the expand phase committed, leaving the
+    trigger behind): the revision changes it in place and says what that locks."""
+    if dependent == "view":
+        _execute(project, "CREATE VIEW item_scores AS SELECT id, score FROM items")
+    else:
+        _execute(project, "ALTER TABLE items ADD CONSTRAINT items_score_key UNIQUE (score)")
+        _execute(project, "UPDATE items SET score = id")
+        _execute(project, "CREATE TABLE score_refs (score integer REFERENCES items (score))")
+        _execute(project, "INSERT INTO score_refs VALUES (1), (2)")
+    extra = ['sa.Index("items_status_idx", "status")']
+    if dependent != "view":
+        extra.append('sa.UniqueConstraint("score", name="items_score_key")')
+    refs = (
+        'score_refs = sa.Table("score_refs", metadata, sa.Column("score", sa.Integer, '
+        'sa.ForeignKey("items.score", name="score_refs_score_fkey")))\n'
+    ) if dependent != "view" else ""
+    project.write_models(models_source({"score": 'sa.Column("score", sa.BigInteger)'}, extra, tables=refs))
+    text = project.autogenerate()
+    flat = " ".join(line.strip().lstrip("#").strip() for line in text.splitlines())
+    assert "drop_table" not in text
+    assert "score__new" not in text
+    assert "runs in place" in flat and "ACCESS EXCLUSIVE" in flat
+    assert ("views use it" if dependent == "view" else "foreign keys reference it") in flat
+    project.alembic("upgrade", "head")
+    assert _triggers(project) == []
+    with psycopg.connect(project.url) as conn:
+        typ = conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                           "WHERE attrelid = 'items'::regclass AND attname = 'score'").fetchone()
+        assert typ == ("bigint",)
+        if dependent == "view":
+            assert conn.execute("SELECT count(*) FROM item_scores").fetchone() == (ROWS,)
+    if dependent != "view":
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            _execute(project, "INSERT INTO score_refs VALUES (-5)")
