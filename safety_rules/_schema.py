@@ -8,6 +8,20 @@ from helios_migrate.rule_context import format_bytes, format_count
 from helios_migrate.schema_model import Index, Table
 
 
+def keep_order(ix: Index) -> tuple[bool, bool, bool, str]:
+    """Of two indexes that do the same work, the one to keep sorts first: the primary key, then
+    one that backs a constraint, then a unique one, then by name."""
+    return (not ix.primary, ix.constraint is None, not ix.unique, ix.name or "")
+
+
+def same_definition(a: Index, b: Index) -> bool:
+    """Same key elements, access method, operator classes, predicate and INCLUDE columns."""
+    return (
+        a.elements == b.elements and a.method == b.method and a.predicate == b.predicate
+        and a.include == b.include and a.operator_classes == b.operator_classes
+    )
+
+
 def describe(table: Table) -> str:
     """``public.orders (~1.2M rows)`` when the row estimate is known, else ``public.orders``."""
     if table.row_estimate is None:

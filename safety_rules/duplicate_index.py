@@ -43,24 +43,12 @@ from helios_migrate.review_context import ReviewContext, SchemaViolation
 from helios_migrate.rule_context import RuleKind
 from helios_migrate.schema_model import Index
 
-from ._schema import describe, drop_index_fix, index_label, models_hint
+from ._schema import describe, drop_index_fix, index_label, keep_order, models_hint, same_definition
 
 CODE = "HM605"
 NAME = "duplicate-index"
 SEVERITY = Severity.WARNING
 KIND = RuleKind.OTHER
-
-
-def _same(a: Index, b: Index) -> bool:
-    return (
-        a.elements == b.elements and a.method == b.method and a.predicate == b.predicate
-        and a.include == b.include and a.operator_classes == b.operator_classes
-    )
-
-
-def _keep_order(ix: Index) -> tuple[bool, bool, bool, str]:
-    """Sort key: the index to keep first."""
-    return (not ix.primary, ix.constraint is None, not ix.unique, ix.name or "")
 
 
 def review(ctx: ReviewContext) -> Iterator[SchemaViolation]:
@@ -69,7 +57,7 @@ def review(ctx: ReviewContext) -> Iterator[SchemaViolation]:
         for ix in table.indexes:
             if not ix.valid:
                 continue
-            group = next((g for g in groups if _same(g[0], ix)), None)
+            group = next((g for g in groups if same_definition(g[0], ix)), None)
             if group is None:
                 groups.append([ix])
             else:
@@ -77,7 +65,7 @@ def review(ctx: ReviewContext) -> Iterator[SchemaViolation]:
         for group in groups:
             if len(group) < 2:
                 continue
-            keep, *extra = sorted(group, key=_keep_order)
+            keep, *extra = sorted(group, key=keep_order)
             for ix in extra:
                 drops, recreate = drop_index_fix(table, ix)
                 yield SchemaViolation(

@@ -6,7 +6,7 @@ reached ``key_range_percent`` (default 50%) of the largest value it can hand out
 sequence's own maximum, or the range of the column it feeds when that is smaller (a ``bigint``
 sequence behind an ``integer`` column stops at 2,147,483,647).  From 90% it is an error.  When the
 statistics show the table's insert rate (``pg_stat_user_tables.n_tup_ins`` since the statistics
-reset), the finding says when the key runs out at that rate.  On the models, integer primary keys
+reset, when they cover at least an hour), the finding says when the key runs out at that rate.  On the models, integer primary keys
 are HM501 (prefer-bigint-primary-key).
 
 ## Why is this bad?
@@ -67,9 +67,19 @@ def _capacity(schema: Schema, seq: SequenceState) -> tuple[int, str]:
     return limit, why
 
 
+MIN_STATS_WINDOW = timedelta(hours=1)
+"""Statistics younger than this say too little about the insert rate to project a date."""
+
+
 def _runs_out(schema: Schema, seq: SequenceState, remaining: int) -> str:
     if seq.owned_by is None or schema.observed_at is None or schema.stats_since is None:
         return ""
+    window = schema.observed_at - schema.stats_since
+    if window < MIN_STATS_WINDOW:
+        return (
+            f"; the statistics cover only {int(window.total_seconds() // 60)} min (since the last reset), "
+            "too little to project when it runs out"
+        )
     rate = schema.inserts_per_second(seq.owned_by[0])
     if not rate:
         return ""

@@ -44,7 +44,7 @@ from helios_migrate.review_context import ReviewContext, SchemaViolation
 from helios_migrate.rule_context import RuleKind
 from helios_migrate.schema_model import Index
 
-from ._schema import describe, drop_index_fix, index_label, models_hint
+from ._schema import describe, drop_index_fix, index_label, keep_order, models_hint, same_definition
 
 CODE = "HM606"
 NAME = "redundant-index"
@@ -64,17 +64,16 @@ def _covered_by(short: Index, long: Index) -> bool:
     )
 
 
-def _same_keys(a: Index, b: Index) -> bool:
-    return a.elements == b.elements and a.method == b.method and a.predicate == b.predicate
-
-
 def review(ctx: ReviewContext) -> Iterator[SchemaViolation]:
     for table in ctx.schema.tables:
         for ix in table.indexes:
             if not ix.valid or ix.unique or ix.primary or ix.constraint is not None or ix.include:
                 continue
-            if any(other is not ix and other.valid and _same_keys(ix, other) for other in table.indexes):
-                continue  # an exact duplicate: HM605
+            if any(
+                other is not ix and other.valid and same_definition(ix, other) and keep_order(other) < keep_order(ix)
+                for other in table.indexes
+            ):
+                continue  # HM605 drops it as a duplicate of the other
             wider = next((other for other in table.indexes if other is not ix and _covered_by(ix, other)), None)
             if wider is None:
                 continue

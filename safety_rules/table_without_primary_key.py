@@ -2,8 +2,9 @@
 
 ## What it does
 Reported by ``helios-migrate review`` (models and live database) for every table that has no
-primary key.  When a unique index on ``NOT NULL`` columns already exists, the fix promotes it
-(``ADD CONSTRAINT ... PRIMARY KEY USING INDEX``, which takes a brief lock and no scan).
+primary key.  When a unique index on ``NOT NULL`` columns already exists, the fix makes those
+columns the key: a unique index built concurrently, then ``ADD CONSTRAINT ... PRIMARY KEY USING
+INDEX`` (a brief lock, no scan).
 
 ## Why is this bad?
 Without a key, logical replication cannot publish the table's ``UPDATE`` and ``DELETE``
@@ -58,7 +59,7 @@ def _promotable(table: Table) -> Index | None:
         columns = [table.column(e) for e in ix.elements]
         if (
             ix.unique and ix.valid and ix.predicate is None and ix.method == "btree" and not ix.include
-            and ix.name is not None and all(col is not None and not col.nullable for col in columns)
+            and all(col is not None and not col.nullable for col in columns)
         ):
             return ix
     return None
@@ -70,11 +71,13 @@ def review(ctx: ReviewContext) -> Iterator[SchemaViolation]:
             continue
         candidate = _promotable(table)
         if candidate is not None:
+            # The key gets a unique index of its own, built concurrently, then adopted with
+            # USING INDEX (a brief lock, no scan); the old unique index can be dropped after.
             key = Constraint(
                 ConstraintKind.PRIMARY_KEY, name=f"{table.name.name}_pkey", columns=candidate.elements,
             )
             yield SchemaViolation(
-                f"{describe(table)} has no primary key, though the unique index {candidate.name} on "
+                f"{describe(table)} has no primary key, though a unique index on "
                 f"NOT NULL ({', '.join(candidate.elements)}) could be it: logical replication cannot "
                 "publish its UPDATEs and DELETEs",
                 table=table.name,

@@ -5,7 +5,7 @@ reports (code scanning, dashboards) read these too.  The JSON document (``schema
 fields are only ever added)::
 
     {"schema_version": 1, "tool": {"name", "version"}, "command": "review", "source": "models"|"database",
-     "reviewed": "<label>", "pg_version", "findings": [{<check's finding fields>, "table", "column",
+     "reviewed": "<label>", "pg_version", "findings": [{<check's finding fields>, "table", "column_name",
      "fix": [{"sql", "transaction", "undo"}]}], "suppressed": [{"code", "subject", "ignore"}],
      "unused_ignores": [...], "summary": {"findings", "error", "warning", "info", "fail_on", "failed"}}
 """
@@ -131,7 +131,7 @@ def report_to_json(report: ReviewReport) -> dict[str, Any]:
             {
                 **finding_to_json(rf.finding, report.doc_url(rf.finding)),
                 "table": str(rf.table),
-                "column": rf.column,
+                "column_name": rf.column,
                 "fix": _fix_json(rf),
             }
             for rf in report.result.findings

@@ -7,6 +7,7 @@ under Use instead is not.  (The registry test in tests/rules requires this file 
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import psycopg
@@ -30,10 +31,9 @@ def _codes_after(url: str, sql: str) -> set[str]:
         for statement in (s.strip() for s in sql.split(";")):
             if not statement:
                 continue
-            try:
+            # the invalid-index example: the concurrent build fails on purpose
+            with contextlib.suppress(psycopg.errors.UniqueViolation):
                 conn.execute(statement)
-            except psycopg.errors.UniqueViolation:
-                pass  # the invalid-index example: the concurrent build fails on purpose
         schema = read_schema(conn)
         version = PgVersion.parse(schema.server_version_num or 160000)
     return {rf.finding.code for rf in review_schema(schema, Config(), version).findings}

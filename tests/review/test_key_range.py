@@ -1,0 +1,48 @@
+"""HM602's arithmetic on a schema built by hand: range, limiting type, and the run-out date."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from helios_migrate.changes import QualifiedName
+from helios_migrate.config import Config
+from helios_migrate.review.engine import review_schema
+from helios_migrate.schema_model import Column, Schema, SchemaSource, SequenceState, Table
+from helios_migrate.versions import PgVersion
+
+NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
+EVENTS = QualifiedName("events", "public")
+
+
+def _schema(last_value: int, *, inserts: int | None, window: timedelta) -> Schema:
+    return Schema(
+        source=SchemaSource.DATABASE,
+        tables=(Table(EVENTS, columns=(Column("id", "integer", nullable=False),), primary_key=("id",), inserts=inserts),),
+        sequences=(SequenceState(QualifiedName("events_id_seq", "public"), "bigint", 2**63 - 1, 1, last_value,
+                                 owned_by=(EVENTS, "id")),),
+        stats_since=NOW - window, observed_at=NOW, server_version_num=160000,
+    )
+
+
+def _hm602(schema: Schema) -> list[str]:
+    result = review_schema(schema, Config(), PgVersion.parse("16"))
+    return [rf.finding.message for rf in result.findings if rf.finding.code == "HM602"]
+
+
+def test_run_out_date_from_the_insert_rate() -> None:
+    # 947,483,647 values left at 100 inserts/s (86,400,000 inserts over 10 days): ~109.7 days
+    (message,) = _hm602(_schema(1_200_000_000, inserts=86_400_000, window=timedelta(days=10)))
+    assert "at 55.9% of its range" in message
+    assert "at the current 100.0 inserts/s (since 2026-11-21)" in message
+    assert "runs out around 2027-03-20" in message
+
+
+def test_no_date_from_a_short_statistics_window_or_without_inserts() -> None:
+    (message,) = _hm602(_schema(1_500_000_000, inserts=500, window=timedelta(minutes=5)))
+    assert "cover only 5 min" in message and "runs out around" not in message
+    (message,) = _hm602(_schema(1_500_000_000, inserts=0, window=timedelta(days=3)))
+    assert "runs out" not in message
+
+
+def test_below_the_threshold_nothing() -> None:
+    assert _hm602(_schema(1_000_000_000, inserts=None, window=timedelta(days=1))) == []
