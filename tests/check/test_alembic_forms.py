@@ -290,6 +290,8 @@ their own, in the named test module."""
 def test_every_rule_has_a_positive_and_a_negative_alembic_case() -> None:
     missing = []
     for rule in RULES:
+        if rule.review is not None:
+            continue  # a review rule (6xx) judges schemas, never a revision: tests/review
         if rule.code in HISTORY_RULES:
             text = (Path(__file__).parent / HISTORY_RULES[rule.code]).read_text(encoding="utf-8")
             if rule.code not in text:
