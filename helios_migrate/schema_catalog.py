@@ -88,6 +88,15 @@ SELECT s.schemaname, s.sequencename, s.data_type::text, s.max_value, s.increment
  ORDER BY s.schemaname, s.sequencename
 """
 
+_PARTITIONS = """
+SELECT i.inhparent, n.nspname, c.relname
+  FROM pg_inherits i
+  JOIN pg_class c ON c.oid = i.inhrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE i.inhparent = ANY(%(oids)s) AND c.relispartition
+ ORDER BY i.inhparent, n.nspname, c.relname
+"""
+
 _WINDOW = """
 SELECT coalesce(d.stats_reset, pg_postmaster_start_time()), now(),
        current_setting('server_version_num')::int
@@ -147,6 +156,9 @@ def read_schema(conn: psycopg.Connection[Any], *, label: str = "") -> Schema:
                     operator_classes=tuple(int(o) for o in opclasses[:nkey]),
                 )
             )
+        partitions: dict[int, list[QualifiedName]] = {}
+        for parent, part_schema, part_name in cur.execute(_PARTITIONS, {"oids": oids}):
+            partitions.setdefault(parent, []).append(QualifiedName(part_name, part_schema))
         sequences = tuple(
             SequenceState(
                 name=QualifiedName(name, schema), data_type=_type(data_type), max_value=int(max_value),
@@ -167,6 +179,7 @@ def read_schema(conn: psycopg.Connection[Any], *, label: str = "") -> Schema:
                 foreign_keys=tuple(fks.get(oid, ())),
                 indexes=tuple(indexes.get(oid, ())),
                 partitioned=partitioned,
+                partitions=tuple(partitions.get(oid, ())),
                 row_estimate=reltuples if reltuples is not None and reltuples >= 0 else None,
                 inserts=inserts,
             )

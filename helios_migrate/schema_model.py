@@ -21,6 +21,7 @@ from typing import Any
 
 from . import changes as c
 from .changes import QualifiedName
+from .sqltext import index_element_name, quote_ident
 
 INTEGER_RANGES: dict[str, int] = {"smallint": 32_767, "integer": 2_147_483_647, "bigint": 9_223_372_036_854_775_807}
 """The largest value of each integer type (the canonical spellings)."""
@@ -74,7 +75,7 @@ class Index:
 
     name: str | None
     elements: tuple[str, ...]
-    """Column names, or canonical expression text, in index order."""
+    """Column names (unquoted, as stored), or expression text, in index order."""
     unique: bool = False
     primary: bool = False
     method: str = "btree"
@@ -96,12 +97,6 @@ class Index:
         Such an index serves lookups by ``columns`` (a foreign key's check, a join)."""
         n = len(columns)
         return n > 0 and self.predicate is None and sorted(self.elements[:n]) == sorted(columns)
-
-    @property
-    def has_expressions(self) -> bool:
-        from .sqltext import index_element_name
-
-        return any(index_element_name(e) is None for e in self.elements)
 
 
 @dataclass(frozen=True)
@@ -126,6 +121,8 @@ class Table:
     foreign_keys: tuple[ForeignKey, ...] = ()
     indexes: tuple[Index, ...] = ()
     partitioned: bool = False
+    partitions: tuple[QualifiedName, ...] = ()
+    """A partitioned table's partitions (live only)."""
     row_estimate: int | None = None
     """The planner's estimate (``pg_class.reltuples``; live only, ``None`` when never analysed)."""
     inserts: int | None = None
@@ -188,7 +185,8 @@ def schema_from_changes(
             key = find(change.on)
             if key is not None:
                 ix = Index(
-                    name=change.name, elements=change.columns, unique=change.unique, method=change.method,
+                    name=change.name, elements=tuple(_element(e) for e in change.columns), unique=change.unique,
+                    method=change.method,
                     predicate=change.where, include=change.include,
                 )
                 tables[key] = replace(tables[key], indexes=(*tables[key].indexes, ix))
@@ -197,6 +195,13 @@ def schema_from_changes(
             if key is not None:
                 tables[key] = _with_constraint(tables[key], change.constraint)
     return Schema(source=source, tables=tuple(tables[k] for k in order), label=label)
+
+
+def _element(sql: str) -> str:
+    """An index element of the change model (SQL text) as the schema model keeps it: a bare
+    column name unquoted; an expression, or a name with options (DESC, an operator class), as is."""
+    name = index_element_name(sql)
+    return name if name is not None and sql.strip() in (name, quote_ident(name)) else sql
 
 
 def _table_of(change: c.CreateTable) -> Table:

@@ -6,6 +6,7 @@ from helios_migrate.changes import CreateIndex, DropIndex, QualifiedName
 from helios_migrate.review_context import ReviewContext
 from helios_migrate.rule_context import format_bytes, format_count
 from helios_migrate.schema_model import Index, Table
+from helios_migrate.sqltext import quote_ident
 
 
 def keep_order(ix: Index) -> tuple[bool, bool, bool, str]:
@@ -20,6 +21,13 @@ def same_definition(a: Index, b: Index) -> bool:
         a.elements == b.elements and a.method == b.method and a.predicate == b.predicate
         and a.include == b.include and a.operator_classes == b.operator_classes
     )
+
+
+PARTITIONED_DROP = (
+    "On a partitioned table DROP INDEX cannot run CONCURRENTLY: it locks the parent and every "
+    "partition (ACCESS EXCLUSIVE) while the partitions' indexes are dropped; run it with a short "
+    "lock_timeout, at a quiet time."
+)
 
 
 def describe(table: Table) -> str:
@@ -40,14 +48,21 @@ def index_label(index: Index) -> str:
 def as_create_index(table: Table, index: Index) -> CreateIndex:
     """The change that builds ``index`` again."""
     return CreateIndex(
-        on=table.name, name=index.name, columns=index.elements, unique=index.unique,
+        on=table.name, name=index.name, columns=index_columns(table, index.elements), unique=index.unique,
         where=index.predicate, method=index.method, include=index.include,
     )
 
 
+def index_columns(table: Table, elements: tuple[str, ...]) -> tuple[str, ...]:
+    """Index elements as the change model writes them: column names quoted where needed,
+    expressions as they are."""
+    return tuple(quote_ident(e) if table.column(e) is not None else e for e in elements)
+
+
 def drop_index_fix(table: Table, index: Index) -> tuple[tuple[DropIndex, ...], tuple[CreateIndex, ...]]:
-    """(the drop, what re-creates it) for an index nothing depends on; empty without a name."""
-    if index.name is None or index.constraint is not None or index.primary:
+    """(the drop, what re-creates it) for an index nothing depends on; empty without a name, and
+    on a partitioned table (its index cannot be dropped concurrently: see :data:`PARTITIONED_DROP`)."""
+    if index.name is None or index.constraint is not None or index.primary or table.partitioned:
         return (), ()
     drop = DropIndex(QualifiedName(index.name, table.name.schema), on=table.name)
     return (drop,), (as_create_index(table, index),)

@@ -43,7 +43,15 @@ from helios_migrate.review_context import ReviewContext, SchemaViolation
 from helios_migrate.rule_context import RuleKind
 from helios_migrate.schema_model import Index
 
-from ._schema import describe, drop_index_fix, index_label, keep_order, models_hint, same_definition
+from ._schema import (
+    PARTITIONED_DROP,
+    describe,
+    drop_index_fix,
+    index_label,
+    keep_order,
+    models_hint,
+    same_definition,
+)
 
 CODE = "HM605"
 NAME = "duplicate-index"
@@ -74,6 +82,7 @@ def review(ctx: ReviewContext) -> Iterator[SchemaViolation]:
                     table=table.name,
                     column=ix.elements[0] if len(ix.elements) == 1 else None,
                     help=(f"Drop {ix.name}." if drops else
+                          f"Drop {ix.name}. {PARTITIONED_DROP}" if table.partitioned and ix.constraint is None else
                           f"Both {ix.name or 'indexes'} and {keep.name} back constraints: drop one "
                           "constraint, or keep both knowingly.")
                     + models_hint(ctx, "remove the duplicate Index (or index=True) from the table."),

@@ -3,7 +3,9 @@
 ## What it does
 Reported by ``helios-migrate review`` on a live database for every index whose
 ``pg_index.indisvalid`` is false.  The fix drops it concurrently and builds it again
-concurrently (for a unique index, the build fails again while duplicate rows remain).
+concurrently (for a unique index, the build fails again while duplicate rows remain).  On a
+partitioned table the parent's index is invalid until every partition's index is attached; the
+finding says how to finish it.
 
 ## Why is this bad?
 When ``CREATE INDEX CONCURRENTLY`` fails (a deadlock, a unique violation, a cancelled
@@ -58,6 +60,18 @@ def review(ctx: ReviewContext) -> Iterator[SchemaViolation]:
             if ix.valid or ix.name is None:
                 continue
             unique = " (unique: it still rejects new duplicates)" if ix.unique else ""
+            if table.partitioned:
+                yield SchemaViolation(
+                    f"{describe(table)}: partitioned index {index_label(ix)} is INVALID: some partition "
+                    "has no attached index yet, so queries on the partitions without one scan",
+                    table=table.name,
+                    column=ix.elements[0] if len(ix.elements) == 1 else None,
+                    help="Build the missing partitions' indexes CONCURRENTLY, then ALTER INDEX "
+                    f"{ix.name} ATTACH PARTITION each (the parent's index turns valid once all are "
+                    "attached); or drop it (not concurrently on a partitioned table) and plan it again."
+                    + (f"\nIts definition: {ix.definition}" if ix.definition else ""),
+                )
+                continue
             yield SchemaViolation(
                 f"{describe(table)}: index {index_label(ix)} is INVALID{unique}: no query uses it, "
                 "every write still maintains it",

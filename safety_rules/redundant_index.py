@@ -44,7 +44,15 @@ from helios_migrate.review_context import ReviewContext, SchemaViolation
 from helios_migrate.rule_context import RuleKind
 from helios_migrate.schema_model import Index
 
-from ._schema import describe, drop_index_fix, index_label, keep_order, models_hint, same_definition
+from ._schema import (
+    PARTITIONED_DROP,
+    describe,
+    drop_index_fix,
+    index_label,
+    keep_order,
+    models_hint,
+    same_definition,
+)
 
 CODE = "HM606"
 NAME = "redundant-index"
@@ -84,6 +92,7 @@ def review(ctx: ReviewContext) -> Iterator[SchemaViolation]:
                 table=table.name,
                 column=ix.elements[0] if len(ix.elements) == 1 else None,
                 help=f"Drop {ix.name or 'it'} (check pg_stat_user_indexes.idx_scan first if it is heavily used)."
+                + (f" {PARTITIONED_DROP}" if table.partitioned else "")
                 + models_hint(ctx, "remove the shorter Index (or index=True) from the table."),
                 fix=drops,
                 recreate=recreate,

@@ -47,7 +47,7 @@ from helios_migrate.findings import Severity
 from helios_migrate.review_context import ReviewContext, SchemaViolation
 from helios_migrate.rule_context import RuleKind
 
-from ._schema import describe, models_hint
+from ._schema import describe, index_columns, models_hint
 
 CODE = "HM603"
 NAME = "unindexed-foreign-key"
@@ -74,5 +74,5 @@ def review(ctx: ReviewContext) -> Iterator[SchemaViolation]:
                 column=fk.columns[0] if len(fk.columns) == 1 else None,
                 help=f"Index ({columns}) concurrently."
                 + models_hint(ctx, "index=True on the column, or sa.Index(...) on the columns in key order."),
-                fix=(CreateIndex(on=table.name, columns=fk.columns),),
+                fix=(CreateIndex(on=table.name, columns=index_columns(table, fk.columns)),),
             )

@@ -112,11 +112,38 @@ def _finding(rule: Rule, v: SchemaViolation, ctx: ReviewContext) -> ReviewFindin
     return ReviewFinding(finding, v.table, v.column, fix)
 
 
+@dataclass(frozen=True)
+class SchemaFacts:
+    """What the planner asks about existing tables, answered from the reviewed schema.
+
+    Whether a table has rows is left unknown (the planner then assumes it has): a row estimate
+    can be stale, and a fix must not take a blocking form because of one."""
+
+    schema: Schema
+
+    def has_rows(self, table: QualifiedName) -> bool | None:
+        return None
+
+    def covering_index(self, table: QualifiedName, columns: Sequence[str]) -> str | None:
+        t = self.schema.table(table)
+        hit = next((ix for ix in t.indexes if ix.valid and ix.leads_with(columns)), None) if t else None
+        return hit.name or ",".join(hit.elements) if hit is not None else None
+
+    def primary_key(self, table: QualifiedName) -> tuple[str, ...] | None:
+        t = self.schema.table(table)
+        return t.primary_key or None if t is not None else None
+
+    def partitions(self, table: QualifiedName) -> tuple[QualifiedName, ...] | None:
+        t = self.schema.table(table)
+        return t.partitions or None if t is not None and t.partitioned else None
+
+
 def _plan(fix: Sequence[Change], recreate: Sequence[Change], ctx: ReviewContext) -> Plan:
     drops = [ch for ch in fix if isinstance(ch, DropIndex)]
     mapping: dict[Change, Sequence[Change]] = {drop: tuple(recreate) for drop in drops} if recreate else {}
     return plan_changes(
-        fix, ctx.version, policy=PlanPolicy.from_config(ctx.config), recreate=mapping,
+        fix, ctx.version, facts=SchemaFacts(ctx.schema), policy=PlanPolicy.from_config(ctx.config),
+        recreate=mapping,
     )
 
 

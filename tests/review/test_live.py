@@ -26,6 +26,11 @@ CREATE INDEX orders_note_idx1 ON orders (note);
 CREATE INDEX orders_note_pattern_idx ON orders (note text_pattern_ops);
 CREATE INDEX orders_note_placed_idx ON orders (note, "Placed At");
 CREATE INDEX orders_lower_note_idx ON orders (lower(note)) WHERE note IS NOT NULL;
+CREATE TABLE "Sales" (id bigint PRIMARY KEY, "Order Id" bigint REFERENCES orders);
+CREATE TABLE events (id bigint, at timestamptz NOT NULL, order_id bigint REFERENCES orders, PRIMARY KEY (id, at))
+    PARTITION BY RANGE (at);
+CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE TABLE events_2027 PARTITION OF events FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
 CREATE TABLE tags (name text NOT NULL, note text);
 CREATE UNIQUE INDEX tags_name_key ON tags (name);
 INSERT INTO tags VALUES ('a', 'x'), ('b', 'x');
@@ -55,7 +60,12 @@ def test_catalog_reader(fresh_db: str) -> None:
     _setup(fresh_db)
     schema = _read(fresh_db)
     assert schema.source is SchemaSource.DATABASE and schema.server_version_num
-    assert [str(t.name) for t in schema.tables] == ["public.customers", "public.orders", "public.tags"]
+    assert [str(t.name) for t in schema.tables] == [
+        "public.Sales", "public.customers", "public.events", "public.orders", "public.tags"
+    ]
+    events = schema.table(QualifiedName("events", "public"))
+    assert events is not None and events.partitioned
+    assert [p.name for p in events.partitions] == ["events_2026", "events_2027"]
     orders = schema.table(QualifiedName("orders", "public"))
     assert orders is not None
     assert orders.primary_key == ("id",)
@@ -84,6 +94,8 @@ def test_live_findings_and_their_fixes(fresh_db: str) -> None:
     assert ("HM605", "public.orders.note") in found  # orders_note_idx1 duplicates orders_note_idx
     assert ("HM606", "public.orders.note") in found  # orders_note_idx: orders_note_placed_idx leads with it
     assert ("HM601", "public.tags") in found
+    assert ("HM603", "public.Sales.Order Id") in found
+    assert ("HM603", "public.events.order_id") in found
     # neither the text_pattern_ops index, nor the partial expression index, is a duplicate
     messages = " ".join(rf.finding.message for rf in _review(_read(fresh_db)).findings)
     assert "orders_note_pattern_idx" not in messages and "orders_lower_note_idx" not in messages
@@ -91,11 +103,14 @@ def test_live_findings_and_their_fixes(fresh_db: str) -> None:
 
 def test_running_the_fixes_resolves_the_findings(fresh_db: str) -> None:
     """The fix SQL in each finding's help runs as printed (autocommit, one statement at a time)
-    and the next review no longer reports it."""
+    and the next review no longer reports it: quoted names, and a partitioned table (index ON ONLY
+    the parent, each partition's built concurrently, then attached)."""
     _setup(fresh_db)
     result = _review(_read(fresh_db))
     fixed = [rf for rf in result.findings if rf.fix is not None and rf.fix.steps]
     assert {rf.finding.code for rf in fixed} >= {"HM601", "HM603", "HM605", "HM606"}
+    partitioned = next(rf for rf in fixed if rf.finding.location.path == "public.events.order_id")
+    assert "ON ONLY public.events" in partitioned.finding.help
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         for rf in fixed:
             for step in rf.fix.steps:  # type: ignore[union-attr]
@@ -104,6 +119,19 @@ def test_running_the_fixes_resolves_the_findings(fresh_db: str) -> None:
     after = {(code, path) for code, path in _codes(_review(_read(fresh_db))) if code.startswith("HM6")}
     # the key got its own unique index: the old one now duplicates it, and review says so
     assert after == {("HM605", "public.tags.name")}, after
+
+
+def test_partitioned_tables_get_no_concurrent_drop(fresh_db: str) -> None:
+    _setup(fresh_db, """
+        CREATE TABLE m (id bigint, at date NOT NULL, k bigint, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+        CREATE TABLE m_1 PARTITION OF m FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+        CREATE INDEX m_k_idx ON m (k);
+        CREATE INDEX m_k_idx1 ON m (k);
+        CREATE INDEX m_at_idx ON ONLY m (at);
+    """)
+    by_code = {rf.finding.code: rf for rf in _review(_read(fresh_db)).findings}
+    assert by_code["HM605"].fix is None and "cannot run CONCURRENTLY" in by_code["HM605"].finding.help
+    assert by_code["HM607"].fix is None and "ATTACH PARTITION" in by_code["HM607"].finding.help
 
 
 def test_sequence_near_its_limit_and_invalid_index(fresh_db: str) -> None:

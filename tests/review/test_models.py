@@ -172,3 +172,18 @@ def test_rule_selection_and_severity_apply() -> None:
     config = config_from_mapping({"rules": {"severity": {"HM601": "error"}}})
     (rf,) = _review(m, config).findings
     assert str(rf.finding.severity) == "error"
+
+
+def test_names_that_need_quoting_match_their_indexes_and_are_quoted_in_fixes() -> None:
+    m = sa.MetaData()
+    _good_parent(m)
+    t = sa.Table(
+        "Order Lines", m,
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("Customer Id", sa.BigInteger, sa.ForeignKey("customers.id")),
+        sa.Column("user", sa.BigInteger, sa.ForeignKey("customers.id")),
+    )
+    sa.Index("ix_user", t.c.user)
+    (rf,) = [rf for rf in _review(m).findings if rf.finding.code == "HM603"]
+    assert rf.column == "Customer Id"
+    assert 'ON "Order Lines" ("Customer Id");' in rf.finding.help
