@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .report import ReviewFormat
+from .output_format import ReviewFormat
 
 
 class ReviewUsageError(Exception):

@@ -12,7 +12,6 @@ fields are only ever added)::
 
 from __future__ import annotations
 
-import enum
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from ..findings import Finding, Severity
 from ..schema_model import Schema
 from ..versions import PgVersion
 from .engine import FIX_HEADING, ReviewFinding, ReviewResult, render_fix
+from .output_format import ReviewFormat
 
 
 @dataclass(frozen=True)
@@ -188,13 +188,6 @@ def render_markdown(report: ReviewReport) -> str:
             out += ["```sql", render_fix(rf.fix, as_sql=True), "```", ""]
         out += [f"[{f.rule}]({report.doc_url(f)})", ""]
     return "\n".join(out)
-
-
-class ReviewFormat(str, enum.Enum):
-    TEXT = "text"
-    JSON = "json"
-    SARIF = "sarif"
-    MARKDOWN = "markdown"
 
 
 RENDERERS: dict[ReviewFormat, Callable[[ReviewReport], str]] = {

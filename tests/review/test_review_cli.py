@@ -124,3 +124,9 @@ def test_review_is_listed_and_loaded_lazily() -> None:
     assert "review" in out.stdout
     probe = "import sys, helios_migrate.cli; print('helios_migrate.review' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    # listing the command (--help) imports its module, which must not pull in the heavy libraries
+    probe = (
+        "import sys, helios_migrate.review.command; "
+        "print(sorted(m for m in ('psycopg', 'pglast', 'sqlalchemy', 'alembic', 'openai') if m in sys.modules))"
+    )
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "[]"
