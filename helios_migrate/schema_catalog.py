@@ -7,6 +7,7 @@ parent stands for them); system schemas and ``pg_toast`` are never read.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -74,7 +75,7 @@ SELECT i.indrelid, ic.relname, i.indisunique, i.indisprimary, i.indisvalid, am.a
 
 _SEQUENCES = """
 SELECT s.schemaname, s.sequencename, s.data_type::text, s.max_value, s.increment_by, s.last_value,
-       tn.nspname, t.relname, a.attname
+       tn.nspname, t.relname, a.attname, d.deptype = 'a', t.oid
   FROM pg_sequences s
   JOIN pg_namespace sn ON sn.nspname = s.schemaname
   JOIN pg_class sc ON sc.relnamespace = sn.oid AND sc.relname = s.sequencename
@@ -121,6 +122,17 @@ def _expr(text: str) -> str:
         return text
 
 
+_SERIAL = {"integer": "serial", "bigint": "bigserial", "smallint": "smallserial"}
+
+
+def _as_serial(column: Column) -> Column:
+    """A column fed by a sequence it owns through its ``nextval()`` default is what ``serial``
+    creates (as pg_dump and psql read it): say so, as the models do."""
+    if column.type in _SERIAL and (column.default or "").startswith("nextval("):
+        return replace(column, type=_SERIAL[column.type])
+    return column
+
+
 def read_schema(conn: psycopg.Connection[Any], *, label: str = "") -> Schema:
     """The schema of the database ``conn`` is connected to (user schemas only)."""
     with conn.cursor() as cur:
@@ -159,15 +171,16 @@ def read_schema(conn: psycopg.Connection[Any], *, label: str = "") -> Schema:
         partitions: dict[int, list[QualifiedName]] = {}
         for parent, part_schema, part_name in cur.execute(_PARTITIONS, {"oids": oids}):
             partitions.setdefault(parent, []).append(QualifiedName(part_name, part_schema))
-        sequences = tuple(
-            SequenceState(
+        sequences = []
+        for (schema, name, data_type, max_value, increment, last, table_schema, table, column, serial,
+             table_oid) in cur.execute(_SEQUENCES):
+            sequences.append(SequenceState(
                 name=QualifiedName(name, schema), data_type=_type(data_type), max_value=int(max_value),
                 increment=int(increment), last_value=None if last is None else int(last),
                 owned_by=(QualifiedName(table, table_schema), column) if table else None,
-            )
-            for schema, name, data_type, max_value, increment, last, table_schema, table, column
-            in cur.execute(_SEQUENCES)
-        )
+            ))
+            if serial:
+                columns[table_oid] = [_as_serial(col) if col.name == column else col for col in columns[table_oid]]
         stats_since, now, version_num = cur.execute(_WINDOW).fetchone() or (None, None, None)
     return Schema(
         source=SchemaSource.DATABASE,
@@ -185,7 +198,7 @@ def read_schema(conn: psycopg.Connection[Any], *, label: str = "") -> Schema:
             )
             for oid, schema, relname, partitioned, reltuples, inserts in tables
         ),
-        sequences=sequences,
+        sequences=tuple(sequences),
         server_version_num=version_num,
         stats_since=stats_since,
         observed_at=now,

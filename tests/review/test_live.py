@@ -81,6 +81,8 @@ def test_catalog_reader(fresh_db: str) -> None:
     assert by_name["orders_lower_note_idx"].predicate == "note IS NOT NULL"
     assert by_name["orders_pkey"].primary and by_name["orders_pkey"].constraint == "orders_pkey"
     assert by_name["orders_note_pattern_idx"].operator_classes != by_name["orders_note_idx"].operator_classes
+    customers = schema.table(QualifiedName("customers", "public"))
+    assert customers is not None and customers.column("id").type == "serial"  # type: ignore[union-attr]
     seq = next(s for s in schema.sequences if s.name.name == "customers_id_seq")
     assert seq.owned_by == (QualifiedName("customers", "public"), "id")
     assert seq.data_type == "integer" and seq.last_value is None
@@ -91,6 +93,7 @@ def test_live_findings_and_their_fixes(fresh_db: str) -> None:
     found = _codes(_review(_read(fresh_db)))
     assert ("HM603", "public.orders.customer_id") in found
     assert ("HM604", "public.orders.customer_id") not in found  # serial is integer
+    assert ("HM502", "public.customers.id") in found  # serial: prefer identity, as on the models
     assert ("HM605", "public.orders.note") in found  # orders_note_idx1 duplicates orders_note_idx
     assert ("HM606", "public.orders.note") in found  # orders_note_idx: orders_note_placed_idx leads with it
     assert ("HM601", "public.tags") in found
