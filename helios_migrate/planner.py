@@ -1384,7 +1384,10 @@ def _in_place_type(
         ctx.own(
             f"type of {ch.on}.{ch.column} to {ch.new_type}, in place",
             sql,
-            inverse=None if old is None else [*drops, f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {old}", *creates],
+            # USING: going back may need an explicit cast (text -> integer has no automatic one).
+            inverse=None if old is None else [
+                *drops, f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {old} USING {col}::{old}", *creates
+            ],
             irreversible_reason=None if old is not None else "the old type is unknown",
             reason=f"in place because {why} (rewrites the table under ACCESS EXCLUSIVE)",
         )

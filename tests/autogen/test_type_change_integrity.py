@@ -394,3 +394,18 @@ def test_a_column_others_depend_on_changes_in_place_with_the_lock_stated(project
     if dependent != "view":
         with pytest.raises(psycopg.errors.ForeignKeyViolation):
             _execute(project, "INSERT INTO score_refs VALUES (-5)")
+
+
+def test_in_place_change_under_a_view_downgrades_with_an_explicit_cast(project: Project) -> None:
+    """Found by the stairway: integer -> text under a view changes in place; the way back needs
+    ``USING col::integer`` (no automatic cast from text), and the view comes back both times."""
+    _execute(project, "CREATE VIEW item_scores AS SELECT id, score FROM items")
+    project.write_models(models_source({"score": 'sa.Column("score", sa.Text)'}))
+    project.autogenerate()
+    project.alembic("upgrade", "head")
+    project.alembic("downgrade", "-1")
+    with psycopg.connect(project.url) as conn:
+        typ = conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                           "WHERE attrelid = 'items'::regclass AND attname = 'score'").fetchone()
+        assert typ == ("integer",)
+        assert conn.execute("SELECT count(*) FROM item_scores").fetchone() == (ROWS,)
