@@ -18,7 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "llm"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "autogen"))
-from autogen_harness import Project, models_source
+from autogen_harness import Project, code, models_source
 from llm_fake_server import FakeLLMServer, Reply
 
 from helios_migrate.llm.client import LlmClient
@@ -86,6 +86,6 @@ def test_rename_judgement_is_a_hint_in_a_comment_never_code(project: Project, fa
     assert not any(isinstance(n, ast.Name) and n.id == "os" for n in ast.walk(tree))
     # A confident "yes" is still only a hint: the drop stays guarded, nothing is renamed on a guess.
     assert "POSSIBLE RENAME: items.legacy -> legacy_text" in revision
-    assert "runtime.data_losing_step(op, 'drop column items.legacy'" in revision
+    assert "runtime.data_losing_step(op, 'drop column items.legacy'" in code(revision)
     project.alembic("upgrade", "head", check=False)
     assert project.count("SELECT count(*) FROM parents") == 1000
