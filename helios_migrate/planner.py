@@ -1653,6 +1653,23 @@ def _drop_index(ch: c.DropIndex, ctx: _Ctx) -> list[Step]:
         name = ix.name or ch.index.name
         inverse = (create_index_sql(ix, name, concurrently=True),)
         inverse_index = _index_qname(ix.on, name)
+    table = restore[0].on if restore else (ctx.catalog.index_table(ch.index) if ctx.catalog is not None else None)
+    if table is not None and _partitions(table, ctx):
+        # DROP INDEX CONCURRENTLY is refused on a partitioned index: a plain drop, in a short
+        # transaction with lock_timeout (it takes ACCESS EXCLUSIVE on the parent and each partition
+        # for the moment of the catalog change), rebuilt partition by partition on the way back.
+        # The way back builds it again in one statement (it blocks writes while it builds).
+        rebuild = [create_index_sql(restore[0], ch.index.name, concurrently=False)] if restore else None
+        return [
+            ctx.own(
+                f"drop index {ch.index} of the partitioned table {table}",
+                [f"DROP INDEX IF EXISTS {sql_name(ch.index)}"],
+                phase=Phase.CONTRACT,
+                inverse=rebuild,
+                irreversible_reason=None if rebuild else "the index definition is unknown",
+                reason="CONCURRENTLY is refused on a partitioned index: ACCESS EXCLUSIVE for a moment",
+            )
+        ]
     return [
         Step(
             description=f"drop index {ch.index} concurrently",

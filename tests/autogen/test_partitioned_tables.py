@@ -75,3 +75,22 @@ def test_index_and_foreign_key_on_a_partitioned_table(project: Project) -> None:
     with psycopg.connect(project.url) as conn:
         left = conn.execute("SELECT to_regclass('events_v_idx')").fetchone()
     assert left == (None,)
+
+
+def test_dropping_an_index_of_a_partitioned_table(project: Project) -> None:
+    """DROP INDEX CONCURRENTLY is refused on a partitioned index: the plan drops it plainly in a
+    short transaction, and the downgrade builds it again."""
+    with psycopg.connect(project.url, autocommit=True) as conn:
+        conn.execute("CREATE INDEX events_v_idx ON events (v)")
+    project.write_models(models_source(tables=EVENTS.format(fk="", extra=', sa.Index("events_v_idx", "v")')))
+    assert "No new upgrade operations" in project.alembic("check").stdout
+    project.write_models(models_source(tables=EVENTS.format(fk="", extra="")))
+    revision = project.autogenerate()
+    upgrade = revision.split("def downgrade")[0]
+    assert "DROP INDEX IF EXISTS events_v_idx" in upgrade and "DROP INDEX CONCURRENTLY" not in upgrade
+    project.alembic("upgrade", "head")
+    with psycopg.connect(project.url) as conn:
+        assert conn.execute("SELECT to_regclass('events_v_idx')").fetchone() == (None,)
+    project.alembic("downgrade", "-1")
+    with psycopg.connect(project.url) as conn:
+        assert conn.execute("SELECT to_regclass('events_v_idx') IS NOT NULL").fetchone() == (True,)
