@@ -64,6 +64,7 @@ from .compare_enums import compare_enums
 from .fk_indexes import keep_fk_support_indexes
 from .guards import GuardsOp, guard_downgrades, render_guards_op
 from .lock_report import report_locks, server_version
+from .new_tables import LockTimeoutOp, guard_new_tables, render_lock_timeout_op
 from .ops import (
     CommentOp,
     LockSafePlanOp,
@@ -329,6 +330,7 @@ def plan_upgrade_ops(autogen_context: AutogenContext, upgrade_ops: UpgradeOps) -
     _current = planning
     _rewrite(upgrade_ops, planning)
     compare_enums(autogen_context, upgrade_ops, version)
+    guard_new_tables(upgrade_ops, _config(), version)
     make_rerunnable(upgrade_ops)
 
 
@@ -840,4 +842,5 @@ def register_renderer() -> None:
     renderers.dispatch_for(CommentOp)(render_comment_op)
     renderers.dispatch_for(PolicyOp)(render_policy_op)
     renderers.dispatch_for(GuardsOp)(render_guards_op)
+    renderers.dispatch_for(LockTimeoutOp)(render_lock_timeout_op)
     _registered = True

@@ -33,6 +33,12 @@ MORE_CASES: dict[str, tuple[dict[str, str | None], list[str] | None, str]] = {
         ['sa.Index("items_status_idx", "status")', 'sa.CheckConstraint("qty >= 0", name="items_qty_check")'],
         "",
     ),
+    "new-table-with-foreign-key": (
+        {},
+        None,
+        'children = sa.Table("children", metadata, sa.Column("id", sa.BigInteger, primary_key=True), '
+        'sa.Column("item_id", sa.BigInteger, sa.ForeignKey("items.id"), index=True))\n',
+    ),
 }
 
 

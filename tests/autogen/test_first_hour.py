@@ -144,3 +144,26 @@ def test_init_without_any_project_says_where_it_looked(tmp_path: Path, monkeypat
     assert res.exit_code == 1
     assert "env.py not found (looked in alembic.ini's script_location" in res.output
     assert "at ." not in res.output
+
+
+def test_a_new_table_with_a_foreign_key_waits_at_most_lock_timeout(fresh_db: str, tmp_path: Path) -> None:
+    """A created table referencing an existing one is written as Alembic writes it, after
+    ``SET LOCAL lock_timeout`` (its foreign key locks the referenced table); it upgrades and
+    downgrades, and the acknowledgements sit right above the operations they are about."""
+    project = Project.create(tmp_path / "proj", fresh_db, rows=500)
+    children = (
+        'children = sa.Table("children", metadata, sa.Column("id", sa.BigInteger, primary_key=True), '
+        'sa.Column("item_id", sa.BigInteger, sa.ForeignKey("items.id"), index=True))\n'
+    )
+    project.write_models(models_source(tables=children))
+    revision = project.autogenerate()
+    upgrade, downgrade = revision.split("def downgrade")
+    assert upgrade.index("SET LOCAL lock_timeout") < upgrade.index("op.create_table(")
+    assert downgrade.index("SET LOCAL lock_timeout") < downgrade.index("op.drop_table(")
+    assert "# helios: ignore[HM304] -- undo: drops children" in downgrade
+    project.alembic("upgrade", "head")
+    with pytest.raises(psycopg.errors.ForeignKeyViolation), psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("INSERT INTO children (item_id) VALUES (999999)")
+    project.alembic("downgrade", "-1")
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("SELECT to_regclass('children')").fetchone() == (None,)
