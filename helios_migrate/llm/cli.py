@@ -77,10 +77,10 @@ def explain_command(
     """Explain a migration in plain English: what it does, what it locks, how long, what to watch."""
     from ..versions import PgVersion, VersionError, default_version
     from .explain import build_facts, deterministic_summary, explain
-    from .sources import SourceError, migration_sql
+    from .sources import SourceError, migration_source
 
     try:
-        sql, label = migration_sql(target, Path.cwd())
+        sql, label, source_lines = migration_source(target, Path.cwd())
     except SourceError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -91,7 +91,7 @@ def explain_command(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     try:
-        facts = build_facts(sql, version=version, config=project_config, source=label)
+        facts = build_facts(sql, version=version, config=project_config, source=label, source_lines=source_lines)
     except Exception as exc:
         typer.echo(f"error: {label}: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -89,8 +89,12 @@ def _effect_line(effect: Effect) -> str:
 
 def build_facts(
     sql: str, *, version: PgVersion, config: Config | None = None, catalog: SchemaLookup | None = None,
-    source: str = "migration.sql",
+    source: str = "migration.sql", source_lines: Sequence[int] | None = None,
 ) -> Facts:
+    """The facts about ``sql``; ``source_lines`` maps each line of ``sql`` to the line of the file
+    it came from (a revision's), so findings name the same line as ``check``."""
+    if source_lines is not None:
+        source = "migration.sql"  # the SQL rendered from a revision: its own lines, mapped below
     statements = parse_statements(sql, source)
     lines: list[str] = []
     effects: list[Effect] = []
@@ -107,11 +111,14 @@ def build_facts(
             effects.append(eff)
             lines.append(f"[{number}] `{_one_line(st.sql)}` -- {_effect_line(eff)}")
     findings = lint_sql(sql, source, config=config or Config(), version=version, catalog=catalog)
-    return Facts(tuple(lines), tuple(_finding_line(f) for f in findings), tuple(effects), version)
+    return Facts(tuple(lines), tuple(_finding_line(f, source_lines) for f in findings), tuple(effects), version)
 
 
-def _finding_line(f: Finding) -> str:
-    return f"{f.code} {f.rule} ({f.severity}) line {f.location.line}: {f.message}"
+def _finding_line(f: Finding, source_lines: Sequence[int] | None = None) -> str:
+    line = f.location.line
+    if source_lines and 1 <= line <= len(source_lines):
+        line = source_lines[line - 1]
+    return f"{f.code} {f.rule} ({f.severity}) line {line}: {f.message}"
 
 
 def deterministic_summary(facts: Facts) -> str:

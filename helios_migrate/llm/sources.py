@@ -14,10 +14,17 @@ class SourceError(Exception):
 
 def migration_sql(target: str, cwd: Path) -> tuple[str, str]:
     """``(sql, label)`` for ``target``: a ``.sql`` file, a revision ``.py`` file, or a revision id."""
+    sql, label, _ = migration_source(target, cwd)
+    return sql, label
+
+
+def migration_source(target: str, cwd: Path) -> tuple[str, str, tuple[int, ...] | None]:
+    """``(sql, label, lines)``: as :func:`migration_sql`, with, for a revision, the line of the
+    revision file each line of ``sql`` comes from (what ``check`` reports), else ``None``."""
     path = Path(target)
     if path.suffix == ".sql":
         try:
-            return path.read_text(encoding="utf-8"), str(path)
+            return path.read_text(encoding="utf-8"), str(path), None
         except OSError as exc:
             raise SourceError(f"cannot read {path}: {exc}") from None
     if path.suffix == ".py":
@@ -39,7 +46,7 @@ def migration_sql(target: str, cwd: Path) -> tuple[str, str]:
     return _render(project, rev, f"revision {rev.revision} ({rev.path.name})")
 
 
-def _render(project: object, rev: object, label: str) -> tuple[str, str]:
+def _render(project: object, rev: object, label: str) -> tuple[str, str, tuple[int, ...]]:
     from ..check.project import AlembicProject, RevisionFile
 
     assert isinstance(rev, RevisionFile)
@@ -50,5 +57,6 @@ def _render(project: object, rev: object, label: str) -> tuple[str, str]:
         rendered = renderer.render(rev, "upgrade")
     if rendered.failure is not None:
         raise SourceError(f"{label}: upgrade() could not be rendered offline: {rendered.failure.reason}")
-    sql = "\n".join(s.sql.strip().rstrip(";") + ";" for s in rendered.statements)
-    return sql, label
+    parts = [s.sql.strip().rstrip(";") + ";" for s in rendered.statements]
+    lines = tuple(st.line for st, text in zip(rendered.statements, parts, strict=True) for _ in text.splitlines())
+    return "\n".join(parts), label, lines

@@ -167,3 +167,47 @@ def test_a_new_table_with_a_foreign_key_waits_at_most_lock_timeout(fresh_db: str
     project.alembic("downgrade", "-1")
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("SELECT to_regclass('children')").fetchone() == (None,)
+
+
+REVISION = '''"""add an index
+
+Revision ID: 0001aaaa
+Revises:
+"""
+from alembic import op
+
+revision = "0001aaaa"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.execute("SET lock_timeout = '2s'")
+    op.add_column("items", __import__("sqlalchemy").Column("flag", __import__("sqlalchemy").Boolean))
+
+    # the statement check reports, well below the first line of the SQL
+    op.create_index("items_qty_idx", "items", ["qty"])
+
+
+def downgrade():
+    op.drop_index("items_qty_idx")
+    op.drop_column("items", "flag")
+'''
+
+
+def test_explain_names_the_revision_line_check_names(fresh_db: str, tmp_path: Path) -> None:
+    """``explain`` and ``check`` put a finding at the same line of the revision file."""
+    project = Project.create(tmp_path / "proj", fresh_db, rows=10)
+    path = project.root / "versions" / "0001aaaa_add_an_index.py"
+    path.write_text(REVISION)
+    helios = str(Path(sys.executable).parent / "helios-migrate")
+    run = {"cwd": project.root, "capture_output": True, "text": True, "timeout": 120, "env": project.env}
+    checked = subprocess.run([helios, "check", str(path), "--format", "json", "--pg-version", "16"], **run)  # type: ignore[call-overload]
+    import json
+
+    lines = {f["line"] for f in json.loads(checked.stdout)["findings"] if f["code"] == "HM101"}
+    assert lines == {REVISION.splitlines().index('    op.create_index("items_qty_idx", "items", ["qty"])') + 1}
+    explained = subprocess.run([helios, "explain", str(path), "--no-llm", "--pg-version", "16"], **run)  # type: ignore[call-overload]
+    assert explained.returncode == 0, explained.stderr
+    assert f"line {next(iter(lines))}:" in explained.stdout, explained.stdout
