@@ -540,8 +540,8 @@ def _steps_of(container: OpContainer, version: PgVersion) -> list[Any]:
         if isinstance(op, LockSafePlanOp):
             steps.extend(op.steps)
             continue
-        if isinstance(op, CommentOp):
-            continue
+        if isinstance(op, CommentOp | LockTimeoutOp):
+            continue  # no work: comments, and the lock_timeout set for plain operations
         try:
             changes = changes_from_op(op)
         except Exception:
@@ -596,7 +596,9 @@ def impact_header(connection: Any, container: OpContainer, version: PgVersion,
             log.warning("helios: impact facts not read (%s: %s); header shows locks only",
                         type(exc).__name__, exc)
             facts = None
-    impact = estimate_plan(plan, facts, version, throughput=throughput)
+    # The same live lookups the plan was made with: a catalog-only change is not shown as a rewrite.
+    catalog = _current.catalog if _current is not None else None
+    impact = estimate_plan(plan, facts, version, throughput=throughput, catalog=catalog)
     text = render_revision_header(impact, prefix="", width=HEADER_STEP_WIDTH)
     lines = [f"# -- {HEADER_MARK} (helios-migrate; see docs/impact.md) --"]
     lines += ["# " + line if line else "#" for line in text.rstrip("\n").split("\n")]
