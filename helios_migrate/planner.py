@@ -976,6 +976,12 @@ def _alter_type(ch: c.AlterColumnType, ctx: _Ctx) -> list[Step]:
     collate = f" COLLATE {quote_ident(ch.collation)}" if ch.collation else ""
     using = f" USING {ch.using}" if ch.using else ""
     if not eff.rewrites_table and eff.work is WorkClass.METADATA:
+        dependents_of = getattr(ctx.facts, "column_dependents", None)
+        deps: ColumnDependents = dependents_of(ch.on, ch.column) if dependents_of is not None else ColumnDependents()
+        if deps.view_definitions:
+            # Catalog-only, but PostgreSQL refuses to change a column that views use: the views are
+            # dropped and re-created around it, in the same short transaction.
+            return _in_place_type(ch, old, ctx, deps, rewrites=False)
         return [
             ctx.own(
                 f"type of {ch.on}.{ch.column} to {ch.new_type}",
@@ -1353,7 +1359,7 @@ def _always_converts(old: str | None, new: str) -> bool:
 
 
 def _in_place_type(
-    ch: c.AlterColumnType, old: str | None, ctx: _Ctx, deps: ColumnDependents
+    ch: c.AlterColumnType, old: str | None, ctx: _Ctx, deps: ColumnDependents, *, rewrites: bool = True
 ) -> list[Step]:
     """A type change that a converted copy cannot take over: in place, the lock stated plainly."""
     t, col = sql_name(ch.on), quote_ident(ch.column)
@@ -1374,12 +1380,18 @@ def _in_place_type(
             f"{', '.join(v.name for v in views if v.materialized)} are re-created and filled again in the "
             "same transaction, under the same lock"
         )
-    ctx.notes.append(
-        f"{ch.on}.{ch.column}: the type change runs in place -- it rewrites the table under ACCESS "
-        f"EXCLUSIVE, blocking reads and writes while it runs -- because {why}: a converted copy "
-        "could not take over keys, sequences, referencing keys or views without dropping them. Run "
-        "it when the table is quiet, or raise statement_timeout for this step on a large table."
-    )
+    if rewrites:
+        ctx.notes.append(
+            f"{ch.on}.{ch.column}: the type change runs in place -- it rewrites the table under ACCESS "
+            f"EXCLUSIVE, blocking reads and writes while it runs -- because {why}: a converted copy "
+            "could not take over keys, sequences, referencing keys or views without dropping them. Run "
+            "it when the table is quiet, or raise statement_timeout for this step on a large table."
+        )
+    else:
+        ctx.notes.append(
+            f"{ch.on}.{ch.column}: catalog-only type change; {why}, so they are dropped and re-created "
+            "around it in the same short transaction (a moment of ACCESS EXCLUSIVE)"
+        )
     return [
         ctx.own(
             f"type of {ch.on}.{ch.column} to {ch.new_type}, in place",
@@ -1389,7 +1401,7 @@ def _in_place_type(
                 *drops, f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {old} USING {col}::{old}", *creates
             ],
             irreversible_reason=None if old is not None else "the old type is unknown",
-            reason=f"in place because {why} (rewrites the table under ACCESS EXCLUSIVE)",
+            reason=f"in place because {why}" + (" (rewrites the table under ACCESS EXCLUSIVE)" if rewrites else " (catalog-only)"),
         )
     ]
 

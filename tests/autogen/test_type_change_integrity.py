@@ -409,3 +409,20 @@ def test_in_place_change_under_a_view_downgrades_with_an_explicit_cast(project: 
                            "WHERE attrelid = 'items'::regclass AND attname = 'score'").fetchone()
         assert typ == ("integer",)
         assert conn.execute("SELECT count(*) FROM item_scores").fetchone() == (ROWS,)
+
+
+def test_catalog_only_change_under_a_view_recreates_the_view(project: Project) -> None:
+    """Found by the stairway: varchar widening is catalog-only, but PostgreSQL refuses it on a
+    column a view uses; the views are dropped and re-created around it in one transaction."""
+    _execute(project, "CREATE VIEW item_status AS SELECT id, status FROM items")
+    project.write_models(models_source({"status": 'sa.Column("status", sa.String(60))'}))
+    project.autogenerate()
+    project.alembic("upgrade", "head")
+    with psycopg.connect(project.url) as conn:
+        assert conn.execute("SELECT count(*) FROM item_status").fetchone() == (ROWS,)
+        typ = conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                           "WHERE attrelid = 'items'::regclass AND attname = 'status'").fetchone()
+    assert typ == ("character varying(60)",)
+    project.alembic("downgrade", "-1")
+    with psycopg.connect(project.url) as conn:
+        assert conn.execute("SELECT count(*) FROM item_status").fetchone() == (ROWS,)

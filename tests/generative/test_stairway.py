@@ -319,6 +319,10 @@ def test_stairway(data: st.DataObject, pg_server: pgserver.RunningServer, pg_poo
 
 def _run_example(url: str, root: Path, table: Table, change: Change, inject: int | None) -> None:
     project = Project.create(root / "proj", url, rows=200)
+    env = project.root / "env.py"  # named CHECK constraints compared, as the example project does
+    env.write_text(env.read_text().replace(
+        '"alembic.autogenerate.*", "helios"', '"alembic.autogenerate.*", "alembic.ext.checkconstraint_byname", "helios"'
+    ))
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE TYPE gen_mood AS ENUM ('calm', 'busy')")
         conn.execute(table.ddl())
