@@ -4,10 +4,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from .llm_fake_server import FakeLLMServer, Reply, load_replies
 
 from helios_migrate.llm.client import LlmClient
 from helios_migrate.llm.config import LlmConfig
+
+from .llm_fake_server import FakeLLMServer, Reply, load_replies
 
 
 @pytest.fixture

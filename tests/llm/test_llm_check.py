@@ -6,10 +6,11 @@ import socket
 from pathlib import Path
 
 import pytest
-from .llm_fake_server import FakeLLMServer, load_replies
 from typer.testing import CliRunner
 
 from helios_migrate.cli import app
+
+from .llm_fake_server import FakeLLMServer, load_replies
 
 runner = CliRunner()
 

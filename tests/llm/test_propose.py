@@ -7,12 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from .llm_fake_server import FakeLLMServer
 
 from helios_migrate.llm.client import LlmClient
 from helios_migrate.llm.propose import LLM_MARK, PlanContext, ProposalResult, propose_plan
 from helios_migrate.plan import Phase, TransactionMode
 from helios_migrate.versions import PgVersion
+
+from .llm_fake_server import FakeLLMServer
 
 SQL = """
 ALTER TABLE orders ALTER COLUMN status SET NOT NULL;

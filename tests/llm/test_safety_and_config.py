@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from .llm_fake_server import FakeLLMServer
 
 from helios_migrate.changes import AddColumn, ColumnDef, DropColumn, QualifiedName
 from helios_migrate.llm.client import LlmClient
@@ -18,6 +17,8 @@ from helios_migrate.llm.prompts import data_block
 from helios_migrate.llm.propose import PlanContext, propose_plan
 from helios_migrate.llm.redact import redact
 from helios_migrate.llm.rename import judge_rename, rename_candidates
+
+from .llm_fake_server import FakeLLMServer
 
 MakeClient = Callable[..., LlmClient]
 
