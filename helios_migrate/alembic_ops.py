@@ -26,7 +26,6 @@ Nothing from Alembic is imported at module import time (Alembic imports plugins 
 from __future__ import annotations
 
 import copy
-import importlib
 import io
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -69,6 +68,7 @@ from helios_migrate.changes import (
     SetNotNull,
 )
 from helios_migrate.normalize import normalize_expr, normalize_ident, normalize_type
+from helios_migrate.sql_parse import changes_from_sql
 from helios_migrate.sqltext import quote_ident
 
 if TYPE_CHECKING:
@@ -572,12 +572,7 @@ def _drop_constraint(op: alembic_ops.DropConstraintOp) -> list[Change]:
 
 
 def _parse_sql(sql: str) -> list[Change]:
-    try:
-        sql_parse = importlib.import_module("helios_migrate.sql_parse")
-    except ImportError:
-        return [RawStatement(sql=sql)]
-    parse: Callable[[str], list[Change]] = sql_parse.changes_from_sql
-    return list(parse(sql))
+    return list(changes_from_sql(sql))
 
 
 def _execute(op: alembic_ops.ExecuteSQLOp) -> list[Change]:
