@@ -293,7 +293,7 @@ def _undo_and_raise(
     for sql in statements:
         try:
             # CONCURRENTLY cannot run in a transaction block: it runs on its own.
-            runner = _outside_transaction if "CONCURRENTLY" in sql.upper() else _in_transaction
+            runner = _outside_transaction if "CONCURRENTLY" in sql.upper() else _undo_in_transaction
             _retrying(op, f"undo after {what}", 10, 0.5, 10.0, functools.partial(runner, op, [sql], "5s"))
             undone.append(sql)
         except (sa.exc.DBAPIError, StepFailed) as undo_exc:
@@ -308,6 +308,7 @@ def _undo_and_raise(
 
 
 def _outside_transaction(op: Any, statements: Sequence[str], lock_timeout: str | None) -> None:
+    """``statements`` outside any transaction block (``CONCURRENTLY``), under ``lock_timeout``."""
     bind = op.get_bind()
     if lock_timeout is not None:
         bind.exec_driver_sql(f"SET lock_timeout = {quote_literal(lock_timeout)}")
@@ -319,15 +320,22 @@ def _outside_transaction(op: Any, statements: Sequence[str], lock_timeout: str |
             bind.exec_driver_sql("RESET lock_timeout")
 
 
-def _in_transaction(op: Any, statements: Sequence[str], lock_timeout: str | None) -> None:
-    _guard(op, statements, "undo")
+def _in_transaction(
+    op: Any, statements: Sequence[str], lock_timeout: str | None, statement_timeout: str | None = None
+) -> None:
+    """``statements`` in one transaction with ``SET LOCAL`` timeouts."""
     bind = op.get_bind()
     bind.exec_driver_sql("BEGIN")
-    for sql in _timeouts(lock_timeout, None):
+    for sql in _timeouts(lock_timeout, statement_timeout):
         bind.exec_driver_sql(sql)
     for sql in statements:
         _exec(op, sql)
     bind.exec_driver_sql("COMMIT")
+
+
+def _undo_in_transaction(op: Any, statements: Sequence[str], lock_timeout: str | None) -> None:
+    _guard(op, statements, "undo")
+    _in_transaction(op, statements, lock_timeout)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -386,14 +394,8 @@ def run_in_own_transaction(
 
         def body() -> None:
             _guard(op, statements, what)
-            bind = op.get_bind()
             began = time.monotonic()
-            bind.exec_driver_sql("BEGIN")
-            for sql in _timeouts(lock_timeout, statement_timeout):
-                bind.exec_driver_sql(sql)
-            for sql in statements:
-                _exec(op, sql)
-            bind.exec_driver_sql("COMMIT")
+            _in_transaction(op, statements, lock_timeout, statement_timeout)
             held.append(time.monotonic() - began)
 
         try:
@@ -454,15 +456,7 @@ def run_autocommit(
 
         def body() -> None:
             _guard(op, statements, what)
-            bind = op.get_bind()
-            if lock_timeout is not None:
-                bind.exec_driver_sql(f"SET lock_timeout = {_literal(lock_timeout)}")
-            try:
-                for sql in statements:
-                    _exec(op, sql)
-            finally:
-                if lock_timeout is not None:
-                    bind.exec_driver_sql("RESET lock_timeout")
+            _outside_transaction(op, statements, lock_timeout)
 
         _retrying(op, what, attempts, backoff, max_backoff, body)
 
@@ -508,13 +502,7 @@ def create_index_concurrently(
             if _scalar(op, _invalid_index_sql(name)):
                 log.warning("helios: dropping INVALID index %s left by an earlier attempt", name)
                 _exec(op, drop)
-            if lock_timeout is not None:
-                op.get_bind().exec_driver_sql(f"SET lock_timeout = {_literal(lock_timeout)}")
-            try:
-                _exec(op, sql)
-            finally:
-                if lock_timeout is not None:
-                    op.get_bind().exec_driver_sql("RESET lock_timeout")
+            _outside_transaction(op, [sql], lock_timeout)
 
         # A build the data fails (duplicates for a UNIQUE index) leaves an INVALID index that
         # still checks every new row: it is dropped again before the error is raised.
