@@ -252,10 +252,8 @@ def _call(step: Step) -> tuple[str, list[Any], dict[str, Any]] | None:
 
 def run_step(operations: Any, step: Step) -> None:
     """Run one step through :mod:`helios_migrate.runtime` (``operations`` is Alembic's ``op``)."""
-    if step.guard:
-        runtime.data_losing_step(operations, step.description, step.guard)
-    if step.inverse_loses_data and step.reason and step.direction is Direction.DOWNGRADE:
-        runtime.data_losing_step(operations, step.description, step.reason)
+    for description, reason in _data_losing(step):
+        runtime.data_losing_step(operations, description, reason)
     call = _call(step)
     if call is None:
         return
@@ -284,14 +282,21 @@ def _comment(text: str) -> list[str]:
     return lines
 
 
-def data_loss_guards(step: Step) -> list[tuple[str, str]]:
-    """``(step, reason)`` for each guard the step meets when it runs: a drop nobody confirmed, an
-    undo that loses data, a step with no inverse."""
+def _data_losing(step: Step) -> list[tuple[str, str]]:
+    """``(step, reason)`` for each ``runtime.data_losing_step`` guard before the step: a drop
+    nobody confirmed, an undo that loses data."""
     guards: list[tuple[str, str]] = []
     if step.guard:
         guards.append((step.description, step.guard))
     if step.inverse_loses_data and step.direction is Direction.DOWNGRADE:
         guards.append((step.description, step.reason or "data is lost"))
+    return guards
+
+
+def data_loss_guards(step: Step) -> list[tuple[str, str]]:
+    """``(step, reason)`` for each guard the step meets when it runs: those of
+    :func:`_data_losing`, and a step with no inverse."""
+    guards = _data_losing(step)
     call = _call(step)
     if call is not None and call[0] == "irreversible":
         guards.append((step.description, str(step.irreversible_reason)))
@@ -380,12 +385,8 @@ def step_lines(step: Step, policy: RetryPolicy | None = None) -> list[str]:
         lines += _comment(f"{step.description}: {step.reason}")
     else:
         lines += _comment(step.description)
-    if step.guard:
-        lines += _call_lines("runtime.data_losing_step", [_Code("op"), step.description, step.guard], {})
-    if step.inverse_loses_data and step.direction is Direction.DOWNGRADE:
-        lines += _call_lines(
-            "runtime.data_losing_step", [_Code("op"), step.description, step.reason or "data is lost"], {}
-        )
+    for description, reason in _data_losing(step):
+        lines += _call_lines("runtime.data_losing_step", [_Code("op"), description, reason], {})
     call = _call(step)
     if call is None:
         return []
