@@ -24,6 +24,8 @@ from helios_migrate.versions import PgVersion
 from .ops import CommentOp
 
 _DESIGN = "HM5"
+"""Schema-design rules (``HM5xx``): they judge the model's own choices (a ``varchar(n)``, a
+``serial``), which a revision carries out as declared."""
 
 
 class LockTimeoutOp(MigrateOperation):
@@ -51,18 +53,28 @@ def render_lock_timeout_op(autogen_context: Any, op: LockTimeoutOp) -> list[str]
     ]
 
 
-def _acks(sql: str, config: Config, version: PgVersion, *, reasons: dict[str, str]) -> list[str]:
-    """``# helios: ignore[...]`` lines for what ``check`` reports on ``sql`` that is deliberate."""
-    script = f"SET lock_timeout = {quote_literal(config.lock_timeout)};\n{sql}"
+def deliberate_findings(
+    sql: str, config: Config, version: PgVersion, *, reasons: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Rule code -> reason for what ``check`` reports on ``sql`` on purpose: the schema-design
+    findings on the model's own type choices, and the codes given in ``reasons``.  Linted after a
+    ``SET lock_timeout``, which the revision sets."""
+    script = f"SET lock_timeout = {quote_literal(config.lock_timeout or '2s')};\n{sql}"
     out: dict[str, str] = {}
-    for finding in lint_sql(script, "<new table>", config=config, version=version):
+    for finding in lint_sql(script, "<plan>", config=config, version=version):
         if finding.code in out:
             continue
         if finding.code.startswith(_DESIGN):
             out[finding.code] = f"as the model declares it ({finding.message})"
-        elif finding.code in reasons:
+        elif reasons and finding.code in reasons:
             out[finding.code] = reasons[finding.code]
-    return [f"helios: ignore[{code}] -- {reason}" for code, reason in out.items()]
+    return out
+
+
+def _acks(sql: str, config: Config, version: PgVersion, *, reasons: dict[str, str]) -> list[str]:
+    """``# helios: ignore[...]`` lines for what ``check`` reports on ``sql`` that is deliberate."""
+    found = deliberate_findings(sql, config, version, reasons=reasons)
+    return [f"helios: ignore[{code}] -- {reason}" for code, reason in found.items()]
 
 
 def _sql(op: MigrateOperation) -> str:

@@ -36,7 +36,6 @@ from helios_migrate.changes import (
 )
 from helios_migrate.config import AutogenerateSettings, Config, ConfigError, load_config
 from helios_migrate.impact import estimate_plan, render_revision_header, tables_of_plan
-from helios_migrate.lint import lint_sql
 from helios_migrate.plan import (
     Acknowledgement,
     Direction,
@@ -64,7 +63,7 @@ from .compare_enums import compare_enums
 from .fk_indexes import keep_fk_support_indexes
 from .guards import GuardsOp, guard_downgrades, render_guards_op
 from .lock_report import report_locks, server_version
-from .new_tables import LockTimeoutOp, guard_new_tables, render_lock_timeout_op
+from .new_tables import LockTimeoutOp, deliberate_findings, guard_new_tables, render_lock_timeout_op
 from .ops import (
     CommentOp,
     LockSafePlanOp,
@@ -246,11 +245,6 @@ def _plan_op(op: MigrateOperation, planning: _Planning) -> LockSafePlanOp | None
     )
 
 
-_DESIGN = "HM5"
-"""Schema-design rules (``HM5xx``): they judge the model's own choices (a ``varchar(n)``, a
-``serial``), which a plan carries out as declared."""
-
-
 def model_choices(step: Step, version: PgVersion) -> Step:
     """``step`` acknowledging, in each direction, the schema-design findings its SQL meets: the
     revision carries out the model as declared, and says so beside the call with the rule's
@@ -260,12 +254,8 @@ def model_choices(step: Step, version: PgVersion) -> Step:
     def acks(sql: Sequence[str] | None) -> tuple[Acknowledgement, ...]:
         if not sql:
             return ()
-        found = lint_sql(";\n".join(sql) + ";\n", "<plan>", config=config, version=version)
-        out: dict[str, str] = {}
-        for finding in found:
-            if finding.code.startswith(_DESIGN) and finding.code not in out:
-                out[finding.code] = f"as the model declares it ({finding.message})"
-        return tuple(Acknowledgement((code,), reason) for code, reason in out.items())
+        found = deliberate_findings(";\n".join(sql) + ";\n", config, version)
+        return tuple(Acknowledgement((code,), reason) for code, reason in found.items())
 
     up, down = acks(step.sql), acks(step.inverse)
     if not up and not down:
