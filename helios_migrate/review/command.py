@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated, Any
 
 import typer
@@ -51,17 +52,26 @@ def review_command(
     config_file: Annotated[
         Path | None, typer.Option("--config", help="pyproject.toml to read (default: found from the current directory).")
     ] = None,
+    alembic_ini: Annotated[
+        Path | None,
+        typer.Option(
+            "--alembic-ini",
+            help="The Alembic project whose env.py names the models (target_metadata) when neither "
+            "--models nor models in [tool.helios-migrate.review] is given (default: ./alembic.ini).",
+        ),
+    ] = None,
 ) -> None:
     """Critique a schema: keys, foreign keys, indexes and column types, each fix a lock-safe plan.
 
-    Reviews a live database (--database-url) or the models (--models, or models in
-    [tool.helios-migrate.review]), never both.  Exit codes: 0 no finding at or above --fail-on,
+    Reviews a live database (--database-url) or the models (--models, models in
+    [tool.helios-migrate.review], else the target_metadata of the project's env.py, read without
+    running it), never both.  Exit codes: 0 no finding at or above --fail-on,
     1 such findings, 2 usage, configuration or connection errors.
     """
     from ..rules import RuleLoadError
 
     try:
-        report = _run(database_url, models, pg_version, fail_on, show_info, config_file)
+        report = _run(database_url, models, pg_version, fail_on, show_info, config_file, alembic_ini)
     except (ReviewUsageError, RuleLoadError) as exc:
         typer.echo(f"helios-migrate review: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -79,6 +89,7 @@ def _run(
     fail_on: str | None,
     show_info: bool,
     config_file: Path | None,
+    alembic_ini: Path | None = None,
 ) -> Any:
     from ..config import ConfigError, load_config
     from ..findings import Severity
@@ -97,6 +108,8 @@ def _run(
     models = models or (None if database_url else config.review.models)
     if database_url and models:
         raise ReviewUsageError("give either --database-url or --models, not both")
+    if not database_url and not models:
+        models = _env_models(alembic_ini, config.source)
     if database_url:
         schema = _live_schema(database_url)
         assert schema.server_version_num is not None
@@ -117,7 +130,8 @@ def _run(
     else:
         raise ReviewUsageError(
             "nothing to review: give --database-url URL (a live database), or --models module:attribute "
-            "(e.g. app.models:Base.metadata), or set models in [tool.helios-migrate.review]"
+            "(e.g. app.models:Base.metadata), or set models in [tool.helios-migrate.review], or run it "
+            "in an Alembic project (alembic.ini here, or --alembic-ini)"
         )
     result = review_schema(schema, config, version)
     return ReviewReport(
@@ -145,7 +159,49 @@ def _live_schema(database_url: str) -> Any:
         conn.close()
 
 
+def _env_models(alembic_ini: Path | None, config_source: str | None) -> str | None:
+    """``target_metadata`` of the project's env.py as ``module:attribute`` (several joined by
+    ``,``), or ``None`` when there is no Alembic project here and none was named."""
+    from .env_models import EnvModelsError, find_env_py, models_of_env
+
+    ini = alembic_ini
+    if ini is None:
+        places = [Path.cwd(), *([Path(config_source).parent] if config_source else [])]
+        ini = next((d / "alembic.ini" for d in places if (d / "alembic.ini").is_file()), None)
+        if ini is None:
+            return None
+    elif not ini.is_file():
+        raise ReviewUsageError(f"--alembic-ini {ini}: no such file")
+    try:
+        found = models_of_env(find_env_py(ini.resolve()))
+    except EnvModelsError as exc:
+        raise ReviewUsageError(str(exc)) from None
+    return ",".join(found.references)
+
+
 def _model_schema(reference: str, config_source: str | None) -> Any:
+    """The schema of the models ``reference`` names (``module:attribute``; several joined by ``,``
+    are reviewed as one schema, as Alembic compares a list of ``MetaData``)."""
+    from dataclasses import replace
+
+    schemas = [_one_model_schema(part.strip(), config_source) for part in reference.split(",")]
+    first = schemas[0]
+    return replace(first, tables=tuple(t for s in schemas for t in s.tables), label=reference)
+
+
+def _attribute(target: Any, part: str) -> Any:
+    """``target.part``; a submodule not imported by its package is imported."""
+    if hasattr(target, part):
+        return getattr(target, part)
+    if isinstance(target, ModuleType):
+        try:
+            return importlib.import_module(f"{target.__name__}.{part}")
+        except ModuleNotFoundError:
+            pass
+    raise AttributeError(part)
+
+
+def _one_model_schema(reference: str, config_source: str | None) -> Any:
     from ..schema_model import schema_from_metadata
 
     module_name, sep, attribute = reference.partition(":")
@@ -161,9 +217,14 @@ def _model_schema(reference: str, config_source: str | None) -> Any:
             f"--models {reference!r}: cannot import {module_name}: {type(exc).__name__}: {exc}"
         ) from None
     for part in attribute.split("."):
-        if not hasattr(target, part):
-            raise ReviewUsageError(f"--models {reference!r}: {module_name} has no attribute {attribute}")
-        target = getattr(target, part)
+        try:
+            target = _attribute(target, part)
+        except AttributeError:
+            raise ReviewUsageError(f"--models {reference!r}: {module_name} has no attribute {attribute}") from None
+        except Exception as exc:  # the user's submodule failed to import
+            raise ReviewUsageError(
+                f"--models {reference!r}: cannot import {module_name}.{part}: {type(exc).__name__}: {exc}"
+            ) from None
     metadata = getattr(target, "metadata", target)
     if not hasattr(metadata, "sorted_tables"):
         raise ReviewUsageError(
