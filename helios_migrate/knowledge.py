@@ -890,6 +890,24 @@ def _raw(ch: c.RawStatement, ctx: _Ctx) -> Effect:
             conservative, locks=tuple(replace(lk, mode=LockMode.SHARE_UPDATE_EXCLUSIVE) for lk in conservative.locks),
             work=WorkClass.METADATA, certainty=Certainty.KNOWN, notes=(),
         )
+    into = (
+        node.into if isinstance(node, ast.CreateTableAsStmt) and node.objtype == ObjectType.OBJECT_TABLE
+        else None
+    )
+    if into is not None and into.rel is not None:
+        # CREATE [TEMP] TABLE ... AS reads its query under ACCESS SHARE (checked on 15 and 18); the
+        # new table is invisible to others until commit (a temporary one, ever).
+        created = QualifiedName(str(into.rel.relname), into.rel.schemaname)
+        return replace(
+            conservative,
+            locks=tuple(
+                RelationLock(r, RelationRole.TABLE, LockMode.ACCESS_EXCLUSIVE, blocking=False)
+                if r == created else RelationLock(r, RelationRole.TABLE, LockMode.ACCESS_SHARE)
+                for r in ch.relations
+            ),
+            work=WorkClass.METADATA if into.skipData else WorkClass.SCAN,
+            certainty=Certainty.KNOWN, notes=(),
+        )
     if isinstance(node, ast.SelectStmt):
         return replace(
             conservative, locks=tuple(replace(lk, mode=LockMode.ACCESS_SHARE) for lk in conservative.locks),

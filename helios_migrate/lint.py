@@ -34,6 +34,7 @@ from .changes import (
     Change,
     ConstraintKind,
     CreateTable,
+    DropIndex,
     QualifiedName,
     RawStatement,
     SetSetting,
@@ -42,7 +43,7 @@ from .changes import (
     ValidateConstraint,
 )
 from .config import Config
-from .effects import Certainty, Effect, RelationLock, WorkClass
+from .effects import Certainty, Effect, RelationLock, RelationRole, WorkClass
 from .findings import Finding, Location, Severity
 from .knowledge import SchemaLookup, effect_of
 from .rule_context import (
@@ -102,6 +103,9 @@ class SourceStatement:
     column_types: tuple[tuple[str, str, str], ...] = ()
     """``(table, column, type)`` known before the statement runs although the SQL does not say
     (Alembic's ``existing_type``): lets a type change be judged exactly offline."""
+    index_tables: tuple[tuple[str, str], ...] = ()
+    """``(index, table)`` for a ``DROP INDEX`` whose table the SQL does not name but the source
+    did (Alembic's ``drop_index(table_name=...)``)."""
 
 
 @dataclass(frozen=True)
@@ -244,6 +248,8 @@ class _Walker:
     def _statement(self, st: Statement, location: Location, src: SourceStatement) -> None:
         if src.column_types:
             st = replace(st, changes=tuple(_with_declared_type(ch, src.column_types) for ch in st.changes))
+        if src.index_tables:
+            st = replace(st, changes=tuple(_with_index_table(ch, src.index_tables) for ch in st.changes))
         effects = []
         for change in st.changes:
             try:
@@ -273,7 +279,12 @@ class _Walker:
             ch.table is not None and ch.table.name == self.config.version_table for ch in st.changes
         ):
             self.bookkeeping.add(info.index)
-        created_here = [ch.on for ch in st.changes if isinstance(ch, CreateTable)]
+        created_here = [ch.on for ch in st.changes if isinstance(ch, CreateTable)] + [
+            # A relation no other session can see yet (CREATE [TEMP] TABLE ... AS, a new view).
+            lk.relation for e in effects for lk in e.locks
+            if not lk.blocking and lk.role in (RelationRole.TABLE, RelationRole.VIEW)
+            and not isinstance(e.change, CreateTable)
+        ]
         self.statements.append(info)
         self.snapshots.append(
             _Snapshot(
@@ -534,4 +545,14 @@ def _with_declared_type(change: Change, declared: tuple[tuple[str, str, str], ..
     for table, column, old_type in declared:
         if table == change.on.name and column == change.column:
             return replace(change, old_type=old_type)
+    return change
+
+
+def _with_index_table(change: Change, named: tuple[tuple[str, str], ...]) -> Change:
+    """Fill ``DropIndex.on`` from the table the revision named for that index."""
+    if not isinstance(change, DropIndex) or change.on is not None:
+        return change
+    for index, table in named:
+        if QualifiedName.parse(index).name == change.index.name:
+            return replace(change, on=QualifiedName.parse(table))
     return change

@@ -50,7 +50,8 @@ _HELP = "Add it NOT VALID, then VALIDATE CONSTRAINT in a separate transaction."
 
 
 def _locked(ctx: RuleContext) -> str:
-    tables = " and ".join(ctx.describe_table(lk.relation) for lk in ctx.effect.locks)
+    relations = list(dict.fromkeys(lk.relation for lk in ctx.effect.locks))  # a self-reference: once
+    tables = " and ".join(ctx.describe_table(r) for r in relations)
     mode = ctx.effect.strongest
     what = mode.blocked_summary() if mode is not None else "writes"
     return f"{mode.sql_name if mode else 'SHARE ROW EXCLUSIVE'} on {tables} (blocks {what})"

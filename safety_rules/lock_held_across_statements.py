@@ -2,9 +2,10 @@
 
 ## What it does
 Flags a statement that takes ACCESS EXCLUSIVE on an existing table inside a transaction block when
-later statements of the same transaction do slow work (a scan, rewrite, index build or row writes)
-or lock other existing tables.  The finding is on the statement that takes the lock and lists the
-statements that prolong it.
+a later statement of the same transaction must wait for a lock of its own: on another existing
+table, or a stronger lock than the transaction already holds.  The finding is on the statement
+that takes the lock and lists the statements that prolong it.  Slow work under locks already held
+(a backfill or an index build on the same table) is reported by the rules for that work.
 
 ## Why is this bad?
 Locks are released only at ``COMMIT``.  A quick ``ALTER TABLE`` followed by an index build or a
@@ -43,7 +44,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from helios_migrate.changes import CreateTable, SetSetting, TransactionControl
-from helios_migrate.effects import RelationRole, WorkClass
+from helios_migrate.effects import RelationLock, RelationRole, WorkClass
 from helios_migrate.findings import Severity
 from helios_migrate.locks import LockMode
 from helios_migrate.rule_context import (
@@ -60,24 +61,47 @@ SEVERITY = Severity.WARNING
 KIND = RuleKind.TRANSACTION
 
 
-def _prolongs(later: StatementInfo, held: str, ctx: RuleContext) -> str | None:
-    """Why ``later`` prolongs the lock, or ``None`` when it does not matter."""
+def _new_locks(later: StatementInfo, held: dict[str, list[RelationLock]], ctx: RuleContext) -> list[RelationLock]:
+    """Locks ``later`` must wait for: on an existing relation, stronger than any this transaction
+    already holds on it (an index of a table already held ACCESS EXCLUSIVE is no wait)."""
     if all(isinstance(ch, (SetSetting, TransactionControl)) for ch in later.changes):
-        return None
-    slow = [e for e in later.effects if e.work not in (WorkClass.METADATA,)]
-    if slow:
-        return f"{later.verb} ({slow[0].work.value}, {later.where})"
+        return []
     created = [ch.on for ch in later.changes if isinstance(ch, CreateTable)]
+    found: list[RelationLock] = []
     for effect in later.effects:
+        own = effect.table_lock
+        table_held = own is not None and any(
+            same_relation(own.relation, h.relation) and h.mode is LockMode.ACCESS_EXCLUSIVE
+            for h in held.get(own.relation.name, ())
+        )
         for lk in effect.locks:
-            if lk.role is RelationRole.TYPE or lk.relation.name == held or ctx.is_new(lk.relation):
+            if lk.role is RelationRole.TYPE or not lk.blocking or ctx.is_new(lk.relation):
+                continue
+            if lk.role is RelationRole.INDEX and table_held:
                 continue
             if any(same_relation(lk.relation, c) for c in created):
                 continue
-            if any(same_relation(lk.relation, h.relation) for h in ctx.held_locks):
+            if any(same_relation(lk.relation, h.relation) and h.mode >= lk.mode for h in held.get(lk.relation.name, ())):
                 continue
-            return f"{later.verb} locking {lk.relation} ({later.where})"
-    return None
+            found.append(lk)
+    return found
+
+
+def _hold(held: dict[str, list[RelationLock]], statement: StatementInfo) -> None:
+    for effect in statement.effects:
+        for lk in effect.locks:
+            held.setdefault(lk.relation.name, []).append(lk)
+
+
+def _prolongs(later: StatementInfo, held: dict[str, list[RelationLock]], ctx: RuleContext) -> str | None:
+    """Why ``later`` prolongs the lock (it waits for a lock of its own), or ``None``."""
+    new = _new_locks(later, held, ctx)
+    if not new:
+        return None
+    slow = [e for e in later.effects if e.work is not WorkClass.METADATA]
+    if slow:
+        return f"{later.verb} ({slow[0].work.value}, {later.where})"
+    return f"{later.verb} locking {new[0].relation} ({later.where})"
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:
@@ -95,7 +119,16 @@ def check(ctx: RuleContext) -> Iterator[Violation]:
     if not taken:
         return
     table = taken[0].relation
-    reasons = [r for r in (_prolongs(s, table.name, ctx) for s in ctx.later) if r is not None]
+    held: dict[str, list[RelationLock]] = {}
+    for lk in ctx.held_locks:
+        held.setdefault(lk.relation.name, []).append(lk)
+    _hold(held, ctx.statement)
+    reasons = []
+    for later in ctx.later:
+        reason = _prolongs(later, held, ctx)
+        if reason is not None:
+            reasons.append(reason)
+        _hold(held, later)
     if not reasons:
         return
     shown = ", ".join(reasons[:3]) + (f" and {len(reasons) - 3} more" if len(reasons) > 3 else "")

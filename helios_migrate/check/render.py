@@ -59,6 +59,9 @@ class EmittedStatement:
     (Alembic's ``existing_type``): the offline SQL does not carry it."""
     through_connection: bool = False
     """Run through ``op.get_bind().execute(...)`` rather than an ``op.*`` call."""
+    index_tables: tuple[tuple[str, str], ...] = ()
+    """``(index, table)`` the revision named for a dropped index (``drop_index(table_name=...)``):
+    the offline ``DROP INDEX`` does not say which table it locks."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ class _Capture:
         self.out: list[EmittedStatement] = []
         self.column_types: tuple[tuple[str, str, str], ...] = ()
         self.through_connection = False
+        self.index_tables: tuple[tuple[str, str], ...] = ()
         self.unknown: list[UnknownOperation] = []
 
     def caller_line(self) -> int:
@@ -116,7 +120,26 @@ class _Capture:
             emitted = dataclasses.replace(emitted, column_types=self.column_types)
         if self.through_connection:
             emitted = dataclasses.replace(emitted, through_connection=True)
+        if self.index_tables:
+            emitted = dataclasses.replace(emitted, index_tables=self.index_tables)
         self.out.append(emitted)
+
+    def naming_index_table(self, drop_index: Callable[..., Any]) -> Callable[..., Any]:
+        """Wrap the impl's ``drop_index`` so its statement carries the table the revision named."""
+
+        def wrapped(index: Any, **kw: Any) -> Any:
+            table = getattr(index, "table", None)
+            name = getattr(table, "name", None)
+            if isinstance(name, str) and isinstance(getattr(index, "name", None), str):
+                schema = getattr(table, "schema", None)
+                prefix = f"{schema}." if isinstance(schema, str) and schema else ""
+                self.index_tables = ((prefix + index.name, prefix + name),)
+            try:
+                return drop_index(index, **kw)
+            finally:
+                self.index_tables = ()
+
+        return wrapped
 
     def declaring_existing_type(self, alter_column: Callable[..., Any]) -> Callable[..., Any]:
         """Wrap the impl's ``alter_column`` so the statements it emits carry ``existing_type``."""
@@ -193,6 +216,7 @@ class RevisionRenderer:
         )
         self._ctx.impl.static_output = self._capture
         self._ctx.impl.alter_column = self._capture.declaring_existing_type(self._ctx.impl.alter_column)
+        self._ctx.impl.drop_index = self._capture.naming_index_table(self._ctx.impl.drop_index)
         # Instance attributes, not subclasses: Alembic's module proxies (``op``, ``context``) are
         # registered per class and copy the bound methods of the instance they install.
         env = EnvironmentContext(self._alembic_config(), self._script(), as_sql=True)

@@ -383,6 +383,7 @@ def _statements_of(
             Location(path, s.line, s.column, s.end_line, s.end_column),
             rev.revision,
             s.column_types,
+            s.index_tables,
         )
         for s in emitted
     ]

@@ -1,0 +1,157 @@
+"""Cases found by checking the migrations of real projects (issue 15): false positives, wording
+and hazards that were missed.  Each runs through the real ``check`` pipeline; lock facts are
+compared with what a real PostgreSQL server holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from check_helpers import line_of, revision_source, write_project
+
+from helios_migrate.changes import QualifiedName
+from helios_migrate.check.runner import CheckOptions, run_check
+from helios_migrate.findings import Finding
+from helios_migrate.knowledge import effects_for_sql
+from helios_migrate.locks import LockMode
+from helios_migrate.versions import PgVersion
+
+
+def _check(tmp_path: Path, upgrade: str, *, header: str = "", pg: str = "16") -> tuple[list[Finding], str]:
+    source = revision_source("a1", None, upgrade, header=header)
+    write_project(tmp_path, {"a1_rev.py": source})
+    report = run_check(CheckOptions(paths=(str(tmp_path),), pg_version=pg, cwd=tmp_path, show_info=True))
+    return list(report.findings), source
+
+
+def _codes(findings: list[Finding]) -> set[str]:
+    return {f.code for f in findings}
+
+
+# -- temporary tables and CREATE TABLE AS --------------------------------------------------------
+
+
+TEMP_TABLE_REVISION = """\
+op.execute("SET lock_timeout = '2s'")
+op.execute(
+    "CREATE TEMPORARY TABLE tmp_ids AS SELECT id FROM orders WHERE status = 'stale'"
+)
+op.create_index("ix_tmp_ids", "tmp_ids", ["id"])
+op.execute("INSERT INTO tmp_ids SELECT id FROM orders WHERE status = 'old'")
+op.drop_table("tmp_ids")
+"""
+
+
+def test_a_temporary_table_its_index_and_its_drop_are_not_hazards(tmp_path: Path) -> None:
+    findings, _ = _check(tmp_path, TEMP_TABLE_REVISION)
+    wrong = _codes(findings) & {"HM101", "HM304", "HM401", "HM403", "HM404", "HM903"}
+    assert not wrong, [f"{f.code} {f.message}" for f in findings]
+
+
+def test_create_table_as_without_lock_timeout_reads_with_access_share(tmp_path: Path) -> None:
+    findings, _ = _check(tmp_path, 'op.execute("CREATE TABLE orders_copy AS SELECT * FROM orders")')
+    assert not _codes(findings) & {"HM401", "HM903", "HM403"}, [f"{f.code} {f.message}" for f in findings]
+
+
+def _held_locks(url: str, sql: str) -> dict[str, str]:
+    """Locks on user relations this session holds after running ``sql`` in a transaction."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE orders (id bigint PRIMARY KEY, status text)")
+        conn.execute("INSERT INTO orders SELECT g, 'x' FROM generate_series(1, 1000) g")
+        with conn.transaction(force_rollback=True):
+            conn.execute(sql)
+            rows = conn.execute(
+                "SELECT c.relname, l.mode FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' "
+                "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND c.relkind IN ('r', 'p')"
+            ).fetchall()
+    strongest: dict[str, str] = {}
+    for name, mode in rows:
+        current = strongest.get(name)
+        if current is None or LockMode.from_pg_locks(mode) > LockMode.from_pg_locks(current):
+            strongest[name] = mode
+    return strongest
+
+
+@pytest.mark.parametrize("temporary", [False, True], ids=["table", "temporary"])
+def test_create_table_as_takes_access_share_on_what_it_reads(fresh_db: str, temporary: bool) -> None:
+    temp = "TEMPORARY " if temporary else ""
+    sql = f"CREATE {temp}TABLE orders_copy AS SELECT id FROM orders WHERE status = 'x'"
+    with psycopg.connect(fresh_db) as conn:
+        num = int(conn.execute("SHOW server_version_num").fetchone()[0])  # type: ignore[index]
+    held = _held_locks(fresh_db, sql)
+    assert held["orders"] == "AccessShareLock"
+    (effect,) = effects_for_sql(sql, PgVersion.parse(num))
+    by_relation = {lk.relation: lk for lk in effect.locks}
+    assert by_relation[QualifiedName("orders")].mode is LockMode.ACCESS_SHARE
+    new = by_relation[QualifiedName("orders_copy")]
+    assert not new.blocking  # nobody else can see it before commit
+    assert LockMode.from_pg_locks(held["orders_copy"]) is new.mode
+
+
+# -- wording -------------------------------------------------------------------------------------
+
+
+def test_drop_index_with_table_name_names_the_table(tmp_path: Path) -> None:
+    findings, _ = _check(tmp_path, 'op.drop_index("ix_orders_status", table_name="orders")')
+    (hm102,) = [f for f in findings if f.code == "HM102"]
+    assert "unknown offline" not in hm102.message
+    assert "ACCESS EXCLUSIVE on orders" in hm102.message
+
+
+def test_self_referencing_foreign_key_names_its_table_once(tmp_path: Path) -> None:
+    findings, _ = _check(
+        tmp_path,
+        'op.create_foreign_key("fk_emp_manager", "employees", "employees", ["manager_id"], ["id"])',
+    )
+    (hm107,) = [f for f in findings if f.code == "HM107"]
+    assert "employees and employees" not in hm107.message
+    assert "SHARE ROW EXCLUSIVE on employees (blocks" in hm107.message
+
+
+# -- HM403 ---------------------------------------------------------------------------------------
+
+
+def test_lock_held_is_reported_only_when_a_later_statement_takes_a_new_lock(tmp_path: Path) -> None:
+    findings, source = _check(
+        tmp_path,
+        """\
+op.execute("SET lock_timeout = '2s'")
+op.add_column("orders", sa.Column("note", sa.Text()))
+op.alter_column("orders", "note", server_default="n/a")
+op.execute("UPDATE orders SET note = 'x' WHERE id = 1")
+op.add_column("orders", sa.Column("memo", sa.Text()))
+""",
+    )
+    assert "HM403" not in _codes(findings), [f"{f.code} {f.message}" for f in findings]
+    findings, source = _check(
+        tmp_path,
+        """\
+op.execute("SET lock_timeout = '2s'")
+op.add_column("orders", sa.Column("note", sa.Text()))
+op.execute("UPDATE orders SET note = 'x' WHERE id = 1")
+op.add_column("users", sa.Column("memo", sa.Text()))
+""",
+    )
+    (hm403,) = [f for f in findings if f.code == "HM403"]
+    assert hm403.location.line == line_of(source, '"orders", sa.Column("note"')
+    assert "locking users" in hm403.message and "UPDATE" not in hm403.message
+
+
+# -- suppressions --------------------------------------------------------------------------------
+
+
+def test_a_trailing_ignore_covers_its_own_statement_only(tmp_path: Path) -> None:
+    findings, source = _check(
+        tmp_path,
+        """\
+op.execute("SET lock_timeout = '2s'")
+op.create_index("ix_orders_a", "orders", ["a"])  # helios: ignore[HM101] -- small lookup table
+op.create_index("ix_orders_b", "orders", ["b"])
+""",
+    )
+    hm101 = [f.location.line for f in findings if f.code == "HM101"]
+    assert hm101 == [line_of(source, "ix_orders_b")]
+    assert "HM902" not in _codes(findings)
