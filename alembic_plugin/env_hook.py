@@ -40,9 +40,11 @@ def process_revision_directives(context: Any, revision: Any, directives: Sequenc
     register_renderer()
     if context.dialect is None or context.dialect.name != "postgresql":
         return
+    # An autogenerate context in miniature; the run's planning is kept on ``context`` (the
+    # migration context), where finish_revisions finds it.
     shim = SimpleNamespace(
         connection=context.connection, dialect=context.dialect,
-        metadata=context.opts.get("target_metadata"),
+        metadata=context.opts.get("target_metadata"), migration_context=context,
     )
     for script in directives:
         if not isinstance(script, ops.MigrationScript):

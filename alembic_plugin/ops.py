@@ -12,7 +12,7 @@ Nothing from ``alembic.autogenerate`` is imported at module import time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from alembic.operations import MigrateOperation, Operations
@@ -68,6 +68,7 @@ class LockSafePlanOp(MigrateOperation):
         notes: Sequence[str] = (),
         downgrade: bool = False,
         contract_after_deploy: bool = False,
+        replan: Callable[[MigrateOperation], LockSafePlanOp | None] | None = None,
     ) -> None:
         self.original = original
         self.steps = tuple(steps)
@@ -81,6 +82,10 @@ class LockSafePlanOp(MigrateOperation):
         self.policy: RetryPolicy | None = None
         """The revision's policy (``policy = runtime.Policy(...)`` at the top of the function);
         set when the revision declares one, else every call spells out its own timeouts."""
+        self.replan = replan
+        """Plans an operation with the settings of the autogenerate run that made this plan
+        (:meth:`alembic_plugin.planning.Planning.replan`): ``reverse()`` of a plan kept as
+        written plans Alembic's inverse the same careful way."""
 
     @classmethod
     def lock_safe_plan(cls, operations: Operations, steps: Sequence[Step]) -> None:
@@ -94,11 +99,11 @@ class LockSafePlanOp(MigrateOperation):
                 original = self.original.reverse()
             except (NotImplementedError, ValueError):
                 original = None
-        if self.steps and all(s.origin is Origin.AS_WRITTEN for s in self.steps):
+        if self.replan is not None and original is not None and self.steps and all(
+            s.origin is Origin.AS_WRITTEN for s in self.steps
+        ):
             # Kept as written: the inverse is Alembic's own operation, run the same careful way.
-            from .planning import replan
-
-            again = replan(original) if original is not None else None
+            again = self.replan(original)
             if again is not None:
                 return again
         return LockSafePlanOp(
@@ -106,6 +111,7 @@ class LockSafePlanOp(MigrateOperation):
             [s.reversed() for s in reversed(self.steps)],
             title=f"undo: {self.title}",
             downgrade=not self.downgrade,
+            replan=self.replan,
         )
 
     def to_diff_tuple(self) -> Any:
