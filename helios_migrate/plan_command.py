@@ -109,7 +109,7 @@ def plan_for_changes(
 ) -> Plan:
     """The planner's lock-safe plan for ``changes``, with the policy of ``[tool.helios-migrate]``."""
     from .config import ConfigError, load_config
-    from .planner import PlanPolicy, plan_changes
+    from .planner import PlanPolicy, UnrenderableChange, plan_changes
 
     try:
         policy = PlanPolicy.from_config(load_config(start=Path.cwd()))
@@ -139,7 +139,7 @@ def planned_steps(ops: Sequence[Any], version: PgVersion) -> Plan | None:
     revision holds: each plan's own steps, and the operations it kept as written, planned as
     written in the migration transaction (as the revision header counts them); ``None`` when
     nothing was planned by the plugin."""
-    from .planner import PlanPolicy, plan_changes
+    from .planner import PlanPolicy, UnrenderableChange, plan_changes
 
     if not any(_plan_steps_of(op) is not None for op in ops):
         return None
@@ -166,7 +166,10 @@ def planned_steps(ops: Sequence[Any], version: PgVersion) -> Plan | None:
         if not changes:
             continue
         tables = {ch.table for ch in changes if ch.table is not None}
-        steps.extend(plan_changes(changes, version, policy=policy, new_tables=tables).steps)
+        try:
+            steps.extend(plan_changes(changes, version, policy=policy, new_tables=tables).steps)
+        except UnrenderableChange:  # a data migration: its step is the operation's own SQL
+            steps.extend(steps_for([(render_sql(op), changes)], version).steps)
         source.extend(changes)
     return Plan(tuple(steps), tuple(source))
 
@@ -251,7 +254,10 @@ def gather_from_project(options: PlanOptions) -> _Gathered:
             tp = default_throughput()
             if conn is not None and fallback.steps:
                 facts, tp = _measure(conn, fallback, options)
-                plan = plan_for_changes(fallback.source, version, catalog=catalog, facts=facts)
+                try:
+                    plan = plan_for_changes(fallback.source, version, catalog=catalog, facts=facts)
+                except UnrenderableChange:  # a data migration: the operations as written
+                    plan = fallback
                 if tables_of_plan(plan) != tables_of_plan(fallback):
                     facts, tp = _measure(conn, plan, options)
         captured.append(_Gathered(plan, version, facts, tp, catalog))

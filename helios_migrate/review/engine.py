@@ -16,7 +16,7 @@ from ..config import Config, ReviewIgnore
 from ..findings import Finding, Location, Severity
 from ..knowledge import effect_of
 from ..plan import Plan, RetryPolicy, TransactionMode
-from ..planner import PlanPolicy, plan_changes
+from ..planner import PlanPolicy, UnknownFacts, plan_changes
 from ..review_context import ReviewContext, SchemaViolation
 from ..rule_context import RuleContext, RuleKind, StatementInfo, TransactionInfo
 from ..rules import Rule, registered_rules, rule_by_code
@@ -113,7 +113,7 @@ def _finding(rule: Rule, v: SchemaViolation, ctx: ReviewContext) -> ReviewFindin
 
 
 @dataclass(frozen=True)
-class SchemaFacts:
+class SchemaFacts(UnknownFacts):
     """What the planner asks about existing tables, answered from the reviewed schema.
 
     Whether a table has rows is left unknown (the planner then assumes it has): a row estimate
