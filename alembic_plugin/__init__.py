@@ -38,7 +38,7 @@ def setup(plugin: Plugin) -> None:
     package's modules is importing ``alembic.operations`` -- so it registers the comparator and
     imports nothing of this package: :mod:`alembic_plugin.planning` is loaded on the first call.
     """
-    from alembic.util import DispatchPriority
+    from alembic.util import DispatchPriority  # lazy: Alembic loads this package mid-import
 
     # LAST: runs after Alembic's own comparators have filled upgrade_ops, and before Alembic
     # builds the downgrade from each operation's reverse().
@@ -47,6 +47,6 @@ def setup(plugin: Plugin) -> None:
 
 def plan_revision(autogen_context: AutogenContext, upgrade_ops: UpgradeOps) -> PriorityDispatchResult:
     """The comparator: :func:`alembic_plugin.planning.plan_revision`."""
-    from . import planning
+    from . import planning  # lazy: as in setup(); loaded on the first autogenerate
 
     return planning.plan_revision(autogen_context, upgrade_ops)

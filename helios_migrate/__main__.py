@@ -15,7 +15,7 @@ def main() -> None:
     if sys.argv[1:] == ["--version"]:
         sys.stdout.write(f"helios-migrate {__version__}\n")
         return
-    from .cli import main as run
+    from .cli import main as run  # lazy: --version answers without the command line library
 
     run()
 

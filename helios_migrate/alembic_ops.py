@@ -18,20 +18,21 @@ Alembic's PostgreSQL implementation step by step:
 Types, defaults and expressions are compiled with SQLAlchemy's PostgreSQL dialect and then passed
 through :mod:`helios_migrate.normalize`; identifiers are stored as PostgreSQL stores them: a name
 the dialect would quote keeps its case, any other name is folded to lower case.
-
-Nothing from Alembic is imported at module import time (Alembic imports plugins while
-``alembic.autogenerate`` is itself being imported).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
+from alembic.operations import Operations, schemaobj
+from alembic.operations import ops as alembic_ops
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy.dialects.postgresql import ENUM as PG_ENUM
 from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.sql import operators
@@ -70,9 +71,6 @@ from helios_migrate.changes import (
 from helios_migrate.normalize import normalize_expr, normalize_ident, normalize_type
 from helios_migrate.sql_parse import changes_from_sql
 from helios_migrate.sqltext import quote_ident
-
-if TYPE_CHECKING:
-    from alembic.operations import ops as alembic_ops
 
 __all__ = ["changes_from_op", "changes_from_ops", "ident", "render_sql"]
 
@@ -356,8 +354,6 @@ def _comment_statement(ddl: sa.schema.ExecutableDDLElement) -> list[Change]:
 
 
 def _add_column(op: alembic_ops.AddColumnOp) -> list[Change]:
-    from alembic.operations import schemaobj
-
     # Work on a copy: attaching the operation's own Column to a Table would change what Alembic
     # later renders for the same operation.
     column = op.column._copy()
@@ -388,8 +384,6 @@ def _add_column(op: alembic_ops.AddColumnOp) -> list[Change]:
 
 
 def _replace(coldef: ColumnDef, **changes: Any) -> ColumnDef:
-    import dataclasses
-
     return dataclasses.replace(coldef, **changes)
 
 
@@ -461,8 +455,6 @@ def _alter_column(op: alembic_ops.AlterColumnOp) -> list[Change]:
 
 
 def _create_table(op: alembic_ops.CreateTableOp) -> list[Change]:
-    from alembic.operations import schemaobj
-
     # Same as ``op.to_table()``, but on copies of unattached columns so that the operation's own
     # objects are left as they were (a second ``to_table()`` would otherwise lose their FKs).
     items = [_detached_copy(c) for c in op.columns]
@@ -625,21 +617,19 @@ def _unknown(op: alembic_ops.MigrateOperation) -> list[Change]:
 
 
 def _handlers() -> list[tuple[type[Any], Callable[[Any], list[Change]]]]:
-    from alembic.operations import ops
-
     return [
-        (ops.AddColumnOp, _add_column),
-        (ops.DropColumnOp, _drop_column),
-        (ops.AlterColumnOp, _alter_column),
-        (ops.CreateTableOp, _create_table),
-        (ops.DropTableOp, _drop_table),
-        (ops.RenameTableOp, _rename_table),
-        (ops.CreateIndexOp, _create_index_op),
-        (ops.DropIndexOp, _drop_index),
-        (ops.AddConstraintOp, _add_constraint),
-        (ops.DropConstraintOp, _drop_constraint),
-        (ops.ExecuteSQLOp, _execute),
-        (ops.BulkInsertOp, _bulk_insert),
+        (alembic_ops.AddColumnOp, _add_column),
+        (alembic_ops.DropColumnOp, _drop_column),
+        (alembic_ops.AlterColumnOp, _alter_column),
+        (alembic_ops.CreateTableOp, _create_table),
+        (alembic_ops.DropTableOp, _drop_table),
+        (alembic_ops.RenameTableOp, _rename_table),
+        (alembic_ops.CreateIndexOp, _create_index_op),
+        (alembic_ops.DropIndexOp, _drop_index),
+        (alembic_ops.AddConstraintOp, _add_constraint),
+        (alembic_ops.DropConstraintOp, _drop_constraint),
+        (alembic_ops.ExecuteSQLOp, _execute),
+        (alembic_ops.BulkInsertOp, _bulk_insert),
     ]
 
 
@@ -650,9 +640,7 @@ def changes_from_op(op: alembic_ops.MigrateOperation) -> list[Change]:
     operations in order.  An operation this front end does not model gives one
     :class:`~helios_migrate.changes.RawStatement` describing it.
     """
-    from alembic.operations import ops
-
-    if isinstance(op, ops.OpContainer):
+    if isinstance(op, alembic_ops.OpContainer):
         return changes_from_ops(op.ops)
     for cls, handler in _handlers():
         if isinstance(op, cls):
@@ -670,9 +658,6 @@ def changes_from_ops(operations: Iterable[alembic_ops.MigrateOperation]) -> list
 
 def render_sql(op: alembic_ops.MigrateOperation) -> str:
     """The SQL Alembic emits for ``op`` on PostgreSQL in offline (``--sql``) mode."""
-    from alembic.migration import MigrationContext
-    from alembic.operations import Operations
-
     buf = io.StringIO()
     ctx = MigrationContext.configure(
         dialect_name="postgresql",

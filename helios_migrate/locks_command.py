@@ -15,8 +15,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from .catalog import LiveCatalog
+from .config import ConfigError, load_config
+from .db import DatabaseUnreachable, connect_read_only
 from .effects import Certainty, Effect, TransactionUse
 from .knowledge import SchemaLookup, effect_of
+from .sql_parse import SqlSyntaxError, parse_statements
 from .versions import PgVersion, VersionError, target_version
 
 
@@ -66,9 +70,6 @@ def read_sql_argument(arg: str | None) -> tuple[str, str]:
 @contextmanager
 def live_catalog(database_url: str) -> Iterator[SchemaLookup]:
     """Catalog lookups over a read-only connection; :class:`UsageError` when unreachable."""
-    from .catalog import LiveCatalog
-    from .db import DatabaseUnreachable, connect_read_only
-
     try:
         conn = connect_read_only(database_url)
     except DatabaseUnreachable as exc:
@@ -82,8 +83,6 @@ def live_catalog(database_url: str) -> Iterator[SchemaLookup]:
 def resolve_version(pg_version: str | None, catalog: Any | None) -> tuple[PgVersion, str]:
     """The version to judge for: ``--pg-version``, ``HELIOS_PG_VERSION``, ``pg_version`` in the
     configuration, the database's own, or the default -- and where it came from."""
-    from .config import ConfigError, load_config
-
     try:
         configured = load_config().pg_version
     except ConfigError:
@@ -103,8 +102,6 @@ def resolve_version(pg_version: str | None, catalog: Any | None) -> tuple[PgVers
 
 
 def analyse(sql: str, source: str, version: PgVersion, catalog: SchemaLookup | None) -> list[StatementReport]:
-    from .sql_parse import parse_statements
-
     return [
         StatementReport(
             st.source, st.line, st.column, st.sql,
@@ -227,8 +224,6 @@ def run_locks(
     console: Console | None = None,
 ) -> int:
     """Run the command; returns the exit code (0 ok, 2 usage, parse or connection errors)."""
-    from .sql_parse import SqlSyntaxError
-
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     out = console or Console(highlight=False, soft_wrap=True)
     try:

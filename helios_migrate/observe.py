@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from pglast import split
 from psycopg import sql as pgsql
 
 from .locks import LockMode
@@ -146,8 +147,6 @@ class Observation:
 
 def split_statements(sql: str) -> list[str]:
     """Split a script into statements with PostgreSQL's own grammar (pglast)."""
-    from pglast import split
-
     try:
         return [s for s in split(sql) if s.strip()]
     except Exception:  # not parseable: let the server report the error

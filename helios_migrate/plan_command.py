@@ -15,6 +15,7 @@ throughput calibration (``--no-calibrate`` skips it), nothing else.
 from __future__ import annotations
 
 import enum
+import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,16 +23,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import psycopg
 import typer
+from alembic import command as alembic_command
+from alembic.config import Config as AlembicConfig
+from alembic.util import CommandError
+from rich.console import Console
+from rich.markup import escape
 
 from .alembic_ops import changes_from_op, render_sql
 from .calibration import Throughput, calibrate, default_throughput
+from .catalog import LiveCatalog
 from .changes import Change
+from .config import ConfigError, load_config
+from .db import DatabaseUnreachable, connect_read_only, first_line
 from .effects import TransactionUse
 from .facts import DEFAULT_WRITE_SAMPLE_S, DatabaseFacts, collect_facts
 from .impact import PlanImpact, estimate_plan, render_table, tables_of_plan, to_json, to_markdown
 from .knowledge import SchemaLookup, effect_of
 from .plan import Phase, Plan, Step, TransactionMode
+from .planner import PlanPolicy, UnrenderableChange, plan_changes
+from .sql_parse import SqlSyntaxError, parse_statements
 from .versions import PgVersion, VersionError, default_version
 
 
@@ -108,9 +120,6 @@ def plan_for_changes(
     facts: DatabaseFacts | None,
 ) -> Plan:
     """The planner's lock-safe plan for ``changes``, with the policy of ``[tool.helios-migrate]``."""
-    from .config import ConfigError, load_config
-    from .planner import PlanPolicy, UnrenderableChange, plan_changes
-
     try:
         policy = PlanPolicy.from_config(load_config(start=Path.cwd()))
     except ConfigError as exc:
@@ -139,11 +148,8 @@ def planned_steps(ops: Sequence[Any], version: PgVersion) -> Plan | None:
     revision holds: each plan's own steps, and the operations it kept as written, planned as
     written in the migration transaction (as the revision header counts them); ``None`` when
     nothing was planned by the plugin."""
-    from .planner import PlanPolicy, UnrenderableChange, plan_changes
-
     if not any(_plan_steps_of(op) is not None for op in ops):
         return None
-    from .config import ConfigError, load_config
 
     try:
         policy = PlanPolicy.from_config(load_config(start=Path.cwd()))
@@ -202,14 +208,12 @@ def _measure(conn: Any, plan: Plan, options: PlanOptions) -> tuple[DatabaseFacts
 
 
 def _alembic_config(options: PlanOptions) -> Any:
-    from alembic.config import Config
-
     root = options.project
     ini = options.config or (root / "alembic.ini")
     pyproject = root / "pyproject.toml"
     if not ini.is_file() and not pyproject.is_file():
         raise PlanUsageError(f"{root}: no alembic.ini or pyproject.toml (pass --config or a project directory)")
-    cfg = Config(
+    cfg = AlembicConfig(
         file_=str(ini) if ini.is_file() else None,
         toml_file=str(pyproject) if pyproject.is_file() else None,
     )
@@ -219,11 +223,6 @@ def _alembic_config(options: PlanOptions) -> Any:
 
 
 def gather_from_project(options: PlanOptions) -> _Gathered:
-    from alembic import command
-    from alembic.util import CommandError
-
-    from .catalog import LiveCatalog
-
     cfg = _alembic_config(options)
     captured: list[_Gathered] = []
 
@@ -267,7 +266,7 @@ def gather_from_project(options: PlanOptions) -> _Gathered:
     try:
         sys.argv = ["alembic"]
         with _chdir(options.project):
-            command.revision(cfg, message="helios plan", autogenerate=True, process_revision_directives=hook)
+            alembic_command.revision(cfg, message="helios plan", autogenerate=True, process_revision_directives=hook)
     except CommandError as exc:
         raise PlanUsageError(f"alembic: {exc}") from None
     finally:
@@ -279,8 +278,6 @@ def gather_from_project(options: PlanOptions) -> _Gathered:
 
 @contextmanager
 def _chdir(path: Path) -> Iterator[None]:
-    import os
-
     before = os.getcwd()
     os.chdir(path)
     try:
@@ -302,8 +299,6 @@ def _resolve_version(pg_version: str | None) -> PgVersion:
 
 
 def gather_from_sql(options: PlanOptions) -> _Gathered:
-    from .sql_parse import SqlSyntaxError, parse_statements
-
     assert options.sql_file is not None
     try:
         text = options.sql_file.read_text(encoding="utf-8")
@@ -318,10 +313,7 @@ def gather_from_sql(options: PlanOptions) -> _Gathered:
     if url is None:
         version = _resolve_version(options.pg_version)
         return _Gathered(steps_for(items, version), version, None, default_throughput())
-    import psycopg
 
-    from .catalog import LiveCatalog
-    from .db import DatabaseUnreachable, connect_read_only, first_line
 
     try:
         conn = connect_read_only(url)
@@ -354,9 +346,6 @@ def render(impact: PlanImpact, output_format: PlanFormat) -> str | None:
 
 
 def _print_text(impact: PlanImpact) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-
     console = Console(highlight=False)
     if not impact.steps:
         console.print("No changes: the models match the database; autogenerate would write an empty revision.")

@@ -13,6 +13,8 @@ from __future__ import annotations
 import functools
 import re
 
+from pglast.keywords import COL_NAME_KEYWORDS, RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
+
 __all__ = [
     "dollar_quote",
     "duration_ms",
@@ -35,8 +37,6 @@ def _keywords_to_quote() -> frozenset[str]:
     # and type/function-name keywords are refused as table or column names; column-name keywords
     # (``values``, ``between``, ``int``...) are accepted in a column definition but not in every
     # place a column is referenced (``SELECT between FROM t``), so they are quoted too.
-    from pglast.keywords import COL_NAME_KEYWORDS, RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
-
     return frozenset(RESERVED_KEYWORDS) | frozenset(TYPE_FUNC_NAME_KEYWORDS) | frozenset(COL_NAME_KEYWORDS)
 
 

@@ -35,6 +35,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from pglast import parser
+
 from helios_migrate.changes import (
     AddColumn,
     AddConstraint,
@@ -85,8 +87,6 @@ def _names(ctx: RuleContext) -> Iterator[tuple[str, str]]:
 
 def _long_identifiers(sql: str) -> Iterator[str]:
     """Identifiers of more than 63 bytes as written (the parser has already truncated them)."""
-    from pglast import parser
-
     try:
         tokens = parser.scan(sql)
     except Exception:

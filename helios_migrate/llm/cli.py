@@ -5,11 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import psycopg
 import typer
 
 from ..config import Config, ConfigError, load_config
+from ..pgserver import ServerStartError
+from ..versions import PgVersion, VersionError, default_version
+from .check import check_connection
 from .client import LlmClient, LlmLog
 from .config import LlmConfig, LlmConfigError, LlmNotConfigured, load_llm_config
+from .design import SuperuserRefused, design_schema, scratch_database
+from .design_from_models import DescribeError, describe_metadata, load_models_metadata
+from .explain import build_facts, deterministic_summary, explain
+from .sources import SourceError, migration_source
 
 llm_app = typer.Typer(
     name="llm",
@@ -58,8 +66,6 @@ def _client(config: LlmConfig, llm_log: Path | None) -> LlmClient | None:
 @llm_app.command("check")
 def llm_check(config: ConfigOption = None, llm_log: LlmLogOption = None) -> None:
     """Send one tiny request to the configured endpoint and say precisely what failed, if anything."""
-    from .check import check_connection
-
     result = check_connection(_load(config), log=LlmLog(llm_log) if llm_log else None)
     typer.echo(result.message, err=not result.ok)
     raise typer.Exit(0 if result.ok else 2)
@@ -75,10 +81,6 @@ def explain_command(
     llm_log: LlmLogOption = None,
 ) -> None:
     """Explain a migration in plain English: what it does, what it locks, how long, what to watch."""
-    from ..versions import PgVersion, VersionError, default_version
-    from .explain import build_facts, deterministic_summary, explain
-    from .sources import SourceError, migration_source
-
     try:
         sql, label, source_lines = migration_source(target, Path.cwd())
     except SourceError as exc:
@@ -136,12 +138,6 @@ def design_command(
     The LLM answers a schema description (JSON data); helios-migrate checks it and writes the
     models and the DDL itself.  Nothing the LLM sends is executed as code.
     """
-    import psycopg
-
-    from ..pgserver import ServerStartError
-    from .design import SuperuserRefused, design_schema, scratch_database
-    from .design_from_models import DescribeError, describe_metadata, load_models_metadata
-
     llm_config = _load(config)
     try:
         llm_config.require()

@@ -83,7 +83,7 @@ class LlmClient:
     def _client(self) -> Any:
         if self._sdk is None:
             try:
-                from openai import OpenAI
+                from openai import OpenAI  # lazy: optional dependency (helios-migrate[llm])
             except ImportError:
                 raise LlmError(
                     "not_installed",
@@ -175,7 +175,7 @@ class LlmClient:
         self.log.write(record)
 
     def _classify(self, exc: Exception) -> LlmError:
-        import openai
+        import openai  # lazy: optional dependency (helios-migrate[llm])
 
         url = self.base_url
         if isinstance(exc, openai.APITimeoutError):

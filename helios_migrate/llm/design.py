@@ -22,6 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from .. import pgserver
 from ..config import Config
 from ..findings import Location, Severity
 from ..lint import LintInput, SourceStatement, lint
@@ -151,8 +156,6 @@ def design_schema(
 
 def database_executor(url: str, *, commit: bool = False) -> Executor:
     """Run the DDL in one transaction on ``url``; roll it back unless ``commit``."""
-    import psycopg
-
     def run(ddl: list[str]) -> list[str]:
         try:
             with psycopg.connect(url, connect_timeout=10) as conn:
@@ -179,8 +182,6 @@ def database_executor(url: str, *, commit: bool = False) -> Executor:
 
 def is_superuser(url: str) -> bool:
     """Whether the role ``url`` connects as is a PostgreSQL superuser."""
-    import psycopg
-
     with psycopg.connect(url, connect_timeout=10, autocommit=True) as conn:
         row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
     return bool(row and row[0])
@@ -193,19 +194,13 @@ def restricted_database(server_url: str, *, role: str = DESIGN_ROLE, dbname: str
     DDL proven there cannot use superuser powers (``COPY ... PROGRAM``, file access, untrusted
     languages), whatever it contains.
     """
-    import psycopg
-    from psycopg import sql
-    from psycopg.conninfo import make_conninfo
-
-    from ..pgserver import database_url
-
     password = secrets.token_urlsafe(24)
     with psycopg.connect(server_url, autocommit=True, connect_timeout=10) as conn:
         conn.execute(sql.SQL(
             "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB NOREPLICATION NOBYPASSRLS PASSWORD {}"
         ).format(sql.Identifier(role), sql.Literal(password)))
         conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), sql.Identifier(role)))
-    return make_conninfo(database_url(server_url, dbname), user=role, password=password)
+    return make_conninfo(pgserver.database_url(server_url, dbname), user=role, password=password)
 
 
 @contextlib.contextmanager
@@ -218,10 +213,8 @@ def scratch_database(
     Raises :class:`SuperuserRefused` when ``database_url`` connects as a superuser and
     ``allow_superuser`` is false.
     """
-    from ..pgserver import server_version, start_embedded
-
     if database_url:
-        version = server_version(database_url)
+        version = pgserver.server_version(database_url)
         if not allow_superuser and is_superuser(database_url):
             raise SuperuserRefused(
                 "the --database-url connection is a PostgreSQL superuser. design runs DDL written from "
@@ -232,7 +225,7 @@ def scratch_database(
         yield database_executor(database_url), version, "the --database-url database (rolled back)"
         return
     with tempfile.TemporaryDirectory(prefix="helios-design-") as tmp:
-        server = start_embedded(Path(tmp), throwaway=True)
+        server = pgserver.start_embedded(Path(tmp), throwaway=True)
         try:
             url = restricted_database(server.url)
             where = f"an embedded PostgreSQL {server.version}, as role {DESIGN_ROLE} (not a superuser)"

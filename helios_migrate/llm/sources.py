@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..check.project import find_project_root, load_project, read_revision_file
+from ..check.project import (
+    AlembicProject,
+    RevisionFile,
+    find_project_root,
+    load_project,
+    read_revision_file,
+)
 from ..check.render import RevisionRenderer
 
 
@@ -47,8 +53,6 @@ def migration_source(target: str, cwd: Path) -> tuple[str, str, tuple[int, ...] 
 
 
 def _render(project: object, rev: object, label: str) -> tuple[str, str, tuple[int, ...]]:
-    from ..check.project import AlembicProject, RevisionFile
-
     assert isinstance(rev, RevisionFile)
     assert project is None or isinstance(project, AlembicProject)
     if rev.syntax_error is not None:

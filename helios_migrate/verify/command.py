@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import enum
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
+from rich.text import Text
+
+from .report import render
+from .runner import VerifyOptions, VerifyUsageError, run_verify
 
 EXIT_USAGE = 2
 
@@ -60,14 +67,6 @@ def verify_command(
 ) -> None:
     """Run revisions on a throwaway PostgreSQL with synthetic rows: observed locks and rewrites
     against the prediction, and upgrade / downgrade / upgrade with schema and data compared."""
-    import warnings
-
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TaskID, TextColumn
-
-    from .report import render
-    from .runner import VerifyOptions, VerifyUsageError, run_verify
-
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     err = Console(stderr=True, highlight=False)
     quiet = output_format is not VerifyFormat.TEXT and output is None
@@ -99,8 +98,6 @@ def verify_command(
         with progress:
             report = run_verify(options, echo=None if quiet else echo, progress=on_fill)
     except VerifyUsageError as exc:
-        from rich.text import Text
-
         err.print(Text.assemble(("error: ", "red"), str(exc)))
         raise typer.Exit(EXIT_USAGE) from None
     color = output is None and output_format is VerifyFormat.TEXT and sys.stdout.isatty()

@@ -14,6 +14,8 @@ from typing import Any
 
 import psycopg
 
+from ..workload import Workload, WorkloadError
+from .compare import Finding, Severity
 from .trace import TracedStatement
 
 MAX_TABLES = 4
@@ -43,8 +45,6 @@ class TableLoad:
         self.problems: list[str] = []
 
     def __enter__(self) -> TableLoad:
-        from ..workload import Workload, WorkloadError
-
         for schema, table in _loadable_tables(self.conn):
             load = Workload(
                 self.url, table, schema=schema, writers=1, readers=1, inserts=False,
@@ -79,8 +79,6 @@ class TableLoad:
             st.write_stall_s, st.read_stall_s = write, read
 
     def note_problems(self, result: Any) -> None:
-        from .compare import Finding, Severity
-
         for problem in self.problems:
             result.findings.append(Finding(Severity.INFO, "load", f"no load on {problem}", result.revision))
         self.problems.clear()

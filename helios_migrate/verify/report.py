@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
 from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from ..effects import Effect
 from .compare import Finding, Severity, predicted_locks
@@ -125,13 +131,7 @@ def _steps(r: RevisionResult) -> str:
 
 
 def to_text(report: VerifyReport, *, color: bool = False, width: int = 120) -> str:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
     buf = io.StringIO()
-    import os
-    import shutil
 
     if color:
         width = shutil.get_terminal_size((width, 24)).columns

@@ -15,21 +15,30 @@ import os
 import shutil
 import tempfile
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import psycopg
+from alembic import command as alembic_command
+from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
+from psycopg.conninfo import conninfo_to_dict
 
 from .. import pgserver
+from ..runtime import IrreversibleStep
 from ..versions import PgVersion
 from .compare import Finding, Severity, compare_statement
+from .load import TableLoad
 from .schema import (
     SchemaSnapshot,
     TableData,
     TableInfo,
+    app_tables,
     compare_data,
     snapshot_data,
     snapshot_schema,
@@ -122,9 +131,7 @@ def _sqlalchemy_url(url: str) -> str:
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
-    from urllib.parse import quote, urlencode
 
-    from psycopg.conninfo import conninfo_to_dict
 
     params = {k: str(v) for k, v in conninfo_to_dict(url).items()}
     dbname = params.pop("dbname", "")
@@ -134,16 +141,13 @@ def _sqlalchemy_url(url: str) -> str:
 
 def load_alembic(config_file: Path | None) -> tuple[Any, Any]:
     """The Alembic ``Config`` and ``ScriptDirectory`` of the project."""
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
     path = config_file or Path.cwd() / "alembic.ini"
     if not path.is_file():
         raise VerifyUsageError(
             f"no Alembic project: {path} does not exist (run from the directory holding alembic.ini, "
             "or pass -c PATH)"
         )
-    cfg = Config(str(path), stdout=io.StringIO())
+    cfg = AlembicConfig(str(path), stdout=io.StringIO())
     try:
         script = ScriptDirectory.from_config(cfg)
     except Exception as exc:
@@ -246,8 +250,6 @@ def scratch_database(options: VerifyOptions, echo: Echo) -> Iterator[tuple[str, 
 
 
 def _tables_with_rows(conn: psycopg.Connection[Any]) -> list[str]:
-    from .schema import app_tables
-
     out: list[str] = []
     for t in app_tables(conn):
         row = conn.execute(
@@ -316,8 +318,6 @@ def _run(
     say: Echo,
     progress: Any,
 ) -> None:
-    from alembic import command
-
     first_parent = chain[0][1]
     if first_parent and "," in first_parent:
         raise VerifyUsageError(f"the first revision under test, {chain[0][0]}, is a merge point")
@@ -332,7 +332,7 @@ def _run(
                 or (start_at in order and first_parent in order
                     and order.index(start_at) > order.index(first_parent))
             )
-            (command.downgrade if ahead else command.upgrade)(cfg, target)
+            (alembic_command.downgrade if ahead else alembic_command.upgrade)(cfg, target)
     except Exception as exc:
         report.findings.append(Finding(
             Severity.ERROR, "setup-failed",
@@ -350,7 +350,7 @@ def _run(
             report.revisions.append(result)
             began = time.monotonic()
             try:
-                cont = _one_revision(result, options, cfg, command, conn, tracer, url, say, progress)
+                cont = _one_revision(result, options, cfg, conn, tracer, url, say, progress)
             finally:
                 result.duration_s = time.monotonic() - began
             if not cont:
@@ -370,7 +370,6 @@ def _load(options: VerifyOptions, url: str, conn: psycopg.Connection[Any], resul
     if not options.load:
         yield None
         return
-    from .load import TableLoad
 
     with TableLoad(url, conn) as load:
         yield load
@@ -381,7 +380,6 @@ def _one_revision(
     result: RevisionResult,
     options: VerifyOptions,
     cfg: Any,
-    command: Any,
     conn: psycopg.Connection[Any],
     tracer: Tracer,
     url: str,
@@ -401,7 +399,7 @@ def _one_revision(
     data_before = snapshot_data(conn)
 
     say(f"{rev}: upgrade")
-    if not _step(result, "upgrade", tracer, options, url, conn, lambda: command.upgrade(cfg, rev)):
+    if not _step(result, "upgrade", tracer, options, url, conn, lambda: alembic_command.upgrade(cfg, rev)):
         return False
     if _current_revision(url) != rev:
         result.steps["upgrade"] = "failed"
@@ -421,17 +419,17 @@ def _one_revision(
 
     say(f"{rev}: downgrade to {down_target}")
     declared = False
-    ok = _step(result, "downgrade", tracer, options, url, conn, lambda: command.downgrade(cfg, down_target))
+    ok = _step(result, "downgrade", tracer, options, url, conn, lambda: alembic_command.downgrade(cfg, down_target))
     if not ok and result.steps.get("downgrade") == "irreversible":
         if snapshot_schema(conn).diff(schema_up):
             # Steps before the irreversible one ran and committed: nothing left to compare.
-            return _recover_after_irreversible(result, cfg, command, down_target)
+            return _recover_after_irreversible(result, cfg, down_target)
         # Nothing ran: accept the declared data loss and check the rest of the downgrade.
         say(f"{rev}: downgrade to {down_target} with {_ALLOW_DATA_LOSS}=1")
         declared = True
         with _env(_ALLOW_DATA_LOSS, "1"):
             ok = _step(result, "downgrade", tracer, options, url, conn,
-                       lambda: command.downgrade(cfg, down_target))
+                       lambda: alembic_command.downgrade(cfg, down_target))
     if not ok:
         return False
     schema_down = snapshot_schema(conn)
@@ -439,7 +437,7 @@ def _one_revision(
 
     say(f"{rev}: upgrade again")
     try:
-        command.upgrade(cfg, rev)
+        alembic_command.upgrade(cfg, rev)
     except Exception as exc:
         result.steps["re-upgrade"] = "failed"
         result.findings.append(Finding(
@@ -509,11 +507,11 @@ def _env(name: str, value: str) -> Iterator[None]:
             os.environ[name] = old
 
 
-def _recover_after_irreversible(result: RevisionResult, cfg: Any, command: Any, down_target: str) -> bool:
+def _recover_after_irreversible(result: RevisionResult, cfg: Any, down_target: str) -> bool:
     """Stamp the parent and upgrade again (the upgrade's steps are safe to re-run)."""
     try:
-        command.stamp(cfg, down_target)
-        command.upgrade(cfg, result.revision)
+        alembic_command.stamp(cfg, down_target)
+        alembic_command.upgrade(cfg, result.revision)
     except Exception as exc:
         result.steps["re-upgrade"] = "failed"
         result.findings.append(Finding(
@@ -526,8 +524,6 @@ def _recover_after_irreversible(result: RevisionResult, cfg: Any, command: Any, 
 
 def _raised_at(exc: BaseException) -> str:
     """`` (at versions/abc.py:12)``: the innermost frame of the traceback in a revision file."""
-    import traceback
-
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/versions/" in f.filename.replace("\\", "/")]
     if not frames:
         return ""
@@ -536,10 +532,6 @@ def _raised_at(exc: BaseException) -> str:
 
 
 def _is_irreversible(exc: BaseException) -> bool:
-    try:
-        from ..runtime import IrreversibleStep
-    except ImportError:  # pragma: no cover - the runtime helpers ship with the package
-        return False
     return isinstance(exc, IrreversibleStep)
 
 
@@ -570,7 +562,6 @@ def _compare_down(
             result.findings.append(Finding(
                 Severity.ERROR, code, f"after downgrade, {d.table}: {d.message}", rev))
     # Columns and tables the upgrade added and filled, which the downgrade drops with their values.
-    from .schema import app_tables
 
     now = {t.qualified: t for t in app_tables(conn)}
     for name, (info, data) in sorted(data_up.items()):

@@ -35,9 +35,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
+from .. import knowledge
+from ..catalog import LiveCatalog
 from ..effects import Effect
 from ..locks import LockMode
+from ..sql_parse import SqlSyntaxError, changes_from_sql
 from ..versions import PgVersion
 
 TRACER_APPLICATION_NAME = "helios-verify"
@@ -265,9 +270,6 @@ class Tracer:
     @contextmanager
     def tracing(self, revision: str, phase: str) -> Iterator[None]:
         """Trace the statements executed inside the block as ``revision``'s ``phase``."""
-        from sqlalchemy import event
-        from sqlalchemy.engine import Engine
-
         self._revision, self._phase = revision, phase
         event.listen(Engine, "before_cursor_execute", self._before)
         event.listen(Engine, "after_cursor_execute", self._after)
@@ -373,10 +375,6 @@ class Tracer:
     # -- prediction and relfilenodes --------------------------------------------------------------
 
     def _predict(self, dbapi_conn: Any, traced: TracedStatement) -> None:
-        from ..catalog import LiveCatalog
-        from ..knowledge import effect_of
-        from ..sql_parse import SqlSyntaxError, changes_from_sql
-
         try:
             changes = changes_from_sql(traced.sql)
         except SqlSyntaxError as exc:
@@ -388,7 +386,7 @@ class Tracer:
         try:
             with dbapi_conn.transaction():  # a savepoint inside the migration's transaction
                 catalog = LiveCatalog(dbapi_conn)
-                traced.effects = [effect_of(ch, self.version, catalog) for ch in changes]
+                traced.effects = [knowledge.effect_of(ch, self.version, catalog) for ch in changes]
         except Exception as exc:
             traced.effects = []
             traced.prediction_error = f"no prediction: {exc}"
