@@ -284,6 +284,22 @@ class LiveCatalog:
         return None if row is None else QualifiedName(str(row[1]), str(row[0]))
 
     @functools.cache  # noqa: B019
+    def index_columns(self, index: QualifiedName) -> tuple[str, ...] | None:
+        """The key columns of an index, in order; ``None`` when it is unknown or has an expression."""
+        with self._conn.cursor() as cur:
+            cur.execute(
+                "SELECT a.attname FROM pg_index i "
+                "CROSS JOIN LATERAL unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY AS k(attnum, n) "
+                "LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+                "WHERE i.indexrelid = to_regclass(%s) ORDER BY k.n",
+                (_regclass(index),),
+            )
+            rows = cur.fetchall()
+        if not rows or any(r[0] is None for r in rows):
+            return None
+        return tuple(str(r[0]) for r in rows)
+
+    @functools.cache  # noqa: B019
     def table_indexes(self, table: QualifiedName) -> tuple[QualifiedName, ...]:
         with self._conn.cursor() as cur:
             cur.execute(

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from pglast import split
 
 from .changes import (
+    AddColumn,
     AddConstraint,
     AlterColumnType,
     Change,
@@ -194,6 +195,9 @@ class _Walker:
     not_valid: dict[tuple[str, str], tuple[StatementInfo, AddConstraint]] = field(default_factory=dict)
     proven: set[tuple[str, str]] = field(default_factory=set)
     checked: set[str] = field(default_factory=set)
+    column_types: dict[tuple[str, str], str] = field(default_factory=dict)
+    """Types of columns created or changed earlier in the input: a later type change is judged
+    exactly."""
 
     def walk(self) -> None:
         self.in_block = self.inputs.in_transaction
@@ -246,8 +250,9 @@ class _Walker:
         return values[0], values[1]
 
     def _statement(self, st: Statement, location: Location, src: SourceStatement) -> None:
-        if src.column_types:
-            st = replace(st, changes=tuple(_with_declared_type(ch, src.column_types) for ch in st.changes))
+        declared = src.column_types + tuple((t, col, typ) for (t, col), typ in self.column_types.items())
+        if declared:
+            st = replace(st, changes=tuple(_with_declared_type(ch, declared) for ch in st.changes))
         if src.index_tables:
             st = replace(st, changes=tuple(_with_index_table(ch, src.index_tables) for ch in st.changes))
         effects = []
@@ -315,6 +320,13 @@ class _Walker:
         self.number += 1
 
     def _track(self, change: Change, effect: Effect, info: StatementInfo) -> None:
+        if isinstance(change, CreateTable):
+            for col in change.columns:
+                self.column_types[(change.on.name, col.name)] = col.type
+        elif isinstance(change, AddColumn):
+            self.column_types[(change.on.name, change.column.name)] = change.column.type
+        elif isinstance(change, AlterColumnType):
+            self.column_types[(change.on.name, change.column)] = change.new_type
         for lock in effect.locks:
             key = next((k for k in self.held if same_relation(k, lock.relation)), lock.relation)
             current = self.held.get(key)

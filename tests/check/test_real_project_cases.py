@@ -155,3 +155,36 @@ op.create_index("ix_orders_b", "orders", ["b"])
     hm101 = [f.location.line for f in findings if f.code == "HM101"]
     assert hm101 == [line_of(source, "ix_orders_b")]
     assert "HM902" not in _codes(findings)
+
+
+# -- missed hazards, with the live catalog -------------------------------------------------------
+
+
+def test_index_rebuild_and_pk_using_index_judged_from_the_catalog(fresh_db: str, tmp_path: Path) -> None:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE items (id bigint, code text NOT NULL, ref text);"
+            "CREATE INDEX ix_items_code ON items (code);"
+            "CREATE UNIQUE INDEX ix_items_id ON items (id);"
+            "CREATE UNIQUE INDEX ix_items_ref ON items (ref);"
+            "CREATE UNIQUE INDEX ix_items_code_u ON items (code);"
+        )
+    sql = tmp_path / "m.sql"
+    sql.write_text(
+        "SET lock_timeout = '2s';\n"
+        'ALTER TABLE items ALTER COLUMN code TYPE text COLLATE "C";\n'
+        "ALTER TABLE items ADD CONSTRAINT items_pkey PRIMARY KEY USING INDEX ix_items_code_u;\n",
+        encoding="utf-8",
+    )
+    report = run_check(CheckOptions(paths=(str(sql),), database_url=fresh_db, cwd=tmp_path))
+    (hm209,) = [f for f in report.findings if f.code == "HM209"]
+    assert hm209.location.line == 2 and "ix_items_code" in hm209.message
+    # code is NOT NULL in the catalog: adopting its index as the key scans nothing
+    assert "HM114" not in {f.code for f in report.findings}
+    sql.write_text(
+        "SET lock_timeout = '2s';\n"
+        "ALTER TABLE items ADD CONSTRAINT items_pkey PRIMARY KEY USING INDEX ix_items_id;\n",
+        encoding="utf-8",
+    )
+    report = run_check(CheckOptions(paths=(str(sql),), database_url=fresh_db, cwd=tmp_path))
+    assert "HM114" in {f.code for f in report.findings}
