@@ -26,6 +26,7 @@ from . import changes as c
 from .changes import Change, ConstraintKind, QualifiedName
 from .effects import Certainty, Effect, RelationLock, RelationRole, TransactionUse, WorkClass
 from .locks import LockMode
+from .sql_parse import changes_from_sql
 from .typechange import CastLookup, classify
 from .versions import PgVersion
 
@@ -89,8 +90,6 @@ def effect_of(change: Change, version: PgVersion, catalog: SchemaLookup | None =
 
 def effects_for_sql(sql: str, version: PgVersion, catalog: SchemaLookup | None = None) -> list[Effect]:
     """Parse ``sql`` and return the effect of every change in it, in order."""
-    from .sql_parse import changes_from_sql
-
     return [effect_of(ch, version, catalog) for ch in changes_from_sql(sql)]
 
 

@@ -258,9 +258,9 @@ def resolve_referenced_columns(schema: Schema) -> Schema:
 def schema_from_metadata(metadata: Any, *, label: str = "") -> Schema:
     """The schema a SQLAlchemy ``MetaData`` declares, read through the Alembic front end (the same
     changes autogenerate would emit to create it)."""
-    from alembic.operations import ops
+    from alembic.operations import ops  # lazy: check of a SQL file loads this module, not Alembic
 
-    from .alembic_ops import changes_from_ops
+    from .alembic_ops import changes_from_ops  # lazy: SQLAlchemy, as above
 
     operations: list[Any] = [ops.CreateTableOp.from_table(t) for t in metadata.sorted_tables]
     for table in metadata.sorted_tables:
