@@ -4,9 +4,11 @@
 used.  This bind goes one step further: SQL a revision passes to ``conn.execute(...)`` (a string,
 ``sa.text(...)`` with or without parameters, or an ``insert``/``update``/``delete`` construct) is
 recorded as a statement to check, marked as run through the connection, because online it runs
-in the migration's transaction exactly like ``op.execute``.  Everything that needs an answer from
-a database — reading rows of a result, ``sa.inspect(bind)``, opening a session — raises
-:class:`NeedsDatabase`, and the revision is read from its source instead.
+in the migration's transaction exactly like ``op.execute``.  ``sa.inspect(bind)`` gives an
+inspector that answers from the schema the earlier revisions built (:mod:`.offline_schema`), when
+the renderer provides one.  Everything else that needs an answer from a database — reading rows
+of a result, opening a session — raises :class:`NeedsDatabase`, and the revision is read from its
+source instead.
 """
 
 from __future__ import annotations
@@ -42,10 +44,20 @@ class OfflineBind:
 
     name = "postgresql"
 
-    def __init__(self, dialect: Any, run: Callable[[Any], None], call: str = "op.get_bind()") -> None:
+    def __init__(
+        self, dialect: Any, run: Callable[[Any], None], call: str = "op.get_bind()",
+        inspector: Callable[[], Any] | None = None,
+    ) -> None:
         self.dialect = dialect
         self._run = run
         self._call = call
+        self._inspector = inspector
+
+    def offline_inspector(self) -> Any:
+        """What ``sa.inspect(bind)`` returns offline."""
+        if self._inspector is None:
+            raise NeedsDatabase(f"it inspects the database (sa.inspect({self._call})), which needs a connection")
+        return self._inspector()
 
     @property
     def engine(self) -> OfflineBind:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .offline_bind import NeedsDatabase, OfflineBind
+from .offline_schema import HistorySchema, OfflineInspector, OfflineSchema
 from .placeholders import TRACKER as PLACEHOLDERS
 from .placeholders import MissingModules, PlaceholderUsed, watch
 from .project import AlembicProject, RevisionFile
@@ -89,6 +90,8 @@ class Rendered:
     unknown_operations: tuple[UnknownOperation, ...] = ()
     truth_tests: tuple[str, ...] = ()
     """Placeholders whose truth the function tested (rendered with both answers)."""
+    inspected: tuple[str, ...] = ()
+    """Questions to ``sa.inspect(op.get_bind())`` answered from the schema earlier revisions built."""
 
 
 class _Capture:
@@ -197,6 +200,9 @@ class RevisionRenderer:
         self._counter = itertools.count(1)
         self._missing = MissingModules()
         self._plugins_loaded = False
+        self.history_schema: HistorySchema | None = None
+        """Set by the caller: the schema of the revisions rendered before, for ``sa.inspect``."""
+        self._inspected: list[str] = []
 
     # -- set-up --------------------------------------------------------------------------------
 
@@ -228,15 +234,35 @@ class RevisionRenderer:
         ops._install_proxy()
         self._stack.callback(ops._remove_proxy)
         self._install_unknown_operations()
+        self._install_inspection()
         self._missing.install()
         self._stack.callback(self._missing.remove)
         return self
 
     def _offline_bind(self, call: str) -> Callable[[], OfflineBind]:
         def get_bind() -> OfflineBind:
-            return OfflineBind(self._ctx.dialect, self._through_connection, call)
+            return OfflineBind(self._ctx.dialect, self._through_connection, call, self._inspector)
 
         return get_bind
+
+    def _inspector(self) -> OfflineInspector:
+        history = self.history_schema
+        if history is None:
+            raise NeedsDatabase("it inspects the database (sa.inspect(op.get_bind())), which needs a connection")
+        capture = self._capture
+
+        def schema() -> OfflineSchema:
+            return history.snapshot([s.sql for s in capture.out])
+
+        return OfflineInspector(schema, self._ctx.dialect, lambda what: self._inspected.append(what))
+
+    def _install_inspection(self) -> None:
+        """``sa.inspect(offline_bind)`` answers from the history's schema while rendering."""
+        from sqlalchemy import inspection
+
+        registrars: dict[type, Any] = inspection._registrars
+        registrars[OfflineBind] = lambda bind: bind.offline_inspector()
+        self._stack.callback(registrars.pop, OfflineBind, None)
 
     def _through_connection(self, construct: Any) -> None:
         self._capture.through_connection = True
@@ -339,6 +365,7 @@ class RevisionRenderer:
         first_line = code.co_firstlineno if code is not None else 0
         PLACEHOLDERS.reset(truth)
         self._capture.unknown = []
+        self._inspected = []
         try:
             statements = self.capture(rev.path, first_line, fn)
         except (NeedsDatabase, PlaceholderUsed) as exc:
@@ -351,7 +378,7 @@ class RevisionRenderer:
         used = self._module_placeholders.get(rev.path, set()) | PLACEHOLDERS.used
         return Rendered(
             tuple(statements), None, tuple(sorted(used)), tuple(self._capture.unknown),
-            tuple(dict.fromkeys(PLACEHOLDERS.truth_tests)),
+            tuple(dict.fromkeys(PLACEHOLDERS.truth_tests)), tuple(dict.fromkeys(self._inspected)),
         )
 
     def capture(

@@ -24,6 +24,7 @@ from .history import (
 )
 from .inputs import ProjectTarget, collect
 from .live import LiveFacts, connect
+from .offline_schema import HistorySchema
 from .problems import (
     REVISION_NOT_RENDERED,
     CheckUsageError,
@@ -214,16 +215,27 @@ def _check_revisions(run: _Run, target: ProjectTarget, *, downgrade: bool) -> No
     add_prepend_sys_path(target.project)
     run.cache = FindingCache(target.project.root if not target.project.standalone else run.cwd, run.salt) if run.salt else None
     pending = []
+    cached: dict[str, list[HistoryStatement]] = {}
     for rev in target.revisions:
+        history_before = len(run.history)
         if not _from_cache(run, rev):
             pending.append(rev)
+        else:
+            cached[run.display(rev.path)] = run.history[history_before:]
     if not pending:
         return
     functions = ("upgrade", "downgrade") if downgrade else ("upgrade",)
+    waiting = {rev.path for rev in pending}
     with RevisionRenderer(target.project) as renderer:
-        for rev in pending:
+        # sa.inspect(op.get_bind()) answers from what the revisions before built, in upgrade order.
+        renderer.history_schema = schema = HistorySchema()
+        for rev in target.revisions:
+            if rev.path not in waiting:
+                schema.add(h.sql for h in cached.get(run.display(rev.path), ()))
+                continue
             found_before, statements_before, history_before = len(run.findings), run.statements, len(run.history)
             _check_revision(run, rev, renderer, functions)
+            schema.add(h.sql for h in run.history[history_before:])
             if run.cache is not None:
                 path = run.display(rev.path)
                 run.cache.put(
@@ -401,9 +413,13 @@ def _rendered_outcome(rendered: Rendered) -> _Outcome:
         parts.append(f"operations of Alembic plugins that are not installed, not checked: {ops}")
     if rendered.truth_tests:
         parts.append("rendered with both answers of " + ", ".join(rendered.truth_tests[:3]))
+    if rendered.inspected:
+        asked = ", ".join(rendered.inspected[:3]) + (" ..." if len(rendered.inspected) > 3 else "")
+        parts.append(f"database inspection ({asked}) answered from the schema the earlier revisions built")
     if through:
         parts.append(f"{through} statement(s) run through op.get_bind()")
-    state = RenderState.RENDERED_WITH_PLACEHOLDERS if rendered.placeholders or rendered.unknown_operations else RenderState.RENDERED
+    assumed = rendered.placeholders or rendered.unknown_operations or rendered.inspected
+    state = RenderState.RENDERED_WITH_PLACEHOLDERS if assumed else RenderState.RENDERED
     return _Outcome(state, "; ".join(parts), through)
 
 
