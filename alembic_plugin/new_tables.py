@@ -16,6 +16,7 @@ from typing import Any
 from alembic.operations import MigrateOperation, ops
 
 from helios_migrate.alembic_ops import render_sql
+from helios_migrate.codes import RuleCode
 from helios_migrate.config import Config
 from helios_migrate.lint import lint_sql
 from helios_migrate.sqltext import quote_literal
@@ -112,9 +113,9 @@ def _acknowledged(
             continue
         up = _acks(_sql(op), config, version, reasons={})
         down = _acks(_sql(op.reverse()), config, version, reasons={
-            "HM304": f"undo: drops {table}, which this revision created (rows written since go with it)",
-            "HM102": f"undo: {table}, which this revision created, is dropped next",
-            "HM101": f"undo: {table}, which this revision created, is dropped next",
+            RuleCode.DROP_TABLE: f"undo: drops {table}, which this revision created (rows written since go with it)",
+            RuleCode.DROP_INDEX_NON_CONCURRENTLY: f"undo: {table}, which this revision created, is dropped next",
+            RuleCode.CREATE_INDEX_NON_CONCURRENTLY: f"undo: {table}, which this revision created, is dropped next",
         })
         if up:
             out.append(CommentOp(up))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from alembic.operations import MigrateOperation, Operations
 
 from helios_migrate import runtime
+from helios_migrate.codes import RuleCode
 from helios_migrate.plan import (
     Acknowledgement,
     Direction,
@@ -374,11 +375,11 @@ def step_acknowledgements(step: Step, call: str) -> tuple[Acknowledgement, ...]:
     own = step.acknowledged
     if call == "backfill" and step.backfill is not None and step.backfill.expression:
         own = (*own, Acknowledgement(
-            ("HM903",), "runtime.backfill: batches by key, each its own short transaction (offline: a DO loop)"
+            (RuleCode.UNANALYSED_STATEMENT,), "runtime.backfill: batches by key, each its own short transaction (offline: a DO loop)"
         ))
     elif call == "check_convertible":
         own = (*own, Acknowledgement(
-            ("HM903",), "runtime.check_convertible only reads (offline: a DO block that counts what fails)"
+            (RuleCode.UNANALYSED_STATEMENT,), "runtime.check_convertible only reads (offline: a DO block that counts what fails)"
         ))
     return own
 
