@@ -39,8 +39,10 @@ Example::
     key_range_percent = 50                           # report keys and sequences this full
 
 Keys this module does not know inside the tables it owns are errors (a typo must not silently
-switch a check off); other sub-tables (``[tool.helios-migrate.<section>]``) are kept in
-:attr:`Config.sections` for the commands that own them.
+switch a check off), and so is a sub-table (``[tool.helios-migrate.<section>]``) of an unknown
+name.  The sections of :data:`COMMAND_SECTIONS` are kept in :attr:`Config.sections` for the
+commands that own them, which check their keys the same way (``[tool.helios-migrate.llm]``:
+:func:`helios_migrate.llm.config.load_llm_config`).
 """
 
 from __future__ import annotations
@@ -302,6 +304,8 @@ class Config:
 
 
 _OWNED_SECTIONS = {"rules", "tables", "autogenerate", "review"}
+COMMAND_SECTIONS = frozenset({"llm"})
+"""Sub-tables read by the commands that own them (kept in :attr:`Config.sections`)."""
 
 
 def load_config(path: str | Path | None = None, *, start: str | Path | None = None) -> Config:
@@ -350,9 +354,14 @@ def config_from_mapping(data: Mapping[str, Any], source: str = "<config>") -> Co
     for key, value in data.items():
         if key in known_scalars or key in _OWNED_SECTIONS:
             continue
-        if isinstance(value, Mapping):
+        if key in COMMAND_SECTIONS:
+            if not isinstance(value, Mapping):
+                raise ConfigError(source, key, "must be a table")
             sections[key] = MappingProxyType(dict(value))
             continue
+        if isinstance(value, Mapping):
+            known_sections = ", ".join(sorted(_OWNED_SECTIONS | COMMAND_SECTIONS))
+            raise ConfigError(source, key, f"unknown section (known sections: {known_sections})")
         raise ConfigError(source, key, f"unknown key (known keys: {', '.join(sorted(known_scalars | _OWNED_SECTIONS))})")
 
     defaults = Config()

@@ -86,6 +86,11 @@ def test_no_table_gives_defaults(tmp_path: Path) -> None:
         ('[tool.helios-migrate.rules]\nselekt = ["HM1"]', "rules.selekt"),
         ('[tool.helios-migrate.rules]\nseverity = { HM101 = "loud" }', "rules.severity.HM101"),
         ('[tool.helios-migrate.tables]\nsmall = "orders"', "tables.small"),
+        ('[tool.helios-migrate.tables]\nsmal = ["orders"]', "tables.smal"),
+        ('[tool.helios-migrate.review]\nmodel = "app.models:metadata"', "review.model"),
+        ('[tool.helios-migrate.autogenrate]\nimpact_header = false', "autogenrate"),
+        ('[tool.helios-migrate.rule]\nignore = ["HM503"]', "rule"),
+        ("llm = 3", "llm"),
     ],
 )
 def test_invalid_configuration_names_file_and_key(tmp_path: Path, body: str, key: str) -> None:
@@ -94,6 +99,18 @@ def test_invalid_configuration_names_file_and_key(tmp_path: Path, body: str, key
         load_config(file)
     assert info.value.key == key
     assert str(file) in str(info.value) and key in str(info.value)
+
+
+def test_an_unknown_section_names_the_known_ones(tmp_path: Path) -> None:
+    file = _write(tmp_path, "[tool.helios-migrate.autogenrate]\nimpact_header = false\n")
+    with pytest.raises(ConfigError, match="unknown section") as info:
+        load_config(file)
+    assert "autogenerate" in str(info.value) and "llm" in str(info.value)
+
+
+def test_the_llm_section_is_kept_for_its_command(tmp_path: Path) -> None:
+    file = _write(tmp_path, '[tool.helios-migrate.llm]\nmodel = "m"\n')
+    assert dict(load_config(file).sections["llm"]) == {"model": "m"}
 
 
 def test_invalid_toml(tmp_path: Path) -> None:
