@@ -31,8 +31,12 @@ SELECT c.oid, n.nspname, c.relname, c.relkind = 'p', c.reltuples::bigint, s.n_tu
 
 _COLUMNS = """
 SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-       pg_get_expr(d.adbin, d.adrelid), a.attidentity
+       pg_get_expr(d.adbin, d.adrelid), a.attidentity,
+       (SELECT max(st.null_frac) FROM pg_stats st
+         WHERE st.schemaname = n.nspname AND st.tablename = c.relname AND st.attname = a.attname)
   FROM pg_attribute a
+  JOIN pg_class c ON c.oid = a.attrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
  WHERE a.attrelid = ANY(%(oids)s) AND a.attnum > 0 AND NOT a.attisdropped
  ORDER BY a.attrelid, a.attnum
@@ -63,9 +67,10 @@ SELECT i.indrelid, ic.relname, i.indisunique, i.indisprimary, i.indisvalid, am.a
                FROM generate_series(1, i.indnatts) k ORDER BY k),
        ARRAY(SELECT i.indkey[k - 1] <> 0 FROM generate_series(1, i.indnatts) k ORDER BY k),
        i.indnkeyatts, i.indclass::oid[]::bigint[], con.conname, pg_get_indexdef(i.indexrelid),
-       pg_relation_size(i.indexrelid)
+       pg_relation_size(i.indexrelid), st.idx_scan
   FROM pg_index i
   JOIN pg_class ic ON ic.oid = i.indexrelid
+  LEFT JOIN pg_stat_user_indexes st ON st.indexrelid = i.indexrelid
   JOIN pg_am am ON am.oid = ic.relam
   LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid
                              AND con.contype IN ('p', 'u', 'x')
@@ -139,10 +144,11 @@ def read_schema(conn: psycopg.Connection[Any], *, label: str = "") -> Schema:
         tables = cur.execute(_TABLES).fetchall()
         oids = [row[0] for row in tables]
         columns: dict[int, list[Column]] = {}
-        for relid, name, type_, notnull, default, identity in cur.execute(_COLUMNS, {"oids": oids}):
+        for relid, name, type_, notnull, default, identity, null_frac in cur.execute(_COLUMNS, {"oids": oids}):
             columns.setdefault(relid, []).append(
                 Column(name, _type(type_), nullable=not notnull, default=default,
-                       identity=_IDENTITY.get(identity or ""))
+                       identity=_IDENTITY.get(identity or ""),
+                       null_frac=None if null_frac is None else float(null_frac))
             )
         keys: dict[int, tuple[str, ...]] = {}
         fks: dict[int, list[ForeignKey]] = {}
@@ -158,7 +164,7 @@ def read_schema(conn: psycopg.Connection[Any], *, label: str = "") -> Schema:
                 )
         indexes: dict[int, list[Index]] = {}
         for (relid, name, unique, primary, valid, method, predicate, elements, plain, nkey, opclasses,
-             constraint, definition, size) in cur.execute(_INDEXES, {"oids": oids}):
+             constraint, definition, size, scans) in cur.execute(_INDEXES, {"oids": oids}):
             key_elements = tuple(e if p else _expr(e) for e, p in zip(elements[:nkey], plain, strict=False))
             indexes.setdefault(relid, []).append(
                 Index(
@@ -166,6 +172,7 @@ def read_schema(conn: psycopg.Connection[Any], *, label: str = "") -> Schema:
                     predicate=_expr(predicate) if predicate else None, include=tuple(elements[nkey:]),
                     valid=valid, constraint=constraint, definition=definition, size_bytes=size,
                     operator_classes=tuple(int(o) for o in opclasses[:nkey]),
+                    scans=None if scans is None else int(scans),
                 )
             )
         partitions: dict[int, list[QualifiedName]] = {}

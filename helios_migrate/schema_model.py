@@ -58,6 +58,9 @@ class Column:
     nullable: bool = True
     default: str | None = None
     identity: c.IdentityKind | None = None
+    null_frac: float | None = None
+    """The share of NULLs in ANALYZE's sample (``pg_stats.null_frac``; live only, ``None`` when the
+    column has no statistics)."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,8 @@ class Index:
     size_bytes: int | None = None
     operator_classes: tuple[int, ...] = ()
     """The operator class of each key element (live only; empty when unknown)."""
+    scans: int | None = None
+    """Index scans since ``Schema.stats_since`` (``pg_stat_user_indexes.idx_scan``; live only)."""
 
     def leads_with(self, columns: Sequence[str]) -> bool:
         """Do the first ``len(columns)`` elements hold exactly ``columns`` (in any order)?

@@ -52,6 +52,26 @@ def review_command(
     config_file: Annotated[
         Path | None, typer.Option("--config", help="pyproject.toml to read (default: found from the current directory).")
     ] = None,
+    write_revision: Annotated[
+        bool,
+        typer.Option(
+            "--write-revision",
+            help="Write the fixes of a live review (--database-url) as one Alembic revision in the "
+            "project of --alembic-ini (default ./alembic.ini), planned by the helios plugin as "
+            "autogenerate plans it; --fix chooses which.",
+        ),
+    ] = False,
+    fix: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fix",
+            help="With --write-revision: the findings whose fixes to write, as HM603, HM6, "
+            "HM603:orders or HM603:orders.customer_id (repeatable; default: every finding with a fix).",
+        ),
+    ] = None,
+    message: Annotated[
+        str, typer.Option("--message", "-m", help="With --write-revision: the revision's message.")
+    ] = "helios review fixes",
     alembic_ini: Annotated[
         Path | None,
         typer.Option(
@@ -71,7 +91,17 @@ def review_command(
     from ..rules import RuleLoadError
 
     try:
+        if write_revision and not database_url:
+            raise ReviewUsageError(
+                "--write-revision writes the fixes of a live review: give --database-url (for the models, "
+                "change them as each finding says and run alembic revision --autogenerate)"
+            )
+        if fix and not write_revision:
+            raise ReviewUsageError("--fix chooses what --write-revision writes: give --write-revision too")
         report = _run(database_url, models, pg_version, fail_on, show_info, config_file, alembic_ini)
+        if write_revision:
+            assert database_url is not None
+            _write(report, database_url, fix or [], message, alembic_ini)
     except (ReviewUsageError, RuleLoadError) as exc:
         typer.echo(f"helios-migrate review: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -80,6 +110,30 @@ def review_command(
     sys.stdout.write(RENDERERS[output_format](report))
     sys.stdout.flush()
     raise typer.Exit(report.exit_code)
+
+
+def _write(report: Any, database_url: str, selectors: list[str], message: str, alembic_ini: Path | None) -> None:
+    """Write the chosen fixes as a revision; what was written goes to stderr (stdout is the report)."""
+    from .revision import RevisionError, chosen, parse_selector, write_revision
+
+    ini = alembic_ini or Path("alembic.ini")
+    if not ini.is_file():
+        raise ReviewUsageError(f"--write-revision: no Alembic project: {ini} not found (give --alembic-ini)")
+    try:
+        picked = chosen(report.result.findings, [parse_selector(s) for s in selectors])
+        if not picked:
+            raise RevisionError("no finding with a fix matches: nothing written")
+        written = write_revision(picked, database_url=database_url, alembic_ini=ini.resolve(), message=message)
+    except RevisionError as exc:
+        raise ReviewUsageError(f"--write-revision: {exc}") from None
+    for rf, why in written.skipped:
+        typer.echo(f"helios-migrate review: not written: {rf.finding.location.path} {rf.finding.code}: {why}", err=True)
+    typer.echo(
+        f"Wrote {written.path} (revision {written.revision}, down_revision {written.down_revision}): "
+        f"{len(written.written)} fix(es). Change the models to match (each finding says how), or the next "
+        "autogenerate undoes them.",
+        err=True,
+    )
 
 
 def _run(

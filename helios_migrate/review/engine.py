@@ -34,6 +34,10 @@ class ReviewFinding:
     table: QualifiedName
     column: str | None = None
     fix: Plan | None = None
+    changes: tuple[Change, ...] = ()
+    """The schema changes ``fix`` plans (what ``--write-revision`` hands to the Alembic plugin)."""
+    recreate: tuple[Change, ...] = ()
+    """For a fix that drops something: what re-creates it (the downgrade)."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,7 @@ def _finding(rule: Rule, v: SchemaViolation, ctx: ReviewContext) -> ReviewFindin
         code=rule.code, rule=rule.name, severity=severity, message=v.message,
         location=Location(_subject(v.table, v.column)), help=help_text,
     )
-    return ReviewFinding(finding, v.table, v.column, fix)
+    return ReviewFinding(finding, v.table, v.column, fix, tuple(v.fix), tuple(v.recreate))
 
 
 @dataclass(frozen=True)

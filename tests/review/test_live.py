@@ -100,7 +100,9 @@ def test_live_findings_and_their_fixes(fresh_db: str) -> None:
     assert ("HM603", "public.Sales.Order Id") in found
     assert ("HM603", "public.events.order_id") in found
     # neither the text_pattern_ops index, nor the partial expression index, is a duplicate
-    messages = " ".join(rf.finding.message for rf in _review(_read(fresh_db)).findings)
+    messages = " ".join(
+        rf.finding.message for rf in _review(_read(fresh_db)).findings if rf.finding.code in ("HM605", "HM606")
+    )
     assert "orders_note_pattern_idx" not in messages and "orders_lower_note_idx" not in messages
 
 
