@@ -9,10 +9,12 @@ import json
 from collections.abc import Sequence
 
 from .. import changes as c
-from ..changes import ConstraintKind
-from ..plan import Step, acknowledge
+from ..changes import ConstraintKind, QualifiedName
+from ..plan import Acknowledgement, Step, acknowledge
 from ..sqltext import index_element_name, quote_ident
+from .columns import not_null_steps
 from .context import PlanningContext, plans
+from .facts import ColumnDetails
 from .indexes import create_index_step, index_steps, partitions_of
 from .sqlgen import constraint_body, constraint_exists, constraint_name, index_name, sql_name
 
@@ -47,6 +49,8 @@ def _add_constraint(ch: c.AddConstraint, ctx: PlanningContext) -> list[Step]:
             inverse=[drop], done_when=constraint_exists(ch.on, name), scan=True, inverse_acknowledged=undone,
             reason=f"in one step: {plain_reason}",
         )]
+    if k.kind in (ConstraintKind.UNIQUE, ConstraintKind.PRIMARY_KEY) and k.using_index:
+        return _adopt_index(ch, name, k.using_index, ctx, undone)
     if k.kind in (ConstraintKind.UNIQUE, ConstraintKind.PRIMARY_KEY):
         ix = c.CreateIndex(
             on=ch.on, name=name, columns=tuple(quote_ident(x) for x in k.columns), unique=True,
@@ -56,6 +60,7 @@ def _add_constraint(ch: c.AddConstraint, ctx: PlanningContext) -> list[Step]:
         return [
             create_index_step(ix, name, ctx, reason=f"the {kind} constraint adopts this index next, "
                                "so its build does not hold a lock that blocks writes"),
+            *(_key_not_null(ch, name, k.columns, ctx) if k.kind is ConstraintKind.PRIMARY_KEY else ()),
             ctx.own(
                 f"{kind} constraint {name} on {ch.on} using the index",
                 [f"ALTER TABLE {t} ADD CONSTRAINT {qn} {kind} USING INDEX {qn}"
@@ -98,6 +103,60 @@ def _add_constraint(ch: c.AddConstraint, ctx: PlanningContext) -> list[Step]:
         done_when=constraint_exists(ch.on, name),
     )
     return [step]
+
+
+def _adopt_index(
+    ch: c.AddConstraint, name: str, index: str, ctx: PlanningContext, undone: tuple[Acknowledgement, ...]
+) -> list[Step]:
+    """A UNIQUE or PRIMARY KEY constraint adopting an index that exists (built concurrently
+    beforehand): a moment of ACCESS EXCLUSIVE -- after the key's columns were made NOT NULL
+    without a long lock, since a PRIMARY KEY would otherwise check them under that lock."""
+    k = ch.constraint
+    kind = "PRIMARY KEY" if k.kind is ConstraintKind.PRIMARY_KEY else "UNIQUE"
+    t, qn = sql_name(ch.on), quote_ident(name)
+    steps: list[Step] = []
+    if k.kind is ConstraintKind.PRIMARY_KEY:
+        columns = _index_columns(ch.on, index, ctx)
+        if columns is None:
+            ctx.notes.append(
+                f"{ch.on}.{name}: the columns of the index {index} are not known here; a PRIMARY KEY makes "
+                "them NOT NULL, checking every row under ACCESS EXCLUSIVE when one is nullable: make them "
+                "NOT NULL first (a lock-safe SET NOT NULL)"
+            )
+        else:
+            steps += _key_not_null(ch, name, columns, ctx)
+    steps.append(ctx.own(
+        f"{kind} constraint {name} on {ch.on} using the index {index}",
+        [f"ALTER TABLE {t} ADD CONSTRAINT {qn} {constraint_body(dataclasses.replace(k, name=name))}"],
+        inverse=[f"ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {qn}"],
+        inverse_acknowledged=undone,
+        done_when=constraint_exists(ch.on, name),
+        reason=f"USING INDEX adopts {index} (renamed {name}): ACCESS EXCLUSIVE for a moment only; "
+        "the undo drops the constraint and the index with it",
+    ))
+    return steps
+
+
+def _index_columns(table: QualifiedName, index: str, ctx: PlanningContext) -> tuple[str, ...] | None:
+    """The key columns of ``index``: built earlier in this revision, or read from the facts."""
+    for ix in ctx.new_indexes:
+        if ix.on == table and ix.name == index:
+            named = tuple(index_element_name(x) for x in ix.columns)
+            return None if any(n is None for n in named) else tuple(str(n) for n in named)
+    return ctx.facts.index_columns(QualifiedName(index, table.schema)) if ctx.facts is not None else None
+
+
+def _key_not_null(ch: c.AddConstraint, name: str, columns: Sequence[str], ctx: PlanningContext) -> list[Step]:
+    """NOT NULL, without a long lock, on each column of a new primary key known to be nullable."""
+    steps: list[Step] = []
+    for column in columns:
+        details = ctx.facts.column_details(ch.on, column) if ctx.facts is not None else ColumnDetails()
+        if details.known and not details.not_null:
+            steps += not_null_steps(
+                ch.on, column, ctx, f"the primary key {name} makes {column} NOT NULL, which alone would "
+                "check every row under ACCESS EXCLUSIVE",
+            )
+    return steps
 
 
 def _fk_index(ch: c.AddConstraint, ctx: PlanningContext) -> list[Step]:

@@ -82,6 +82,8 @@ class ColumnDependents:
 class ColumnDetails:
     """What a type change carries over from the old column to its converted copy."""
 
+    known: bool = False
+    """The column was found (the other fields are facts, not defaults)."""
     not_null: bool = False
     default: str | None = None
     """The default expression (``pg_get_expr``), ``None`` when there is none."""
@@ -108,6 +110,10 @@ class PlannerFacts(Protocol):
 
     def partitions(self, table: QualifiedName) -> tuple[QualifiedName, ...] | None: ...
 
+    def index_columns(self, index: QualifiedName) -> tuple[str, ...] | None:
+        """The key columns of an existing index, in order (``None``: unknown, or an expression)."""
+        ...
+
     def column_details(self, table: QualifiedName, column: str) -> ColumnDetails: ...
 
     def column_dependents(self, table: QualifiedName, column: str) -> ColumnDependents: ...
@@ -133,6 +139,9 @@ class UnknownFacts:
         return self.primary_key(table)
 
     def partitions(self, table: QualifiedName) -> tuple[QualifiedName, ...] | None:
+        return None
+
+    def index_columns(self, index: QualifiedName) -> tuple[str, ...] | None:
         return None
 
     def column_details(self, table: QualifiedName, column: str) -> ColumnDetails:
@@ -260,6 +269,19 @@ class LiveFacts(UnknownFacts):
             )
             return tuple(QualifiedName(str(name), str(schema)) for schema, name in cur.fetchall())
 
+    def index_columns(self, index: QualifiedName) -> tuple[str, ...] | None:
+        with self._conn.cursor() as cur:
+            cur.execute(
+                "SELECT array(SELECT a.attname FROM unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY k(n, o) "
+                "LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o)::text[], "
+                "i.indexprs IS NULL FROM pg_index i WHERE i.indexrelid = to_regclass(%s)",
+                (_regclass_literal(index),),
+            )
+            row = cur.fetchone()
+        if row is None or not row[1]:
+            return None
+        return tuple(str(col) for col in row[0])
+
     def column_dependents(self, table: QualifiedName, column: str) -> ColumnDependents:
         """Keys, identity, sequences, constraints, referencing keys and views on ``column``."""
         regclass = _regclass_literal(table)
@@ -353,7 +375,7 @@ class LiveFacts(UnknownFacts):
                 (regclass, row[2], re.escape(quote_ident(column))),
             )
             indexes = tuple((str(r[0]), str(r[1])) for r in cur.fetchall())
-        return ColumnDetails(bool(row[0]), None if row[1] is None else str(row[1]), indexes)
+        return ColumnDetails(True, bool(row[0]), None if row[1] is None else str(row[1]), indexes)
 
 
 def _regclass_literal(table: QualifiedName) -> str:

@@ -38,20 +38,83 @@ def _alter_type(ch: c.AlterColumnType, ctx: PlanningContext) -> list[Step]:
             # Catalog-only, but PostgreSQL refuses to change a column that views use: the views are
             # dropped and re-created around it, in the same short transaction.
             return _in_place_type(ch, old, ctx, deps, rewrites=False)
-        return [
-            ctx.own(
-                f"type of {ch.on}.{ch.column} to {ch.new_type}",
-                [f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {ch.new_type}{collate}{using}"],
-                inverse=None if old is None else [f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {old}"],
-                irreversible_reason=None if old is not None else "the old type is unknown",
-                reason=f"{eff.notes[0] if eff.notes else 'no rewrite'}: catalog-only, a moment of ACCESS EXCLUSIVE",
-                acknowledged=acknowledge("HM204", reason=f"{old} to {ch.new_type} is catalog-only: no rewrite"),
-                inverse_acknowledged=acknowledge(
-                    "HM204", reason=f"undo: back to {old}; a narrower type scans or rewrites {ch.on}"
-                ),
-            )
-        ]
+        in_place = ctx.own(
+            f"type of {ch.on}.{ch.column} to {ch.new_type}",
+            [f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {ch.new_type}{collate}{using}"],
+            inverse=None if old is None else [f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {old}"],
+            irreversible_reason=None if old is not None else "the old type is unknown",
+            reason=f"{eff.notes[0] if eff.notes else 'no rewrite'}: catalog-only, a moment of ACCESS EXCLUSIVE",
+            acknowledged=acknowledge("HM204", reason=f"{old} to {ch.new_type} is catalog-only: no rewrite"),
+            inverse_acknowledged=acknowledge(
+                "HM204", reason=f"undo: back to {old}; a narrower type scans or rewrites {ch.on}"
+            ),
+        )
+        if old is not None and _rewrites_back(ch, old, ctx):
+            return _in_place_with_way_back(ch, old, in_place, deps, ctx)
+        return [in_place]
     return _expand_contract_type(ch, old, ctx)
+
+
+def _rewrites_back(ch: c.AlterColumnType, old: str, ctx: PlanningContext) -> bool:
+    """Does converting the column back to ``old`` rewrite or scan the table?"""
+    back = c.AlterColumnType(on=ch.on, column=ch.column, new_type=old, old_type=ch.new_type)
+    effect = effect_of(back, ctx.version, ctx.catalog)
+    return effect.rewrites_table or effect.work is not WorkClass.METADATA
+
+
+def _in_place_with_way_back(
+    ch: c.AlterColumnType, old: str, in_place: Step, deps: ColumnDependents, ctx: PlanningContext
+) -> list[Step]:
+    """A catalog-only type change whose reverse rewrites the table (``numeric(10,2)`` widened to
+    ``numeric(14,2)``): in place going up, and a reverse expand/contract going down -- the old
+    type re-created beside the column, synced, backfilled in batches, swapped back in a short
+    transaction, then the converted column dropped.  Only with the column's facts known (its NOT
+    NULL, default, indexes and constraints come back with it) and nothing that forbids a copy;
+    otherwise the in-place undo stays, with a note saying what it costs."""
+    details = ctx.facts.column_details(ch.on, ch.column) if ctx.facts is not None else ColumnDetails()
+    if not details.known or deps.blockers or deps.format_type is None:
+        why = "; ".join(deps.blockers) or "the column's constraints and indexes are not known here"
+        ctx.notes.append(
+            f"{ch.on}.{ch.column}: going back to {old} rewrites the table under ACCESS EXCLUSIVE, in place, "
+            f"because {why}: run the downgrade when the table is quiet"
+        )
+        return [in_place]
+    t = sql_name(ch.on)
+    new_name, old_name = truncate(f"{ch.column}__new"), truncate(f"{ch.column}__old")
+    # Done once the swap back happened: the converted column is named <column>__new, or it is
+    # gone and the column has its old type again (a re-run after the downgrade finished).
+    done = (
+        f"SELECT ({column_exists(ch.on, new_name)}) OR (NOT ({column_exists(ch.on, old_name)}) AND EXISTS "
+        f"(SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass({quote_literal(sql_name(ch.on))}) "
+        f"AND attname = {quote_literal(ch.column)} AND NOT attisdropped "
+        f"AND format_type(atttypid, atttypmod) = {quote_literal(deps.format_type)}))"
+    )
+    way_back = _way_back(
+        ch, old, ctx, key=batch_key(ch.on, ctx), not_null=details.not_null, default=details.default,
+        indexes=details.indexes, deps=deps, done=done,
+    )
+    drop_converted = ctx.own(
+        f"drop {ch.on}.{new_name}, the {ch.new_type} column the way back replaced",
+        [f"ALTER TABLE {t} DROP COLUMN IF EXISTS {quote_ident(new_name)}"],
+        acknowledged=acknowledge("HM303", reason=f"undo: {new_name} holds the same values as {ch.column}, "
+                                 f"which has its old type {old} again"),
+    )
+    swap_back = dataclasses.replace(
+        in_place,
+        inverse=way_back.swap,
+        inverse_done_when=way_back.done,
+        inverse_acknowledged=(
+            *acknowledge("HM301", reason=f"swap back: {ch.column} takes its old type back by renames"),
+            *acknowledge("HM403", "HM903", reason=f"swap back: {OWN_TRIGGER} with the renames"),
+        ),
+        reason=f"{in_place.reason}; the downgrade converts back by expand/contract ({old} rewrites the "
+        f"table), never in place under ACCESS EXCLUSIVE",
+    )
+    return [
+        flipped(drop_converted, f"{ch.on}.{ch.column} back to {old}: {drop_converted.description}"),
+        swap_back,
+        *way_back.steps,
+    ]
 
 
 def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: PlanningContext) -> list[Step]:
@@ -223,6 +286,7 @@ def _way_back(
     default: str | None,
     indexes: Sequence[tuple[str, str]],
     deps: ColumnDependents,
+    done: str | None = None,
 ) -> _WayBack:
     """The reverse expand/contract of a type change: values that do not convert back are refused
     first (naming the rows); then the old column is re-added nullable beside the converted one,
@@ -238,7 +302,7 @@ def _way_back(
     old_base = base_type(old)
     fn_name = truncate(f"{ch.on.name}_{ch.column}_back")
     fn, trig = quote_qualified(ch.on.schema, fn_name), quote_ident(fn_name)
-    done = f"SELECT {column_exists(ch.on, new_name)[7:]}"
+    done = done or f"SELECT {column_exists(ch.on, new_name)[7:]}"
 
     def once(step: Step) -> Step:
         own = step.done_when
