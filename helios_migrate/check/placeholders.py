@@ -16,9 +16,13 @@ placeholder module.  Its attributes are :class:`Placeholder` values:
 * tested for truth by the revision (``if has_table("x"):``, ``if skip_on_legacy(op): return``)
   a placeholder answers :attr:`_Tracker.truth` (false first); the renderer renders the function
   again with the other answer, and both paths are checked;
-* a placeholder whose value matters otherwise — iterated, measured, turned into a number, or
-  called as a whole statement (``helper(op)``, which may run SQL nobody can see) — raises
-  :class:`PlaceholderUsed`, and the revision is read from its source instead.
+* called as a whole statement (``helper(op)``, which may run SQL nobody can see) or iterated by the
+  revision (``for t in app.TABLES:``, a loop over rows of the application's ORM), a placeholder is
+  recorded in :attr:`_Tracker.unchecked` with its line: the call does nothing and the loop runs
+  zero times, the rest of the revision is rendered and checked, and ``check`` reports what was not
+  checked (HM904);
+* a placeholder whose value matters otherwise — measured, turned into a number, looked into —
+  raises :class:`PlaceholderUsed`, and the revision is read from its source instead.
 
 Placeholder modules live in ``sys.modules`` only while the renderer is open.
 """
@@ -52,11 +56,15 @@ class _Tracker:
         self.truth = False
         """What a placeholder answers when the revision tests its truth."""
         self.truth_tests: list[str] = []
+        self.unchecked: list[tuple[str, int]] = []
+        """What the revision ran from a missing module that could not be checked: ``("x.helper()",
+        line)`` for a call made as a statement, ``("loop over x.rows", line)`` for a loop."""
 
     def reset(self, truth: bool = False) -> None:
         self.used = set()
         self.truth = truth
         self.truth_tests = []
+        self.unchecked = []
 
 
 TRACKER = _Tracker()
@@ -142,6 +150,11 @@ def _from_revision() -> bool:
     return sys._getframe(2).f_code.co_filename in TRACKER.files
 
 
+def _revision_line() -> int:
+    """The line of the watched revision's code making the call (two frames up)."""
+    return sys._getframe(2).f_lineno or 0
+
+
 def _called_as_statement() -> bool:
     """Whether the call being made is a whole statement of a watched revision."""
     frame = sys._getframe(2)
@@ -200,10 +213,10 @@ def placeholder_class() -> type:
 
         def __call__(self, *args: Any, **kw: Any) -> Any:
             if _called_as_statement():
-                raise PlaceholderUsed(
-                    f"it calls {self._helios_name}() as a statement, from a module that is not "
-                    "installed; what that does cannot be known offline"
-                )
+                # What the helper runs cannot be known offline: noted, and the rest rendered.
+                TRACKER.used.add(self._helios_name)
+                TRACKER.unchecked.append((f"{self._helios_name}()", _revision_line()))
+                return None
             return self._child(self._helios_name)
 
         def __getitem__(self, key: Any) -> Any:
@@ -213,7 +226,12 @@ def placeholder_class() -> type:
             return PlaceholderUsed(f"it {how} {self._helios_name}, from a module that is not installed")
 
         def __iter__(self) -> Any:
-            raise self._used("iterates over")
+            if not _from_revision():
+                raise self._used("iterates over")
+            # The application's rows or list are unknown: the loop runs zero times, noted.
+            TRACKER.used.add(self._helios_name)
+            TRACKER.unchecked.append((f"loop over {self._helios_name}", _revision_line()))
+            return iter(())
 
         def __len__(self) -> int:
             raise self._used("takes the length of")

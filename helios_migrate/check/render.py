@@ -67,10 +67,18 @@ class EmittedStatement:
 
 @dataclass(frozen=True)
 class UnknownOperation:
-    """An ``op.<name>(...)`` call of an Alembic plugin that is not installed: not rendered."""
+    """What a revision ran that could not be rendered: an ``op.<name>(...)`` call of an Alembic
+    plugin that is not installed, or (``described``) a helper called or a sequence looped over
+    from a module that is not installed."""
 
     name: str
     line: int
+    described: str = ""
+    """``"x.helper()"`` or ``"loop over x.rows"``; empty for a plugin operation."""
+
+    @property
+    def shown(self) -> str:
+        return self.described or f"op.{self.name}"
 
 
 @dataclass(frozen=True)
@@ -377,7 +385,8 @@ class RevisionRenderer:
             return Rendered((), _failure(f"{function}() raised", exc, rev.path))
         used = self._module_placeholders.get(rev.path, set()) | PLACEHOLDERS.used
         return Rendered(
-            tuple(statements), None, tuple(sorted(used)), tuple(self._capture.unknown),
+            tuple(statements), None, tuple(sorted(used)),
+            (*self._capture.unknown, *(UnknownOperation("", line, what) for what, line in PLACEHOLDERS.unchecked)),
             tuple(dict.fromkeys(PLACEHOLDERS.truth_tests)), tuple(dict.fromkeys(self._inspected)),
         )
 

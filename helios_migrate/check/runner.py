@@ -408,9 +408,13 @@ def _rendered_outcome(rendered: Rendered) -> _Outcome:
     if rendered.placeholders:
         names = ", ".join(rendered.placeholders[:5]) + (" ..." if len(rendered.placeholders) > 5 else "")
         parts.append(f"placeholders for modules that are not installed: {names}")
-    if rendered.unknown_operations:
-        ops = ", ".join(sorted({f"op.{u.name}" for u in rendered.unknown_operations}))
-        parts.append(f"operations of Alembic plugins that are not installed, not checked: {ops}")
+    plugin_ops = sorted({u.shown for u in rendered.unknown_operations if not u.described})
+    if plugin_ops:
+        parts.append(f"operations of Alembic plugins that are not installed, not checked: {', '.join(plugin_ops)}")
+    helpers = list(dict.fromkeys(u.shown for u in rendered.unknown_operations if u.described))
+    if helpers:
+        shown = ", ".join(helpers[:3]) + (" ..." if len(helpers) > 3 else "")
+        parts.append(f"not checked, from modules that are not installed: {shown}")
     if rendered.truth_tests:
         parts.append("rendered with both answers of " + ", ".join(rendered.truth_tests[:3]))
     if rendered.inspected:
@@ -424,23 +428,31 @@ def _rendered_outcome(rendered: Rendered) -> _Outcome:
 
 
 def unknown_operations(path: str, revision: str | None, rendered: Rendered) -> Finding:
-    """One HM904 for the plugin operations of a revision that could not be rendered."""
-    first = rendered.unknown_operations[0]
-    listed = ", ".join(
-        f"op.{u.name} (line {u.line})" for u in rendered.unknown_operations[:5]
-    ) + (f" and {len(rendered.unknown_operations) - 5} more" if len(rendered.unknown_operations) > 5 else "")
+    """One HM904 for what a rendered revision ran that could not be checked: operations of
+    Alembic plugins, helpers and loops of modules that are not installed."""
+    unknown = list(dict.fromkeys(rendered.unknown_operations))
+    first = unknown[0]
+    listed = ", ".join(f"{u.shown} (line {u.line})" for u in unknown[:5]) + (
+        f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+    )
+    plugins = all(not u.described for u in unknown)
+    what = (
+        "operations of an Alembic plugin that is not installed" if plugins
+        else "from modules that are not installed (a helper's SQL, or a loop over the application's "
+        "data that ran zero times)"
+    )
     code, rule = REVISION_NOT_RENDERED
     return Finding(
         code=code,
         rule=rule,
         severity=Severity.WARNING,
         message=(
-            f"revision {revision or '?'} calls {listed}: operations of an Alembic plugin that is not "
-            "installed, so what they run was not checked (the rest of the revision was)"
+            f"revision {revision or '?'} runs {listed}: {what}, so what they run was not checked "
+            "(the rest of the revision was)"
         ),
         location=Location(path, first.line, 1 if first.line else 0),
-        help="Install the plugin (alembic-postgresql-enum, alembic_utils...) where check runs, or "
-        "review these operations by hand.",
+        help="Install the plugin or the application where check runs (check renders what it can "
+        "import), or review these lines by hand.",
         revision=revision,
     )
 

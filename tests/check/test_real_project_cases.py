@@ -188,3 +188,31 @@ def test_index_rebuild_and_pk_using_index_judged_from_the_catalog(fresh_db: str,
     )
     report = run_check(CheckOptions(paths=(str(sql),), database_url=fresh_db, cwd=tmp_path))
     assert "HM114" in {f.code for f in report.findings}
+
+
+# -- helpers and loops of an application that is not installed ----------------------------------
+
+
+def test_an_application_helper_or_loop_is_noted_unchecked_and_the_rest_is_rendered(tmp_path: Path) -> None:
+    findings, source = _check(
+        tmp_path,
+        """\
+op.execute("SET lock_timeout = '2s'")
+op.create_index("ix_orders_a", "orders", ["a"])
+add_columns("orders", sa.Column("x", sa.Text()))
+for table in legacy_tables:
+    op.alter_column(table, "id", type_=sa.BigInteger())
+for name in ("b", "c"):
+    op.create_index(f"ix_orders_{name}", "orders", [name])
+""",
+        header="from myapp.migration_utils import add_columns, legacy_tables\n",
+    )
+    report_state = run_check(CheckOptions(paths=(str(tmp_path),), pg_version="16", cwd=tmp_path)).revision_states[0]
+    assert report_state.state.value == "rendered_with_placeholders", report_state.detail
+    hm101 = sorted(f.location.line for f in findings if f.code == "HM101")
+    assert hm101 == [line_of(source, "ix_orders_a"), line_of(source, 'f"ix_orders_{name}"'), line_of(source, 'f"ix_orders_{name}"')]
+    (hm904,) = [f for f in findings if f.code == "HM904"]
+    assert hm904.severity.name == "WARNING"
+    assert f"myapp.migration_utils.add_columns() (line {line_of(source, 'add_columns(')})" in hm904.message
+    assert f"loop over myapp.migration_utils.legacy_tables (line {line_of(source, 'for table in')})" in hm904.message
+    assert "not checked" in hm904.message
