@@ -594,88 +594,189 @@ def backfill(
                     "runtime.backfill(), or give the column a server_default"
                 )
             return
-        # Keyset pagination: each batch starts after the last key of the previous one, so the
-        # whole backfill reads the table once through its key index (rescanning from the start
-        # for "the next rows still NULL" would read the filled part again on every batch).
-        expr_sql = expression.replace(":", r"\:")
-        pending_sql = pending.replace(":", r"\:")
-        params = ", ".join(f":k{i}" for i in range(len(keys)))
-        newest_first = ", ".join(f"{k} DESC" for k in keys)
-
-        def batch_sql(after_last: bool, limit: int) -> str:
-            after = f" AND ({key_list}) > ({params})" if after_last else ""
-            return (
-                f"WITH updated AS (UPDATE {tbl} SET {col} = {expr_sql} WHERE ({key_list}) IN "
-                f"(SELECT {key_list} FROM {tbl} WHERE ({pending_sql}){after} "
-                f"ORDER BY {key_list} LIMIT {int(limit)} FOR UPDATE) RETURNING {key_list}) "
-                f"SELECT count(*) OVER (), {key_list} FROM updated ORDER BY {newest_first} LIMIT 1"
-            )
-
+        ranges = _KeyRanges(tbl, col, expression, pending, tuple(keys))
         if _offline(op):
+            config = settings()
+            nice = config.backfill_nice_ratio if config.backfill_pause == "proportional" else None
             _exec(
                 op,
                 sql_comment(
-                    f"backfill {tbl}.{col} in batches of {batch_size} rows by ({key_list}), each its "
-                    f"own transaction, {pause_ms} ms apart, until no row matches {pending}"
+                    f"backfill {tbl}.{col} in ranges of ({key_list}) sized to take "
+                    f"{config.backfill_target_ms} ms (at most {batch_size} rows), each its own "
+                    "transaction, then a pause of "
+                    + (f"{nice:g} x its time" if nice is not None else f"{pause_ms} ms")
+                    + ", until the last key"
                 ),
             )
             if lock_timeout is not None:
                 _exec(op, f"SET lock_timeout = {quote_literal(lock_timeout)}")
-            _exec(op, _offline_backfill_loop(tbl, col, expression, pending, keys, batch_size, pause_ms))
+            _exec(op, _offline_backfill_loop(
+                ranges, config.backfill_target_ms, config.backfill_min_batch, batch_size, pause_ms, nice
+            ))
             if lock_timeout is not None:
                 _exec(op, "RESET lock_timeout")
             return
         with _undone_on_data_problem(op, f"backfill of {tbl}.{col}", undo_on_failure, undo_description):
             _backfill_online(
-                op, tbl, col, pending, batch_sql, _timeouts(lock_timeout, statement_timeout), progress,
+                op, ranges, lock_timeout, statement_timeout, progress,
                 pause_ms, functools.partial(_retrying, op, f"backfill {tbl}.{col}", attempts, backoff, max_backoff),
                 batch_size,
             )
 
 
+@dataclass(frozen=True)
+class _KeyRanges:
+    """The statements of a backfill that walks the key in ranges.
+
+    A batch is a range of the key: its upper end is the key ``n`` entries after the previous
+    batch's end (an index-only scan of the key, outside the batch's transaction), and the batch is
+    one ``UPDATE ... WHERE key > last AND key <= upper AND pending`` -- a range scan of the key
+    index, which locks each row once, as it updates it.  (Selecting the next ``n`` keys ``FOR
+    UPDATE`` and updating them by key locked every row twice and looked each up again: a third
+    slower per row.)  Only rows still matching ``pending`` are updated, so a re-run skips what is
+    done; a row the application changed meanwhile is checked again by PostgreSQL before it is
+    updated (READ COMMITTED re-evaluates the WHERE on the newest version).
+    """
+
+    table: str
+    column: str
+    expression: str
+    pending: str
+    keys: tuple[str, ...]
+
+    @property
+    def key_list(self) -> str:
+        return ", ".join(self.keys)
+
+    def _params(self, prefix: str) -> str:
+        # NUL cannot occur in SQL text: the markers become bind parameters after every colon of
+        # the user's text (``x::int``, ``'a:b'``, a quoted name) is escaped.
+        return ", ".join(f"\0{prefix}{i}\0" for i in range(len(self.keys)))
+
+    def bound_sql(self, after: str | None, n: str, into: str = "") -> str:
+        """The ``n``-th key after ``after`` (a row of parameters or values); ``None``: from the start."""
+        where = f" WHERE ({self.key_list}) > ({after})" if after is not None else ""
+        return (
+            f"SELECT {self.key_list}{into} FROM {self.table}{where} ORDER BY {self.key_list} "
+            f"OFFSET {n} - 1 LIMIT 1"
+        )
+
+    def update_sql(self, after: str | None, upto: str | None) -> str:
+        conditions = [f"({self.pending})"]
+        if after is not None:
+            conditions.append(f"({self.key_list}) > ({after})")
+        if upto is not None:
+            conditions.append(f"({self.key_list}) <= ({upto})")
+        return f"UPDATE {self.table} SET {self.column} = {self.expression} WHERE {' AND '.join(conditions)}"
+
+    def online_batch(self, after: bool, n: int) -> sa.TextClause:
+        """One batch in one statement (one round trip, its own transaction in autocommit mode):
+        the range's upper end, then the ``UPDATE`` up to it.  Returns the rows updated and the
+        upper end; past the last key the upper end is NULL and nothing is updated (the last,
+        open-ended range is :meth:`online_rest`).  Parameters ``:a0..``: the previous upper end."""
+        after_sql = self._params("a") if after else None
+        upto = f"SELECT {self.key_list} FROM helios_backfill_upto"
+        return _with_params(
+            f"WITH helios_backfill_upto AS MATERIALIZED ({self.bound_sql(after_sql, str(int(n)))}), "
+            f"helios_backfill_done AS ({self.update_sql(after_sql, upto)} RETURNING 1) "
+            "SELECT (SELECT count(*) FROM helios_backfill_done), helios_backfill_upto.* "
+            "FROM (VALUES (1)) AS helios_backfill_one LEFT JOIN helios_backfill_upto ON true"
+        )
+
+    def online_rest(self, after: bool) -> sa.TextClause:
+        """The last range: every key after ``:a0..``."""
+        return _with_params(self.update_sql(self._params("a") if after else None, None))
+
+
+def _with_params(sql: str) -> sa.TextClause:
+    return sa.text(re.sub(r"\0(\w+)\0", r":\1", sql.replace(":", r"\:")))
+
+
+_BATCH_COMMIT = "synchronous_commit"
+"""A backfill batch commits with ``synchronous_commit = off``: it does not wait for its commit
+record to reach the disk.  A crash of the server can lose the last few batches that committed
+(at most ``wal_writer_delay`` x 3 of them), never part of one, and those rows still match the
+backfill's ``pending`` condition, so the re-run after the crash (the migration fails with the
+crash) updates them again.  Any later step that commits normally flushes the WAL of every batch
+before it.  This saves a disk flush per batch."""
+
+
+@contextmanager
+def _session_settings(op: Any, values: dict[str, str]) -> Iterator[None]:
+    """``values`` set for the session (each batch of a backfill is one autocommit statement, one
+    round trip), then put back as they were, also when the body fails."""
+    bind = op.get_bind()
+    names = list(values)
+    before = bind.execute(sa.text(
+        "SELECT " + ", ".join(f"current_setting(:n{i})" for i in range(len(names)))
+    ), {f"n{i}": n for i, n in enumerate(names)}).one()
+
+    def set_all(settings: Sequence[str]) -> None:
+        bind.execute(sa.text("SELECT " + ", ".join(
+            f"set_config(:n{i}, :v{i}, false)" for i in range(len(names))
+        )), {**{f"n{i}": n for i, n in enumerate(names)}, **{f"v{i}": str(v) for i, v in enumerate(settings)}})
+
+    set_all([values[n] for n in names])
+    try:
+        yield
+    finally:
+        _rollback(op)
+        with contextlib.suppress(sa.exc.DBAPIError):  # a lost connection takes the settings along
+            set_all(list(before))
+
+
 def _backfill_online(
-    op: Any, tbl: str, col: str, pending: str, batch_sql: Any, timeouts: Sequence[str],
+    op: Any, ranges: _KeyRanges, lock_timeout: str | None, statement_timeout: str | None,
     progress: bool, pause_ms: int, retrying: Any, batch_size: int,
 ) -> None:
-    """The keyset loop of :func:`backfill`, online: each batch a short transaction sized to take
-    ``backfill_target_ms`` (at most ``batch_size`` rows), retried when its lock is not granted,
-    throttled before it runs (:class:`~helios_migrate.throttle.Throttle`), stopped cleanly
-    between batches by Ctrl-C, with a progress line; ANALYZE afterwards when enough changed."""
+    """The key-range loop of :func:`backfill`, online: each batch one statement (its own
+    transaction) sized to take ``backfill_target_ms`` (at most ``batch_size`` rows), retried
+    when its lock is not granted, throttled before it runs
+    (:class:`~helios_migrate.throttle.Throttle`), stopped cleanly between batches by Ctrl-C,
+    with a progress line; ANALYZE afterwards when enough changed."""
     config = settings()
     bind = op.get_bind()
+    tbl, col, pending = ranges.table, ranges.column, ranges.pending
     what = f"backfill {tbl}.{col}"
     estimate = _row_estimate(op, tbl)
     total = estimate if estimate is not None else int(_scalar(op, f"SELECT count(*) FROM {tbl} WHERE {pending}") or 0)
     sizer = BatchSizer(config.backfill_target_ms, config.backfill_min_batch, max(1, int(batch_size)))
     meter = _Progress(what, total, progress)
+    session = {_BATCH_COMMIT: "off"}
+    if lock_timeout is not None:
+        session["lock_timeout"] = lock_timeout
+    if statement_timeout is not None:
+        session["statement_timeout"] = statement_timeout
     last: tuple[Any, ...] | None = None
-    results: list[tuple[Any, ...] | None] = []
+    results: list[tuple[Any, ...]] = []
 
-    def run_batch(after: tuple[Any, ...] | None, limit: int) -> None:
-        bind.exec_driver_sql("BEGIN")
-        for sql in timeouts:
-            bind.exec_driver_sql(sql)
-        bound = {f"k{i}": v for i, v in enumerate(after)} if after is not None else {}
-        row = bind.execute(sa.text(batch_sql(after is not None, limit)), bound).first()
-        results.append(tuple(row) if row is not None else None)
-        bind.exec_driver_sql("COMMIT")
+    def run_batch(after: tuple[Any, ...] | None, limit: int | None) -> None:
+        params = {f"a{i}": v for i, v in enumerate(after or ())}
+        if limit is None:
+            results.append((bind.execute(ranges.online_rest(after is not None), params).rowcount,))
+        else:
+            results.append(tuple(bind.execute(ranges.online_batch(after is not None, limit), params).one()))
 
-    with stop_between_batches() as stop:
+    with stop_between_batches() as stop, _session_settings(op, session):
         throttle = Throttle(config, functools.partial(_scalar, op), what, stop=stop)
         try:
+            limit: int | None = sizer.size
             while True:
                 throttle.wait_until_clear()
-                limit = sizer.size
                 began = time.monotonic()
                 retrying(functools.partial(run_batch, last, limit))
                 took = time.monotonic() - began
-                row = results.pop() if results else None
-                if row is None:
-                    break  # past the last key: every row that matched has been updated once
-                rows = int(row[0])
-                sizer.record(rows, took)
-                meter.batch(rows, took, limit)
+                row = results.pop()
+                rows = int(row[0] or 0)
+                meter.batch(rows, took, limit or rows)
+                if limit is None:
+                    break  # the last, open-ended range: every row that matched was updated once
+                if row[1] is None:
+                    limit = None  # past the last key: one more batch for the keys after `last`
+                    continue
+                sizer.record(limit, took)
                 last = tuple(row[1:])
+                limit = sizer.size
                 if stop.is_set():
                     raise StopRequested("stopped by Ctrl-C")
                 pause = pause_ms / 1000 if config.backfill_pause == "fixed" else config.backfill_nice_ratio * took
@@ -727,6 +828,7 @@ class _Progress:
         self.done = 0
         self.batches = 0
         self.longest = 0.0
+        self.held: list[float] = []
         self.started = time.monotonic()
         self.logged = self.started
         self.live = enabled and sys.stderr.isatty()
@@ -745,6 +847,7 @@ class _Progress:
         self.done += rows
         self.batches += 1
         self.longest = max(self.longest, took)
+        self.held.append(took)
         if not self.enabled:
             return
         if self.live:
@@ -758,37 +861,70 @@ class _Progress:
         if self.live:
             sys.stderr.write("\n")
         elapsed = time.monotonic() - self.started
+        held = sorted(self.held) or [0.0]
         log.info(
             "helios: %s: %d rows in %d batches, %.1fs (%.0f rows/s); the longest batch held its "
-            "row locks %.0f ms", self.what, self.done, self.batches, elapsed,
-            self.done / elapsed if elapsed > 0 else 0.0, self.longest * 1000,
+            "row locks %.0f ms (median %.0f ms, 95th percentile %.0f ms)", self.what, self.done,
+            self.batches, elapsed, self.done / elapsed if elapsed > 0 else 0.0, self.longest * 1000,
+            held[len(held) // 2] * 1000, held[min(len(held) - 1, int(0.95 * len(held)))] * 1000,
         )
 
 
 def _offline_backfill_loop(
-    table: str, column: str, expression: str, pending: str, keys: Sequence[str], batch_size: int,
-    pause_ms: int,
+    ranges: _KeyRanges, target_ms: int, min_batch: int, batch_size: int, pause_ms: int,
+    nice_ratio: float | None = None,
 ) -> str:
-    """A ``DO`` block that runs the keyset backfill to the end, committing after each batch."""
-    key_list = ", ".join(keys)
-    newest_first = ", ".join(f"{k} DESC" for k in keys)
-    last = ", ".join(f"last.{k}" for k in keys)
+    """A ``DO`` block that runs the key-range backfill to the end, committing after each batch.
 
-    def batch(after: str) -> str:
+    As online, each batch is sized from the time the one before took (``target_ms``; 0: fixed
+    batches of ``batch_size``), starting at ``min_batch`` and at most doubling, and commits
+    without waiting for its WAL flush (see :data:`_BATCH_COMMIT`).  The pause after a batch is
+    ``nice_ratio`` times its time, or ``pause_ms`` when ``nice_ratio`` is ``None``."""
+    ceiling = max(1, int(batch_size))
+    floor = max(1, min(int(min_batch), ceiling))
+    first = floor if target_ms > 0 else ceiling
+    last = ", ".join(f"helios_last.{k}" for k in ranges.keys)
+    upto = ", ".join(f"helios_upto.{k}" for k in ranges.keys)
+
+    def batch(after: str | None, indent: str) -> str:
         return (
-            f"WITH updated AS (UPDATE {table} SET {column} = {expression} WHERE ({key_list}) IN "
-            f"(SELECT {key_list} FROM {table} WHERE ({pending}){after} ORDER BY {key_list} "
-            f"LIMIT {int(batch_size)} FOR UPDATE) RETURNING {key_list}) "
-            f"SELECT {key_list} FROM updated ORDER BY {newest_first} LIMIT 1 INTO last"
+            f"{indent}{ranges.bound_sql(after, 'helios_n', ' INTO helios_upto')};\n"
+            f"{indent}helios_more := FOUND;\n"
+            f"{indent}IF helios_more THEN\n"
+            f"{indent}  {ranges.update_sql(after, upto)};\n"
+            f"{indent}ELSE\n"
+            f"{indent}  {ranges.update_sql(after, None)};\n"
+            f"{indent}END IF;\n"
         )
 
-    sleep = f"\n    PERFORM pg_sleep({pause_ms / 1000:g});" if pause_ms else ""
+    resize = (
+        f"    helios_n := greatest({floor}, least({ceiling}, 2 * helios_n, "
+        f"(helios_n * {int(target_ms)} / greatest(helios_ms, 1))::integer));\n"
+        if target_ms > 0 else ""
+    )
+    if nice_ratio is not None:
+        sleep = f"    PERFORM pg_sleep({float(nice_ratio):g} * helios_ms / 1000);\n" if nice_ratio > 0 else ""
+    else:
+        sleep = f"    PERFORM pg_sleep({pause_ms / 1000:g});\n" if pause_ms else ""
     body = (
-        "\nDECLARE\n  last record;\nBEGIN\n"
-        f"  {batch('')};\n"
-        "  WHILE FOUND LOOP\n    COMMIT;"
-        f"{sleep}\n"
-        f"    {batch(f' AND ({key_list}) > ({last})')};\n"
+        "\nDECLARE\n  helios_last record;\n  helios_upto record;\n  helios_more boolean;\n"
+        f"  helios_first boolean := true;\n  helios_n integer := {first};\n"
+        "  helios_t0 timestamptz;\n  helios_ms double precision;\nBEGIN\n"
+        "  LOOP\n"
+        "    helios_t0 := clock_timestamp();\n"
+        "    PERFORM set_config('synchronous_commit', 'off', true);\n"
+        "    IF helios_first THEN\n"
+        f"{batch(None, '      ')}"
+        "    ELSE\n"
+        f"{batch(last, '      ')}"
+        "    END IF;\n"
+        "    COMMIT;\n"
+        "    EXIT WHEN NOT helios_more;\n"
+        "    helios_ms := 1000 * extract(epoch FROM clock_timestamp() - helios_t0);\n"
+        f"{resize}"
+        "    helios_last := helios_upto;\n"
+        "    helios_first := false;\n"
+        f"{sleep}"
         "  END LOOP;\nEND\n"
     )
     return f"DO {dollar_quote(body)}"

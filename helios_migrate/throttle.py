@@ -93,14 +93,24 @@ class Throttle:
     what: str
     sleep: Callable[[float], None] = time.sleep
     stop: threading.Event | None = None
+    measure_every: float = 1.0
+    """Seconds a measurement (replica lag, load) that allowed a batch is trusted before it is
+    taken again: batches of a few ms each would otherwise spend a query on each check.  While
+    the throttle waits, it measures on every check.  The pause file is looked at every time."""
+    clock: Callable[[], float] = time.monotonic
     _unavailable: set[str] = field(default_factory=set)
+    _clear_until: float = field(default=float("-inf"))
 
-    def reasons(self) -> tuple[list[str], str | None]:
-        """Why the next batch should wait (empty: it may run), and why it must stop (or None)."""
+    def reasons(self, *, fresh: bool = True) -> tuple[list[str], str | None]:
+        """Why the next batch should wait (empty: it may run), and why it must stop (or None).
+        ``fresh=False`` reuses measurements that allowed a batch less than ``measure_every`` ago."""
         s = self.settings
         waits: list[str] = []
         if s.pause_file and Path(s.pause_file).exists():
             waits.append(f"paused by the operator (remove {os.path.abspath(s.pause_file)} to resume)")
+        if not fresh and self.clock() < self._clear_until:
+            return waits, None
+        measured = len(waits)
         if s.max_replica_lag is not None:
             lag = self._measure("replica lag", s.replica_lag_sql or REPLICA_LAG_SQL)
             limit = duration_ms(s.max_replica_lag) / 1000
@@ -112,6 +122,7 @@ class Throttle:
                 return waits, f"load {load:g} above critical_load {s.critical_load:g}"
             if load is not None and s.max_load is not None and load > s.max_load:
                 waits.append(f"load {load:g} above max_load {s.max_load:g}")
+        self._clear_until = self.clock() + self.measure_every if len(waits) == measured else float("-inf")
         return waits, None
 
     def _measure(self, name: str, sql: str) -> float | None:
@@ -134,7 +145,7 @@ class Throttle:
         while True:
             if self.stop is not None and self.stop.is_set():
                 raise StopRequested("stopped by Ctrl-C")
-            waits, stop = self.reasons()
+            waits, stop = self.reasons(fresh=bool(said))
             if stop:
                 raise ThrottleStop(stop)
             if not waits:

@@ -1,0 +1,202 @@
+"""How a backfill batch runs, on a real server (PostgreSQL 15 and 18): each batch is one range of
+the key in a transaction of its own, committed without waiting for its WAL flush, under the step's
+lock_timeout; the session's settings are put back afterwards, also when a batch fails; the
+throttle does not spend a query on every batch; the offline ``DO`` loop sizes its batches by time
+like the online one.
+
+Each batch's transaction is observed from the data itself: the backfilled expression records
+``txid_current()`` and the settings the row was written under.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import itertools
+import logging
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+
+from helios_migrate import runtime
+from helios_migrate.config import RuntimeSettings
+
+FAST = RuntimeSettings(max_replica_lag=None, lock_guard_max_wait="20s", lock_guard_min_age="100ms")
+
+WITNESS = (
+    "txid_current()::text || ':' || current_setting('synchronous_commit') || ':' || "
+    "current_setting('lock_timeout')"
+)
+"""What a backfilled row records: its transaction and the settings its batch ran under (the
+colons also prove that the user's text is not read as bind parameters)."""
+
+
+@pytest.fixture
+def op(fresh_db: str) -> Iterator[Any]:
+    engine = sa.create_engine(fresh_db.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.connect() as conn:
+        yield Operations(MigrationContext.configure(conn))
+    engine.dispose()
+
+
+def _use(monkeypatch: pytest.MonkeyPatch, settings: RuntimeSettings) -> None:
+    monkeypatch.setattr(runtime, "settings", lambda: settings)
+
+
+def _url(op: Any) -> str:
+    return op.get_bind().engine.url.render_as_string(hide_password=False).replace("+psycopg", "")
+
+
+def _rows(url: str, sql: str) -> list[Any]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.execute(sql)
+        return cur.fetchall() if cur.description else []
+
+
+def _batches(url: str) -> list[tuple[int, int, int, str, str]]:
+    """(first id, last id, rows, synchronous_commit, lock_timeout) of each batch, in key order."""
+    return [
+        tuple(r)
+        for r in _rows(
+            url,
+            "SELECT min(id), max(id), count(*), min(split_part(w, ':', 2)), min(split_part(w, ':', 3)) "
+            "FROM t GROUP BY split_part(w, ':', 1) ORDER BY min(id)",
+        )
+    ]
+
+
+def _settings(op: Any, set_first: bool = False) -> tuple[str, str]:
+    """synchronous_commit and lock_timeout of the migration's own session (first set to values of
+    its own, as an env.py could, when ``set_first``; the test servers run without durability, so
+    their default is ``off`` already)."""
+    bind = op.get_bind()
+    if set_first:
+        bind.exec_driver_sql("SET synchronous_commit = local; SET lock_timeout = '7s'")
+        bind.commit()
+    found = bind.exec_driver_sql(
+        "SELECT current_setting('synchronous_commit'), current_setting('lock_timeout')"
+    ).one()
+    bind.rollback()  # as outside a migration: no transaction left open
+    return (str(found[0]), str(found[1]))
+
+
+def test_each_batch_is_one_key_range_in_its_own_transaction_without_a_flush_wait(
+    op: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _use(monkeypatch, dataclasses.replace(FAST, backfill_target_ms=5, backfill_min_batch=40))
+    url = _url(op)
+    _rows(url, "CREATE TABLE t (id bigint PRIMARY KEY, w text); "
+               "INSERT INTO t (id) SELECT g FROM generate_series(1, 20000) g")
+    assert _settings(op, set_first=True) == ("local", "7s")
+
+    runtime.backfill(op, "t", "w", WITNESS, batch_size=3000, pause_ms=0, lock_timeout="3s")
+
+    batches = _batches(url)
+    assert sum(b[2] for b in batches) == 20000, "every row was filled, once"
+    assert len(batches) > 3
+    assert batches[0][2] == 40, "the first batch is backfill_min_batch rows"
+    assert max(b[2] for b in batches) <= 3000, "no batch is larger than batch_size"
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(batches)), "ranges do not overlap"
+    assert {(b[3], b[4]) for b in batches} == {("off", "3s")}, "each batch: no flush wait, the step's lock_timeout"
+    assert _settings(op) == ("local", "7s"), "the session's settings are put back"
+
+
+def test_a_batch_that_fails_keeps_the_batches_before_it_and_puts_the_settings_back(
+    op: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _use(monkeypatch, dataclasses.replace(FAST, backfill_target_ms=5, backfill_min_batch=50))
+    url = _url(op)
+    _rows(url, "CREATE TABLE t (id bigint PRIMARY KEY, w text); "
+               "INSERT INTO t (id) SELECT g FROM generate_series(1, 5000) g")
+    assert _settings(op, set_first=True) == ("local", "7s")
+    with pytest.raises(sa.exc.DBAPIError, match="division by zero"):
+        runtime.backfill(op, "t", "w", "(1 / (4000 - id))::text", batch_size=500, pause_ms=0)
+    done = _rows(url, "SELECT count(w), max(id) FILTER (WHERE w IS NOT NULL) FROM t")[0]
+    assert done[0] > 0 and done[1] < 4000, "the batches before the failing one are kept"
+    assert _settings(op) == ("local", "7s"), "the session's settings are put back"
+    # The failure left the connection usable: fixing the data and running again finishes the job.
+    _rows(url, "DELETE FROM t WHERE id = 4000")
+    runtime.backfill(op, "t", "w", "(1 / (4000 - id))::text", batch_size=500, pause_ms=0)
+    assert _rows(url, "SELECT count(*) FROM t WHERE w IS NULL")[0][0] == 0
+
+
+def test_the_throttle_does_not_query_the_server_before_every_batch(
+    op: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The load query counts its own calls (a sequence): with batches of a few ms it runs about
+    once a second, not once per batch."""
+    url = _url(op)
+    _rows(url, "CREATE SEQUENCE probes; CREATE TABLE t (id bigint PRIMARY KEY, v int); "
+               "INSERT INTO t (id) SELECT g FROM generate_series(1, 60000) g")
+    _use(monkeypatch, dataclasses.replace(
+        FAST, backfill_target_ms=3, backfill_min_batch=50, max_load=1000,
+        load_sql="SELECT nextval('probes') * 0",
+    ))
+    caplog.set_level(logging.INFO, logger="alembic.helios.runtime")
+    began = time.monotonic()
+    runtime.backfill(op, "t", "v", "id", batch_size=500, pause_ms=0)
+    elapsed = time.monotonic() - began
+    found = re.search(r"(\d+) rows in (\d+) batches", caplog.text)
+    assert found and int(found[1]) == 60000
+    batches = int(found[2])
+    probes = _rows(url, "SELECT last_value FROM probes")[0][0]
+    assert batches >= 100
+    assert probes <= elapsed + 2, f"{probes} load queries for {batches} batches in {elapsed:.1f}s"
+
+
+def _offline_sql(monkeypatch: pytest.MonkeyPatch, settings: RuntimeSettings, **kwargs: Any) -> str:
+    _use(monkeypatch, settings)
+    buffer = io.StringIO()
+    context = MigrationContext.configure(dialect_name="postgresql", opts={"as_sql": True, "output_buffer": buffer})
+    runtime.backfill(Operations(context), "t", "w", WITNESS, **kwargs)
+    return buffer.getvalue()
+
+
+def _apply(url: str, script: str) -> None:
+    """Apply an offline script as psql does (autocommit), statement by statement."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in script.split(";\n\n"):
+            if statement.strip() and statement.strip() not in ("BEGIN", "COMMIT"):
+                conn.execute(statement.encode())
+
+
+def test_the_offline_loop_sizes_its_batches_by_time(op: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = _url(op)
+    _rows(url, "CREATE TABLE t (id bigint PRIMARY KEY, w text); "
+               "INSERT INTO t (id) SELECT g FROM generate_series(1, 30000) g")
+    script = _offline_sql(
+        monkeypatch, dataclasses.replace(FAST, backfill_target_ms=5, backfill_min_batch=30),
+        batch_size=2000, pause_ms=50, lock_timeout="4s",
+    )
+    assert "0.1 * helios_ms" in script, "the pause is proportional to the batch's time, as online"
+    _apply(url, script)
+    batches = _batches(url)
+    assert sum(b[2] for b in batches) == 30000
+    assert batches[0][2] == 30, "the first batch is backfill_min_batch rows"
+    sizes = [b[2] for b in batches[:-1]]
+    assert len(set(sizes)) > 2, f"batch sizes follow the time they take: {sizes}"
+    assert max(sizes) <= 2000
+    assert all(b <= 2 * a for a, b in itertools.pairwise(sizes)), "at most doubling"
+    assert {(b[3], b[4]) for b in batches} == {("off", "4s")}
+
+
+def test_the_offline_loop_with_fixed_batches(op: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = _url(op)
+    _rows(url, "CREATE TABLE t (id bigint, k text, w text, PRIMARY KEY (id, k)); "
+               "INSERT INTO t SELECT g % 10, 'k:' || g, NULL FROM generate_series(1, 2500) g")
+    script = _offline_sql(
+        monkeypatch, dataclasses.replace(FAST, backfill_target_ms=0, backfill_pause="fixed"),
+        key=("id", "k"), batch_size=300, pause_ms=0,
+    )
+    assert "pg_sleep" not in script
+    _apply(url, script)
+    sizes = [r[0] for r in _rows(url, "SELECT count(*) FROM t GROUP BY split_part(w, ':', 1) ORDER BY min(id), min(k)")]
+    assert sum(sizes) == 2500
+    assert sizes[:-1] == [300] * (len(sizes) - 1) and sizes[-1] <= 300
