@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 from alembic.operations import ops
 from alembic.util import PriorityDispatchResult
 
-from helios_migrate.alembic_ops import changes_from_ops
 from helios_migrate.changes import CreateTable, QualifiedName
 from helios_migrate.effects import WorkClass
 from helios_migrate.knowledge import effect_of
 from helios_migrate.versions import PgVersion, default_version
 
 from .ops import LockSafePlanOp
+from .reading import read_changes
 
 if TYPE_CHECKING:
     from alembic.autogenerate.api import AutogenContext
@@ -52,7 +52,12 @@ def report_locks(autogen_context: AutogenContext, upgrade_ops: UpgradeOps) -> Pr
         return PriorityDispatchResult.CONTINUE
     version, known = server_version(autogen_context)
     new_tables: set[QualifiedName] = set()
-    for change in changes_from_ops(_unplanned(upgrade_ops)):
+    changes = [
+        change
+        for op in _unplanned(upgrade_ops)
+        for change in read_changes(op, "its locks are not reported") or ()
+    ]
+    for change in changes:
         if isinstance(change, CreateTable):
             new_tables.add(change.on)
             continue

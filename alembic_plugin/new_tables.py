@@ -11,6 +11,7 @@ acknowledged beside the operation with the reason (``# helios: ignore[HMxxx] -- 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from alembic.operations import MigrateOperation, ops
@@ -23,6 +24,8 @@ from helios_migrate.sqltext import quote_literal
 from helios_migrate.versions import PgVersion
 
 from .ops import CommentOp
+
+log = logging.getLogger("alembic.helios")
 
 _DESIGN = "HM5"
 """Schema-design rules (``HM5xx``): they judge the model's own choices (a ``varchar(n)``, a
@@ -81,7 +84,9 @@ def _acks(sql: str, config: Config, version: PgVersion, *, reasons: dict[str, st
 def _sql(op: MigrateOperation) -> str:
     try:
         return render_sql(op)
-    except Exception:  # an operation Alembic cannot render offline is left to the gate
+    except Exception as exc:  # broad: any operation, any column type; SQLAlchemy raises many kinds
+        log.warning("helios: %s cannot be rendered offline (%s); no acknowledgement is written for it, "
+                    "helios-migrate check judges it", type(op).__name__, exc)
         return ""
 
 
@@ -112,10 +117,12 @@ def _acknowledged(
             out.append(op)
             continue
         up = _acks(_sql(op), config, version, reasons={})
+        dropped_next = f"undo: {table}, which this revision created, is dropped next"
         down = _acks(_sql(op.reverse()), config, version, reasons={
-            RuleCode.DROP_TABLE: f"undo: drops {table}, which this revision created (rows written since go with it)",
-            RuleCode.DROP_INDEX_NON_CONCURRENTLY: f"undo: {table}, which this revision created, is dropped next",
-            RuleCode.CREATE_INDEX_NON_CONCURRENTLY: f"undo: {table}, which this revision created, is dropped next",
+            RuleCode.DROP_TABLE:
+                f"undo: drops {table}, which this revision created (rows written since go with it)",
+            RuleCode.DROP_INDEX_NON_CONCURRENTLY: dropped_next,
+            RuleCode.CREATE_INDEX_NON_CONCURRENTLY: dropped_next,
         })
         if up:
             out.append(CommentOp(up))
