@@ -22,21 +22,39 @@ class NeedsDatabase(Exception):
 
 
 class OfflineResult:
-    """The result of a recorded ``execute``: reading it needs a database."""
+    """The result of a recorded ``execute``.  With ``read_as_empty`` (the renderer's note-taker),
+    reading it gives no rows, as on a database the revisions just built, and what depended on
+    the rows is noted as not checked; without it, reading needs a database."""
 
-    def __init__(self, what: str) -> None:
+    _NO_ROW = frozenset({"fetchone", "first", "scalar", "one_or_none", "scalar_one_or_none"})
+    _NO_ROWS = frozenset({"fetchall", "all", "fetchmany", "partitions"})
+    _SAME = frozenset({"mappings", "scalars", "columns", "unique", "yield_per", "tuples"})
+
+    def __init__(self, what: str, read_as_empty: Callable[[str], None] | None = None) -> None:
         self._what = what
+        self._empty = read_as_empty
 
     def _needs(self) -> NeedsDatabase:
         return NeedsDatabase(f"it reads the result of {self._what}, which needs a database connection")
 
+    def _read(self) -> None:
+        if self._empty is None:
+            raise self._needs()
+        self._empty(f"rows of {self._what} (read as none)")
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        raise self._needs()
+        if self._empty is None or name not in self._NO_ROW | self._NO_ROWS | self._SAME:
+            raise self._needs()
+        if name in self._SAME:
+            return lambda *a, **kw: self
+        self._read()
+        return (lambda *a, **kw: None) if name in self._NO_ROW else (lambda *a, **kw: [])
 
     def __iter__(self) -> Any:
-        raise self._needs()
+        self._read()
+        return iter(())
 
 
 class OfflineBind:
@@ -47,11 +65,17 @@ class OfflineBind:
     def __init__(
         self, dialect: Any, run: Callable[[Any], None], call: str = "op.get_bind()",
         inspector: Callable[[], Any] | None = None,
+        read_as_empty: Callable[[str], None] | None = None,
     ) -> None:
         self.dialect = dialect
         self._run = run
         self._call = call
         self._inspector = inspector
+        self._read_as_empty = read_as_empty
+
+    def in_transaction(self) -> bool:
+        """The migration runs in its transaction (transactional DDL), as offline rendering shows."""
+        return True
 
     def offline_inspector(self) -> Any:
         """What ``sa.inspect(bind)`` returns offline."""
@@ -73,7 +97,7 @@ class OfflineBind:
         construct = _bound(statement, _first_params(multiparams, params))
         if construct is not None:
             self._run(construct)
-        return OfflineResult(f"{self._call}.execute(...)")
+        return OfflineResult(f"{self._call}.execute(...)", self._read_as_empty)
 
     def exec_driver_sql(self, statement: str, parameters: Any = None, *rest: Any) -> OfflineResult:
         if parameters:
@@ -81,7 +105,7 @@ class OfflineBind:
         from sqlalchemy import text
 
         self._run(text(statement.replace(":", "\\:")))
-        return OfflineResult(f"{self._call}.exec_driver_sql(...)")
+        return OfflineResult(f"{self._call}.exec_driver_sql(...)", self._read_as_empty)
 
     def begin(self) -> _NoTransaction:
         return _NoTransaction()

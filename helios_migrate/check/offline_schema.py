@@ -16,7 +16,8 @@ source as before.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import contextlib
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -289,6 +290,40 @@ class OfflineInspector:
 
             raise NoSuchTableError(table_name)
         return table
+
+    @contextlib.contextmanager
+    def _inspection_context(self) -> Iterator[OfflineInspector]:
+        yield self
+
+    def _get_reflection_info(self, *args: Any, **kw: Any) -> None:
+        return None
+
+    def reflect_table(
+        self, table: Any, include_columns: Collection[str] | None = None, exclude_columns: Collection[str] = (),
+        resolve_fks: bool = True, _extend_on: Any = None, _reflect_info: Any = None,
+    ) -> None:
+        """``sa.Table(name, metadata, autoload_with=bind)``: columns, primary key, unique
+        constraints and indexes from the schema (foreign keys are left out)."""
+        import sqlalchemy as sa
+
+        known = self._table(table.name, table.schema)
+        for col in known.columns.values():
+            if (include_columns and col.name not in include_columns) or col.name in exclude_columns:
+                continue
+            if col.name in table.c:
+                continue
+            default = sa.text(col.default) if col.default is not None else None
+            table.append_column(sa.Column(col.name, _sa_type(col.type), nullable=col.nullable, server_default=default))
+        for k in known.constraints:
+            if not k.columns or not all(c in table.c for c in k.columns):
+                continue
+            if k.kind is ConstraintKind.PRIMARY_KEY:
+                table.append_constraint(sa.PrimaryKeyConstraint(*k.columns, name=k.name))
+            elif k.kind is ConstraintKind.UNIQUE:
+                table.append_constraint(sa.UniqueConstraint(*k.columns, name=k.name))
+        for index in known.indexes.values():
+            if index.columns and all(c in table.c for c in index.columns):
+                sa.Index(index.name, *(table.c[c] for c in index.columns), unique=index.unique)
 
     def get_schema_names(self) -> list[str]:
         return ["public"]

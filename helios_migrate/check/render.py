@@ -249,9 +249,15 @@ class RevisionRenderer:
 
     def _offline_bind(self, call: str) -> Callable[[], OfflineBind]:
         def get_bind() -> OfflineBind:
-            return OfflineBind(self._ctx.dialect, self._through_connection, call, self._inspector)
+            return OfflineBind(
+                self._ctx.dialect, self._through_connection, call, self._inspector, self._read_as_empty
+            )
 
         return get_bind
+
+    def _read_as_empty(self, what: str) -> None:
+        """A revision read rows offline: it got none; what followed from them is not checked."""
+        self._capture.unknown.append(UnknownOperation("", self._capture.caller_line(), what))
 
     def _inspector(self) -> OfflineInspector:
         history = self.history_schema
@@ -270,7 +276,9 @@ class RevisionRenderer:
 
         registrars: dict[type, Any] = inspection._registrars
         registrars[OfflineBind] = lambda bind: bind.offline_inspector()
+        registrars[OfflineInspector] = True  # Table(..., autoload_with=inspector), MetaData.reflect
         self._stack.callback(registrars.pop, OfflineBind, None)
+        self._stack.callback(registrars.pop, OfflineInspector, None)
 
     def _through_connection(self, construct: Any) -> None:
         self._capture.through_connection = True
