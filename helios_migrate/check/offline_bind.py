@@ -26,7 +26,7 @@ class OfflineResult:
     reading it gives no rows, as on a database the revisions just built, and what depended on
     the rows is noted as not checked; without it, reading needs a database."""
 
-    _NO_ROW = frozenset({"fetchone", "first", "scalar", "one_or_none", "scalar_one_or_none"})
+    _NO_ROW = frozenset({"fetchone", "first", "scalar", "one_or_none", "scalar_one_or_none", "rowcount"})
     _NO_ROWS = frozenset({"fetchall", "all", "fetchmany", "partitions"})
     _SAME = frozenset({"mappings", "scalars", "columns", "unique", "yield_per", "tuples"})
 
@@ -50,6 +50,8 @@ class OfflineResult:
         if name in self._SAME:
             return lambda *a, **kw: self
         self._read()
+        if name == "rowcount":  # a batched backfill's `while ...: if result.rowcount <= 0: break`
+            return 0
         return (lambda *a, **kw: None) if name in self._NO_ROW else (lambda *a, **kw: [])
 
     def __iter__(self) -> Any:

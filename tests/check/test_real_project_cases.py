@@ -216,3 +216,27 @@ for name in ("b", "c"):
     assert f"myapp.migration_utils.add_columns() (line {line_of(source, 'add_columns(')})" in hm904.message
     assert f"loop over myapp.migration_utils.legacy_tables (line {line_of(source, 'for table in')})" in hm904.message
     assert "not checked" in hm904.message
+
+
+def test_a_batched_backfill_loop_renders_its_batch_once(tmp_path: Path) -> None:
+    findings, source = _check(
+        tmp_path,
+        """\
+batch = "UPDATE orders SET state = 'x' WHERE id IN (SELECT id FROM orders WHERE state IS NULL LIMIT 500)"
+with op.get_context().autocommit_block():
+    conn = op.get_bind()
+    while True:
+        result = conn.execute(sa.text(batch))
+        if result.rowcount <= 0:
+            break
+if len(legacy_rows) == 0:
+    op.create_index("ix_orders_state", "orders", ["state"])
+""",
+        header="from myapp.data import legacy_rows\n",
+    )
+    state = run_check(CheckOptions(paths=(str(tmp_path),), pg_version="16", cwd=tmp_path)).revision_states[0]
+    assert state.state.value == "rendered_with_placeholders", state.detail
+    (hm904,) = [f for f in findings if f.code == "HM904"]
+    assert "rows of op.get_bind().execute(...) (read as none)" in hm904.message
+    assert "length of myapp.data.legacy_rows (assumed 0)" in hm904.message
+    assert line_of(source, '"ix_orders_state"') in [f.location.line for f in findings if f.code == "HM101"]
