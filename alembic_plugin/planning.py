@@ -207,11 +207,12 @@ def planning_of(context: Any) -> Planning | None:
 
 
 def _config() -> Config:
+    """``[tool.helios-migrate]`` of the project; a wrong key or value stops autogenerate with a
+    message naming it (planning with the defaults instead could plan for the wrong server)."""
     try:
         return load_config()
     except ConfigError as exc:
-        log.warning("helios: %s; planning with the default policy", exc)
-        return Config()
+        raise CommandError(f"helios: {exc}") from None
 
 
 def autogenerate_settings() -> AutogenerateSettings:

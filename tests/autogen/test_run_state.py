@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import produce_migrations, render_python_code
 from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
+from alembic.util import CommandError
 
 import alembic_plugin.planning as planning_module
 from alembic_plugin.planning import Planning, planning_of
@@ -120,3 +121,25 @@ def test_two_runs_in_one_process_plan_with_their_own_state(
         assert "plan for PostgreSQL 13" in downgrade and "plan for PostgreSQL 18" not in downgrade
         assert "IS NOT NULL) NOT VALID" in downgrade
     assert "plan for PostgreSQL 18" in downgrade_new and "plan for PostgreSQL 13" not in downgrade_new
+
+
+def test_a_misspelt_setting_stops_the_run_naming_it(
+    fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a plan made with the defaults (which could target the wrong server): Alembic prints the
+    message as ``FAILED: ...``, without a traceback."""
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(TABLE_SQL)
+    project = tmp_path / "typo"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[tool.helios-migrate]\npg_version = "13"\n[tool.helios-migrate.autogenerate]\nsplit_contrat = true\n'
+    )
+    engine = sa.create_engine(fresh_db.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn, _in(project), pytest.raises(CommandError) as failed:
+            _autogenerate(conn, _metadata())
+    finally:
+        engine.dispose()
+    assert "autogenerate.split_contrat" in str(failed.value)
+    assert str(project / "pyproject.toml") in str(failed.value)
