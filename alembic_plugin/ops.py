@@ -29,6 +29,7 @@ from helios_migrate.plan import (
     TransactionMode,
 )
 from helios_migrate.planner import duration_text
+from helios_migrate.planner.triggers import drop_sync_trigger_statements, sync_trigger_statements
 
 if TYPE_CHECKING:
     from alembic.autogenerate.api import AutogenContext
@@ -240,6 +241,9 @@ def _call(step: Step) -> tuple[str, list[Any], dict[str, Any]] | None:
         return "backfill", [runtime.table_argument(b.table.schema, b.table.name), b.column, b.expression or None], kw
     if not step.sql:
         return None
+    sync = _sync_trigger_call(step)
+    if sync is not None:
+        return sync
     if step.transaction is TransactionMode.AUTOCOMMIT and step.index is not None:
         return (
             "create_index_concurrently",
@@ -255,6 +259,31 @@ def _call(step: Step) -> tuple[str, list[Any], dict[str, Any]] | None:
         kw.setdefault("lock_timeout", None)
         return "run_in_own_transaction", [list(step.sql)], kw | _undo_kwargs(step)
     return "execute", [list(step.sql)], {}
+
+
+def _sync_trigger_call(step: Step) -> tuple[str, list[Any], dict[str, Any]] | None:
+    """A step that creates (after statements of its own) or drops one of the plan's sync
+    triggers, as ``runtime.sync_column_trigger`` / ``drop_sync_trigger``: no plpgsql in the revision."""
+    if step.transaction is not TransactionMode.OWN or step.on_failure:
+        return None
+    kw = _retry_kwargs(step) | _done_kwargs(step)
+    kw.setdefault("lock_timeout", None)
+    trigger = step.sync_trigger
+    if trigger is not None:
+        table = runtime.table_argument(trigger.table.schema, trigger.table.name)
+        statements = sync_trigger_statements(trigger)
+        before = step.sql[: len(step.sql) - len(statements)]
+        if step.sql[len(before):] == statements:
+            args = [table, trigger.source, trigger.target]
+            if trigger.expression is not None:
+                args.append(trigger.expression)
+            named: dict[str, Any] = {"name": trigger.name, **({"before": list(before)} if before else {})}
+            return "sync_column_trigger", args, named | kw
+    trigger = step.inverse_sync_trigger
+    if trigger is not None and step.sql == drop_sync_trigger_statements(trigger):
+        table = runtime.table_argument(trigger.table.schema, trigger.table.name)
+        return "drop_sync_trigger", [table, trigger.name], kw
+    return None
 
 
 def run_step(operations: Any, step: Step) -> None:
@@ -317,13 +346,16 @@ class _Code(str):
         return str(self)
 
 
+_TAKES_POLICY = (
+    "run_in_own_transaction", "run_autocommit", "backfill", "sync_column_trigger", "drop_sync_trigger",
+)
 _POLICY_KEYWORDS = ("lock_timeout", "statement_timeout", "attempts", "backoff")
 
 
 def _with_policy(name: str, kwargs: dict[str, Any], step: Step, policy: RetryPolicy | None) -> dict[str, Any]:
     """``kwargs`` with the timeouts and retries replaced by ``policy=policy`` (and only the values
     that differ from the revision's policy), for the calls that take a policy."""
-    if policy is None or step.retry is None or name not in ("run_in_own_transaction", "run_autocommit", "backfill"):
+    if policy is None or step.retry is None or name not in _TAKES_POLICY:
         return kwargs
     shared = runtime_policy(policy)
     out: dict[str, Any] = {}

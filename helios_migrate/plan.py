@@ -129,6 +129,22 @@ class ConversionCheck:
 
 
 @dataclass(frozen=True)
+class SyncTrigger:
+    """A row trigger keeping ``target`` in step with ``source`` on every insert and update of
+    ``table`` while both columns exist: ``target`` gets ``expression`` (SQL over ``NEW``), or, with
+    no expression, each column the other's value when only one was written (a rename).  Its
+    statements come from :mod:`helios_migrate.planner.triggers`; a revision creates it with
+    ``runtime.sync_column_trigger`` rather than inline plpgsql."""
+
+    table: QualifiedName
+    name: str
+    """The trigger's name and its function's (in the table's schema)."""
+    source: str
+    target: str
+    expression: str | None = None
+
+
+@dataclass(frozen=True)
 class Step:
     description: str
     phase: Phase
@@ -186,6 +202,11 @@ class Step:
     inverse_retry: RetryPolicy | None = None
     """How the inverse waits for its lock when it runs outside a transaction of its own (a
     ``DROP INDEX CONCURRENTLY`` with ``lock_timeout`` and retries)."""
+    sync_trigger: SyncTrigger | None = None
+    """The sync trigger the last statements of ``sql`` create (the revision calls
+    ``runtime.sync_column_trigger``)."""
+    inverse_sync_trigger: SyncTrigger | None = None
+    """The same, for the inverse."""
 
     def effects(self, version: PgVersion, catalog: SchemaLookup | None = None) -> list[Effect]:
         """The knowledge base's view of every change this step makes."""
@@ -230,6 +251,8 @@ class Step:
             inverse_on_failure_description=self.on_failure_description,
             done_when=self.inverse_done_when,
             inverse_done_when=self.done_when,
+            sync_trigger=self.inverse_sync_trigger,
+            inverse_sync_trigger=self.sync_trigger,
         )
 
 

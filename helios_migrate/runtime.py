@@ -1045,3 +1045,73 @@ def data_losing_step(op: Any, step: str, reason: str) -> None:
     raise IrreversibleStep(
         f"undoing {step!r} loses data: {reason}. Set {ALLOW_DATA_LOSS_VAR}=1 to run it anyway."
     )
+
+
+# --- sync triggers ------------------------------------------------------------------------------
+# Placed with the helpers that use them: the recipe is the planner's (one place for the plpgsql).
+
+from .changes import QualifiedName  # noqa: E402
+from .plan import SyncTrigger  # noqa: E402
+from .planner.triggers import drop_sync_trigger_statements, sync_trigger_statements  # noqa: E402
+
+
+def _table_name(table: str) -> QualifiedName:
+    """A table argument (see :func:`table_argument`) as a schema-qualified name."""
+    parts = [p[1:-1].replace('""', '"') if p.startswith('"') else p for p in _split_dotted(table)]
+    return QualifiedName(parts[-1], parts[-2] if len(parts) > 1 else None)
+
+
+@_takes_policy
+def sync_column_trigger(
+    op: Any,
+    table: str,
+    source: str,
+    target: str,
+    expression: str | None = None,
+    *,
+    name: str,
+    before: Sequence[str] = (),
+    lock_timeout: str | None = "2s",
+    statement_timeout: str | None = None,
+    attempts: int = 5,
+    backoff: float = 0.5,
+    max_backoff: float = 10.0,
+    done_when: str | None = None,
+) -> None:
+    """Keep column ``target`` of ``table`` in step with ``source`` on every insert and update, while
+    both exist: ``target`` gets ``expression`` (SQL over ``NEW``, e.g. ``(NEW.qty)::bigint``), or,
+    without one, each column the other's value when only one was written (a renamed column).
+
+    The function and the trigger, both called ``name``, are created (or replaced) in a short
+    transaction of its own, after ``before`` (statements that must commit with them), as
+    :func:`run_in_own_transaction` runs them -- offline too, through ``op.execute``.
+    """
+    trigger = SyncTrigger(_table_name(table), name, source, target, expression)
+    run_in_own_transaction(
+        op, [*before, *sync_trigger_statements(trigger)], lock_timeout=lock_timeout,
+        statement_timeout=statement_timeout, attempts=attempts, backoff=backoff, max_backoff=max_backoff,
+        done_when=done_when, description=f"sync trigger {name} on {table}",
+    )
+
+
+@_takes_policy
+def drop_sync_trigger(
+    op: Any,
+    table: str,
+    name: str,
+    *,
+    lock_timeout: str | None = "2s",
+    statement_timeout: str | None = None,
+    attempts: int = 5,
+    backoff: float = 0.5,
+    max_backoff: float = 10.0,
+    done_when: str | None = None,
+) -> None:
+    """Drop the sync trigger ``name`` of ``table`` and its function (see
+    :func:`sync_column_trigger`) in a short transaction of its own; nothing when they are gone."""
+    trigger = SyncTrigger(_table_name(table), name, "", "")
+    run_in_own_transaction(
+        op, list(drop_sync_trigger_statements(trigger)), lock_timeout=lock_timeout,
+        statement_timeout=statement_timeout, attempts=attempts, backoff=backoff, max_backoff=max_backoff,
+        done_when=done_when, description=f"drop the sync trigger {name} on {table}",
+    )

@@ -218,6 +218,7 @@ def flipped(step: Step, description: str) -> Step:
         inverse_on_failure_description=step.on_failure_description,
         inverse_done_when=step.done_when,
         inverse_acknowledged=step.acknowledged,
+        inverse_sync_trigger=step.sync_trigger,
     )
 
 

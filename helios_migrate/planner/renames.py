@@ -8,14 +8,15 @@ import dataclasses
 
 from ..changes import ColumnDef, QualifiedName
 from ..knowledge import SchemaLookup
-from ..plan import Backfill, Phase, Plan, Step, TransactionMode, acknowledge
-from ..sqltext import dollar_quote, quote_ident, quote_literal, quote_qualified
+from ..plan import Backfill, Phase, Plan, Step, SyncTrigger, TransactionMode, acknowledge
+from ..sqltext import quote_ident, quote_literal
 from ..versions import PgVersion
 from .columns import OWN_TRIGGER, added_dropped, batch_key, not_null_steps
 from .context import flipped, new_context
 from .facts import PlannerFacts
 from .policy import PlanPolicy
 from .sqlgen import column_exists, column_sql, sql_name, truncate
+from .triggers import drop_sync_trigger_statements, sync_trigger_statements
 
 RENAME_STRATEGIES = ("expand-contract", "rename-with-view")
 
@@ -63,28 +64,8 @@ def plan_column_rename(
         ]
         ctx.notes.append(f"{what}: rename in place (rename_strategy = \"rename-with-view\")")
         return Plan(steps=tuple(steps), notes=tuple(ctx.notes))
-    fn_name = truncate(f"{table.name}_{old.name}_{new.name}_sync")
-    fn = quote_qualified(table.schema, fn_name)
-    trig = quote_ident(fn_name)
-    function = (
-        f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS "
-    ) + dollar_quote(
-        "BEGIN "
-        f"IF TG_OP = 'INSERT' THEN "
-        f"IF NEW.{n} IS NULL THEN NEW.{n} := NEW.{o}; ELSIF NEW.{o} IS NULL THEN NEW.{o} := NEW.{n}; END IF; "
-        f"ELSIF NEW.{n} IS DISTINCT FROM OLD.{n} THEN NEW.{o} := NEW.{n}; "
-        f"ELSIF NEW.{o} IS DISTINCT FROM OLD.{o} THEN NEW.{n} := NEW.{o}; "
-        # Neither written: fill whichever side the backfill has not reached yet (the new column
-        # on upgrade, the re-created old one on downgrade).
-        f"ELSIF NEW.{n} IS NULL THEN NEW.{n} := NEW.{o}; "
-        f"ELSIF NEW.{o} IS NULL THEN NEW.{o} := NEW.{n}; END IF; RETURN NEW; END"
-    )
-    sync = [
-        function,
-        f"DROP TRIGGER IF EXISTS {trig} ON {t}",
-        f"CREATE TRIGGER {trig} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {fn}()",
-    ]
-    unsync = [f"DROP TRIGGER IF EXISTS {trig} ON {t}", f"DROP FUNCTION IF EXISTS {fn}()"]
+    trigger = SyncTrigger(table, truncate(f"{table.name}_{old.name}_{new.name}_sync"), old.name, new.name)
+    sync, unsync = list(sync_trigger_statements(trigger)), list(drop_sync_trigger_statements(trigger))
     new_plain = dataclasses.replace(new, nullable=True, default=None)
     fill = dict(key=batch_key(table, ctx), batch_size=ctx.policy.batch_size, pause_ms=ctx.policy.pause_ms)
     steps = [
@@ -98,6 +79,7 @@ def plan_column_rename(
         ctx.own(
             f"keep {table}.{old.name} and {new.name} equal on every write",
             sync,
+            sync_trigger=trigger,
             inverse=unsync,
             inverse_acknowledged=acknowledge("HM403", "HM903", reason=f"undo: {OWN_TRIGGER}"),
             reason="old code writes the old name, new code the new one; the trigger copies each way",
@@ -138,6 +120,7 @@ def plan_column_rename(
             contract,
             phase=Phase.CONTRACT,
             inverse=[*restore, *sync],
+            inverse_sync_trigger=trigger,
             acknowledged=(
                 *acknowledge("HM303", reason=f"contract phase: deploy code that no longer reads {old.name} first"),
                 *acknowledge("HM403", "HM903", reason=f"contract phase: {OWN_TRIGGER} with the old column"),

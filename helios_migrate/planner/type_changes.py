@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from .. import changes as c
 from ..effects import WorkClass
 from ..knowledge import effect_of
-from ..plan import ConversionCheck, Phase, Step, TransactionMode, acknowledge
-from ..sqltext import base_type, dollar_quote, quote_ident, quote_literal, quote_qualified
+from ..plan import ConversionCheck, Phase, Step, SyncTrigger, TransactionMode, acknowledge
+from ..sqltext import base_type, quote_ident, quote_literal
 from .columns import OWN_TRIGGER, added_dropped, backfill_step, batch_key, not_null_steps
 from .context import PlanningContext, flipped, plans
 from .facts import ColumnDependents, ColumnDetails
 from .sqlgen import changes_of, column_exists, constraint_exists, index_qname, sql_name, truncate
+from .triggers import drop_sync_trigger_statements, sync_trigger_statements
 
 
 def _dependents(ch: c.AlterColumnType, ctx: PlanningContext) -> ColumnDependents:
@@ -122,9 +123,6 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: PlanningC
     t, col = sql_name(ch.on), quote_ident(ch.column)
     new_name = truncate(f"{ch.column}__new")
     new = quote_ident(new_name)
-    fn_name = truncate(f"{ch.on.name}_{ch.column}_sync")
-    fn = quote_qualified(ch.on.schema, fn_name)
-    trig = quote_ident(truncate(f"{ch.on.name}_{ch.column}_sync"))
     convert = (ch.using or f"{col}").replace(col, "NEW." + col) if ch.using else f"NEW.{col}"
     expr = ch.using or col
     deps = _dependents(ch, ctx)
@@ -133,6 +131,8 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: PlanningC
     # An explicit cast to the type without its modifier, then assignment to the column: a value
     # too long for varchar(n) is an error (as in a plain ALTER COLUMN TYPE), never truncated.
     base = base_type(ch.new_type)
+    sync = SyncTrigger(ch.on, truncate(f"{ch.on.name}_{ch.column}_sync"), ch.column, new_name, f"({convert})::{base}")
+    trig, unsync = quote_ident(sync.name), drop_sync_trigger_statements(sync)
     details = ctx.facts.column_details(ch.on, ch.column) if ctx.facts is not None else ColumnDetails()
     not_null, default, indexes = details.not_null, details.default, details.indexes
     key = batch_key(ch.on, ctx)
@@ -171,11 +171,7 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: PlanningC
         conversion_check=ConversionCheck(ch.on, ch.column, ch.new_type, tuple(key)),
         reason="reads only; refuses before anything changes, naming the rows that do not fit",
     )]
-    undo_expand = (
-        f"DROP TRIGGER IF EXISTS {trig} ON {t}",
-        f"DROP FUNCTION IF EXISTS {fn}()",
-        f"ALTER TABLE {t} DROP COLUMN IF EXISTS {new}",
-    )
+    undo_expand = (*unsync, f"ALTER TABLE {t} DROP COLUMN IF EXISTS {new}")
     way_back = None if old is None else _way_back(
         ch, old, ctx, key=tuple(key), not_null=not_null, default=default, indexes=indexes, deps=deps
     )
@@ -202,13 +198,9 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: PlanningC
         ),
         ctx.own(
             f"keep {ch.on}.{new_name} in sync with {ch.column} on every write",
-            [
-                f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS "
-                + dollar_quote(f"BEGIN NEW.{new} := ({convert})::{base}; RETURN NEW; END"),
-                f"DROP TRIGGER IF EXISTS {trig} ON {t}",
-                f"CREATE TRIGGER {trig} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {fn}()",
-            ],
-            inverse=[f"DROP TRIGGER IF EXISTS {trig} ON {t}", f"DROP FUNCTION IF EXISTS {fn}()"],
+            sync_trigger_statements(sync),
+            sync_trigger=sync,
+            inverse=unsync,
             inverse_acknowledged=acknowledge("HM403", "HM903", reason=f"undo: {OWN_TRIGGER}"),
             reason="writes by running code reach the new column while the backfill runs",
         ),
@@ -217,8 +209,7 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: PlanningC
         ctx.own(
             f"swap {ch.on}.{ch.column} for the converted column",
             [
-                f"DROP TRIGGER IF EXISTS {trig} ON {t}",
-                f"DROP FUNCTION IF EXISTS {fn}()",
+                *unsync,
                 f"ALTER TABLE {t} DROP COLUMN {col}",
                 f"ALTER TABLE {t} RENAME COLUMN {new} TO {col}",
                 *swap_extra,
@@ -300,8 +291,8 @@ def _way_back(
     old_name = truncate(f"{ch.column}__old")
     oq = quote_ident(old_name)
     old_base = base_type(old)
-    fn_name = truncate(f"{ch.on.name}_{ch.column}_back")
-    fn, trig = quote_qualified(ch.on.schema, fn_name), quote_ident(fn_name)
+    sync = SyncTrigger(ch.on, truncate(f"{ch.on.name}_{ch.column}_back"), ch.column, old_name, f"(NEW.{col})::{old_base}")
+    unsync = drop_sync_trigger_statements(sync)
     done = done or f"SELECT {column_exists(ch.on, new_name)[7:]}"
 
     def once(step: Step) -> Step:
@@ -309,11 +300,7 @@ def _way_back(
         return dataclasses.replace(step, done_when=done if own is None else f"SELECT ({done}) OR ({own})")
 
     back = f"({col})::{old_base}"
-    undo = (
-        f"DROP TRIGGER IF EXISTS {trig} ON {t}",
-        f"DROP FUNCTION IF EXISTS {fn}()",
-        f"ALTER TABLE {t} DROP COLUMN IF EXISTS {oq}",
-    )
+    undo = (*unsync, f"ALTER TABLE {t} DROP COLUMN IF EXISTS {oq}")
     down: list[Step] = []
     if not _always_converts(ch.new_type, old):
         down.append(Step(
@@ -325,23 +312,19 @@ def _way_back(
         ctx.own(f"add column {ch.on}.{old_name} of type {old}", [f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {oq} {old}"]),
         ctx.own(
             f"keep {ch.on}.{old_name} in sync with {ch.column} on every write",
-            [
-                f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS "
-                + dollar_quote(f"BEGIN NEW.{oq} := (NEW.{col})::{old_base}; RETURN NEW; END"),
-                f"DROP TRIGGER IF EXISTS {trig} ON {t}",
-                f"CREATE TRIGGER {trig} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {fn}()",
-            ],
+            sync_trigger_statements(sync),
+            sync_trigger=sync,
         ),
         dataclasses.replace(
             backfill_step(ch.on, old_name, back, ctx, where=f"{oq} IS DISTINCT FROM {back}"),
             on_failure=undo,
-            on_failure_description=f"dropped the sync trigger {fn_name} on {ch.on}, its function and the "
+            on_failure_description=f"dropped the sync trigger {sync.name} on {ch.on}, its function and the "
             f"column {old_name}",
         ),
     ]
     if not_null:
         down += not_null_steps(ch.on, old_name, ctx, f"{ch.column} was NOT NULL")
-    swap: list[str] = [f"DROP TRIGGER IF EXISTS {trig} ON {t}", f"DROP FUNCTION IF EXISTS {fn}()"]
+    swap: list[str] = [*unsync]
     renames: list[str] = []
     for name, definition in indexes:
         temp = truncate(f"{name}__old")
