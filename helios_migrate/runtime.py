@@ -323,14 +323,16 @@ def _outside_transaction(op: Any, statements: Sequence[str], lock_timeout: str |
 def _in_transaction(
     op: Any, statements: Sequence[str], lock_timeout: str | None, statement_timeout: str | None = None
 ) -> None:
-    """``statements`` in one transaction with ``SET LOCAL`` timeouts."""
-    bind = op.get_bind()
-    bind.exec_driver_sql("BEGIN")
-    for sql in _timeouts(lock_timeout, statement_timeout):
-        bind.exec_driver_sql(sql)
-    for sql in statements:
-        _exec(op, sql)
-    bind.exec_driver_sql("COMMIT")
+    """``statements`` in one transaction with ``SET LOCAL`` timeouts, sent to the server as one
+    message: a lock they take is held for the server's work only, not for a round trip per
+    statement (on a busy client each one can take milliseconds while writers queue behind the
+    lock).  A statement that fails aborts the rest (the message stops at the first error) and
+    leaves the transaction to be rolled back, as before; a syntax error anywhere runs nothing."""
+    # Each statement ends on a line of its own, so that a trailing ``-- comment`` cannot swallow
+    # the semicolon (and the COMMIT after it).  Percent signs are doubled: the driver formats
+    # the text with (no) parameters.
+    script = "\n;\n".join(["BEGIN", *_timeouts(lock_timeout, statement_timeout), *statements, "COMMIT"])
+    op.get_bind().exec_driver_sql(script.replace("%", "%%"))
 
 
 def _undo_in_transaction(op: Any, statements: Sequence[str], lock_timeout: str | None) -> None:
