@@ -6,7 +6,10 @@ per server: how many bytes of heap a sequential scan gets through per second.  E
 
 :func:`calibrate` measures it with a timed ``SELECT count(*)`` over a bounded range of a real
 table's pages (a TID range scan from PostgreSQL 14, ``TABLESAMPLE SYSTEM`` before), or over
-``pg_attribute`` when no user table is big enough, within about one second.  The result is cached
+``pg_attribute`` when no user table is big enough, within about one second; and how long a
+statement's round trip takes and how fast the server sorts each kind of index key (integers, text
+under the database's collation, bytewise text), by sorting generated values (no table is read).
+The result is cached
 per server identity (``system_identifier`` from ``pg_control_system()``, version, host and port)
 under the user cache directory, so the next run does not scan again.  Read-only: no DDL, no writes.
 """
@@ -14,11 +17,13 @@ under the user cache directory, so the next run does not scan again.  Read-only:
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
+import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +44,33 @@ MAX_CALIBRATION_PAGES = 16384
 """At most 128 MB (with 8 kB blocks) per calibration scan."""
 MAX_SCAN_BPS = 5e9
 
+SORT_SAMPLE_ROWS = 100_000
+"""Rows of generated keys each sort calibration sorts (a few tens of milliseconds each)."""
+
+
+class KeyKind(str, enum.Enum):
+    """What an index key costs to sort: comparisons differ by an order of magnitude between kinds."""
+
+    FIXED = "fixed"
+    """Fixed-width, compared by value or memcmp: integers, timestamps, dates, uuid, numeric."""
+    TEXT = "text"
+    """text / varchar / char under a linguistic collation (strcoll, abbreviated keys)."""
+    TEXT_BYTEWISE = "text bytewise"
+    """text under the "C" or "POSIX" collation: compared as bytes."""
+
+
+DEFAULT_SORT_ROW_S: dict[KeyKind, float] = {
+    KeyKind.FIXED: 0.17e-6,
+    KeyKind.TEXT: 0.8e-6,
+    KeyKind.TEXT_BYTEWISE: 0.55e-6,
+}
+"""Seconds per row to sort SORT_SAMPLE_ROWS keys of each kind (32-byte text keys), without
+calibration: measured on a two-core test machine (PostgreSQL 15 and 18)."""
+SORT_TEXT_WIDTH = 33
+"""Average width (bytes, ``pg_stats.avg_width``) of the text keys the sort calibration sorts."""
+DEFAULT_STATEMENT_S = 0.002
+"""Round trip, parse and commit of one statement without calibration."""
+
 
 @dataclass(frozen=True)
 class ModelConstants:
@@ -47,31 +79,44 @@ class ModelConstants:
 
     metadata_s: float = 0.005
     """Fixed cost of a catalog-only statement."""
-    step_fixed_s: float = 0.005
-    """Fixed cost added to every statement that does work (planning, catalog, commit)."""
+    step_fixed_s: float = 0.001
+    """Fixed cost added to every statement that does work (catalog, commit), on top of the
+    calibrated round trip (:attr:`Throughput.statement_s`)."""
     validate_ratio: float = 0.75
     """Scan that evaluates a CHECK expression or NOT NULL per row, relative to count(*)."""
-    fk_validate_ratio: float = 0.28
-    """Anti-join of a foreign key validation (both tables read), per byte of both heaps."""
+    fk_row_sorts: float = 0.25
+    """A foreign key validation's hash probe per row of both tables, in units of the calibrated
+    per-row sort of a fixed key (its heaps are read at ``validate_ratio``)."""
     rewrite_ratio: float = 0.025
-    """Copy of the heap into a new relfilenode (read, evaluate, write), per heap byte."""
+    """ALTER TABLE's copy of the heap into a new relfilenode (every row deformed, evaluated and
+    formed again), per heap byte."""
+    copy_ratio: float = 0.09
+    """VACUUM FULL / CLUSTER's copy of the heap (tuples copied as they are), per heap byte."""
+    toast_copy_ratio: float = 0.025
+    """Every rewrite re-inserts each out-of-line value into the new TOAST table (also when the
+    changed column is not TOASTed: the new heap needs its own TOAST relation), per TOAST byte."""
     index_scan_ratio: float = 0.8
     """Heap scan feeding an index build, per heap byte."""
-    index_sort_bps_ratio: float = 0.035
-    """Sorting and writing the index, per byte of the new index, relative to scan throughput."""
+    index_write_ratio: float = 0.055
+    """Writing the built index, per byte of index, relative to scan throughput."""
+    index_row_sorts: float = 0.75
+    """Forming and inserting one index tuple, in units of the calibrated per-row sort of a fixed
+    key (a CPU-speed measure)."""
+    extra_key_factor: float = 0.25
+    """Each key column after the first adds this share to the sort (compared on ties only)."""
     detoast_ratio: float = 0.4
     """Reading out-of-line (TOAST) values to evaluate an expression key, per TOAST byte."""
-    collated_sort_factor: float = 1.5
-    """Sorting text keys under a collation costs this much more than fixed-width keys."""
     concurrent_index_factor: float = 1.0
     """CREATE INDEX CONCURRENTLY relative to a plain build (its second scan and validation sort
     measure about as fast as the plain build's single pass with a larger sort)."""
     concurrent_fixed_s: float = 0.03
     """CREATE INDEX CONCURRENTLY's three transactions and waits on an idle server."""
-    update_ratio: float = 0.007
-    """UPDATE of existing rows (new tuple versions, index entries, WAL), per byte of rows written."""
-    update_index_factor: float = 0.25
-    """Each index on the table adds this share to an UPDATE's cost (non-HOT updates)."""
+    update_ratio: float = 0.0053
+    """UPDATE of existing rows (find, lock, write the new version and its WAL), per byte of rows
+    written."""
+    index_insert_sorts: float = 20.0
+    """Inserting one entry into one index for a non-HOT update (descent, page lock, WAL), in units
+    of the calibrated per-row sort of a fixed key."""
     batch_overhead_s: float = 0.01
     """Per batch of a batched backfill (planning, commit), added to its pause."""
     low_factor: float = 0.5
@@ -90,6 +135,10 @@ class Throughput:
     measured_at: float | None = None
     identity: str | None = None
     detail: str = ""
+    statement_s: float = DEFAULT_STATEMENT_S
+    """One statement's round trip (``SELECT 1``), the floor of every step's duration."""
+    sort_row_s: dict[str, float] = field(default_factory=lambda: {k.value: v for k, v in DEFAULT_SORT_ROW_S.items()})
+    """Seconds per row to sort :data:`SORT_SAMPLE_ROWS` keys, by :class:`KeyKind` value."""
 
     @property
     def describe(self) -> str:
@@ -97,6 +146,18 @@ class Throughput:
         if self.source == "default":
             return f"{rate} (default; calibration not run)"
         return f"{rate} ({self.source}{': ' + self.detail if self.detail else ''})"
+
+    def sort_s(self, kind: KeyKind, rows: float, *, width: float | None = None) -> float:
+        """Seconds to sort ``rows`` keys of ``kind``: the calibrated cost per row, scaled by
+        ``log(rows)`` (comparisons per row of a merge sort) and, for text, by the key width to the
+        power 0.4 (a longer key compares further only when its prefix ties)."""
+        if rows <= 1:
+            return 0.0
+        per_row = self.sort_row_s.get(kind.value, DEFAULT_SORT_ROW_S[kind])
+        scale = math.log2(max(rows, 2)) / math.log2(SORT_SAMPLE_ROWS)
+        if kind is not KeyKind.FIXED and width:
+            scale *= (max(width, 1.0) / SORT_TEXT_WIDTH) ** 0.4
+        return rows * per_row * scale
 
 
 def default_throughput() -> Throughput:
@@ -142,7 +203,15 @@ def cached_throughput(identity: str, *, directory: Path | None = None) -> Throug
         return None
     if time.time() - at > CACHE_MAX_AGE_S:
         return None
-    return Throughput(bps, "cached", at, identity, str(entry.get("detail", "")))
+    sorts = entry.get("sort_row_s")
+    if not isinstance(sorts, dict) or set(sorts) != {k.value for k in KeyKind}:
+        return None  # written by a version without key-kind calibration: measure again
+    try:
+        statement_s = float(entry["statement_s"])
+        sort_row_s = {str(k): float(v) for k, v in sorts.items()}
+    except (KeyError, TypeError, ValueError):
+        return None
+    return Throughput(bps, "cached", at, identity, str(entry.get("detail", "")), statement_s, sort_row_s)
 
 
 def store_throughput(result: Throughput, *, directory: Path | None = None) -> None:
@@ -186,7 +255,7 @@ def measure_scan(q: Query, server: ServerFacts, *, budget_s: float = 1.0) -> tup
         schema, name, pages = str(rows[0][0]), str(rows[0][1]), int(rows[0][2])
         table = quote_qualified(schema, name)
         # Grow the range until one scan takes ~1/8 of the budget (capped at MAX_CALIBRATION_PAGES),
-        # then repeat that range and keep the median: robust to a busy machine's outliers.
+        # then repeat that range.
         n = min(128, pages)
         timings: list[float] = []
 
@@ -205,7 +274,9 @@ def measure_scan(q: Query, server: ServerFacts, *, budget_s: float = 1.0) -> tup
                 timings.append(elapsed)
                 break
             n = min(pages, MAX_CALIBRATION_PAGES, n * 4)
-        while len(timings) < 3 and deadline - time.perf_counter() > timings[-1] * 1.5:
+        # The median of several repetitions: the throughput under the server's present load
+        # (a step runs under that load too), robust to one outlier either way.
+        while len(timings) < 7 and deadline - time.perf_counter() > timings[-1] * 1.5:
             timings.append(max(_timed(q, scan_sql(n)) - overhead, 1e-6))
         timings.sort()
         best = n * block / timings[len(timings) // 2]
@@ -221,6 +292,39 @@ def measure_scan(q: Query, server: ServerFacts, *, budget_s: float = 1.0) -> tup
         total_bytes += size
         loops += 1
     return (total_bytes / total_s if total_s else DEFAULT_SCAN_BPS), f"pg_attribute x{loops}"
+
+
+_SORT_KEYS: dict[KeyKind, str] = {
+    KeyKind.FIXED: "mod(g * 7919, {n})",
+    KeyKind.TEXT: "md5(g::text)",
+    KeyKind.TEXT_BYTEWISE: 'md5(g::text) COLLATE "C"',
+}
+
+
+def measure_statement(q: Query) -> float:
+    """One statement's round trip: the fastest of a few ``SELECT 1``."""
+    return min(_timed(q, "SELECT 1") for _ in range(5))
+
+
+def measure_sorts(q: Query, *, rows: int = SORT_SAMPLE_ROWS, repeats: int = 5) -> dict[str, float]:
+    """Seconds per row to sort ``rows`` generated keys of each :class:`KeyKind` under the
+    database's default collation: the sort's time minus generating the same keys unsorted,
+    timed in pairs back to back (both see the same load), the median pair kept.  Read-only
+    (``generate_series``), no table is touched."""
+    out: dict[str, float] = {}
+    for kind, expr in _SORT_KEYS.items():
+        key = expr.format(n=rows)
+        source = f"SELECT {key} AS k FROM generate_series(1, {int(rows)}) g"
+        pairs = []
+        for _ in range(repeats):
+            gen = _timed(q, f"SELECT count(*) FROM ({source} OFFSET 0) s")
+            sort = _timed(q, f"SELECT count(*) FROM ({source} ORDER BY 1 OFFSET 0) s")
+            # Generating can never be most of sorting the same keys: a slow first half of a
+            # pair is load, not work.
+            pairs.append(max(sort - gen, sort * 0.3))
+        pairs.sort()
+        out[kind.value] = pairs[len(pairs) // 2] / rows
+    return out
 
 
 def calibrate(
@@ -240,18 +344,31 @@ def calibrate(
         cached = cached_throughput(identity, directory=directory)
         if cached is not None:
             return cached
-    previous = q("SELECT current_setting('statement_timeout')", ())[0][0]
-    q("SELECT set_config('statement_timeout', %s, false)", (f"{int(max(budget_s, 0.1) * 2000)}ms",))
+    # The calibration scan must be one plain, serial scan of heap pages: a parallel plan measures
+    # worker start-up (4x too slow on a wide table), an index-only scan measures the index.
+    session = {
+        "statement_timeout": f"{int(max(budget_s, 0.1) * 2000)}ms",
+        "max_parallel_workers_per_gather": "0",
+        "enable_indexonlyscan": "off",
+        "enable_indexscan": "off",
+        "enable_bitmapscan": "off",
+    }
+    previous = {name: q("SELECT current_setting(%s)", (name,))[0][0] for name in session}
+    for name, value in session.items():
+        q("SELECT set_config(%s, %s, false)", (name, value))
     try:
         bps, detail = measure_scan(q, server, budget_s=budget_s)
+        statement_s = measure_statement(q)
+        sort_row_s = measure_sorts(q)
     except Exception as exc:  # a cancelled or refused scan: fall back, say why
         return Throughput(DEFAULT_SCAN_BPS, "default", detail=f"calibration failed: {type(exc).__name__}")
     finally:
         # When the failed scan aborted the transaction there is nothing to restore.
         with contextlib.suppress(Exception):
-            q("SELECT set_config('statement_timeout', %s, false)", (str(previous),))
+            for name, value in previous.items():
+                q("SELECT set_config(%s, %s, false)", (name, str(value)))
     bps = min(max(bps, MIN_SCAN_BPS), MAX_SCAN_BPS)
-    result = Throughput(bps, "calibrated", time.time(), identity, detail)
+    result = Throughput(bps, "calibrated", time.time(), identity, detail, statement_s, sort_row_s)
     if use_cache:
         store_throughput(result, directory=directory)
     return result

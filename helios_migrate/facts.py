@@ -11,6 +11,7 @@ dataclasses it holds are plain values, so tests and offline callers can build th
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -127,6 +128,9 @@ class IndexFacts:
     definition: str = ""
     columns: tuple[str, ...] = ()
     """Key columns in index order (expression columns left out)."""
+    referenced: tuple[str, ...] = ()
+    """Every column the index reads: keys, INCLUDE columns, and those its expressions or
+    predicate use (an UPDATE that changes one of them cannot be HOT)."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,17 @@ class ColumnFacts:
     """``pg_stats.null_frac``; ``None`` when the column has no statistics."""
     avg_width: int | None = None
     n_distinct: float | None = None
+    collation: str | None = None
+    """The column's own collation when it is not the database default (``C``, ``en-x-icu``)."""
+    most_common: tuple[tuple[str, float], ...] = ()
+    """``pg_stats.most_common_vals`` (as text) with ``most_common_freqs``."""
+    correlation: float | None = None
+    """``pg_stats.correlation``: 1.0 when the rows are stored in the column's order."""
+
+    @property
+    def bytewise(self) -> bool:
+        """Text compared byte by byte (the "C" or "POSIX" collation) rather than by a locale."""
+        return (self.collation or "").upper() in {"C", "POSIX"}
 
 
 class RowSource:
@@ -219,6 +234,19 @@ class TableFacts:
     def tuple_bytes(self) -> float:
         """Average heap bytes per row (page overhead included)."""
         return self.heap_bytes / self.row_estimate if self.row_estimate > 0 else 0.0
+
+    @property
+    def stored_row_bytes(self) -> float | None:
+        """Average size of one stored row version from ``pg_stats`` (header, values as stored,
+        out-of-line values as 18-byte TOAST pointers), or ``None`` without statistics."""
+        if not self.columns or any(c.avg_width is None for c in self.columns):
+            return None
+        data = sum((c.avg_width or 0) * (1.0 - (c.null_frac or 0.0)) for c in self.columns)
+        return 24.0 + math.ceil(data / 8) * 8
+
+    def indexed_columns(self) -> frozenset[str]:
+        """Columns any valid index reads (an UPDATE of them is never HOT)."""
+        return frozenset(col for i in self.indexes for col in (i.referenced or i.columns))
 
 
 @dataclass(frozen=True)
@@ -375,14 +403,39 @@ def _regclass(name: QualifiedName) -> str:
     return quote_qualified(name.schema, name.name)
 
 
-_TABLE_SQL = """
+def row_estimate_sql(pg_class: str = "c") -> str:
+    """The planner's row estimate of the ``pg_class`` row aliased ``pg_class``, as a SQL
+    expression (``bigint``): the one formula every command uses.
+
+    As ``estimate_rel_size`` does: the tuple density seen by the last VACUUM/ANALYZE
+    (``reltuples / relpages``) times the table's current number of pages.  A table never vacuumed
+    or analyzed (``reltuples = -1`` from PostgreSQL 14, or ``relpages = 0``) gets a density from its
+    column widths, as ``get_rel_data_width`` does: (block size - page header) / (tuple header +
+    line pointer + the attribute widths, 32 bytes for variable-length types), at least one row per
+    page.  (The planner gives a ``varchar(n)`` a width from its declared length; this, 32 bytes.)
+    """
+    c = pg_class
+    pages = f"(pg_relation_size({c}.oid) / current_setting('block_size')::int)"
+    width = (
+        "(SELECT 24 + 4 + coalesce(sum(CASE WHEN a.attlen > 0 THEN a.attlen ELSE 32 END), 0) "
+        f"FROM pg_attribute a WHERE a.attrelid = {c}.oid AND a.attnum > 0 AND NOT a.attisdropped)"
+    )
+    return (
+        f"(CASE WHEN {pages} = 0 THEN 0 "
+        f"WHEN {c}.reltuples >= 0 AND {c}.relpages > 0 "
+        f"THEN round({c}.reltuples::float8 / {c}.relpages * {pages}) "
+        f"ELSE greatest(1, floor((current_setting('block_size')::int - 24) / {width}::float8)) * {pages} "
+        "END)::bigint"
+    )
+
+
+_TABLE_SQL = f"""
 SELECT c.oid, n.nspname, c.relname, c.relkind,
        pg_total_relation_size(c.oid), pg_relation_size(c.oid), pg_indexes_size(c.oid),
        coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0),
        pg_relation_size(c.oid) / current_setting('block_size')::int,
        c.reltuples::float8, c.relpages,
-       (SELECT 24 + coalesce(sum(CASE WHEN a.attlen > 0 THEN a.attlen ELSE 32 END), 0)
-          FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+       {row_estimate_sql("c")},
        greatest(s.last_analyze, s.last_autoanalyze), s.n_live_tup, s.n_dead_tup,
        s.n_mod_since_analyze
   FROM pg_class c
@@ -397,7 +450,15 @@ SELECT n.nspname, ic.relname, pg_relation_size(i.indexrelid), i.indisvalid, i.in
        ARRAY(SELECT a.attname::text
                FROM unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY k(attnum, ord)
                JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-              ORDER BY k.ord)
+              ORDER BY k.ord),
+       ARRAY(SELECT a.attname::text FROM pg_attribute a
+              WHERE a.attrelid = i.indrelid AND a.attnum > 0
+                AND (a.attnum = ANY(i.indkey::int2[])
+                     OR EXISTS (SELECT 1 FROM pg_depend d
+                                 WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid
+                                   AND d.refclassid = 'pg_class'::regclass
+                                   AND d.refobjid = i.indrelid AND d.refobjsubid = a.attnum))
+              ORDER BY a.attnum)
   FROM pg_index i
   JOIN pg_class ic ON ic.oid = i.indexrelid
   JOIN pg_namespace n ON n.oid = ic.relnamespace
@@ -415,7 +476,13 @@ SELECT k.conname, k.contype, k.convalidated, pg_get_constraintdef(k.oid), rn.nsp
 
 _COLUMNS_SQL = """
 SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-       s.null_frac::float8, s.avg_width, s.n_distinct::float8
+       s.null_frac::float8, s.avg_width, s.n_distinct::float8,
+       (SELECT CASE WHEN k.collname = 'default' THEN
+                 (SELECT CASE WHEN d.datcollate IN ('C', 'POSIX') THEN d.datcollate END
+                    FROM pg_database d WHERE d.datname = current_database())
+               ELSE k.collname END
+          FROM pg_collation k WHERE k.oid = a.attcollation),
+       s.most_common_vals::text::text[], s.most_common_freqs::float8[], s.correlation::float8
   FROM pg_attribute a
   JOIN pg_class c ON c.oid = a.attrelid
   JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -485,15 +552,11 @@ def read_server(q: Query) -> ServerFacts:
     return ServerFacts(version, settings, sysid, f"{host or 'local'}:{port}", str(database))
 
 
-def _row_estimate(curpages: int, reltuples: float, relpages: int, width: int, block: int) -> tuple[int, str]:
-    # The planner's estimate_rel_size: density from the last VACUUM/ANALYZE scaled to the
-    # current size; without one, the tuples per page the column widths allow.
+def _row_source(curpages: int, reltuples: float, relpages: int) -> str:
+    """Which branch of :func:`row_estimate_sql` gave the estimate."""
     if curpages == 0:
-        return 0, RowSource.EMPTY
-    if reltuples >= 0 and relpages > 0:
-        return round(reltuples / relpages * curpages), RowSource.STATISTICS
-    per_page = max(1, (block - 24) // max(width, 1))
-    return per_page * curpages, RowSource.PAGES
+        return RowSource.EMPTY
+    return RowSource.STATISTICS if reltuples >= 0 and relpages > 0 else RowSource.PAGES
 
 
 def _sample_stats(q: Query, oids: list[int]) -> dict[int, tuple[int, int, float]]:
@@ -528,7 +591,6 @@ def collect_facts(
 def _collect(
     q: Query, server: ServerFacts, tables: Iterable[QualifiedName], write_sample_s: float | None
 ) -> DatabaseFacts:
-    block = server.block_size
     search_path = tuple(str(r[0]) for r in q("SELECT unnest(current_schemas(false))", ()))
     wanted = list(dict.fromkeys(tables))
     found: dict[int, TableFacts] = {}
@@ -538,14 +600,15 @@ def _collect(
         if not rows:
             missing.append(name)
             continue
-        (oid, schema, relname, relkind, total, heap, idx, toast, curpages, reltuples, relpages, width,
+        (oid, schema, relname, relkind, total, heap, idx, toast, curpages, reltuples, relpages, estimate,
          analyzed, live, dead, mods) = rows[0]
         if int(oid) in found:
             continue
-        estimate, source = _row_estimate(int(curpages), float(reltuples), int(relpages), int(width), block)
+        source = _row_source(int(curpages), float(reltuples), int(relpages))
         indexes = tuple(
             IndexFacts(QualifiedName(str(r[1]), str(r[0])), int(r[2]), bool(r[3]), bool(r[4]),
-                       bool(r[5]), bool(r[6]), str(r[7]), tuple(str(x) for x in (r[8] or ())))
+                       bool(r[5]), bool(r[6]), str(r[7]), tuple(str(x) for x in (r[8] or ())),
+                       tuple(str(x) for x in (r[9] or ())))
             for r in q(_INDEXES_SQL, (oid,))
         )
         constraints = tuple(
@@ -557,12 +620,15 @@ def _collect(
             ColumnFacts(str(r[0]), str(r[1]), bool(r[2]),
                         None if r[3] is None else float(r[3]),
                         None if r[4] is None else int(r[4]),
-                        None if r[5] is None else float(r[5]))
+                        None if r[5] is None else float(r[5]),
+                        None if r[6] is None else str(r[6]),
+                        tuple((str(v), float(f)) for v, f in zip(r[7] or (), r[8] or (), strict=False)),
+                        None if r[9] is None else float(r[9]))
             for r in q(_COLUMNS_SQL, (oid,))
         )
         found[int(oid)] = TableFacts(
             QualifiedName(str(relname), str(schema)), str(relkind), int(total), int(heap), int(idx),
-            int(toast), int(curpages), float(reltuples), estimate, source, analyzed,
+            int(toast), int(curpages), float(reltuples), int(estimate), source, analyzed,
             None if live is None else int(live), None if dead is None else int(dead),
             None if mods is None else int(mods), indexes, constraints, columns,
         )

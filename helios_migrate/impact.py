@@ -25,12 +25,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import changes as c
-from .calibration import MODEL, ModelConstants, Throughput, default_throughput
+from .calibration import (
+    DEFAULT_SORT_ROW_S,
+    MODEL,
+    KeyKind,
+    ModelConstants,
+    Throughput,
+    default_throughput,
+)
 from .changes import Change, ConstraintKind, QualifiedName
-from .effects import Effect, RelationRole, WorkClass
-from .facts import DatabaseFacts, SessionFacts, TableFacts, format_bytes, format_seconds
+from .effects import Effect, RelationLock, RelationRole, WorkClass
+from .facts import DatabaseFacts, IndexFacts, SessionFacts, TableFacts, format_bytes, format_seconds
 from .knowledge import SchemaLookup, effect_of
-from .locks import LockMode
+from .locks import Blocked, LockMode, strongest_per_relation
 from .plan import Plan, Step, TransactionMode
 from .sqltext import index_element_name
 from .versions import PgVersion
@@ -92,8 +99,8 @@ class StepImpact:
     step: Step
     table: QualifiedName | None
     lock: LockMode | None
-    blocks: str
-    """What the step's strongest blocking lock makes wait: ``reads and writes``, ``writes``..."""
+    blocks: Blocked
+    """What the step's strongest blocking lock makes wait."""
     work: WorkClass
     rows: int | None = None
     bytes: int | None = None
@@ -260,8 +267,7 @@ def _estimate_step(
     lock = max((lk.mode for e in effects for lk in e.locks if lk.blocking), default=None)
     if lock is None:
         lock = max((lk.mode for e in effects for lk in e.locks), default=None)
-    blocking_modes = [lk.mode for e in effects for lk in e.locks if lk.blocking and lk.role is not RelationRole.TYPE]
-    blocks = max(blocking_modes).blocked_summary() if blocking_modes else "nothing an application does"
+    blocks = _blocked(effects)
     work = max((e.work for e in effects), key=lambda w: _WORK_ORDER[w], default=WorkClass.METADATA)
 
     total = _Work(rows=None, bytes=None, seconds=0.0)
@@ -297,23 +303,170 @@ def _estimate_step(
     )
 
 
+def _blocking_locks(effects: Sequence[Effect]) -> list[RelationLock]:
+    """Locks that make other sessions wait (not those on relations no one else can see yet, nor
+    on types)."""
+    return [lk for e in effects for lk in e.locks if lk.blocking and lk.role is not RelationRole.TYPE]
+
+
+def _blocked(effects: Sequence[Effect]) -> Blocked:
+    blocking = _blocking_locks(effects)
+    return max(lk.mode for lk in blocking).blocked if blocking else Blocked.NOTHING
+
+
 def _index_entry_bytes(width: float) -> float:
     # IndexTupleData (8) + key aligned to 8, plus the 4-byte line pointer; leaf pages 90% full.
     return (8 + math.ceil(max(width, 1) / 8) * 8 + 4) / 0.9
 
 
-def _key_width(table: TableFacts, columns: Sequence[str]) -> float:
-    width = 0.0
-    for col in columns or ("?",):
-        facts = table.column(col)
-        width += float(facts.avg_width) if facts and facts.avg_width else 8.0
-    return width
+def _column_width(table: TableFacts, name: str | None) -> float:
+    facts = table.column(name) if name else None
+    return float(facts.avg_width) if facts and facts.avg_width else 8.0
 
 
+PRESORTED_CORRELATION = 0.99
+"""A key column whose ``pg_stats.correlation`` exceeds this is sorted as already in order."""
 _COLLATED_TYPES = ("text", "character varying", "character", "varchar", "char", "citext")
-
-
 _TOASTABLE_TYPES = ("json", "jsonb", "text", "bytea", "xml", "character varying", "tsvector")
+_BYTEWISE = re.compile(r'COLLATE\s+"?(C|POSIX)"?(\s|\)|$)', re.IGNORECASE)
+_FIXED_CAST = re.compile(
+    r"::\s*(small|big)?int(eger)?[248]?\b|::\s*(numeric|date|timestamp|timestamptz|uuid|boolean|float[48]|"
+    r"double precision|real|oid)\b|\b(length|octet_length|char_length|extract|date_trunc|abs)\s*\(",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class _Key:
+    """One index key as the sort sees it."""
+
+    kind: KeyKind
+    width: float
+    presorted: bool = False
+    """The heap already holds the rows in this key's order (``pg_stats.correlation`` near 1):
+    the sort finds its input sorted in one pass."""
+
+
+def _key_of(table: TableFacts, key: str, bytewise: bool = False) -> _Key:
+    """The kind and width of an index key (a column name or an expression's text)."""
+    name = index_element_name(key) or key
+    col = table.column(name)
+    if col is not None:
+        collated = col.type.split("(")[0] in _COLLATED_TYPES
+        presorted = col.correlation is not None and col.correlation > PRESORTED_CORRELATION
+        if not collated:
+            return _Key(KeyKind.FIXED, _column_width(table, name), presorted)
+        text_kind = KeyKind.TEXT_BYTEWISE if bytewise or col.bytewise or _BYTEWISE.search(key) else KeyKind.TEXT
+        return _Key(text_kind, _column_width(table, name), presorted)
+    # An expression: a cast to (or a function returning) a fixed-width type sorts as fixed-width;
+    # otherwise as text of the widest collated column it uses.
+    if _FIXED_CAST.search(key):
+        return _Key(KeyKind.FIXED, 8.0)
+    used = [cf for cf in table.columns if re.search(rf"\b{re.escape(cf.name)}\b", key)]
+    texts = [cf for cf in used if cf.type.split("(")[0] in _COLLATED_TYPES]
+    if texts:
+        bytewise = bytewise or all(cf.bytewise for cf in texts) or bool(_BYTEWISE.search(key))
+        kind = KeyKind.TEXT_BYTEWISE if bytewise else KeyKind.TEXT
+        return _Key(kind, max(float(cf.avg_width or 8) for cf in texts))
+    return _Key(KeyKind.FIXED, 8.0)
+
+
+def _new_index_bytes(table: TableFacts, keys: Sequence[_Key], plain: Sequence[str | None], rows: float,
+                     unique: bool) -> int:
+    """The size of a new btree: one entry per row, except that a non-unique single-column index
+    stores each distinct value once followed by a 6-byte heap pointer per row (deduplication,
+    PostgreSQL 13+), when ``pg_stats.n_distinct`` says values repeat."""
+    width = sum(k.width for k in keys) or 8.0
+    entry = _index_entry_bytes(width)
+    if not unique and len(plain) == 1 and plain[0] is not None:
+        col = table.column(plain[0])
+        if col is not None and col.n_distinct is not None and col.n_distinct != 0:
+            distinct = col.n_distinct if col.n_distinct > 0 else -col.n_distinct * rows
+            if distinct < rows / 2:
+                return int(distinct * entry + rows * 6 / 0.9)
+    return int(rows * entry)
+
+
+def _index_build_s(table: TableFacts, keys: Sequence[_Key], rows: float, index_bytes: float,
+                   tp: Throughput, model: ModelConstants) -> float:
+    """Scan the heap, sort the keys (calibrated per key kind), form and write the index."""
+    if not keys:
+        keys = (_Key(KeyKind.FIXED, 8.0),)
+    first = keys[0]
+    sort = tp.sort_s(first.kind, rows, width=first.width) * (1 + model.extra_key_factor * (len(keys) - 1))
+    if first.presorted:
+        # PostgreSQL's quicksort checks for sorted input first: one comparison per row.
+        sort /= math.log2(max(rows, 2.0))
+    fixed_row = _fixed_sort_row_s(tp)
+    return (table.heap_bytes / (tp.scan_bps * model.index_scan_ratio) + sort
+            + rows * fixed_row * model.index_row_sorts + index_bytes / (tp.scan_bps * model.index_write_ratio))
+
+
+def _rebuild_s(table: TableFacts, index: IndexFacts, bytewise: bool, tp: Throughput,
+               model: ModelConstants) -> float:
+    """Rebuilding an existing index: a partial one sorts only its own entries, as many as its
+    size holds."""
+    keys = _existing_index_keys(table, index, bytewise)
+    rows: float = table.row_estimate
+    if " WHERE " in index.definition.upper():
+        width = sum(k.width for k in keys) or 8.0
+        rows = min(rows, index.size_bytes / _index_entry_bytes(width))
+    return _index_build_s(table, keys, rows, index.size_bytes, tp, model)
+
+
+def _fixed_sort_row_s(tp: Throughput) -> float:
+    """The calibrated cost of sorting one fixed-width key: the model's measure of CPU speed."""
+    return tp.sort_row_s.get(KeyKind.FIXED.value, DEFAULT_SORT_ROW_S[KeyKind.FIXED])
+
+
+def _existing_index_keys(table: TableFacts, index: IndexFacts, bytewise: bool) -> list[_Key]:
+    keys = [_key_of(table, col, bytewise) for col in index.columns]
+    if not keys:
+        # Expression keys only: read the expression from the definition.
+        inside = index.definition.partition("(")[2].rpartition(")")[0]
+        keys = [_key_of(table, inside, bytewise)] if inside else []
+    return keys
+
+
+_COMPARISON = re.compile(
+    r"""^\(*\s*"?(?P<col>[A-Za-z_][A-Za-z0-9_$ ]*?)"?\s*(?:
+        (?P<eq>=|<>|!=)\s*(?P<value>'(?:[^']|'')*'|-?[0-9.]+|true|false)(?:\s*::\s*[a-z ]+)?
+      | IS\s+(?P<not>NOT\s+)?NULL
+    )\s*\)*$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def predicate_selectivity(table: TableFacts, predicate: str | None) -> float | None:
+    """The share of rows a partial index's predicate keeps, from ``pg_stats`` (null fraction and
+    most common values), for ``col = const``, ``col <> const``, ``col IS [NOT] NULL`` and those
+    joined by AND; ``None`` when the form or the statistics are not known."""
+    if not predicate:
+        return 1.0
+    share = 1.0
+    for part in re.split(r"\s+AND\s+", predicate.strip(), flags=re.IGNORECASE):
+        m = _COMPARISON.match(part.strip())
+        if m is None:
+            return None
+        col = table.column(m.group("col"))
+        if col is None or col.null_frac is None:
+            return None
+        if m.group("eq") is None:
+            share *= (1.0 - col.null_frac) if m.group("not") else col.null_frac
+            continue
+        raw = m.group("value")
+        value = raw[1:-1].replace("''", "'") if raw.startswith("'") else raw
+        freq = next((f for v, f in col.most_common if v == value), None)
+        if freq is None:
+            if not col.most_common or col.n_distinct is None:
+                return None
+            # Not a common value: the rest of the rows spread over the other distinct values.
+            rest = max(1.0 - col.null_frac - sum(f for _, f in col.most_common), 0.0)
+            distinct = col.n_distinct if col.n_distinct > 0 else -col.n_distinct * max(table.row_estimate, 1)
+            others = max(distinct - len(col.most_common), 1.0)
+            freq = rest / others
+        share *= freq if m.group("eq") == "=" else max(1.0 - col.null_frac - freq, 0.0)
+    return share
 
 
 def _detoasted_bytes(ch: Change, table: TableFacts) -> int:
@@ -330,12 +483,21 @@ def _detoasted_bytes(ch: Change, table: TableFacts) -> int:
     return 0
 
 
-def _collated(table: TableFacts, columns: Sequence[str]) -> bool:
-    for col in columns:
-        facts = table.column(col)
-        if facts is not None and facts.type.split("(")[0] in _COLLATED_TYPES:
-            return True
-    return False
+def hot_update_share(table: TableFacts, column: str, block: int) -> float:
+    """The share of an UPDATE's rows that can be HOT (heap-only: no index entry written).  None
+    when an index reads the column; otherwise as many new row versions as the free space left on
+    each page holds (fillfactor and the rows' own widths), for the rows updated on that page."""
+    if column in table.indexed_columns():
+        return 0.0
+    stored = table.stored_row_bytes
+    if stored is None or table.pages <= 0 or table.row_estimate <= 0:
+        return 0.0
+    per_page = table.row_estimate / table.pages
+    free = block - 24 - per_page * (stored + 4)
+    if free <= 0:
+        return 0.0
+    fits = free // (stored + 8 + 4)
+    return min(1.0, fits / per_page)
 
 
 def _work_of(
@@ -366,7 +528,7 @@ def _work_of(
         what = str(name) if name is not None else "the table"
         return _Work(seconds=None, notes=[f"{what} not found in the database: size unknown"])
     rows, heap = table.row_estimate, table.heap_bytes
-    fixed = model.step_fixed_s
+    fixed = tp.statement_s + model.step_fixed_s
 
     if eff.work is WorkClass.SCAN:
         ref = next((lk.relation for lk in eff.locks if lk.role is RelationRole.REFERENCED_TABLE), None)
@@ -374,19 +536,27 @@ def _work_of(
             ref = next((k.references for k in table.constraints if k.name == ch.name), None)
         ref_table = facts.table(ref) if ref is not None else None
         if _is_fk(ch, table) and ref_table is not None:
+            # An anti-join: both heaps read, then a hash probe per referencing row.
             both = heap + ref_table.heap_bytes
-            return _Work(rows, both, fixed + both / (scan * model.fk_validate_ratio))
+            probes = (rows + ref_table.row_estimate) * _fixed_sort_row_s(tp) * model.fk_row_sorts
+            return _Work(rows, both, fixed + both / (scan * model.validate_ratio) + probes)
         return _Work(rows, heap, fixed + heap / (scan * model.validate_ratio))
 
     if eff.work is WorkClass.REWRITE:
         data = heap + table.toast_bytes
-        seconds = fixed + data / (scan * model.rewrite_ratio)
+        # VACUUM FULL and CLUSTER copy tuples as they are; ALTER TABLE deforms, evaluates and forms
+        # every row again.  Both re-insert every out-of-line value into a new TOAST table.
+        heap_ratio = model.copy_ratio if isinstance(ch, c.VacuumFull | c.Cluster) else model.rewrite_ratio
+        seconds = fixed + heap / (scan * heap_ratio) + table.toast_bytes / (scan * model.toast_copy_ratio)
         for index in table.indexes:
-            seconds += heap / (scan * model.index_scan_ratio) + index.size_bytes / (scan * model.index_sort_bps_ratio)
+            seconds += _rebuild_s(table, index, False, tp, model)
         written = data + table.index_bytes
         notes = []
         wal = 0 if _wal_minimal(facts) else written
         notes.append(f"rewrites {table.name}: needs {format_bytes(written)} of free disk until it commits")
+        if table.toast_bytes:
+            notes.append(f"copies {format_bytes(table.toast_bytes)} of out-of-line (TOAST) values into a new "
+                         f"TOAST table")
         return _Work(rows, data + table.index_bytes, seconds, written, wal, notes)
 
     if eff.work is WorkClass.INDEX_BUILD and eff.rebuilds_indexes_only and not isinstance(ch, c.Reindex):
@@ -395,42 +565,56 @@ def _work_of(
         found = [i for i in table.indexes if i.name.name in rebuilt]
         seconds = fixed
         size = 0
-        # Under "C"/"POSIX" text keys compare bytewise: no collation cost.
+        # Under "C"/"POSIX" text keys compare bytewise.
         bytewise = isinstance(ch, c.AlterColumnType) and (ch.collation or "").upper() in {"C", "POSIX"}
         for index in found:
-            cost = model.collated_sort_factor if _collated(table, index.columns) and not bytewise else 1.0
-            seconds += heap / (scan * model.index_scan_ratio) + index.size_bytes * cost / (
-                scan * model.index_sort_bps_ratio)
+            seconds += _rebuild_s(table, index, bytewise, tp, model)
             size += index.size_bytes
         names = ", ".join(str(i.name) for i in found) or "its indexes"
         return _Work(rows, heap + size, seconds, size, 0 if _wal_minimal(facts) else size,
                      [f"rebuilds {names} ({format_bytes(size)}) holding the lock; the table is kept"])
 
     if eff.work is WorkClass.INDEX_BUILD:
-        columns: Sequence[str] = ()
+        key_texts: Sequence[str] = ()
+        notes_pre: list[str] = []
         concurrent = False
-        existing: int | None = None
+        unique = False
+        existing: list[IndexFacts] | None = None
         if isinstance(ch, c.CreateIndex):
-            columns = tuple(index_element_name(x) or x for x in ch.columns)
+            key_texts = ch.columns
             concurrent = ch.concurrently
+            unique = ch.unique
         elif isinstance(ch, c.AddConstraint):
-            columns = ch.constraint.columns
+            key_texts = ch.constraint.columns
+            unique = True
         elif isinstance(ch, c.Reindex):
             concurrent = ch.concurrently
             if ch.target is c.ReindexTarget.INDEX:
-                existing = next((i.size_bytes for i in table.indexes if i.name.name == ch.name.name), None)
+                existing = [i for i in table.indexes if i.name.name == ch.name.name]
             else:
-                existing = table.index_bytes
-        index_bytes = existing if existing is not None else int(rows * _index_entry_bytes(_key_width(table, columns)))
-        sort_cost = model.collated_sort_factor if _collated(table, columns) else 1.0
-        seconds = heap / (scan * model.index_scan_ratio) + index_bytes * sort_cost / (scan * model.index_sort_bps_ratio)
+                existing = list(table.indexes)
+        if existing is not None:
+            index_bytes = sum(i.size_bytes for i in existing)
+            seconds = sum(_rebuild_s(table, i, False, tp, model) for i in existing)
+        else:
+            keys = [_key_of(table, k) for k in key_texts]
+            plain = [index_element_name(k) for k in key_texts]
+            where = ch.where if isinstance(ch, c.CreateIndex) else None
+            share = predicate_selectivity(table, where)
+            if where and share is None:
+                notes_pre.append("partial index: size and time assume every row qualifies (an upper bound)")
+            elif where and share is not None:
+                notes_pre.append(f"partial index: ~{share:.0%} of the rows qualify (pg_stats)")
+            indexed = rows * (1.0 if share is None else share)
+            index_bytes = _new_index_bytes(table, keys, plain, indexed, unique)
+            seconds = _index_build_s(table, keys, indexed, index_bytes, tp, model)
         detoasted = _detoasted_bytes(ch, table)
         if detoasted:
             # An expression key on a TOASTed column reads every out-of-line value to evaluate it.
             seconds += detoasted / (scan * model.detoast_ratio)
         if concurrent:
             seconds = seconds * model.concurrent_index_factor + model.concurrent_fixed_s
-        notes = []
+        notes = notes_pre
         extra = index_bytes
         mwm = facts.server.bytes_setting("maintenance_work_mem")
         if mwm is not None and index_bytes > mwm:
@@ -439,8 +623,6 @@ def _work_of(
                 f"sort exceeds maintenance_work_mem ({format_bytes(mwm)}): spills "
                 f"~{format_bytes(index_bytes)} to temporary files"
             )
-        if isinstance(ch, c.CreateIndex) and ch.where:
-            notes.append("partial index: size and time assume every row qualifies (an upper bound)")
         return _Work(rows, heap + index_bytes, fixed + seconds, extra,
                      0 if _wal_minimal(facts) and not concurrent else index_bytes, notes)
 
@@ -463,9 +645,19 @@ def _work_of(
             notes.append("data migration with a WHERE clause: rows assume the whole table (an upper bound)")
         per_row = table.tuple_bytes
         written = int(touched * per_row)
-        index_factor = 1.0 + model.update_index_factor * len(table.indexes)
-        seconds = fixed + written * index_factor / (scan * model.update_ratio) + pause
-        return _Work(touched, written, seconds, written, int(written * index_factor), notes)
+        # A non-HOT update adds an entry to every index; a HOT one (no indexed column changed and
+        # room on the page) to none.
+        updated = [backfill.column] if backfill is not None else list(getattr(ch, "columns", ()) or ())
+        hot = min((hot_update_share(table, col_name, facts.server.block_size) for col_name in updated), default=0.0)
+        if updated and hot > 0:
+            notes.append(f"~{hot:.0%} of the updates can be HOT (no index reads {', '.join(updated)}; "
+                         f"free space on the pages)")
+        fixed_row = _fixed_sort_row_s(tp)
+        index_entries = touched * (1.0 - hot) * len(table.indexes)
+        seconds = (fixed + written / (scan * model.update_ratio)
+                   + index_entries * fixed_row * model.index_insert_sorts + pause)
+        index_wal = int(index_entries * _index_entry_bytes(8.0))
+        return _Work(touched, written, seconds, written, written + index_wal, notes)
 
     return _Work(rows, heap, None, notes=["work of this statement is not modelled"])
 
@@ -518,9 +710,10 @@ def _risks(
 ) -> tuple[list[Reason], list[str]]:
     reasons: list[Reason] = []
     waits: list[str] = []
-    blocking = [lk for e in effects for lk in e.locks if lk.blocking and lk.role is not RelationRole.TYPE]
-    blocks_app = any(lk.mode.blocks_writes or lk.mode.blocks_reads for lk in blocking)
-    blocks_reads = any(lk.mode.blocks_reads for lk in blocking)
+    blocking = _blocking_locks(effects)
+    blocked = _blocked(effects)
+    blocks_app = blocked.blocks_application
+    blocks_reads = blocked is Blocked.READS_AND_WRITES
     timeout_ms = _lock_timeout_ms(step, facts)
     in_migration_txn = step.transaction is TransactionMode.MIGRATION
 
@@ -530,7 +723,7 @@ def _risks(
 
     # Lock held while the work runs.
     if duration is not None and blocks_app:
-        what = "reads and writes" if blocks_reads else "writes"
+        what = blocked.value
         held = duration.expected_s
         critical_s = 30.0 if blocks_reads else 60.0
         text = (
@@ -545,7 +738,7 @@ def _risks(
             reasons.append(Reason(RiskLevel.MEDIUM, text))
     elif duration is None and blocks_app and work is not WorkClass.METADATA:
         reasons.append(Reason(RiskLevel.MEDIUM,
-                              f"blocks {'reads and writes' if blocks_reads else 'writes'} for an unknown "
+                              f"blocks {blocked.value} for an unknown "
                               f"time: {work.value} of a table of unknown size"))
     elif duration is not None and duration.expected_s >= 3600:
         reasons.append(Reason(RiskLevel.MEDIUM,
@@ -559,7 +752,8 @@ def _risks(
 
     # Sessions holding conflicting locks on the tables involved.
     seen: set[tuple[int, str]] = set()
-    for lk in blocking or [lk for e in effects for lk in e.locks]:
+    requested = strongest_per_relation(blocking or [lk for e in effects for lk in e.locks])
+    for lk in requested.values():
         for holder, session in facts.holders_on(lk.relation):
             if not holder.granted or not lk.mode.conflicts_with(holder.mode):
                 continue
@@ -633,13 +827,6 @@ _SHORT_LOCK = {
     LockMode.ACCESS_EXCLUSIVE: "ACCESS EXCL",
 }
 
-_SHORT_BLOCKS = {
-    "reads and writes": "reads+writes",
-    "writes": "writes",
-    "other DDL and VACUUM only": "DDL only",
-    "nothing an application does": "-",
-}
-
 
 def _rows_text(s: StepImpact) -> str:
     return "-" if s.rows is None else _compact_int(s.rows)
@@ -686,7 +873,7 @@ def render_revision_header(impact: PlanImpact, *, prefix: str = "# ", width: int
             str(s.number),
             _truncate(s.description, width),
             _SHORT_LOCK[s.lock] if s.lock else "-",
-            _SHORT_BLOCKS.get(s.blocks, s.blocks),
+            s.blocks.short,
             s.work.value,
             _rows_text(s) if impact.live else "-",
             _size_text(s) if impact.live else "-",
@@ -724,7 +911,7 @@ def render_table(impact: PlanImpact, console: Any | None = None, *, vertical: bo
         table.add_column(col, overflow="fold")
     for s in impact.steps:
         table.add_row(
-            str(s.number), s.description, s.lock.sql_name if s.lock else "-", s.blocks, s.work.value,
+            str(s.number), s.description, s.lock.sql_name if s.lock else "-", s.blocks.value, s.work.value,
             _rows_text(s), _size_text(s), _time_text(s), _disk_text(s),
             Text(s.risk.value, style=colors[s.risk]),
         )
@@ -770,7 +957,7 @@ def _step_fields(s: StepImpact) -> list[tuple[str, str]]:
     """The table's columns for one step, as label / value pairs (the vertical layout)."""
     return [
         ("lock", s.lock.sql_name if s.lock else "-"),
-        ("blocks", s.blocks),
+        ("blocks", s.blocks.value),
         ("work", s.work.value),
         ("rows", _rows_text(s)),
         ("size", _size_text(s)),
@@ -803,7 +990,7 @@ def to_dict(impact: PlanImpact) -> dict[str, Any]:
                 "sql": list(s.step.sql),
                 "table": None if s.table is None else str(s.table),
                 "lock": None if s.lock is None else s.lock.sql_name,
-                "blocks": s.blocks,
+                "blocks": s.blocks.value,
                 "work": s.work.value,
                 "rows": s.rows,
                 "bytes": s.bytes,
@@ -834,7 +1021,7 @@ def to_markdown(impact: PlanImpact) -> str:
              "| ---: | --- | --- | --- | --- | ---: | ---: | --- | --- |"]
     for s in impact.steps:
         lines.append(
-            f"| {s.number} | {_md(s.description)} | {s.lock.sql_name if s.lock else '-'} | {s.blocks} | "
+            f"| {s.number} | {_md(s.description)} | {s.lock.sql_name if s.lock else '-'} | {s.blocks.value} | "
             f"{s.work.value} | {_rows_text(s)} | {_size_text(s)} | {_time_text(s)} | **{s.risk.value}** |"
         )
     details = [(s, r.level.value, r.text) for s in impact.steps for r in s.reasons]

@@ -25,7 +25,7 @@ from pglast.enums import ObjectType
 from . import changes as c
 from .changes import Change, ConstraintKind, QualifiedName
 from .effects import Certainty, Effect, RelationLock, RelationRole, TransactionUse, WorkClass
-from .locks import LockMode
+from .locks import LockMode, strongest_per_relation
 from .sql_parse import changes_from_sql
 from .typechange import CastLookup, classify
 from .versions import PgVersion
@@ -95,13 +95,7 @@ def effects_for_sql(sql: str, version: PgVersion, catalog: SchemaLookup | None =
 
 def combine(effects: Sequence[Effect]) -> list[RelationLock]:
     """The strongest lock per relation over several changes (one ALTER TABLE, one transaction)."""
-    strongest: dict[QualifiedName, RelationLock] = {}
-    for eff in effects:
-        for lock in eff.locks:
-            held = strongest.get(lock.relation)
-            if held is None or lock.mode > held.mode:
-                strongest[lock.relation] = lock
-    return list(strongest.values())
+    return list(strongest_per_relation(lock for eff in effects for lock in eff.locks).values())
 
 
 # --- helpers ----------------------------------------------------------------------------------

@@ -10,6 +10,35 @@ take ROW EXCLUSIVE), and other schema changes or maintenance (``VACUUM``, ``ANAL
 from __future__ import annotations
 
 import enum
+from collections.abc import Hashable, Iterable
+from typing import Protocol, TypeVar
+
+
+class Blocked(str, enum.Enum):
+    """What holding a lock makes an application wait for, from the most to the least disruptive."""
+
+    READS_AND_WRITES = "reads and writes"
+    WRITES = "writes"
+    DDL = "other DDL and VACUUM only"
+    NOTHING = "nothing an application does"
+
+    @property
+    def short(self) -> str:
+        """The compact form for narrow tables (a revision header)."""
+        return _SHORT_BLOCKED[self]
+
+    @property
+    def blocks_application(self) -> bool:
+        """Do reads or writes of the application wait?"""
+        return self in (Blocked.READS_AND_WRITES, Blocked.WRITES)
+
+
+_SHORT_BLOCKED = {
+    Blocked.READS_AND_WRITES: "reads+writes",
+    Blocked.WRITES: "writes",
+    Blocked.DDL: "DDL only",
+    Blocked.NOTHING: "-",
+}
 
 
 class LockMode(enum.IntEnum):
@@ -64,15 +93,44 @@ class LockMode(enum.IntEnum):
     def blocks_select_for_update(self) -> bool:
         return self.conflicts_with(LockMode.ROW_SHARE)
 
+    @property
+    def blocked(self) -> Blocked:
+        """What holding this lock makes wait (a value to branch on; ``.value`` is the phrase)."""
+        if self.blocks_reads:
+            return Blocked.READS_AND_WRITES
+        if self.blocks_writes:
+            return Blocked.WRITES
+        if self.blocks_ddl:
+            return Blocked.DDL
+        return Blocked.NOTHING
+
     def blocked_summary(self) -> str:
         """A short phrase for humans: ``"reads and writes"``, ``"writes"``, ``"other DDL only"``."""
-        if self.blocks_reads:
-            return "reads and writes"
-        if self.blocks_writes:
-            return "writes"
-        if self.blocks_ddl:
-            return "other DDL and VACUUM only"
-        return "nothing an application does"
+        return self.blocked.value
+
+
+class HeldLock(Protocol):
+    """Anything that names a relation and a lock mode on it (a predicted or an observed lock)."""
+
+    @property
+    def relation(self) -> Hashable: ...
+
+    @property
+    def mode(self) -> LockMode: ...
+
+
+L = TypeVar("L", bound=HeldLock)
+
+
+def strongest_per_relation(locks: Iterable[L]) -> dict[Hashable, L]:
+    """The strongest lock on each relation, in the order relations first appear (of equal modes,
+    the first is kept)."""
+    strongest: dict[Hashable, L] = {}
+    for lock in locks:
+        held = strongest.get(lock.relation)
+        if held is None or lock.mode > held.mode:
+            strongest[lock.relation] = lock
+    return strongest
 
 
 _M = LockMode

@@ -19,31 +19,17 @@ class TableSize:
     total_bytes: int
     """``pg_total_relation_size``: heap, TOAST and indexes (all partitions for a partitioned table)."""
     row_estimate: int
-    """Rows as the planner estimates them (see :data:`TABLE_SIZES_SQL`)."""
+    """Rows as the planner estimates them (see :func:`table_sizes_sql`)."""
 
 
-# Row estimates follow the planner (estimate_rel_size): the tuple density seen by the last
-# VACUUM/ANALYZE (reltuples / relpages) times the table's current number of pages.  A table never
-# vacuumed or analyzed (reltuples = -1 from PostgreSQL 14, or relpages = 0) gets a density from its
-# column widths: (block size - page header) / (tuple header + sum of attribute widths, 32 bytes
-# for variable-length types), as get_rel_data_width does.  Partitioned tables sum their leaves.
-TABLE_SIZES_SQL = """
-WITH leaf AS (
-    SELECT c.oid, c.reltuples::float8 AS reltuples, c.relpages::float8 AS relpages,
-           (pg_relation_size(c.oid) / current_setting('block_size')::int)::float8 AS curpages,
-           (SELECT 24 + coalesce(sum(CASE WHEN a.attlen > 0 THEN a.attlen ELSE 32 END), 0)
-              FROM pg_attribute a
-             WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)::float8 AS width
-      FROM pg_class c
-     WHERE c.relkind IN ('r', 'm')
-), est AS (
-    SELECT oid,
-           CASE
-             WHEN curpages = 0 THEN 0
-             WHEN reltuples >= 0 AND relpages > 0 THEN reltuples / relpages * curpages
-             ELSE floor((current_setting('block_size')::int - 24) / width) * curpages
-           END AS rows
-      FROM leaf
+def table_sizes_sql() -> str:
+    """Every table's total size and the planner's row estimate (the one formula,
+    :func:`helios_migrate.facts.row_estimate_sql`); partitioned tables sum their leaves."""
+    from ..facts import row_estimate_sql  # lazy: read with --database-url only
+
+    return f"""
+WITH est AS (
+    SELECT c.oid, {row_estimate_sql("c")} AS rows FROM pg_class c WHERE c.relkind IN ('r', 'm')
 )
 SELECT n.nspname, c.relname,
        CASE WHEN c.relkind = 'p'
@@ -91,7 +77,7 @@ def connect(database_url: str) -> Iterator[LiveFacts]:
                 cur.execute("SHOW server_version_num")
                 row = cur.fetchone()
                 version = PgVersion.parse(int(row[0]) if row else 0)
-                cur.execute(TABLE_SIZES_SQL)
+                cur.execute(table_sizes_sql())
                 tables = tuple(
                     TableSize(
                         QualifiedName(str(name), str(schema)),

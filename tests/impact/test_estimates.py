@@ -139,14 +139,14 @@ def test_offline_estimates_locks_only() -> None:
 
 
 HEADER = """\
-# Impact on PostgreSQL 16.4 (shop): risk CRITICAL, total 47 min-3.9 h
+# Impact on PostgreSQL 16.4 (shop): risk CRITICAL, total 39 min-3.2 h
 # #  step                                          lock            blocks        work         rows    size     time          risk
 # 1  add column flag                               ACCESS EXCL     reads+writes  metadata     -       -        2-12 ms       low
-# 2  index note                                    SHARE UPD EXCL  DDL only      index build  214.7M  28.0 GB  7-33 min      low
+# 2  index note                                    SHARE UPD EXCL  DDL only      index build  214.7M  28.0 GB  5-26 min      low
 # 3  set not null                                  ACCESS EXCL     reads+writes  scan         214.7M  20.0 GB  29 s-2 min    critical
-# 4  backfill note with a fairly long descriptio~  ROW EXCL        -             row writes   85.9M   8.0 GB   40 min-3.3 h  medium
+# 4  backfill note with a fairly long descriptio~  ROW EXCL        -             row writes   85.9M   8.0 GB   33 min-2.7 h  medium
 # 3: [critical] blocks reads and writes on public.orders for ~29 s-2 min (scan)
-# 4: [medium] runs ~40 min-3.3 h without blocking the application: plan a window for it
+# 4: [medium] runs ~33 min-2.7 h without blocking the application: plan a window for it
 # note: invalid index public.orders_old_idx on public.orders (left by a failed CREATE INDEX CONCURRENTLY?): it slows writes and is never used; drop it with DROP INDEX CONCURRENTLY public.orders_old_idx
 """
 
