@@ -50,6 +50,7 @@ class _Tracker:
 
     def __init__(self) -> None:
         self.files: set[str] = set()
+        self.trees: dict[str, ast.Module] = {}
         self.statement_calls: dict[str, set[tuple[int, int, int, int]]] = {}
         self.used: set[str] = set()
         """Dotted names of the placeholders consulted since :meth:`reset`."""
@@ -130,19 +131,30 @@ class MissingModules(importlib.abc.MetaPathFinder):
                 del sys.modules[name]
         self.created.clear()
         TRACKER.files.clear()
+        TRACKER.trees.clear()
         TRACKER.statement_calls.clear()
 
 
 def watch(path: str, tree: ast.Module | None) -> None:
-    """Let the revision at ``path`` receive placeholders; remember its statement-level calls."""
+    """Let the revision at ``path`` receive placeholders (its statement-level calls are found
+    when a placeholder is first called from it)."""
     TRACKER.files.add(path)
-    calls: set[tuple[int, int, int, int]] = set()
     if tree is not None:
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
-                call = node.value
-                calls.add((call.lineno, call.end_lineno or call.lineno, call.col_offset, call.end_col_offset or 0))
-    TRACKER.statement_calls[path] = calls
+        TRACKER.trees[path] = tree
+
+
+def _statement_calls(path: str) -> set[tuple[int, int, int, int]]:
+    calls = TRACKER.statement_calls.get(path)
+    if calls is None:
+        calls = set()
+        tree = TRACKER.trees.get(path)
+        if tree is not None:
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+                    call = node.value
+                    calls.add((call.lineno, call.end_lineno or call.lineno, call.col_offset, call.end_col_offset or 0))
+        TRACKER.statement_calls[path] = calls
+    return calls
 
 
 def _from_revision() -> bool:
@@ -158,7 +170,7 @@ def _revision_line() -> int:
 def _called_as_statement() -> bool:
     """Whether the call being made is a whole statement of a watched revision."""
     frame = sys._getframe(2)
-    calls = TRACKER.statement_calls.get(frame.f_code.co_filename)
+    calls = _statement_calls(frame.f_code.co_filename) if frame.f_code.co_filename in TRACKER.files else None
     if not calls:
         return False
     positions = getattr(frame.f_code, "co_positions", None)
