@@ -50,6 +50,7 @@ from alembic.util import CommandError
 from .sqltext import (
     base_type,
     dollar_quote,
+    duration_ms,
     quote_ident,
     quote_literal,
     quote_qualified,
@@ -747,20 +748,30 @@ def _backfill_online(
     session = {_BATCH_COMMIT: "off"}
     if lock_timeout is not None:
         session["lock_timeout"] = lock_timeout
-    if statement_timeout is not None:
+    cap_ms = _batch_cap_ms(config.backfill_target_ms, statement_timeout)
+    if cap_ms is not None:
+        session["statement_timeout"] = f"{cap_ms}ms"
+    elif statement_timeout is not None:
         session["statement_timeout"] = statement_timeout
     last: tuple[Any, ...] | None = None
-    results: list[tuple[Any, ...]] = []
+    results: list[tuple[Any, ...] | None] = []
+    cancelled = 0
 
     def run_batch(after: tuple[Any, ...] | None, limit: int | None) -> None:
         params = {f"a{i}": v for i, v in enumerate(after or ())}
-        if limit is None:
-            results.append((bind.execute(ranges.online_rest(after is not None), params).rowcount,))
-        else:
-            results.append(tuple(bind.execute(ranges.online_batch(after is not None, limit), params).one()))
+        try:
+            if limit is None:
+                results.append((bind.execute(ranges.online_rest(after is not None), params).rowcount,))
+            else:
+                results.append(tuple(bind.execute(ranges.online_batch(after is not None, limit), params).one()))
+        except sa.exc.DBAPIError as exc:
+            if cap_ms is None or _sqlstate(exc) != _QUERY_CANCELED:
+                raise
+            _rollback(op)
+            results.append(None)
 
     with stop_between_batches() as stop, _session_settings(op, session):
-        throttle = Throttle(config, functools.partial(_scalar, op), what, stop=stop)
+        throttle = Throttle(config, functools.partial(_scalar_without_timeout, op), what, stop=stop)
         try:
             limit: int | None = sizer.size
             while True:
@@ -769,6 +780,25 @@ def _backfill_online(
                 retrying(functools.partial(run_batch, last, limit))
                 took = time.monotonic() - began
                 row = results.pop()
+                if row is None:
+                    # Slower than the cap (a row the application holds, a burst of load): the
+                    # batch was cancelled, its row locks released and nothing of it kept; the
+                    # same range is tried again, smaller.
+                    cancelled += 1
+                    if cancelled > _MAX_CANCELLED_BATCHES:
+                        raise StepFailed(
+                            f"{what}: {cancelled} batches in a row ran past {cap_ms} ms and were "
+                            f"cancelled, down to {sizer.size} rows (the last key done: {last}); "
+                            "a long transaction may hold rows of the table (see pg_stat_activity) "
+                            "or the server is overloaded. The rows done are kept: run the upgrade "
+                            "again to resume, or raise backfill_target_ms."
+                        )
+                    log.info("helios: %s: a batch of %s rows ran past %d ms: cancelled (its row locks "
+                             "released), trying the range again smaller", what, limit or "the last", cap_ms)
+                    sizer.record(limit or sizer.size, took)
+                    limit = sizer.size
+                    continue
+                cancelled = 0
                 rows = int(row[0] or 0)
                 meter.batch(rows, took, limit or rows)
                 if limit is None:
@@ -800,6 +830,33 @@ def _backfill_online(
             tbl, col, remaining, pending,
         )
     _analyze_if_large(op, tbl, meter.done, estimate, config)
+
+
+_QUERY_CANCELED = "57014"
+_MAX_CANCELLED_BATCHES = 20
+
+
+def _batch_cap_ms(target_ms: int, statement_timeout: str | None) -> int | None:
+    """The longest a backfill batch may hold its row locks before it is cancelled and tried
+    again smaller: three times ``backfill_target_ms``, at least 50 ms (and never more than the
+    step's own ``statement_timeout``).  It bounds how long a writer can wait behind a batch, also
+    when the batch itself waits for a row an application transaction holds.  ``None`` for fixed
+    batches (``backfill_target_ms = 0``)."""
+    if target_ms <= 0:
+        return None
+    cap = max(50, 3 * int(target_ms))
+    step_ms = duration_ms(statement_timeout) if statement_timeout is not None else 0
+    return min(cap, step_ms) if step_ms > 0 else cap
+
+
+def _scalar_without_timeout(op: Any, sql: str) -> Any:
+    """``_scalar`` outside the backfill's per-batch ``statement_timeout`` (a throttle query)."""
+    bind = op.get_bind()
+    bind.exec_driver_sql("BEGIN; SET LOCAL statement_timeout = 0")
+    try:
+        return _scalar(op, sql)
+    finally:
+        _rollback(op)
 
 
 def _row_estimate(op: Any, tbl: str) -> int | None:

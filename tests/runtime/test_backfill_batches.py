@@ -200,3 +200,49 @@ def test_the_offline_loop_with_fixed_batches(op: Any, monkeypatch: pytest.Monkey
     sizes = [r[0] for r in _rows(url, "SELECT count(*) FROM t GROUP BY split_part(w, ':', 1) ORDER BY min(id), min(k)")]
     assert sum(sizes) == 2500
     assert sizes[:-1] == [300] * (len(sizes) - 1) and sizes[-1] <= 300
+
+
+def test_a_batch_waiting_behind_an_application_row_is_cancelled_instead_of_holding_writers(
+    op: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An application transaction holds row 3000. The batch that reaches it waits, holding the
+    rows it already updated: a writer of row 2999 would wait behind it up to lock_timeout (5 s
+    here). The batch is cancelled at 3 x backfill_target_ms instead, and tried again smaller;
+    after 20 cancellations in a row the step stops, resumable, saying why."""
+    import threading
+
+    _use(monkeypatch, dataclasses.replace(FAST, backfill_target_ms=20, backfill_min_batch=50))
+    url = _url(op)
+    _rows(url, "CREATE TABLE t (id bigint PRIMARY KEY, n int, w text); "
+               "INSERT INTO t (id) SELECT g FROM generate_series(1, 6000) g")
+    holder = psycopg.connect(url)
+    holder.execute("SELECT * FROM t WHERE id = 3000 FOR UPDATE")
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            runtime.backfill(op, "t", "w", "'x'", batch_size=2000, pause_ms=0, lock_timeout="5s")
+        except BaseException as exc:  # checked below
+            errors.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    waits: list[float] = []
+    try:
+        worker.start()
+        with psycopg.connect(url, autocommit=True) as writer:
+            while worker.is_alive() and len(waits) < 400:
+                began = time.monotonic()
+                writer.execute("UPDATE t SET n = 1 WHERE id = 2999")
+                waits.append(time.monotonic() - began)
+                time.sleep(0.005)
+        worker.join(30)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert not worker.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], runtime.StepFailed), errors
+    assert "cancelled" in str(errors[0]) and "run the upgrade again to resume" in str(errors[0])
+    assert max(waits) < 1.0, f"a writer waited {max(waits):.2f}s behind a batch"
+    assert _rows(url, "SELECT count(w) FROM t")[0][0] >= 2900, "the batches before row 3000 are kept"
+    runtime.backfill(op, "t", "w", "'x'", batch_size=2000, pause_ms=0)
+    assert _rows(url, "SELECT count(*) FROM t WHERE w IS NULL")[0][0] == 0
