@@ -67,7 +67,7 @@ SELECT i.indrelid, ic.relname, i.indisunique, i.indisprimary, i.indisvalid, am.a
                FROM generate_series(1, i.indnatts) k ORDER BY k),
        ARRAY(SELECT i.indkey[k - 1] <> 0 FROM generate_series(1, i.indnatts) k ORDER BY k),
        i.indnkeyatts, i.indclass::oid[]::bigint[], con.conname, pg_get_indexdef(i.indexrelid),
-       pg_relation_size(i.indexrelid), st.idx_scan
+       pg_relation_size(i.indexrelid), st.idx_scan, i.indexrelid
   FROM pg_index i
   JOIN pg_class ic ON ic.oid = i.indexrelid
   LEFT JOIN pg_stat_user_indexes st ON st.indexrelid = i.indexrelid
@@ -109,6 +109,67 @@ SELECT coalesce(d.stats_reset, pg_postmaster_start_time()), now(),
   FROM pg_stat_database d WHERE d.datname = current_database()
 """
 
+_BLOAT_TABLES = """
+WITH widths AS (
+  SELECT c.oid, count(*) AS ncols, count(st.attname) AS nstats,
+         sum((1 - coalesce(st.null_frac, 0)) * coalesce(st.avg_width, 0)) AS data_width,
+         bool_or(coalesce(st.null_frac, 0) > 0) AS has_nulls
+    FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+    LEFT JOIN pg_stats st ON st.schemaname = n.nspname AND st.tablename = c.relname
+                         AND st.attname = a.attname AND NOT st.inherited
+   WHERE c.oid = ANY(%(oids)s) AND c.relkind = 'r'
+   GROUP BY c.oid
+), shape AS (
+  SELECT c.oid, c.relpages, c.reltuples, w.ncols, w.nstats,
+         current_setting('block_size')::int AS bs,
+         coalesce((SELECT substring(o FROM 'fillfactor=([0-9]+)')::int FROM unnest(c.reloptions) o
+                    WHERE o LIKE 'fillfactor=%%'), 100) AS fillfactor,
+         -- heap tuple: 23-byte header + null bitmap, aligned to 8, then the data aligned to 8,
+         -- and a 4-byte line pointer
+         ceil((23 + CASE WHEN w.has_nulls THEN ceil(w.ncols / 8.0) ELSE 0 END) / 8.0) * 8
+           + ceil(w.data_width / 8.0) * 8 + 4 AS tuple_bytes
+    FROM pg_class c JOIN widths w ON w.oid = c.oid
+)
+SELECT oid, relpages::bigint * bs,
+       CASE WHEN nstats = ncols AND reltuples > 0 THEN
+         greatest(0, relpages - ceil(reltuples / greatest(1, floor((bs - 24) * fillfactor / 100.0 / tuple_bytes))))::bigint * bs
+       END
+  FROM shape
+"""
+
+# B-tree indexes on plain columns: an 8-byte index tuple header plus the key and INCLUDE columns'
+# average widths aligned to 8, a 4-byte line pointer; pages less the header and the B-tree
+# special space, filled to the leaf fillfactor (90 by default); plus the metapage.
+_BLOAT_INDEXES = """
+WITH keys AS (
+  SELECT i.indexrelid, i.indrelid, bool_and(k.attnum <> 0) AS plain, count(st.attname) AS nstats,
+         count(*) AS nkeys, sum(coalesce(st.avg_width, 0)) AS width
+    FROM pg_index i
+    CROSS JOIN LATERAL unnest(i.indkey::int2[]) AS k(attnum)
+    JOIN pg_class t ON t.oid = i.indrelid
+    JOIN pg_namespace n ON n.oid = t.relnamespace
+    LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+    LEFT JOIN pg_stats st ON st.schemaname = n.nspname AND st.tablename = t.relname
+                         AND st.attname = a.attname AND NOT st.inherited
+   WHERE i.indrelid = ANY(%(oids)s)
+   GROUP BY i.indexrelid, i.indrelid
+)
+SELECT ic.oid,
+       CASE WHEN k.plain AND k.nstats = k.nkeys AND ic.reltuples > 0 THEN
+         greatest(0, ic.relpages - 1 - ceil(ic.reltuples / greatest(1, floor(
+           (current_setting('block_size')::int - 24 - 16)
+           * coalesce((SELECT substring(o FROM 'fillfactor=([0-9]+)')::int FROM unnest(ic.reloptions) o
+                        WHERE o LIKE 'fillfactor=%%'), 90) / 100.0
+           / (8 + ceil(k.width / 8.0) * 8 + 4)))))::bigint * current_setting('block_size')::int
+       END
+  FROM keys k
+  JOIN pg_class ic ON ic.oid = k.indexrelid
+  JOIN pg_am am ON am.oid = ic.relam AND am.amname = 'btree'
+ WHERE ic.relkind = 'i'
+"""
+
 _ON_DELETE = {"a": None, "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
 _IDENTITY = {"a": IdentityKind.ALWAYS, "d": IdentityKind.BY_DEFAULT}
 
@@ -143,6 +204,8 @@ def read_schema(conn: psycopg.Connection[Any], *, label: str = "") -> Schema:
     with conn.cursor() as cur:
         tables = cur.execute(_TABLES).fetchall()
         oids = [row[0] for row in tables]
+        table_bloat = {oid: (size, bloat) for oid, size, bloat in cur.execute(_BLOAT_TABLES, {"oids": oids})}
+        index_bloat = dict(cur.execute(_BLOAT_INDEXES, {"oids": oids}).fetchall())
         columns: dict[int, list[Column]] = {}
         for relid, name, type_, notnull, default, identity, null_frac in cur.execute(_COLUMNS, {"oids": oids}):
             columns.setdefault(relid, []).append(
@@ -164,7 +227,7 @@ def read_schema(conn: psycopg.Connection[Any], *, label: str = "") -> Schema:
                 )
         indexes: dict[int, list[Index]] = {}
         for (relid, name, unique, primary, valid, method, predicate, elements, plain, nkey, opclasses,
-             constraint, definition, size, scans) in cur.execute(_INDEXES, {"oids": oids}):
+             constraint, definition, size, scans, index_oid) in cur.execute(_INDEXES, {"oids": oids}):
             key_elements = tuple(e if p else _expr(e) for e, p in zip(elements[:nkey], plain, strict=False))
             indexes.setdefault(relid, []).append(
                 Index(
@@ -173,6 +236,7 @@ def read_schema(conn: psycopg.Connection[Any], *, label: str = "") -> Schema:
                     valid=valid, constraint=constraint, definition=definition, size_bytes=size,
                     operator_classes=tuple(int(o) for o in opclasses[:nkey]),
                     scans=None if scans is None else int(scans),
+                    bloat_bytes=index_bloat.get(index_oid),
                 )
             )
         partitions: dict[int, list[QualifiedName]] = {}
@@ -202,6 +266,8 @@ def read_schema(conn: psycopg.Connection[Any], *, label: str = "") -> Schema:
                 partitions=tuple(partitions.get(oid, ())),
                 row_estimate=reltuples if reltuples is not None and reltuples >= 0 else None,
                 inserts=inserts,
+                size_bytes=table_bloat.get(oid, (None, None))[0],
+                bloat_bytes=table_bloat.get(oid, (None, None))[1],
             )
             for oid, schema, relname, partitioned, reltuples, inserts in tables
         ),

@@ -95,6 +95,8 @@ class Index:
     """The operator class of each key element (live only; empty when unknown)."""
     scans: int | None = None
     """Index scans since ``Schema.stats_since`` (``pg_stat_user_indexes.idx_scan``; live only)."""
+    bloat_bytes: int | None = None
+    """Estimated space beyond what its entries need (live, B-tree on columns only; ``None`` unknown)."""
 
     def leads_with(self, columns: Sequence[str]) -> bool:
         """Do the first ``len(columns)`` elements hold exactly ``columns`` (in any order)?
@@ -132,6 +134,10 @@ class Table:
     """The planner's estimate (``pg_class.reltuples``; live only, ``None`` when never analysed)."""
     inserts: int | None = None
     """Rows inserted since ``Schema.stats_since`` (``pg_stat_user_tables.n_tup_ins``)."""
+    size_bytes: int | None = None
+    """The heap's size (``relpages`` as of the last VACUUM or ANALYZE; live only)."""
+    bloat_bytes: int | None = None
+    """Estimated heap space beyond what its rows need (live, analysed tables; ``None`` unknown)."""
 
     def column(self, name: str) -> Column | None:
         return next((col for col in self.columns if col.name == name), None)

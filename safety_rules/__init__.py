@@ -31,6 +31,7 @@ from . import (
     alter_table_set_rewrites,
     attach_partition_without_check,
     backfill_in_ddl_transaction,
+    bloat,
     change_column_type_rebuilds_indexes,
     change_column_type_rewrite,
     concurrent_index_not_rerunnable,
@@ -159,6 +160,7 @@ RULE_MODULES: tuple[ModuleType, ...] = (
     nullable_never_null,
     money_as_float,
     foreign_key_on_delete_undecided,
+    bloat,
     # 9xx tool problems
     syntax_error,
     unused_suppression,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..changes import CreateIndex, DropIndex, SetNotNull
+from ..changes import CreateIndex, DropIndex, Reindex, SetNotNull
 from ..config import ReviewIgnore
 from ..sqltext import index_element_name, quote_ident
 from .engine import ReviewFinding
@@ -127,6 +127,13 @@ def alembic_operations(rf: ReviewFinding) -> list[Any]:
                 change.on.name, change.column, schema=change.on.schema, modify_nullable=False,
                 existing_nullable=True,
             ))
+        elif isinstance(change, Reindex):
+            # The plan of a REINDEX has no inverse, so a revision's downgrade would refuse to run
+            # (as for a step that loses data) although there is nothing to undo.
+            raise RevisionError(
+                "REINDEX is not written into a revision (its downgrade would refuse to run, though there "
+                "is nothing to undo): run the statement the finding prints, outside a transaction"
+            )
         else:
             raise RevisionError(f"{change.kind.replace('_', ' ')} is not written by --write-revision")
     return out
@@ -155,7 +162,8 @@ def write_revision(
         operations += ops_
         written.append(rf)
     if not operations:
-        raise RevisionError("no chosen finding has a fix a revision can hold: nothing written")
+        reasons = "".join(f"\n  {rf.finding.location.path} {rf.finding.code}: {why}" for rf, why in skipped)
+        raise RevisionError(f"no chosen finding has a fix a revision can hold: nothing written{reasons}")
     cfg = Config(str(alembic_ini))
     try:
         script = ScriptDirectory.from_config(cfg)

@@ -147,3 +147,22 @@ def test_write_revision_sets_not_null_lock_safe(tmp_path: Path, fresh_db: str, p
             "SELECT count(*) FROM pg_constraint WHERE conrelid = 'items'::regclass AND contype IN ('c', 'n') "
             "AND conname LIKE '%note%'"
         ).fetchone() == (0,)
+
+
+
+def test_a_reindex_fix_is_not_written(project: Project) -> None:
+    """A bloated index's fix (REINDEX INDEX CONCURRENTLY) stays a printed statement: its plan has no
+    inverse, so the revision's downgrade would refuse to run although there is nothing to undo."""
+    from helios_migrate.changes import QualifiedName, Reindex, ReindexTarget
+    from helios_migrate.findings import Finding, Location, Severity
+    from helios_migrate.review.engine import ReviewFinding
+    from helios_migrate.review.revision import RevisionError, write_revision
+
+    items = QualifiedName("items", "public")
+    rf = ReviewFinding(
+        Finding("HM612", "bloat", Severity.INFO, "bloated", Location("public.items.status")), items, "status",
+        changes=(Reindex(ReindexTarget.INDEX, QualifiedName("items_status_idx", "public"), concurrently=True),),
+    )
+    with pytest.raises(RevisionError, match="nothing written"):
+        write_revision([rf], database_url=project.url, alembic_ini=project.root / "alembic.ini", message="x")
+    assert [p.name for p in project.revision_files()] == ["base0001_base.py"]
