@@ -107,6 +107,9 @@ class SourceStatement:
     index_tables: tuple[tuple[str, str], ...] = ()
     """``(index, table)`` for a ``DROP INDEX`` whose table the SQL does not name but the source
     did (Alembic's ``drop_index(table_name=...)``)."""
+    created_tables: tuple[str, ...] = ()
+    """Tables created here by code whose SQL is not shown (an application's ``create_table``
+    helper that could not be rendered): later statements treat them as new."""
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,7 @@ class _Walker:
         self.in_block = self.inputs.in_transaction
         self.number = 1
         for src in self.inputs.statements:
+            self.created += [QualifiedName.parse(t) for t in src.created_tables]
             for parsed, location in self._parse(src):
                 self._statement(parsed, location, src)
 

@@ -35,7 +35,7 @@ import importlib.machinery
 import itertools
 import sys
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 _IMPORT_MACHINERY = ("<frozen importlib", f"importlib{__import__('os').sep}__init__.py")
@@ -57,6 +57,8 @@ class _Tracker:
         self.truth = False
         """What a placeholder answers when the revision tests its truth."""
         self.truth_tests: list[str] = []
+        self.created_table: Callable[[str, int], None] | None = None
+        """Told of ``create_table("name", ...)`` called as a statement from a missing module."""
         self.unchecked: list[tuple[str, int]] = []
         """What the revision ran from a missing module that could not be checked: ``("x.helper()",
         line)`` for a call made as a statement, ``("loop over x.rows", line)`` for a loop."""
@@ -227,7 +229,14 @@ def placeholder_class() -> type:
             if _called_as_statement():
                 # What the helper runs cannot be known offline: noted, and the rest rendered.
                 TRACKER.used.add(self._helios_name)
-                TRACKER.unchecked.append((f"{self._helios_name}()", _revision_line()))
+                line = _revision_line()
+                TRACKER.unchecked.append((f"{self._helios_name}()", line))
+                if (
+                    self._helios_name.rpartition(".")[2] == "create_table" and args
+                    and isinstance(args[0], str) and TRACKER.created_table is not None
+                ):
+                    # Shaped like op.create_table(name, ...): the table it names is new here.
+                    TRACKER.created_table(args[0], line)
                 return None
             return self._child(self._helios_name)
 

@@ -63,6 +63,9 @@ class EmittedStatement:
     index_tables: tuple[tuple[str, str], ...] = ()
     """``(index, table)`` the revision named for a dropped index (``drop_index(table_name=...)``):
     the offline ``DROP INDEX`` does not say which table it locks."""
+    created_tables: tuple[str, ...] = ()
+    """With no SQL: a table an application's ``create_table(name, ...)`` helper (not installed,
+    not rendered) creates at this point; later statements treat it as new."""
 
 
 @dataclass(frozen=True)
@@ -243,6 +246,8 @@ class RevisionRenderer:
         self._stack.callback(ops._remove_proxy)
         self._install_unknown_operations()
         self._install_inspection()
+        PLACEHOLDERS.created_table = self._created_by_helper
+        self._stack.callback(setattr, PLACEHOLDERS, "created_table", None)
         self._missing.install()
         self._stack.callback(self._missing.remove)
         return self
@@ -254,6 +259,9 @@ class RevisionRenderer:
             )
 
         return get_bind
+
+    def _created_by_helper(self, table: str, line: int) -> None:
+        self._capture.out.append(EmittedStatement("", line, created_tables=(table,)))
 
     def _read_as_empty(self, what: str) -> None:
         """A revision read rows offline: it got none; what followed from them is not checked."""

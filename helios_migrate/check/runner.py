@@ -396,6 +396,7 @@ def _statements_of(
             rev.revision,
             s.column_types,
             s.index_tables,
+            s.created_tables,
         )
         for s in emitted
     ]
@@ -491,5 +492,5 @@ def _sql_statement_count(sql: str) -> int:
 
 
 def count_statements(statements: Sequence[Any]) -> int:
-    return sum(1 for s in statements if s.sql.strip() not in _MARKERS)
+    return sum(1 for s in statements if s.sql.strip() and s.sql.strip() not in _MARKERS)
 

@@ -240,3 +240,21 @@ if len(legacy_rows) == 0:
     assert "rows of op.get_bind().execute(...) (read as none)" in hm904.message
     assert "length of myapp.data.legacy_rows (assumed 0)" in hm904.message
     assert line_of(source, '"ix_orders_state"') in [f.location.line for f in findings if f.code == "HM101"]
+
+
+def test_a_table_made_by_an_application_create_table_helper_counts_as_new(tmp_path: Path) -> None:
+    findings, source = _check(
+        tmp_path,
+        """\
+op.execute("SET lock_timeout = '2s'")
+create_table("tab_state", sa.Column("id", sa.Integer(), primary_key=True))
+op.create_index("ix_tab_state_id", "tab_state", ["id"], unique=True)
+op.create_index("ix_orders_a", "orders", ["a"])
+""",
+        header="from myapp.migration_utils import create_table\n",
+    )
+    hm101 = [f.location.line for f in findings if f.code == "HM101"]
+    assert hm101 == [line_of(source, "ix_orders_a")]
+    (hm904,) = [f for f in findings if f.code == "HM904"]
+    assert "myapp.migration_utils.create_table()" in hm904.message
+    assert "HM901" not in {f.code for f in findings}
