@@ -7,6 +7,15 @@ database connection (``op.get_bind()``), or it raised.  The revision's ``op.*`` 
 passed to ``op.execute`` are then read from its source and checked as well as they can be; the
 finding names the reason and the lines that could not be read.
 
+Before giving up, ``check`` renders what it can without the application or a database: a module
+that is not installed gets inert placeholders; ``sa.inspect(op.get_bind())`` (``has_table``,
+``get_columns``, ``get_indexes``, reflection) is answered from the schema the earlier revisions
+built; rows read through ``op.get_bind()`` are none (a result's ``rowcount`` is 0); an
+application's helper called as a statement does nothing, and a loop over the application's data
+runs zero times.  Such a revision is rendered and checked, and this finding lists, with their
+lines, what ran that could not be checked: the helpers, the loops, the rows read, and the
+operations of Alembic plugins that are not installed.
+
 This is a tool finding: it is reported by ``helios-migrate check`` for revisions, never for SQL.
 
 ## Why is this bad?
