@@ -38,10 +38,11 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
@@ -394,6 +395,7 @@ def run_in_own_transaction(
             return
 
         held: list[float] = []
+        step_began = time.monotonic()
 
         def body() -> None:
             _guard(op, statements, what)
@@ -405,6 +407,7 @@ def run_in_own_transaction(
             _retrying(op, what, attempts, backoff, max_backoff, body)
             if held:
                 log.info("helios: %s: done, its transaction (and its locks) held %.0f ms", what, held[-1] * 1000)
+            _record_step(op, what, step_began, held[-1] if held else None)
         except sa.exc.DBAPIError as exc:
             if undo_on_failure and _is_data_problem(exc):
                 _undo_and_raise(op, what, exc, undo_on_failure, undo_description or "; ".join(undo_on_failure))
@@ -461,7 +464,9 @@ def run_autocommit(
             _guard(op, statements, what)
             _outside_transaction(op, statements, lock_timeout)
 
+        step_began = time.monotonic()
         _retrying(op, what, attempts, backoff, max_backoff, body)
+        _record_step(op, what, step_began)
 
 
 def _invalid_index_sql(name: str) -> str:
@@ -505,7 +510,8 @@ def create_index_concurrently(
             if _scalar(op, _invalid_index_sql(name)):
                 log.warning("helios: dropping INVALID index %s left by an earlier attempt", name)
                 _exec(op, drop)
-            _outside_transaction(op, [sql], lock_timeout)
+            with _IndexProgress(op, name):
+                _outside_transaction(op, [sql], lock_timeout)
 
         # A build the data fails (duplicates for a UNIQUE index) leaves an INVALID index that
         # still checks every new row: it is dropped again before the error is raised.
@@ -513,7 +519,9 @@ def create_index_concurrently(
             op, f"building index {name}", [drop],
             f"dropped the INVALID index {name} the failed build left (it would still check new rows)",
         ):
+            step_began = time.monotonic()
             _retrying(op, f"create index {name}", attempts, backoff, max_backoff, body)
+            _record_step(op, f"create index {name} concurrently", step_began)
 
 
 @_takes_policy
@@ -739,6 +747,7 @@ def _backfill_online(
     with a progress line; ANALYZE afterwards when enough changed."""
     config = settings()
     bind = op.get_bind()
+    step_began = time.monotonic()
     tbl, col, pending = ranges.table, ranges.column, ranges.pending
     what = f"backfill {tbl}.{col}"
     estimate = _row_estimate(op, tbl)
@@ -830,6 +839,7 @@ def _backfill_online(
             tbl, col, remaining, pending,
         )
     _analyze_if_large(op, tbl, meter.done, estimate, config)
+    _record_step(op, what, step_began, meter.longest, meter.done)
 
 
 _QUERY_CANCELED = "57014"
@@ -878,6 +888,73 @@ def _analyze_if_large(op: Any, tbl: str, changed: int, estimate: int | None, con
     )
 
 
+PROGRESS_EVERY_S = 5.0
+"""How often a progress line (backfill, index build) is logged when stderr is not a terminal."""
+
+
+class _IndexProgress:
+    """While ``CREATE INDEX CONCURRENTLY`` runs on the migration's connection, a second connection
+    reads ``pg_stat_progress_create_index`` for that backend: the phase, blocks or tuples done of
+    the total, and the time so far -- a live line on a terminal, a log line every
+    :data:`PROGRESS_EVERY_S` otherwise.  Progress is only shown: when it cannot be read (no
+    second connection, no privilege) the build goes on without it."""
+
+    def __init__(self, op: Any, name: str) -> None:
+        self.name = name
+        self.engine = op.get_bind().engine
+        self.pid = int(_scalar(op, "SELECT pg_backend_pid()"))
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name=f"helios index {name}", daemon=True)
+        self.live = sys.stderr.isatty()
+        self.started = time.monotonic()
+        self.shown = False
+
+    def __enter__(self) -> _IndexProgress:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        if self.live and self.shown:
+            sys.stderr.write("\n")
+
+    def line(self, row: Sequence[Any]) -> str:
+        phase, blocks_done, blocks_total, tuples_done, tuples_total = row
+        if blocks_total:
+            done = f"{100 * blocks_done / blocks_total:.0f}% ({blocks_done:,} of {blocks_total:,} blocks)"
+        elif tuples_total:
+            done = f"{100 * tuples_done / tuples_total:.0f}% ({tuples_done:,} of {tuples_total:,} tuples)"
+        else:
+            done = "-"
+        return f"helios: index {self.name}: {phase}, {done}, {time.monotonic() - self.started:.0f}s"
+
+    def _watch(self) -> None:
+        sql = sa.text(
+            "SELECT phase, blocks_done, blocks_total, tuples_done, tuples_total "
+            "FROM pg_stat_progress_create_index WHERE pid = :pid"
+        )
+        logged = time.monotonic()
+        if isinstance(self.engine.pool, (sa.pool.StaticPool, sa.pool.SingletonThreadPool)):
+            return  # a second "connection" would be the migration's own
+        try:
+            with self.engine.connect() as conn:
+                while not self.stop.wait(0.5 if self.live else min(1.0, PROGRESS_EVERY_S)):
+                    row = conn.execute(sql, {"pid": self.pid}).first()
+                    conn.rollback()
+                    if row is None:
+                        continue
+                    if self.live:
+                        sys.stderr.write("\r" + self.line(row)[:150].ljust(150))
+                        sys.stderr.flush()
+                        self.shown = True
+                    elif time.monotonic() - logged >= PROGRESS_EVERY_S:
+                        logged = time.monotonic()
+                        log.info("%s", self.line(row))
+        except Exception as exc:  # progress is a courtesy: the build goes on without it
+            log.debug("helios: index %s: no progress (%s)", self.name, exc)
+
+
 class _Progress:
     """Rows done, rows/s, the batch size now and an ETA: a live line on a terminal, a log line
     every few seconds otherwise."""
@@ -912,7 +989,7 @@ class _Progress:
         if self.live:
             sys.stderr.write("\r" + self.line(size)[:150].ljust(150))
             sys.stderr.flush()
-        elif time.monotonic() - self.logged >= 5:
+        elif time.monotonic() - self.logged >= PROGRESS_EVERY_S:
             self.logged = time.monotonic()
             log.info("%s", self.line(size))
 
@@ -987,6 +1064,68 @@ def _offline_backfill_loop(
         "  END LOOP;\nEND\n"
     )
     return f"DO {dollar_quote(body)}"
+
+
+# --- the summary of a revision ----------------------------------------------------------------
+
+
+@dataclass
+class _StepRecord:
+    what: str
+    seconds: float
+    held_s: float | None = None
+    """How long the step's locks (or, for a backfill, the longest batch's row locks) were held."""
+    rows: int = 0
+
+
+@dataclass
+class _RevisionSummary:
+    steps: list[_StepRecord] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+
+def _record_step(op: Any, what: str, began: float, held_s: float | None = None, rows: int = 0) -> None:
+    """Note a finished step for the summary logged when its revision is applied.  Alembic calls
+    ``on_version_apply`` callbacks after each revision; the first step of a run adds ours."""
+    context = op.get_context()
+    summary = getattr(context, "_helios_summary", None)
+    if summary is None:
+        summary = _RevisionSummary(started=began)
+        context._helios_summary = summary
+        callbacks = tuple(getattr(context, "on_version_apply_callbacks", ()) or ())
+        if _log_revision_summary not in callbacks:
+            context.on_version_apply_callbacks = (*callbacks, _log_revision_summary)
+    summary.steps.append(_StepRecord(_short(what), time.monotonic() - began, held_s, rows))
+
+
+def _short(text: str, width: int = 60) -> str:
+    one = " ".join(text.split())
+    return one if len(one) <= width else one[: width - 1] + "…"
+
+
+def _log_revision_summary(*, ctx: Any, step: Any, **_: Any) -> None:
+    """After a revision: each step of it, its time and the longest lock it held; then totals."""
+    summary = getattr(ctx, "_helios_summary", None)
+    ctx._helios_summary = None
+    if summary is None or not summary.steps:
+        return
+    revision = ", ".join(getattr(step, "destination_revision_ids", ()) or ()) or "base"
+    direction = "upgrade" if getattr(step, "is_upgrade", True) else "downgrade"
+    lines = [
+        f"  {s.seconds:8.2f}s  {'-' if s.held_s is None else f'{s.held_s * 1000:.0f} ms':>9}  "
+        f"{s.what}{f' ({s.rows:,} rows)' if s.rows else ''}"
+        for s in summary.steps
+    ]
+    held = [s for s in summary.steps if s.held_s is not None]
+    longest = max(held, key=lambda s: s.held_s or 0.0) if held else None
+    log.info(
+        "helios: %s to %s: %d steps in %.1fs, %s rows changed by backfills; the longest lock held: "
+        "%s\n      time  lock held  step\n%s",
+        direction, revision, len(summary.steps), time.monotonic() - summary.started,
+        f"{sum(s.rows for s in summary.steps):,}",
+        f"{(longest.held_s or 0) * 1000:.0f} ms ({longest.what})" if longest else "none",
+        "\n".join(lines),
+    )
 
 
 def check_convertible(
