@@ -131,6 +131,10 @@ class IndexFacts:
     referenced: tuple[str, ...] = ()
     """Every column the index reads: keys, INCLUDE columns, and those its expressions or
     predicate use (an UPDATE that changes one of them cannot be HOT)."""
+    keys: tuple[str, ...] = ()
+    """Each key as ``pg_get_indexdef(index, n)`` prints it: a column name or an expression."""
+    predicate: str | None = None
+    """The WHERE clause of a partial index."""
 
 
 @dataclass(frozen=True)
@@ -458,7 +462,9 @@ SELECT n.nspname, ic.relname, pg_relation_size(i.indexrelid), i.indisvalid, i.in
                                  WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid
                                    AND d.refclassid = 'pg_class'::regclass
                                    AND d.refobjid = i.indrelid AND d.refobjsubid = a.attnum))
-              ORDER BY a.attnum)
+              ORDER BY a.attnum),
+       ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true) FROM generate_series(1, i.indnkeyatts) k),
+       pg_get_expr(i.indpred, i.indrelid, true)
   FROM pg_index i
   JOIN pg_class ic ON ic.oid = i.indexrelid
   JOIN pg_namespace n ON n.oid = ic.relnamespace
@@ -608,7 +614,8 @@ def _collect(
         indexes = tuple(
             IndexFacts(QualifiedName(str(r[1]), str(r[0])), int(r[2]), bool(r[3]), bool(r[4]),
                        bool(r[5]), bool(r[6]), str(r[7]), tuple(str(x) for x in (r[8] or ())),
-                       tuple(str(x) for x in (r[9] or ())))
+                       tuple(str(x) for x in (r[9] or ())), tuple(str(x) for x in (r[10] or ())),
+                       None if r[11] is None else str(r[11]))
             for r in q(_INDEXES_SQL, (oid,))
         )
         constraints = tuple(

@@ -408,7 +408,7 @@ def _rebuild_s(table: TableFacts, index: IndexFacts, bytewise: bool, tp: Through
     size holds."""
     keys = _existing_index_keys(table, index, bytewise)
     rows: float = table.row_estimate
-    if " WHERE " in index.definition.upper():
+    if index.predicate is not None:
         width = sum(k.width for k in keys) or 8.0
         rows = min(rows, index.size_bytes / _index_entry_bytes(width))
     return _index_build_s(table, keys, rows, index.size_bytes, tp, model)
@@ -420,12 +420,7 @@ def _fixed_sort_row_s(tp: Throughput) -> float:
 
 
 def _existing_index_keys(table: TableFacts, index: IndexFacts, bytewise: bool) -> list[_Key]:
-    keys = [_key_of(table, col, bytewise) for col in index.columns]
-    if not keys:
-        # Expression keys only: read the expression from the definition.
-        inside = index.definition.partition("(")[2].rpartition(")")[0]
-        keys = [_key_of(table, inside, bytewise)] if inside else []
-    return keys
+    return [_key_of(table, key, bytewise) for key in index.keys or index.columns]
 
 
 _COMPARISON = re.compile(
@@ -979,7 +974,9 @@ def to_dict(impact: PlanImpact) -> dict[str, Any]:
         "risk": impact.risk.value,
         "duration": duration(impact.duration),
         "throughput": {"scan_bytes_per_s": round(impact.throughput.scan_bps), "source": impact.throughput.source,
-                       "detail": impact.throughput.detail},
+                       "detail": impact.throughput.detail,
+                       "statement_s": round(impact.throughput.statement_s, 6),
+                       "sort_row_s": {k: round(v, 9) for k, v in impact.throughput.sort_row_s.items()}},
         "notes": list(impact.notes),
         "steps": [
             {

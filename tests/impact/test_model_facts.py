@@ -90,6 +90,9 @@ def test_hot_share_of_an_update_follows_the_server(fresh_db: str, fillfactor: in
         # Expression and predicate columns are read by the index: their updates are never HOT.
         assert {"id", "account", "email", "amount"} <= table.indexed_columns()
         assert "memo" not in table.indexed_columns()
+        email_idx = next(i for i in table.indexes if i.name.name == "ledger_email_idx")
+        assert email_idx.keys == ("lower(email)",) and email_idx.predicate == "amount > 10"
+        assert set(email_idx.referenced) == {"email", "amount"}
         block = facts.server.block_size
         for column in ("account", "email", "amount"):
             assert hot_update_share(table, column, block) == 0.0
