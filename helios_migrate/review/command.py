@@ -114,7 +114,7 @@ def review_command(
 
 def _write(report: Any, database_url: str, selectors: list[str], message: str, alembic_ini: Path | None) -> None:
     """Write the chosen fixes as a revision; what was written goes to stderr (stdout is the report)."""
-    from .revision import RevisionError, chosen, parse_selector, write_revision
+    from .revision import Fix, RevisionError, chosen, parse_selector, write_revision
 
     ini = alembic_ini or Path("alembic.ini")
     if not ini.is_file():
@@ -123,11 +123,13 @@ def _write(report: Any, database_url: str, selectors: list[str], message: str, a
         picked = chosen(report.result.findings, [parse_selector(s) for s in selectors])
         if not picked:
             raise RevisionError("no finding with a fix matches: nothing written")
-        written = write_revision(picked, database_url=database_url, alembic_ini=ini.resolve(), message=message)
+        written = write_revision(
+            [Fix.of(rf) for rf in picked], database_url=database_url, alembic_ini=ini.resolve(), message=message
+        )
     except RevisionError as exc:
         raise ReviewUsageError(f"--write-revision: {exc}") from None
     for rf, why in written.skipped:
-        typer.echo(f"helios-migrate review: not written: {rf.finding.location.path} {rf.finding.code}: {why}", err=True)
+        typer.echo(f"helios-migrate review: not written: {rf.label}: {why}", err=True)
     typer.echo(
         f"Wrote {written.path} (revision {written.revision}, down_revision {written.down_revision}): "
         f"{len(written.written)} fix(es). Change the models to match (each finding says how), or the next "

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..changes import CreateIndex, DropIndex, Reindex, SetNotNull
+from ..changes import Change, CreateIndex, DropIndex, Reindex, SetNotNull
 from ..config import ReviewIgnore
 from ..sqltext import index_element_name, quote_ident
 from .engine import ReviewFinding
@@ -35,13 +35,28 @@ class RevisionError(Exception):
 
 
 @dataclass(frozen=True)
+class Fix:
+    """Changes to write into a revision: a review finding's fix, or a suggested index."""
+
+    label: str
+    """What it fixes, for messages (``public.orders.customer_id HM603``)."""
+    changes: tuple[Change, ...]
+    recreate: tuple[Change, ...] = ()
+    """For a fix that drops something: what re-creates it (the downgrade)."""
+
+    @classmethod
+    def of(cls, rf: ReviewFinding) -> Fix:
+        return cls(f"{rf.finding.location.path} {rf.finding.code}", rf.changes, rf.recreate)
+
+
+@dataclass(frozen=True)
 class WrittenRevision:
     path: Path
     revision: str
     down_revision: str | None
-    written: tuple[ReviewFinding, ...]
-    skipped: tuple[tuple[ReviewFinding, str], ...]
-    """Selected findings whose fix cannot go into a revision, and why."""
+    written: tuple[Fix, ...]
+    skipped: tuple[tuple[Fix, str], ...]
+    """Chosen fixes that cannot go into a revision, and why."""
 
 
 def parse_selector(text: str) -> ReviewIgnore:
@@ -100,9 +115,9 @@ def _index_name(change: CreateIndex) -> str:
     return index_name(change.on, names, unique=change.unique)
 
 
-def alembic_operations(rf: ReviewFinding) -> list[Any]:
-    """The Alembic operations that make ``rf``'s fix; raises :class:`RevisionError` for a change
-    kind a revision of review fixes does not write."""
+def alembic_operations(rf: Fix) -> list[Any]:
+    """The Alembic operations that make the fix ``rf``; raises :class:`RevisionError` for a change
+    kind a revision of fixes does not write."""
     from alembic.operations import ops
 
     out: list[Any] = []
@@ -111,7 +126,9 @@ def alembic_operations(rf: ReviewFinding) -> list[Any]:
         if isinstance(change, CreateIndex):
             out.append(_create_index_op(change, _index_name(change)))
         elif isinstance(change, DropIndex):
-            table = change.on or rf.table
+            table = change.on
+            if table is None:
+                raise RevisionError(f"DROP INDEX {change.index} names no table")
             again = next((ch for ch in recreate if ch.name == change.index.name), None)
             if again is None:  # an invalid index dropped and built again: the rebuild is its undo
                 again = next(
@@ -143,16 +160,16 @@ def alembic_operations(rf: ReviewFinding) -> list[Any]:
 
 
 def write_revision(
-    findings: Sequence[ReviewFinding], *, database_url: str, alembic_ini: Path, message: str,
+    findings: Sequence[Fix], *, database_url: str, alembic_ini: Path, message: str,
 ) -> WrittenRevision:
-    """Write one revision holding the fixes of ``findings`` into the project of ``alembic_ini``."""
+    """Write one revision holding the fixes ``findings`` into the project of ``alembic_ini``."""
     from alembic.config import Config
     from alembic.script import ScriptDirectory
     from alembic.util import CommandError
 
     operations: list[Any] = []
-    written: list[ReviewFinding] = []
-    skipped: list[tuple[ReviewFinding, str]] = []
+    written: list[Fix] = []
+    skipped: list[tuple[Fix, str]] = []
     for rf in findings:
         try:
             ops_ = alembic_operations(rf)
@@ -162,7 +179,7 @@ def write_revision(
         operations += ops_
         written.append(rf)
     if not operations:
-        reasons = "".join(f"\n  {rf.finding.location.path} {rf.finding.code}: {why}" for rf, why in skipped)
+        reasons = "".join(f"\n  {rf.label}: {why}" for rf, why in skipped)
         raise RevisionError(f"no chosen finding has a fix a revision can hold: nothing written{reasons}")
     cfg = Config(str(alembic_ini))
     try:

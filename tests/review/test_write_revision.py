@@ -156,7 +156,7 @@ def test_a_reindex_fix_is_not_written(project: Project) -> None:
     from helios_migrate.changes import QualifiedName, Reindex, ReindexTarget
     from helios_migrate.findings import Finding, Location, Severity
     from helios_migrate.review.engine import ReviewFinding
-    from helios_migrate.review.revision import RevisionError, write_revision
+    from helios_migrate.review.revision import Fix, RevisionError, write_revision
 
     items = QualifiedName("items", "public")
     rf = ReviewFinding(
@@ -164,5 +164,5 @@ def test_a_reindex_fix_is_not_written(project: Project) -> None:
         changes=(Reindex(ReindexTarget.INDEX, QualifiedName("items_status_idx", "public"), concurrently=True),),
     )
     with pytest.raises(RevisionError, match="nothing written"):
-        write_revision([rf], database_url=project.url, alembic_ini=project.root / "alembic.ini", message="x")
+        write_revision([Fix.of(rf)], database_url=project.url, alembic_ini=project.root / "alembic.ini", message="x")
     assert [p.name for p in project.revision_files()] == ["base0001_base.py"]

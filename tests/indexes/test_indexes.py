@@ -1,0 +1,192 @@
+"""``helios-migrate indexes`` on real servers (PostgreSQL 15 and 18): a server started with
+pg_stat_statements preloaded runs a workload the test drives; the advice names the indexes that
+serve it, skips what an existing index serves, and its revision builds them concurrently.
+Without pg_stat_statements the command says how to enable it, and reads a queries file instead."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from helios_migrate import pgserver
+from helios_migrate.pgserver import RunningServer
+
+SCHEMA = """
+CREATE TABLE customers (id bigint PRIMARY KEY, email text NOT NULL, region integer NOT NULL);
+CREATE TABLE orders (
+    id bigint PRIMARY KEY, customer_id bigint NOT NULL REFERENCES customers (id),
+    status text NOT NULL, created_at timestamptz NOT NULL, note text
+);
+CREATE TABLE order_lines (id bigint PRIMARY KEY, order_id bigint NOT NULL, sku text NOT NULL);
+CREATE TABLE settings (k text PRIMARY KEY, v text);
+INSERT INTO customers SELECT g, 'c' || g || '@example.com', g % 20 FROM generate_series(1, 20000) g;
+INSERT INTO orders SELECT g, g % 20000 + 1, CASE WHEN g % 10 = 0 THEN 'open' ELSE 'closed' END,
+       '2026-01-01'::timestamptz + g * interval '1 minute', 'n' FROM generate_series(1, 100000) g;
+INSERT INTO order_lines SELECT g, g % 100000 + 1, 'sku' || (g % 5000) FROM generate_series(1, 200000) g;
+INSERT INTO settings VALUES ('a', 'b');
+CREATE INDEX orders_customer_id_idx ON orders (customer_id);
+ANALYZE;
+"""
+
+WORKLOAD = [
+    # (statement, parameters, times)
+    ("SELECT id FROM orders WHERE customer_id = %s AND status = 'open' ORDER BY created_at DESC LIMIT 20",
+     lambda i: (i % 20000 + 1,), 60),
+    ("SELECT count(*) FROM order_lines WHERE sku = %s", lambda i: (f"sku{i % 5000}",), 40),
+    ("SELECT * FROM orders WHERE customer_id = %s", lambda i: (i % 20000 + 1,), 30),
+    ("SELECT * FROM customers WHERE lower(email) = %s", lambda i: (f"c{i}@example.com",), 5),
+    ("SELECT * FROM settings WHERE v = %s", lambda i: ("b",), 5),
+]
+
+
+def _start(kind: str, workdir: Path) -> RunningServer:
+    if "embedded" in kind:
+        return pgserver.start_embedded(workdir)
+    return pgserver.start_debian(workdir)
+
+
+@pytest.fixture
+def preloaded(pg_server: RunningServer, tmp_path: Path) -> Iterator[str]:
+    """A server of the same kind as ``pg_server``, restarted with pg_stat_statements preloaded;
+    the URL of a database holding the schema."""
+    workdir = tmp_path / "server"
+    server = _start(pg_server.name, workdir)
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+    server.stop()
+    server = _start(pg_server.name, workdir)
+    try:
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            assert conn.execute("SHOW shared_preload_libraries").fetchone() == ("pg_stat_statements",)
+            conn.execute("CREATE DATABASE shop")
+        url = server.database_url("shop")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(SCHEMA)
+        yield url
+    finally:
+        server.stop()
+
+
+def _indexes(url: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "helios_migrate", "indexes", "--database-url", url, *args],
+        capture_output=True, text=True, timeout=300, check=False, cwd=cwd,
+    )
+
+
+def _run_workload(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION pg_stat_statements")
+        conn.execute("SELECT pg_stat_statements_reset()")
+        for statement, params, times in WORKLOAD:
+            for i in range(times):
+                conn.execute(statement, params(i)).fetchall()
+
+
+def test_advice_from_pg_stat_statements(preloaded: str) -> None:
+    missing = _indexes(preloaded)
+    assert missing.returncode == 2
+    assert "pg_stat_statements is not installed in this database" in missing.stderr
+    assert "CREATE EXTENSION pg_stat_statements" in missing.stderr and "--queries FILE" in missing.stderr
+
+    _run_workload(preloaded)
+    out = _indexes(preloaded, "--format", "json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["source"] == "pg_stat_statements" and doc["verified"] is False
+    suggested = [(s["table"], tuple(s["columns"])) for s in doc["suggestions"]]
+    # the filtered, sorted lookup gets one index whose column order serves it; the sku lookup its own
+    assert suggested[:2] == [
+        ("public.orders", ("customer_id", "status", "created_at")),
+        ("public.order_lines", ("sku",)),
+    ] or suggested[:2] == [
+        ("public.order_lines", ("sku",)),
+        ("public.orders", ("customer_id", "status", "created_at")),
+    ], suggested
+    assert len(suggested) == 2, suggested  # nothing for the small table, the expression, the served lookup
+    orders = next(s for s in doc["suggestions"] if s["table"] == "public.orders")
+    assert orders["calls"] == 60 and orders["total_ms"] > 0
+    assert orders["replaces"] == ["orders_customer_id_idx"]
+    assert orders["create_index"] == (
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_customer_id_status_created_at_idx "
+        "ON public.orders (customer_id, status, created_at)"
+    )
+    assert any("orders_customer_id_idx" == s["index"] for s in doc["served"])
+    reasons = " ".join(s["reason"] for s in doc["not_advised"])
+    assert "public.settings is small" in reasons
+
+    sql = _indexes(preloaded, "--format", "sql")
+    assert sql.stdout.splitlines() == [s["create_index"] + ";" for s in doc["suggestions"]]
+    text = _indexes(preloaded).stdout
+    assert "Not verified" in text and "HypoPG" in text and "In the models: sa.Index(" in text
+
+    # The advice is right: with the suggested indexes built, the planner uses them.
+    with psycopg.connect(preloaded, autocommit=True) as conn:
+        for line in sql.stdout.splitlines():
+            conn.execute(line)
+        conn.execute("ANALYZE")
+        plan = str(conn.execute(f"EXPLAIN {WORKLOAD[0][0]}", (5,)).fetchall())
+        assert "orders_customer_id_status_created_at_idx" in plan, plan
+        plan = str(conn.execute(f"EXPLAIN {WORKLOAD[1][0]}", ("sku7",)).fetchall())
+        assert "order_lines_sku_idx" in plan, plan
+
+
+def test_queries_file_and_write_revision(fresh_db: str, tmp_path: Path, pg_server: RunningServer) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "autogen"))
+    from autogen_harness import Project
+
+    project = Project.create(tmp_path / "proj", fresh_db, rows=20_000)
+    queries = tmp_path / "queries.sql"
+    queries.write_text(
+        "-- calls=5000 mean_ms=3.5\n"
+        "SELECT id FROM items WHERE parent_id = $1 AND qty > 10;\n"
+        "SELECT * FROM items WHERE code = 'c5';\n"
+        "SELECT * FROM items WHERE status = 'new';\n"  # served by items_status_idx
+        "SELECT * FROM items WHERE note LIKE '%x%';\n"
+        "not sql at all\n",
+        encoding="utf-8",
+    )
+    bad = _indexes(project.url, "--queries", str(queries))
+    assert bad.returncode == 2 and "not SQL PostgreSQL parses" in bad.stderr and "Traceback" not in bad.stderr
+    queries.write_text(queries.read_text().replace("not sql at all\n", ""), encoding="utf-8")
+    out = _indexes(project.url, "--queries", str(queries), "--format", "json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert [(s["table"], s["columns"]) for s in doc["suggestions"]] == [
+        ("public.items", ["parent_id", "qty"]),  # 5000 calls x 3.5 ms first
+        ("public.items", ["code"]),
+    ]
+    assert doc["suggestions"][0]["total_ms"] == 17500.0 and doc["suggestions"][0]["queries"][0]["source"] == "queries.sql:2"
+    assert doc["served"] == [{"query": "SELECT * FROM items WHERE status = 'new'", "index": "items_status_idx"}]
+
+    res = _indexes(project.url, "--queries", str(queries), "--write-revision", "-m", "index advice", cwd=project.root)
+    assert res.returncode == 0, res.stderr
+    assert "2 index(es)" in res.stderr and "Add them to the models" in res.stderr
+    (revision,) = project.revision_files()
+    source = revision.read_text()
+    assert source.count("runtime.create_index_concurrently") == 2
+    version = f"{pg_server.version.major}.{pg_server.version.minor}"
+    for direction in ((), ("--downgrade",)):
+        check = subprocess.run(
+            [sys.executable, "-m", "helios_migrate", "check", str(revision), "--format", "json", "--pg-version",
+             version, "--fail-on", "info", *direction],
+            cwd=project.root, capture_output=True, text=True, timeout=120, env=project.env, check=False,
+        )
+        assert check.returncode == 0, (direction, check.stdout, check.stderr)
+    project.alembic("upgrade", "head")
+    with psycopg.connect(project.url) as conn:
+        names = {row[0] for row in conn.execute(
+            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE i.indrelid = 'items'::regclass AND i.indisvalid"
+        )}
+    assert {"items_parent_id_qty_idx", "items_code_idx"} <= names
+    project.alembic("downgrade", "base")
+    with psycopg.connect(project.url) as conn:
+        left = conn.execute("SELECT count(*) FROM pg_class WHERE relname IN ('items_parent_id_qty_idx', 'items_code_idx')")
+        assert left.fetchone() == (0,)
