@@ -35,7 +35,7 @@ from typing import Any
 from .offline_bind import NeedsDatabase, OfflineBind
 from .offline_schema import HistorySchema, OfflineInspector, OfflineSchema
 from .placeholders import TRACKER as PLACEHOLDERS
-from .placeholders import MissingModules, PlaceholderUsed, watch
+from .placeholders import MissingModules, PlaceholderUsed, is_placeholder, opaque_name, watch
 from .project import AlembicProject, RevisionFile
 
 __all__ = ["EmittedStatement", "NeedsDatabase", "RenderFailure", "Rendered", "RevisionRenderer", "function_span"]
@@ -246,6 +246,7 @@ class RevisionRenderer:
         self._stack.callback(ops._remove_proxy)
         self._install_unknown_operations()
         self._install_inspection()
+        self._install_placeholder_defaults()
         PLACEHOLDERS.created_table = self._created_by_helper
         self._stack.callback(setattr, PLACEHOLDERS, "created_table", None)
         self._missing.install()
@@ -259,6 +260,22 @@ class RevisionRenderer:
             )
 
         return get_bind
+
+    def _install_placeholder_defaults(self) -> None:
+        """``server_default=app_function()`` from a missing module renders as a call of an unknown
+        function (the rules then assume the worst of it, e.g. volatile)."""
+        from sqlalchemy import text
+        from sqlalchemy.sql.schema import DefaultClause
+
+        original = DefaultClause.__init__
+
+        def init(clause: Any, arg: Any, *args: Any, **kw: Any) -> None:
+            if is_placeholder(arg):
+                arg = text(f"{opaque_name(arg._helios_name)}()")
+            original(clause, arg, *args, **kw)
+
+        DefaultClause.__init__ = init  # type: ignore[method-assign,assignment]
+        self._stack.callback(setattr, DefaultClause, "__init__", original)
 
     def _created_by_helper(self, table: str, line: int) -> None:
         self._capture.out.append(EmittedStatement("", line, created_tables=(table,)))

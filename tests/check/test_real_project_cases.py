@@ -258,3 +258,19 @@ op.create_index("ix_orders_a", "orders", ["a"])
     (hm904,) = [f for f in findings if f.code == "HM904"]
     assert "myapp.migration_utils.create_table()" in hm904.message
     assert "HM901" not in {f.code for f in findings}
+
+
+def test_a_server_default_from_an_application_function_is_an_unknown_function(tmp_path: Path) -> None:
+    findings, source = _check(
+        tmp_path,
+        """\
+op.execute("SET lock_timeout = '2s'")
+op.create_table("steps", sa.Column("id", sa.BigInteger(), primary_key=True),
+                sa.Column("created", sa.DateTime(timezone=True), server_default=current_timestamp()))
+op.add_column("orders", sa.Column("stamp", sa.Text(), server_default=stamp_default()))
+""",
+        header="from myapp.sql import current_timestamp, stamp_default\n",
+    )
+    assert "HM904" not in {f.code for f in findings}, [f.message for f in findings]
+    (hm201,) = [f for f in findings if f.code == "HM201"]  # an unknown function may be volatile
+    assert hm201.location.line == line_of(source, "stamp_default()")
