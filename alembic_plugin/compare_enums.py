@@ -19,7 +19,7 @@ from alembic.operations import ops
 
 from helios_migrate.changes import AddEnumValue, QualifiedName
 from helios_migrate.plan import Phase, Step, TransactionMode
-from helios_migrate.planner import plan_changes
+from helios_migrate.planner import PlanPolicy, plan_changes
 from helios_migrate.sqltext import quote_literal, quote_qualified
 from helios_migrate.versions import PgVersion
 
@@ -86,8 +86,11 @@ def _placed(labels: tuple[str, ...], existing: Iterable[str]) -> list[AddEnumVal
     return changes
 
 
-def compare_enums(autogen_context: Any, upgrade_ops: Any, version: PgVersion) -> None:
-    """Put the enum changes the models need first in ``upgrade_ops``."""
+def compare_enums(
+    autogen_context: Any, upgrade_ops: Any, version: PgVersion, policy: PlanPolicy | None = None
+) -> None:
+    """Put the enum changes the models need first in ``upgrade_ops`` (planned with the run's
+    ``policy``: its lock timeout and retries)."""
     connection = getattr(autogen_context, "connection", None)
     if connection is None:
         return
@@ -109,7 +112,7 @@ def compare_enums(autogen_context: Any, upgrade_ops: Any, version: PgVersion) ->
             for c in _placed(labels, current)
         ]
         if adds:
-            plan = plan_changes(adds, version)
+            plan = plan_changes(adds, version, policy=policy)
             title = f"add value(s) {', '.join(repr(a.value) for a in adds)} to enum {name}"
             new_ops.append(LockSafePlanOp(None, plan.steps, title=title, notes=plan.notes))
         gone = [label for label in current if label not in labels]

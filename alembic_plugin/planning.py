@@ -357,7 +357,7 @@ def plan_upgrade_ops(autogen_context: AutogenContext, upgrade_ops: UpgradeOps) -
     planning.target_source = target.source if target.database != target.version else ""
     planning.keep_on(autogen_context)
     _rewrite(upgrade_ops, planning)
-    compare_enums(autogen_context, upgrade_ops, version)
+    compare_enums(autogen_context, upgrade_ops, version, policy)
     guard_new_tables(upgrade_ops, config, version)
     make_rerunnable(upgrade_ops)
 

@@ -38,6 +38,9 @@ def test_added_labels_are_added_in_the_models_order(project: Project) -> None:
     assert "ADD VALUE IF NOT EXISTS 'draft' BEFORE 'new'" in upgrade
     assert "ADD VALUE IF NOT EXISTS 'shipped' AFTER 'paid'" in upgrade
     assert "runtime.run_autocommit" in upgrade
+    # With the project's lock_timeout and retries (pyproject.toml of the harness), not the defaults.
+    assert "policy = runtime.Policy(lock_timeout='1s', statement_timeout='60s', attempts=20" in upgrade
+    assert "policy=policy" in upgrade
     project.alembic("upgrade", "head")
     assert _labels(project, "order_state") == ["draft", "new", "paid", "shipped"]
     with psycopg.connect(project.url, autocommit=True) as conn:
