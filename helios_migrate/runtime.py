@@ -407,7 +407,7 @@ def run_in_own_transaction(
             _retrying(op, what, attempts, backoff, max_backoff, body)
             if held:
                 log.info("helios: %s: done, its transaction (and its locks) held %.0f ms", what, held[-1] * 1000)
-            _record_step(op, what, step_began, held[-1] if held else None)
+            _record_step(op, what, step_began, held[-1] if held and _blocks_reads_or_writes(op, statements) else None)
         except sa.exc.DBAPIError as exc:
             if undo_on_failure and _is_data_problem(exc):
                 _undo_and_raise(op, what, exc, undo_on_failure, undo_description or "; ".join(undo_on_failure))
@@ -1098,6 +1098,17 @@ def _record_step(op: Any, what: str, began: float, held_s: float | None = None, 
     summary.steps.append(_StepRecord(_short(what), time.monotonic() - began, held_s, rows))
 
 
+def _blocks_reads_or_writes(op: Any, statements: Sequence[str]) -> bool:
+    """Whether ``statements`` take a lock that blocks reads or writes (a ``VALIDATE`` scan under
+    SHARE UPDATE EXCLUSIVE does not: its time is not a stall)."""
+    from .lockguard import requested_locks
+
+    try:
+        return bool(requested_locks(statements, _server_version(op)))
+    except Exception:  # unknown: count it as blocking
+        return True
+
+
 def _short(text: str, width: int = 60) -> str:
     one = " ".join(text.split())
     return one if len(one) <= width else one[: width - 1] + "…"
@@ -1119,8 +1130,8 @@ def _log_revision_summary(*, ctx: Any, step: Any, **_: Any) -> None:
     held = [s for s in summary.steps if s.held_s is not None]
     longest = max(held, key=lambda s: s.held_s or 0.0) if held else None
     log.info(
-        "helios: %s to %s: %d steps in %.1fs, %s rows changed by backfills; the longest lock held: "
-        "%s\n      time  lock held  step\n%s",
+        "helios: %s to %s: %d steps in %.1fs, %s rows changed by backfills; the longest lock "
+        "blocking reads or writes held: %s\n      time  lock held  step\n%s",
         direction, revision, len(summary.steps), time.monotonic() - summary.started,
         f"{sum(s.rows for s in summary.steps):,}",
         f"{(longest.held_s or 0) * 1000:.0f} ms ({longest.what})" if longest else "none",

@@ -75,6 +75,8 @@ def upgrade():
     policy = runtime.Policy(lock_timeout="2s")
     runtime.run_in_own_transaction(op, ["ALTER TABLE t ADD COLUMN w int"], policy=policy)
     runtime.backfill(op, "t", "w", "n * 2", policy=policy)
+    runtime.run_in_own_transaction(op, ["ALTER TABLE t ADD CONSTRAINT w_even CHECK (w % 2 = 0) NOT VALID"])
+    runtime.run_in_own_transaction(op, ["ALTER TABLE t VALIDATE CONSTRAINT w_even"])
     # An index slow enough to report progress: the expression sleeps a little per row.
     runtime.create_index_concurrently(
         op, "t_slow_idx", "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_slow_idx ON t (slow(n))"
@@ -117,10 +119,13 @@ def test_index_progress_and_the_revision_summary(fresh_db: str, tmp_path: Path) 
     assert progress, out
     assert any("building index" in phase for phase, _ in progress), progress
 
-    summary = out[out.index("helios: upgrade to 0001: 3 steps in"):]
-    assert re.search(r"30,000 rows changed by backfills; the longest lock held: \d+ ms \(", summary), summary
+    summary = out[out.index("helios: upgrade to 0001: 5 steps in"):]
+    assert re.search(r"30,000 rows changed by backfills; the longest lock blocking reads or writes held: \d+ ms \(", summary), summary
     assert re.search(r"\d+\.\d\ds +\d+ ms  ALTER TABLE t ADD COLUMN w int", summary), summary
     assert re.search(r"\d+\.\d\ds +\d+ ms  backfill t\.w \(30,000 rows\)", summary), summary
+    assert re.search(r"\d+\.\d\ds +\d+ ms  ALTER TABLE t ADD CONSTRAINT w_even", summary), summary
+    # VALIDATE scans under SHARE UPDATE EXCLUSIVE: reads and writes go on, so no lock is counted.
+    assert re.search(r"\d+\.\d\ds +-  ALTER TABLE t VALIDATE CONSTRAINT w_even", summary), summary
     assert re.search(r"\d+\.\d\ds +-  create index t_slow_idx concurrently", summary), summary
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("SELECT count(*) FROM t WHERE w = n * 2").fetchone() == (30000,)
