@@ -264,8 +264,8 @@ class RevisionRenderer:
     def _install_placeholder_defaults(self) -> None:
         """``server_default=app_function()`` from a missing module renders as a call of an unknown
         function (the rules then assume the worst of it, e.g. volatile)."""
-        from sqlalchemy import text
-        from sqlalchemy.sql.schema import DefaultClause
+        from sqlalchemy import text  # lazy: only when rendering
+        from sqlalchemy.sql.schema import DefaultClause  # lazy: as above
 
         original = DefaultClause.__init__
 
@@ -297,7 +297,7 @@ class RevisionRenderer:
 
     def _install_inspection(self) -> None:
         """``sa.inspect(offline_bind)`` answers from the history's schema while rendering."""
-        from sqlalchemy import inspection
+        from sqlalchemy import inspection  # lazy: only when rendering
 
         registrars: dict[type, Any] = inspection._registrars
         registrars[OfflineBind] = lambda bind: bind.offline_inspector()
