@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from pglast import parser
 
 
 class WorkloadError(Exception):
@@ -70,8 +71,6 @@ def from_pg_stat_statements(conn: psycopg.Connection[Any], *, limit: int = 500) 
 def from_file(path: Path) -> list[Query]:
     """The statements of a SQL file, split on ``;`` by the PostgreSQL grammar.  A comment
     ``-- calls=N mean_ms=M`` before a statement gives its weight (default: 1 call, time unknown)."""
-    from pglast import parser  # lazy: pglast is loaded only when a workload file is read
-
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -1,0 +1,236 @@
+"""The work of ``helios-migrate indexes``: read the workload and the schema, advise, render, write."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import typer
+
+from .. import __version__
+from ..db import DatabaseUnreachable, connect_read_only, first_line
+from ..planner import plan_changes
+from ..review.engine import SchemaFacts, render_fix
+from ..review.revision import Fix, RevisionError, write_revision
+from ..rule_context import format_bytes, format_count
+from ..schema_catalog import read_schema
+from ..versions import PgVersion
+from .candidates import advise
+from .command import IndexesFormat, IndexesUsageError
+from .workload import WorkloadError, from_file, from_pg_stat_statements
+
+
+def _no_table(reason: str) -> bool:
+    """A statement not worth listing one by one in text: no table of the database, or not a query."""
+    return reason.startswith("reads no table") or reason.endswith("no index advice")
+
+
+UNVERIFIED = (
+    "Not verified: suggestions are ranked by the time of the queries each serves (calls x mean "
+    "time), not by the planner's cost with and without the index. {hypopg}"
+)
+
+
+def run(database_url: str, queries_file: Path | None, limit: int) -> dict[str, Any]:
+
+
+    try:
+        conn = connect_read_only(database_url)
+    except DatabaseUnreachable as exc:
+        raise IndexesUsageError(str(exc)) from None
+    try:
+        try:
+            workload = from_file(queries_file) if queries_file else from_pg_stat_statements(conn)
+        except WorkloadError as exc:
+            raise IndexesUsageError(str(exc)) from None
+        schema = read_schema(conn, label=f"{conn.info.dbname}")
+        stats = _column_stats(conn)
+        writes = _writes(conn)
+        hypopg = conn.execute(
+            "SELECT installed_version IS NOT NULL FROM pg_available_extensions WHERE name = 'hypopg'"
+        ).fetchone()
+    except psycopg.Error as exc:
+        raise IndexesUsageError(f"reading the database failed: {first_line(exc)}") from None
+    finally:
+        conn.close()
+    distinct = {key: value[0] for key, value in stats.items()}
+    advice = advise(workload, schema, distinct)
+    version = PgVersion.parse(schema.server_version_num or 0)
+    window = None
+    if schema.stats_since is not None and schema.observed_at is not None:
+        window = (schema.observed_at - schema.stats_since).total_seconds()
+    hypopg_note = (
+        "HypoPG is installed, but this version does not test candidates with it yet."
+        if hypopg and hypopg[0] else
+        "HypoPG is available on this server: CREATE EXTENSION hypopg would allow testing candidates "
+        "without building them; this version does not use it yet." if hypopg else
+        "HypoPG (hypothetical indexes) is not available on this server."
+    )
+    return {
+        "advice": advice, "schema": schema, "version": version, "stats": stats, "writes": writes,
+        "window": window, "source": str(queries_file) if queries_file else "pg_stat_statements",
+        "workload": workload, "limit": limit, "unverified": UNVERIFIED.format(hypopg=hypopg_note),
+    }
+
+
+def _column_stats(conn: Any) -> dict[tuple[str, str], tuple[float, int]]:
+    rows = conn.execute(
+        "SELECT schemaname || '.' || tablename, attname, n_distinct, avg_width FROM pg_stats "
+        "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') AND NOT inherited"
+    ).fetchall()
+    return {(table, column): (float(n or 0), int(width or 0)) for table, column, n, width in rows}
+
+
+def _writes(conn: Any) -> dict[str, int]:
+    rows = conn.execute(
+        "SELECT schemaname || '.' || relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables"
+    ).fetchall()
+    return {table: int(n or 0) for table, n in rows}
+
+
+def _estimated_size(report: dict[str, Any], suggestion: Any) -> int | None:
+    """A B-tree's size from the rows and the columns' average widths (8-byte tuple header,
+    alignment to 8, 4-byte line pointer, pages 90% full)."""
+    rows = suggestion.table.row_estimate
+    widths = [report["stats"].get((str(suggestion.table.name), c), (0.0, None))[1] for c in suggestion.columns]
+    if not rows or any(w is None for w in widths):
+        return None
+    tuple_bytes = 8 + -(-sum(widths) // 8) * 8 + 4
+    return int(rows * tuple_bytes / 0.9)
+
+
+def _fix_text(report: dict[str, Any], suggestion: Any, *, as_sql: bool = False) -> str:
+
+    plan = plan_changes([suggestion.change()], report["version"], facts=SchemaFacts(report["schema"]))
+    return render_fix(plan, as_sql=as_sql)
+
+
+def _per_second(report: dict[str, Any], suggestion: Any) -> float | None:
+    window = report["window"]
+    writes = report["writes"].get(str(suggestion.table.name))
+    return writes / window if window and writes is not None else None
+
+
+def _entry(report: dict[str, Any], suggestion: Any) -> dict[str, Any]:
+    plan_sql = _fix_text(report, suggestion, as_sql=True)
+    model_line = f'sa.Index("{suggestion.name}", ' + ", ".join(f'"{c}"' for c in suggestion.columns) + ")"
+    return {
+        "table": str(suggestion.table.name),
+        "columns": list(suggestion.columns),
+        "name": suggestion.name,
+        "create_index": next(
+            line.rstrip(";") for line in plan_sql.splitlines() if line.startswith("CREATE INDEX")
+        ),
+        "queries": [
+            {"query": q.text, "calls": q.calls, "total_ms": round(q.total_ms, 3), "source": q.source}
+            for q in suggestion.queries
+        ],
+        "calls": suggestion.calls,
+        "total_ms": round(suggestion.weight_ms, 3),
+        "table_rows": suggestion.table.row_estimate,
+        "estimated_bytes": _estimated_size(report, suggestion),
+        "writes_per_second": _per_second(report, suggestion),
+        "replaces": [ix.name for ix in suggestion.replaces],
+        "model": model_line,
+        "plan": plan_sql,
+        "verified": False,
+    }
+
+
+def _entries(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return [_entry(report, s) for s in report["advice"].suggestions[: report["limit"]]]
+
+
+def render_text(report: dict[str, Any]) -> str:
+
+    entries = _entries(report)
+    out = [f"Index advice for {report['schema'].label} from {report['source']} "
+           f"({len(report['workload'])} queries read), PostgreSQL {report['version']}.", ""]
+    for number, e in enumerate(entries, 1):
+        time = f", {e['total_ms'] / 1000:.1f} s total" if e["total_ms"] else ""
+        out.append(f"{number}. {e['table']} ({', '.join(e['columns'])}): serves {len(e['queries'])} "
+                   f"query(ies), {format_count(e['calls'])} call(s){time}")
+        facts = [f"~{format_count(e['table_rows'])} rows" if e["table_rows"] else None,
+                 f"index ~{format_bytes(e['estimated_bytes'])}" if e["estimated_bytes"] else None,
+                 f"{e['writes_per_second']:.1f} writes/s to maintain it (over {_span(report['window'])})"
+                 if e["writes_per_second"] is not None else None]
+        out.append("   " + ", ".join(f for f in facts if f))
+        if e["replaces"]:
+            out.append(f"   makes redundant: {', '.join(e['replaces'])} (drop it once this exists)")
+        for q in e["queries"][:5]:
+            text = " ".join(q["query"].split())
+            out.append(f"   - {text[:110]}{'...' if len(text) > 110 else ''}  [{q['source']}]")
+        out += [f"   {line}" for line in e["plan"].splitlines()]
+        out.append(f"   In the models: {e['model']} (or the next autogenerate drops it)")
+        out.append("")
+    advice = report["advice"]
+    if not entries:
+        out += ["No index to suggest.", ""]
+    if advice.served:
+        out.append(f"{len(advice.served)} query(ies) already served by an existing index.")
+    about_tables = [s for s in advice.skipped if not _no_table(s.reason)]
+    if len(about_tables) < len(advice.skipped):
+        out.append(f"{len(advice.skipped) - len(about_tables)} statement(s) read no table of this database "
+                   "(catalog queries, utility statements).")
+    for skipped in about_tables[:10]:
+        text = " ".join(skipped.query.text.split())[:80]
+        out.append(f"not advised: {text} -- {skipped.reason}")
+    out += ["", report["unverified"], ""]
+    return "\n".join(out)
+
+
+def _span(seconds: float | None) -> str:
+    if seconds is None:
+        return "the statistics window"
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"the last {seconds / size:.0f} {unit}"
+    return f"the last {seconds:.0f} seconds"
+
+
+def render_sql(report: dict[str, Any]) -> str:
+    return "".join(f"{e['create_index']};\n" for e in _entries(report))
+
+
+def render_json(report: dict[str, Any]) -> str:
+
+    advice = report["advice"]
+    doc = {
+        "schema_version": 1,
+        "tool": {"name": "helios-migrate", "version": __version__},
+        "command": "indexes",
+        "database": report["schema"].label,
+        "pg_version": str(report["version"]),
+        "source": report["source"],
+        "verified": False,
+        "note": report["unverified"],
+        "suggestions": _entries(report),
+        "served": [{"query": q.text, "index": name} for q, name in advice.served],
+        "not_advised": [{"query": s.query.text, "reason": s.reason} for s in advice.skipped],
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+RENDERERS = {IndexesFormat.TEXT: render_text, IndexesFormat.SQL: render_sql, IndexesFormat.JSON: render_json}
+
+
+def write(report: dict[str, Any], database_url: str, alembic_ini: Path, message: str) -> None:
+
+    suggestions = report["advice"].suggestions[: report["limit"]]
+    if not suggestions:
+        raise IndexesUsageError("--write-revision: no index to suggest: nothing written")
+    if not alembic_ini.is_file():
+        raise IndexesUsageError(f"--write-revision: no Alembic project: {alembic_ini} not found (give --alembic-ini)")
+    fixes = [Fix(f"{s.table.name} ({', '.join(s.columns)})", (s.change(),)) for s in suggestions]
+    try:
+        written = write_revision(fixes, database_url=database_url, alembic_ini=alembic_ini.resolve(), message=message)
+    except RevisionError as exc:
+        raise IndexesUsageError(f"--write-revision: {exc}") from None
+    typer.echo(
+        f"Wrote {written.path} (revision {written.revision}, down_revision {written.down_revision}): "
+        f"{len(written.written)} index(es). Add them to the models too (each suggestion shows the line), "
+        "or the next autogenerate drops them.",
+        err=True,
+    )
