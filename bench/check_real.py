@@ -121,9 +121,12 @@ def ensure_wheel(project: Project) -> Path:
 
 
 def build_project(project: Project) -> Path:
-    """The generic Alembic project holding the wheel's revision files (rebuilt every run)."""
+    """The generic Alembic project holding the wheel's revision files (rebuilt every run; its
+    ``.helios-cache/`` is kept, so ``--cache`` measures a re-check)."""
     root = PROJECTS_DIR / project.name
-    shutil.rmtree(root, ignore_errors=True)
+    for child in (root.iterdir() if root.is_dir() else ()):
+        if child.name != ".helios-cache":
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
     versions = root / "migrations" / "versions"
     versions.mkdir(parents=True)
     (root / "alembic.ini").write_text(ALEMBIC_INI, encoding="utf-8")
