@@ -56,17 +56,18 @@ def review_command(
         bool,
         typer.Option(
             "--write-revision",
-            help="Write the fixes of a live review (--database-url) as one Alembic revision in the "
-            "project of --alembic-ini (default ./alembic.ini), planned by the helios plugin as "
-            "autogenerate plans it; --fix chooses which.",
+            help="Write the fixes --fix names, of a live review (--database-url), as one Alembic "
+            "revision in the project of --alembic-ini (default ./alembic.ini), planned by the helios "
+            "plugin as autogenerate plans it.",
         ),
     ] = False,
     fix: Annotated[
         list[str] | None,
         typer.Option(
             "--fix",
-            help="With --write-revision: the findings whose fixes to write, as HM603, HM6, "
-            "HM603:orders or HM603:orders.customer_id (repeatable; default: every finding with a fix).",
+            help="With --write-revision (required there): the findings whose fixes to write, as HM603, "
+            "HM6, HM603:orders or HM603:orders.customer_id (repeatable). Nothing is written unasked: "
+            "some fixes drop indexes.",
         ),
     ] = None,
     message: Annotated[
@@ -98,6 +99,11 @@ def review_command(
             )
         if fix and not write_revision:
             raise ReviewUsageError("--fix chooses what --write-revision writes: give --write-revision too")
+        if write_revision and not fix:
+            raise ReviewUsageError(
+                "--write-revision: name the fixes to write with --fix (HM603, HM6, HM608:orders, ...): "
+                "some fixes drop indexes, so none is written unasked"
+            )
         report = _run(database_url, models, pg_version, fail_on, show_info, config_file, alembic_ini)
         if write_revision:
             assert database_url is not None

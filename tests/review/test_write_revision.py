@@ -113,8 +113,10 @@ def test_write_revision_applies_fixes_lock_safe(project: Project, pg_server: Run
 
 
 def test_write_revision_usage_errors(project: Project) -> None:
-    no_db = _helios(project, "review", "--models", "models:metadata", "--write-revision")
+    no_db = _helios(project, "review", "--models", "models:metadata", "--write-revision", "--fix", "HM603")
     assert no_db.returncode == 2 and "give --database-url" in no_db.stderr
+    unasked = _helios(project, "review", "--database-url", project.url, "--write-revision")
+    assert unasked.returncode == 2 and "name the fixes to write with --fix" in unasked.stderr
     bad = _helios(project, "review", "--database-url", project.url, "--write-revision", "--fix", "nonsense")
     assert bad.returncode == 2 and "--fix 'nonsense'" in bad.stderr and "Traceback" not in bad.stderr
     nothing = _helios(project, "review", "--database-url", project.url, "--write-revision", "--fix", "HM999")
