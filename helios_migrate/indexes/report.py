@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from ..schema_catalog import read_schema
 from ..versions import PgVersion
 from .candidates import advise
 from .command import IndexesFormat, IndexesUsageError
+from .verify import MIN_SAVING, hypopg_installed, verify
 from .workload import WorkloadError, from_file, from_pg_stat_statements
 
 
@@ -26,6 +28,12 @@ def _no_table(reason: str) -> bool:
     """A statement not worth listing one by one in text: no table of the database, or not a query."""
     return reason.startswith("reads no table") or reason.endswith("no index advice")
 
+
+VERIFIED = (
+    "Verified with HypoPG: each suggestion's queries were planned (not run) without it and with it "
+    "as a hypothetical index; kept when the planner uses it and its estimated cost drops by {saving} "
+    "or more."
+)
 
 UNVERIFIED = (
     "Not verified: suggestions are ranked by the time of the queries each serves (calls x mean "
@@ -51,27 +59,33 @@ def run(database_url: str, queries_file: Path | None, limit: int) -> dict[str, A
         hypopg = conn.execute(
             "SELECT installed_version IS NOT NULL FROM pg_available_extensions WHERE name = 'hypopg'"
         ).fetchone()
+        distinct = {key: value[0] for key, value in stats.items()}
+        advice = advise(workload, schema, distinct)
+        verdicts = verify(conn, advice.suggestions[: limit * 2]) if hypopg_installed(conn) else None
     except psycopg.Error as exc:
         raise IndexesUsageError(f"reading the database failed: {first_line(exc)}") from None
     finally:
         conn.close()
-    distinct = {key: value[0] for key, value in stats.items()}
-    advice = advise(workload, schema, distinct)
+    if verdicts is not None:
+        kept = tuple(s for s in advice.suggestions if s.name in verdicts and verdicts[s.name].kept)
+        rejected = tuple(s for s in advice.suggestions if s.name in verdicts and not verdicts[s.name].kept)
+        advice = dataclasses.replace(advice, suggestions=kept)
+    else:
+        rejected = ()
     version = PgVersion.parse(schema.server_version_num or 0)
     window = None
     if schema.stats_since is not None and schema.observed_at is not None:
         window = (schema.observed_at - schema.stats_since).total_seconds()
     hypopg_note = (
-        "HypoPG is installed, but this version does not test candidates with it yet."
-        if hypopg and hypopg[0] else
-        "HypoPG is available on this server: CREATE EXTENSION hypopg would allow testing candidates "
-        "without building them; this version does not use it yet." if hypopg else
+        "HypoPG is available on this server: CREATE EXTENSION hypopg in this database lets indexes "
+        "test each candidate with the planner, without building it." if hypopg else
         "HypoPG (hypothetical indexes) is not available on this server."
     )
+    note = VERIFIED.format(saving=f"{MIN_SAVING:.0%}") if verdicts is not None else UNVERIFIED.format(hypopg=hypopg_note)
     return {
         "advice": advice, "schema": schema, "version": version, "stats": stats, "writes": writes,
         "window": window, "source": str(queries_file) if queries_file else "pg_stat_statements",
-        "workload": workload, "limit": limit, "unverified": UNVERIFIED.format(hypopg=hypopg_note),
+        "workload": workload, "limit": limit, "note": note, "verdicts": verdicts, "rejected": rejected,
     }
 
 
@@ -135,7 +149,20 @@ def _entry(report: dict[str, Any], suggestion: Any) -> dict[str, Any]:
         "replaces": [ix.name for ix in suggestion.replaces],
         "model": model_line,
         "plan": plan_sql,
-        "verified": False,
+        **_verdict_fields(report, suggestion),
+    }
+
+
+def _verdict_fields(report: dict[str, Any], suggestion: Any) -> dict[str, Any]:
+    verdict = (report["verdicts"] or {}).get(suggestion.name)
+    if verdict is None:
+        return {"verified": False}
+    return {
+        "verified": True,
+        "planner_cost_before": round(verdict.cost_before, 2),
+        "planner_cost_after": round(verdict.cost_after, 2),
+        "queries_using_it": verdict.used_by,
+        "queries_planned": verdict.explained,
     }
 
 
@@ -157,6 +184,10 @@ def render_text(report: dict[str, Any]) -> str:
                  f"{e['writes_per_second']:.1f} writes/s to maintain it (over {_span(report['window'])})"
                  if e["writes_per_second"] is not None else None]
         out.append("   " + ", ".join(f for f in facts if f))
+        if e["verified"]:
+            out.append(f"   HypoPG: the planner uses it for {e['queries_using_it']} of {e['queries_planned']} "
+                       f"query(ies); estimated cost {e['planner_cost_before']:,.0f} -> "
+                       f"{e['planner_cost_after']:,.0f} (calls x cost)")
         if e["replaces"]:
             out.append(f"   makes redundant: {', '.join(e['replaces'])} (drop it once this exists)")
         for q in e["queries"][:5]:
@@ -168,6 +199,10 @@ def render_text(report: dict[str, Any]) -> str:
     advice = report["advice"]
     if not entries:
         out += ["No index to suggest.", ""]
+    for rejected in report["rejected"]:
+        verdict = report["verdicts"][rejected.name]
+        why = "the planner would not use it" if not verdict.used_by else f"saves only {verdict.saving:.0%}"
+        out.append(f"rejected by HypoPG: {rejected.table.name} ({', '.join(rejected.columns)}): {why}")
     if advice.served:
         out.append(f"{len(advice.served)} query(ies) already served by an existing index.")
     about_tables = [s for s in advice.skipped if not _no_table(s.reason)]
@@ -177,7 +212,7 @@ def render_text(report: dict[str, Any]) -> str:
     for skipped in about_tables[:10]:
         text = " ".join(skipped.query.text.split())[:80]
         out.append(f"not advised: {text} -- {skipped.reason}")
-    out += ["", report["unverified"], ""]
+    out += ["", report["note"], ""]
     return "\n".join(out)
 
 
@@ -204,8 +239,14 @@ def render_json(report: dict[str, Any]) -> str:
         "database": report["schema"].label,
         "pg_version": str(report["version"]),
         "source": report["source"],
-        "verified": False,
-        "note": report["unverified"],
+        "verified": report["verdicts"] is not None,
+        "note": report["note"],
+        "rejected": [
+            {"table": str(r.table.name), "columns": list(r.columns),
+             "queries_using_it": report["verdicts"][r.name].used_by,
+             "saving": round(report["verdicts"][r.name].saving, 3)}
+            for r in report["rejected"]
+        ],
         "suggestions": _entries(report),
         "served": [{"query": q.text, "index": name} for q, name in advice.served],
         "not_advised": [{"query": s.query.text, "reason": s.reason} for s in advice.skipped],

@@ -190,3 +190,42 @@ def test_queries_file_and_write_revision(fresh_db: str, tmp_path: Path, pg_serve
     with psycopg.connect(project.url) as conn:
         left = conn.execute("SELECT count(*) FROM pg_class WHERE relname IN ('items_parent_id_qty_idx', 'items_code_idx')")
         assert left.fetchone() == (0,)
+
+
+def test_hypopg_keeps_what_the_planner_would_use(fresh_db: str, tmp_path: Path) -> None:
+    """Where HypoPG is installed in the database, each candidate is planned as a hypothetical
+    index: kept when the planner uses it and its cost drops, rejected otherwise.  Where the server
+    has no HypoPG (the embedded 18 here; Debian's postgresql-15-hypopg provides it for 15), the
+    advice says it is unverified and why."""
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(SCHEMA)
+        available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg'").fetchone()
+    queries = tmp_path / "queries.sql"
+    queries.write_text(
+        "-- calls=100\nSELECT * FROM order_lines WHERE sku = $1;\n"
+        "-- calls=100\nSELECT * FROM orders WHERE status = 'closed';\n",  # 90% of the rows: a scan wins
+        encoding="utf-8",
+    )
+    if available is None:
+        doc = json.loads(_indexes(fresh_db, "--queries", str(queries), "--format", "json").stdout)
+        assert doc["verified"] is False and "HypoPG (hypothetical indexes) is not available" in doc["note"]
+        assert len(doc["suggestions"]) == 2
+        return
+    before = _indexes(fresh_db, "--queries", str(queries), "--format", "json")
+    assert "CREATE EXTENSION hypopg in this database" in json.loads(before.stdout)["note"]
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION hypopg")
+    out = _indexes(fresh_db, "--queries", str(queries), "--format", "json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["verified"] is True and "Verified with HypoPG" in doc["note"]
+    (kept,) = doc["suggestions"]
+    assert (kept["table"], kept["columns"], kept["verified"]) == ("public.order_lines", ["sku"], True)
+    assert kept["queries_using_it"] == 1 and kept["planner_cost_after"] < kept["planner_cost_before"] / 10
+    assert doc["rejected"] == [
+        {"table": "public.orders", "columns": ["status"], "queries_using_it": 0, "saving": 0.0}
+    ]
+    text = _indexes(fresh_db, "--queries", str(queries)).stdout
+    assert "rejected by HypoPG: public.orders (status): the planner would not use it" in text
+    with psycopg.connect(fresh_db) as conn:  # nothing was built
+        assert conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE '%sku%'").fetchone() == (0,)
