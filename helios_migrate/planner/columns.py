@@ -4,13 +4,14 @@ phase, and the backfill step the type changes and renames share."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from .. import changes as c
 from ..changes import QualifiedName
 from ..effects import WorkClass
 from ..knowledge import effect_of
-from ..plan import Backfill, Phase, Step, TransactionMode, acknowledge
+from ..plan import Acknowledgement, Backfill, Phase, Step, TransactionMode, acknowledge
 from ..sqltext import quote_ident, quote_literal
 from .context import PlanningContext, as_written, plans, refusal
 from .facts import ColumnDetails
@@ -81,6 +82,14 @@ def added_dropped(table: QualifiedName, column: str) -> Any:
 
 
 OWN_TRIGGER = "the plan's own sync trigger and its function, dropped in one short transaction"
+
+
+def trigger_dropped_with(statements: Sequence[str], reason: str) -> tuple[Acknowledgement, ...]:
+    """What a step that drops the plan's sync trigger meets on purpose: the function's drop is a
+    statement ``check`` does not analyse (HM903); renaming or adopting an index in the same short
+    transaction locks the index while the table's lock is held (HM403)."""
+    other = any(s.startswith("ALTER INDEX") or " USING INDEX " in s for s in statements)
+    return acknowledge(*(("HM403",) if other else ()), "HM903", reason=reason)
 
 
 @plans(c.SetNotNull)

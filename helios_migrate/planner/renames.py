@@ -81,7 +81,7 @@ def plan_column_rename(
             sync,
             sync_trigger=trigger,
             inverse=unsync,
-            inverse_acknowledged=acknowledge("HM403", "HM903", reason=f"undo: {OWN_TRIGGER}"),
+            inverse_acknowledged=acknowledge("HM903", reason=f"undo: {OWN_TRIGGER}"),
             reason="old code writes the old name, new code the new one; the trigger copies each way",
         ),
         Step(
@@ -123,7 +123,7 @@ def plan_column_rename(
             inverse_sync_trigger=trigger,
             acknowledged=(
                 *acknowledge("HM303", reason=f"contract phase: deploy code that no longer reads {old.name} first"),
-                *acknowledge("HM403", "HM903", reason=f"contract phase: {OWN_TRIGGER} with the old column"),
+                *acknowledge("HM903", reason=f"contract phase: {OWN_TRIGGER} with the old column"),
             ),
             reason="contract: deploy code that uses the new name first; downgrade re-creates the old "
             "column (nullable), copies the values back in batches and restores its NOT NULL",

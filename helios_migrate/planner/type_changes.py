@@ -15,7 +15,14 @@ from ..effects import WorkClass
 from ..knowledge import effect_of
 from ..plan import ConversionCheck, Phase, Step, SyncTrigger, TransactionMode, acknowledge
 from ..sqltext import base_type, quote_ident, quote_literal
-from .columns import OWN_TRIGGER, added_dropped, backfill_step, batch_key, not_null_steps
+from .columns import (
+    OWN_TRIGGER,
+    added_dropped,
+    backfill_step,
+    batch_key,
+    not_null_steps,
+    trigger_dropped_with,
+)
 from .context import PlanningContext, flipped, plans
 from .facts import ColumnDependents, ColumnDetails
 from .sqlgen import changes_of, column_exists, constraint_exists, index_qname, sql_name, truncate
@@ -106,7 +113,7 @@ def _in_place_with_way_back(
         inverse_done_when=way_back.done,
         inverse_acknowledged=(
             *acknowledge("HM301", reason=f"swap back: {ch.column} takes its old type back by renames"),
-            *acknowledge("HM403", "HM903", reason=f"swap back: {OWN_TRIGGER} with the renames"),
+            *trigger_dropped_with(way_back.swap, f"swap back: {OWN_TRIGGER} with the renames"),
         ),
         reason=f"{in_place.reason}; the downgrade converts back by expand/contract ({old} rewrites the "
         f"table), never in place under ACCESS EXCLUSIVE",
@@ -186,6 +193,12 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: PlanningC
         f"without a column list (INSERT INTO {ch.on.name} VALUES (...)) or reads SELECT * by position "
         "must name its columns first"
     )
+    swap_statements = [
+        *unsync,
+        f"ALTER TABLE {t} DROP COLUMN {col}",
+        f"ALTER TABLE {t} RENAME COLUMN {new} TO {col}",
+        *swap_extra,
+    ]
     steps = [
         *check,
         ctx.own(
@@ -201,19 +214,14 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: PlanningC
             sync_trigger_statements(sync),
             sync_trigger=sync,
             inverse=unsync,
-            inverse_acknowledged=acknowledge("HM403", "HM903", reason=f"undo: {OWN_TRIGGER}"),
+            inverse_acknowledged=acknowledge("HM903", reason=f"undo: {OWN_TRIGGER}"),
             reason="writes by running code reach the new column while the backfill runs",
         ),
         backfill,
         *rebuilt,
         ctx.own(
             f"swap {ch.on}.{ch.column} for the converted column",
-            [
-                *unsync,
-                f"ALTER TABLE {t} DROP COLUMN {col}",
-                f"ALTER TABLE {t} RENAME COLUMN {new} TO {col}",
-                *swap_extra,
-            ],
+            swap_statements,
             phase=Phase.CONTRACT,
             done_when=f"SELECT NOT ({column_exists(ch.on, new_name)[7:]})",
             inverse=None if way_back is None else way_back.swap,
@@ -221,11 +229,11 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: PlanningC
             acknowledged=(
                 *acknowledge("HM301", "HM303", reason=f"swap: {new_name}, this plan's converted copy, "
                              f"takes the name {ch.column}; deploy code that works with the new type first"),
-                *acknowledge("HM403", "HM903", reason=f"swap: {OWN_TRIGGER} with the renames"),
+                *trigger_dropped_with(swap_statements, f"swap: {OWN_TRIGGER} with the renames"),
             ),
             inverse_acknowledged=() if way_back is None else (
                 *acknowledge("HM301", reason=f"swap back: {ch.column} takes its old type back by renames"),
-                *acknowledge("HM403", "HM903", reason=f"swap back: {OWN_TRIGGER} with the renames"),
+                *trigger_dropped_with(way_back.swap, f"swap back: {OWN_TRIGGER} with the renames"),
             ),
             irreversible_reason=None if way_back is not None else "the old type is unknown",
             reason="contract: indexes, defaults and NOT NULL of the old column must be re-created "
