@@ -5,7 +5,6 @@ phase, and the backfill step the type changes and renames share."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from .. import changes as c
 from ..changes import QualifiedName
@@ -73,11 +72,11 @@ def not_null_steps(table: QualifiedName, column: str, ctx: PlanningContext, why:
     ]
 
 
-def nullable_again(table: QualifiedName, column: str) -> Any:
+def nullable_again(table: QualifiedName, column: str) -> tuple[Acknowledgement, ...]:
     return acknowledge("HM305", reason=f"undo: {table}.{column} was nullable before this revision")
 
 
-def added_dropped(table: QualifiedName, column: str) -> Any:
+def added_dropped(table: QualifiedName, column: str) -> tuple[Acknowledgement, ...]:
     return acknowledge("HM303", reason=f"undo: drops {table}.{column}, which this revision added")
 
 

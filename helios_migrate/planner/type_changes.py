@@ -147,14 +147,7 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: PlanningC
     swap_extra: list[str] = []
     for name, definition in indexes:
         new_ix = truncate(f"{name}__new")
-        head, _, tail = definition.partition(" USING ")
-        unique = "UNIQUE " if head.startswith("CREATE UNIQUE ") else ""
-        sql = re.sub(r"^CREATE (UNIQUE )?INDEX \S+ ON ",
-                     f"CREATE {unique}INDEX CONCURRENTLY IF NOT EXISTS {quote_ident(new_ix)} ON ", head)
-        # pg_get_indexdef() spells the column as quote_ident() does.
-        sql += " USING " + re.sub(
-            rf'(?<![\w"$]){re.escape(col)}(?![\w"$])', lambda _: new, tail
-        )
+        sql = _index_on_copy(definition, new_ix, col, new)
         rebuilt.append(Step(
             description=f"build index {new_ix} on {ch.on}.{new_name} concurrently (replaces {name})",
             phase=Phase.EXPAND, sql=(sql,), changes=changes_of([sql]), transaction=TransactionMode.AUTOCOMMIT,
@@ -256,6 +249,22 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: PlanningC
     ]
 
 
+def _index_on_copy(definition: str, name: str, column: str, copy: str) -> str:
+    """``CREATE INDEX CONCURRENTLY IF NOT EXISTS name`` as ``definition`` (``pg_get_indexdef``), on
+    the column's copy ``copy`` instead of ``column`` (both SQL text)."""
+    head, _, tail = definition.partition(" USING ")
+    unique = "UNIQUE " if head.startswith("CREATE UNIQUE ") else ""
+    sql = re.sub(r"^CREATE (UNIQUE )?INDEX \S+ ON ",
+                 f"CREATE {unique}INDEX CONCURRENTLY IF NOT EXISTS {quote_ident(name)} ON ", head)
+    # pg_get_indexdef() spells the column as quote_ident() does.
+    return sql + " USING " + _renamed(tail, column, copy)
+
+
+def _renamed(text: str, column: str, copy: str) -> str:
+    """``text`` with the column ``column`` (as SQL text) replaced by ``copy``."""
+    return re.sub(rf'(?<![\w"$]){re.escape(column)}(?![\w"$])', lambda _: copy, text)
+
+
 def _either(first: str, second: str | None) -> str:
     """A ``done_when`` true when either ``SELECT`` is."""
     return first if second is None else f"SELECT ({first}) OR ({second})"
@@ -336,11 +345,7 @@ def _way_back(
     renames: list[str] = []
     for name, definition in indexes:
         temp = truncate(f"{name}__old")
-        head, _, tail = definition.partition(" USING ")
-        unique = "UNIQUE " if head.startswith("CREATE UNIQUE ") else ""
-        sql = re.sub(r"^CREATE (UNIQUE )?INDEX \S+ ON ",
-                     f"CREATE {unique}INDEX CONCURRENTLY IF NOT EXISTS {quote_ident(temp)} ON ", head)
-        sql += " USING " + re.sub(rf'(?<![\w"$]){re.escape(col)}(?![\w"$])', lambda _: oq, tail)
+        sql = _index_on_copy(definition, temp, col, oq)
         down.append(Step(
             description=f"build index {temp} on {ch.on}.{old_name} concurrently (for {name})",
             phase=Phase.CONTRACT, sql=(sql,), transaction=TransactionMode.AUTOCOMMIT,
@@ -352,7 +357,7 @@ def _way_back(
         ]
 
     def on_old(text: str) -> str:
-        return re.sub(rf'(?<![\w"$]){re.escape(col)}(?![\w"$])', lambda _: oq, text)
+        return _renamed(text, col, oq)
 
     for name, definition in (*deps.checks, *deps.foreign_keys):
         temp = truncate(f"{name}__old")
@@ -478,7 +483,7 @@ def _carry_constraints(ch: c.AlterColumnType, deps: ColumnDependents, new: str, 
     restore: list[str] = []
 
     def on_new(text: str) -> str:
-        return re.sub(rf'(?<![\w"$]){re.escape(col)}(?![\w"$])', lambda _: new, text)
+        return _renamed(text, col, new)
 
     def validated(name: str, definition: str, what: str) -> None:
         temp = truncate(f"{name}__new")
