@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..changes import QualifiedName
-from ..facts import DatabaseFacts
+from ..facts import DatabaseFacts, row_estimate_sql
 from ..sqltext import quote_ident
 from .sqlgen import sql_name
 
@@ -195,11 +195,10 @@ class LiveFacts(UnknownFacts):
         return bool(self._one(f"SELECT EXISTS (SELECT 1 FROM {sql_name(table)})", ()))
 
     def row_estimate(self, table: QualifiedName) -> int | None:
-        """The planner's row estimate (``reltuples``; pages when never analyzed)."""
+        """PostgreSQL's row estimate (:func:`helios_migrate.facts.row_estimate_sql`, the formula
+        every command uses)."""
         value = self._one(
-            "SELECT CASE WHEN reltuples >= 0 THEN reltuples::bigint "
-            "ELSE (pg_relation_size(oid) / current_setting('block_size')::int) * 100 END "
-            "FROM pg_class WHERE oid = to_regclass(%s)",
+            f"SELECT {row_estimate_sql('c')} FROM pg_class c WHERE c.oid = to_regclass(%s)",
             (_regclass_literal(table),),
         )
         return None if value is None else int(value)
