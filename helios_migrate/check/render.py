@@ -287,7 +287,10 @@ class RevisionRenderer:
     def _inspector(self) -> OfflineInspector:
         history = self.history_schema
         if history is None:
-            raise NeedsDatabase("it inspects the database (sa.inspect(op.get_bind())), which needs a connection")
+            raise NeedsDatabase(
+                "it inspects the database (sa.inspect(op.get_bind())): the revisions before those "
+                "checked were not rendered, so the schema is unknown (check the whole history)"
+            )
         capture = self._capture
 
         def schema() -> OfflineSchema:

@@ -227,8 +227,12 @@ def _check_revisions(run: _Run, target: ProjectTarget, *, downgrade: bool) -> No
     functions = ("upgrade", "downgrade") if downgrade else ("upgrade",)
     waiting = {rev.path for rev in pending}
     with RevisionRenderer(target.project) as renderer:
-        # sa.inspect(op.get_bind()) answers from what the revisions before built, in upgrade order.
-        renderer.history_schema = schema = HistorySchema()
+        # sa.inspect(op.get_bind()) answers from what the revisions before built, in upgrade order,
+        # when every revision before the ones checked is checked too (not with --since/--range).
+        schema = HistorySchema()
+        checked_ids = {rev.revision for rev in target.revisions}
+        if all(down in checked_ids for rev in target.revisions for down in rev.down_revisions):
+            renderer.history_schema = schema
         for rev in target.revisions:
             if rev.path not in waiting:
                 schema.add(h.sql for h in cached.get(run.display(rev.path), ()))

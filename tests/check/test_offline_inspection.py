@@ -102,3 +102,12 @@ op.create_index("ix_runs_done", "runs", ["status"])
     assert line_of(second, '"ix_runs_done"') in [f.location.line for f in mine if f.code == "HM101"]
     (hm904,) = [f for f in mine if f.code == "HM904"]
     assert f"(read as none) (line {line_of(second, 'for row in')})" in hm904.message
+
+
+def test_inspection_is_not_answered_when_earlier_revisions_are_not_checked(tmp_path: Path) -> None:
+    second = revision_source("b2", "a1", GUARDED)
+    write_project(tmp_path, {"a1_first.py": revision_source("a1", None, FIRST), "b2_guarded.py": second})
+    report = run_check(CheckOptions(paths=(str(tmp_path),), revision_range="a1:b2", pg_version="16", cwd=tmp_path))
+    (state,) = report.revision_states
+    assert state.state is RenderState.READ_FROM_SOURCE
+    assert "the revisions before those checked were not rendered" in state.detail
