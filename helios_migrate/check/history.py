@@ -37,6 +37,10 @@ class HistoryStatement:
     revision: str | None
 
 
+_RELEVANT = ("REFERENCES", "INDEX", "PRIMARY KEY", "UNIQUE")
+"""A statement without any of these words adds no foreign key and no index."""
+
+
 @dataclass
 class _ForeignKey:
     table: str
@@ -55,8 +59,9 @@ class ForeignKeyIndexes:
     def add(self, statements: Iterable[HistoryStatement]) -> None:
         for st in statements:
             text = st.sql.strip()
-            if text.upper().rstrip(";") in ("BEGIN", "COMMIT") or not text:
-                continue
+            upper = text.upper()
+            if not text or not any(word in upper for word in _RELEVANT):
+                continue  # cannot add a foreign key or an index: not worth parsing again
             try:
                 parsed = parse_statements(text, st.location.path)
             except SqlSyntaxError:
