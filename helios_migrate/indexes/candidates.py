@@ -310,9 +310,12 @@ def advise(queries: Sequence[Query], schema: Schema, distinct: dict[tuple[str, s
             if columns is None:
                 continue
             found = True
-            if (use.table.row_estimate or 0) < SMALL_TABLE_ROWS:
+            if use.table.row_estimate is None:
+                skipped.append(Skipped(query, f"{use.table.name} has no row estimate: ANALYZE it, then ask again"))
+                continue
+            if use.table.row_estimate < SMALL_TABLE_ROWS:
                 skipped.append(Skipped(
-                    query, f"{use.table.name} is small (~{use.table.row_estimate or 0} rows): a scan is cheap"
+                    query, f"{use.table.name} is small (~{use.table.row_estimate} rows): a scan is cheap"
                 ))
                 continue
             n_equal = len(_unique(use.equality))

@@ -17,13 +17,14 @@ CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint, status text, cre
                      total numeric, code text);
 CREATE TABLE lines (id bigint PRIMARY KEY, order_id bigint, sku text);
 CREATE TABLE tiny (k int);
+CREATE TABLE fresh (k int);
 CREATE INDEX orders_customer_id_idx ON orders (customer_id);
 """
 
 
 def _schema() -> Schema:
     schema = schema_from_changes(changes_from_sql(DDL))
-    rows = {"orders": 1_000_000, "lines": 5_000_000, "tiny": 10}
+    rows = {"orders": 1_000_000, "lines": 5_000_000, "tiny": 10, "fresh": None}
     return dataclasses.replace(
         schema, tables=tuple(dataclasses.replace(t, row_estimate=rows[t.name.name]) for t in schema.tables)
     )
@@ -85,6 +86,7 @@ def test_advice_merges_skips_served_and_small_tables() -> None:
         Query("SELECT * FROM orders WHERE customer_id = $1", calls=1000, total_ms=100.0),  # served
         Query("SELECT * FROM tiny WHERE k = 1", calls=5, total_ms=1.0),
         Query("SELECT 1"),
+        Query("SELECT * FROM fresh WHERE k = 1"),
         Query("SELECT * FROM lines WHERE sku = $1", calls=1, total_ms=10.0),
         Query("not sql"),
     ]
@@ -102,4 +104,5 @@ def test_advice_merges_skips_served_and_small_tables() -> None:
     reasons = {s.query.text: s.reason for s in advice.skipped}
     assert "small" in reasons["SELECT * FROM tiny WHERE k = 1"]
     assert reasons["SELECT 1"] == "reads no table of this database"
+    assert "no row estimate: ANALYZE it" in reasons["SELECT * FROM fresh WHERE k = 1"]
     assert reasons["not sql"].startswith("not parsed")
