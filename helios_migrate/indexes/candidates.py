@@ -32,6 +32,8 @@ SMALL_TABLE_ROWS = 10_000
 """Below this estimate a sequential scan is cheap: no index is suggested."""
 
 _RANGE_OPS = {"<", "<=", ">", ">="}
+HIDDEN_TEXT = "<insufficient privilege>"
+"""The text pg_stat_statements shows for a statement of another role the reader may not see."""
 
 
 class Role(str, enum.Enum):
@@ -221,6 +223,9 @@ def _sort(scope: _Scope, clause: Sequence[ast.SortBy] | None, uses: dict[str, Ta
 
 def table_uses(query: Query, schema: Schema) -> list[TableUse] | str:
     """What ``query`` asks of each table, or why it cannot be read."""
+    if query.text.strip() == HIDDEN_TEXT:
+        return ("hidden: pg_stat_statements shows another role's statements only to a superuser or a "
+                "member of pg_read_all_stats")
     try:
         statements = parse_sql(query.text)
     except ParseError as exc:

@@ -89,6 +89,7 @@ def test_advice_merges_skips_served_and_small_tables() -> None:
         Query("SELECT * FROM fresh WHERE k = 1"),
         Query("SELECT * FROM lines WHERE sku = $1", calls=1, total_ms=10.0),
         Query("not sql"),
+        Query("<insufficient privilege>"),
     ]
     advice = advise(queries, _schema(), DISTINCT)
     assert [(s.table.name.name, s.columns) for s in advice.suggestions] == [
@@ -106,3 +107,4 @@ def test_advice_merges_skips_served_and_small_tables() -> None:
     assert reasons["SELECT 1"] == "reads no table of this database"
     assert "no row estimate: ANALYZE it" in reasons["SELECT * FROM fresh WHERE k = 1"]
     assert reasons["not sql"].startswith("not parsed")
+    assert "pg_read_all_stats" in reasons["<insufficient privilege>"]
