@@ -12,6 +12,7 @@ Nothing from ``alembic.autogenerate`` is imported at module import time.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,7 @@ __all__ = [
     "CommentOp",
     "LockSafePlanOp",
     "PolicyOp",
+    "RuntimeCall",
     "render_comment_op",
     "render_plan_op",
     "render_policy_op",
@@ -220,15 +222,48 @@ def _undo_kwargs(step: Step) -> dict[str, Any]:
     return {"undo_on_failure": list(step.on_failure), "undo_description": step.on_failure_description}
 
 
-def _call(step: Step) -> tuple[str, list[Any], dict[str, Any]] | None:
+class RuntimeCall(str, enum.Enum):
+    """How a step runs: the :mod:`helios_migrate.runtime` function its revision line calls (the
+    value is the function's name), or ``EXECUTE``, plain ``op.execute`` statements."""
+
+    EXECUTE = "execute"
+    IRREVERSIBLE = "irreversible"
+    BACKFILL = "backfill"
+    CHECK_CONVERTIBLE = "check_convertible"
+    CREATE_INDEX_CONCURRENTLY = "create_index_concurrently"
+    RUN_AUTOCOMMIT = "run_autocommit"
+    RUN_IN_OWN_TRANSACTION = "run_in_own_transaction"
+    SYNC_COLUMN_TRIGGER = "sync_column_trigger"
+    DROP_SYNC_TRIGGER = "drop_sync_trigger"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def takes_policy(self) -> bool:
+        """Does the revision line pass ``policy=policy`` (the revision's timeouts and retries) to
+        the runtime function, which accepts it?"""
+        return self in _TAKES_POLICY
+
+
+_TAKES_POLICY = frozenset({
+    RuntimeCall.RUN_IN_OWN_TRANSACTION, RuntimeCall.RUN_AUTOCOMMIT, RuntimeCall.BACKFILL,
+    RuntimeCall.SYNC_COLUMN_TRIGGER, RuntimeCall.DROP_SYNC_TRIGGER,
+})
+
+Call = tuple[RuntimeCall, list[Any], dict[str, Any]]
+"""A step's runtime call: which, and its positional and keyword arguments after ``op``."""
+
+
+def _call(step: Step) -> Call | None:
     """The runtime function, positional and keyword arguments (after ``op``) that run ``step``;
     ``None`` when the step has nothing to do."""
     if step.conversion_check is not None:
         check = step.conversion_check
         table = runtime.table_argument(check.table.schema, check.table.name)
-        return "check_convertible", [table, check.column, check.to_type], {"key": check.key, **_done_kwargs(step)}
+        return RuntimeCall.CHECK_CONVERTIBLE, [table, check.column, check.to_type], {"key": check.key, **_done_kwargs(step)}
     if step.irreversible_reason and not step.sql and step.backfill is None:
-        return "irreversible", [step.description, step.irreversible_reason], {}
+        return RuntimeCall.IRREVERSIBLE, [step.description, step.irreversible_reason], {}
     if step.backfill is not None:
         b = step.backfill
         kw: dict[str, Any] = {"key": tuple(b.key)}
@@ -238,7 +273,7 @@ def _call(step: Step) -> tuple[str, list[Any], dict[str, Any]] | None:
             "batch_size": b.batch_size, "pause_ms": b.pause_ms, **_retry_kwargs(step), **_undo_kwargs(step),
             **_done_kwargs(step),
         }
-        return "backfill", [runtime.table_argument(b.table.schema, b.table.name), b.column, b.expression or None], kw
+        return RuntimeCall.BACKFILL, [runtime.table_argument(b.table.schema, b.table.name), b.column, b.expression or None], kw
     if not step.sql:
         return None
     sync = _sync_trigger_call(step)
@@ -246,7 +281,7 @@ def _call(step: Step) -> tuple[str, list[Any], dict[str, Any]] | None:
         return sync
     if step.transaction is TransactionMode.AUTOCOMMIT and step.index is not None:
         return (
-            "create_index_concurrently",
+            RuntimeCall.CREATE_INDEX_CONCURRENTLY,
             [runtime.table_argument(step.index.schema, step.index.name), step.sql[0]],
             _done_kwargs(step),
         )
@@ -254,14 +289,14 @@ def _call(step: Step) -> tuple[str, list[Any], dict[str, Any]] | None:
     if step.done_when:
         kw["done_when"] = step.done_when
     if step.transaction is TransactionMode.AUTOCOMMIT:
-        return "run_autocommit", [list(step.sql)], kw
+        return RuntimeCall.RUN_AUTOCOMMIT, [list(step.sql)], kw
     if step.transaction is TransactionMode.OWN:
         kw.setdefault("lock_timeout", None)
-        return "run_in_own_transaction", [list(step.sql)], kw | _undo_kwargs(step)
-    return "execute", [list(step.sql)], {}
+        return RuntimeCall.RUN_IN_OWN_TRANSACTION, [list(step.sql)], kw | _undo_kwargs(step)
+    return RuntimeCall.EXECUTE, [list(step.sql)], {}
 
 
-def _sync_trigger_call(step: Step) -> tuple[str, list[Any], dict[str, Any]] | None:
+def _sync_trigger_call(step: Step) -> Call | None:
     """A step that creates (after statements of its own) or drops one of the plan's sync
     triggers, as ``runtime.sync_column_trigger`` / ``drop_sync_trigger``: no plpgsql in the revision."""
     if step.transaction is not TransactionMode.OWN or step.on_failure:
@@ -278,11 +313,11 @@ def _sync_trigger_call(step: Step) -> tuple[str, list[Any], dict[str, Any]] | No
             if trigger.expression is not None:
                 args.append(trigger.expression)
             named: dict[str, Any] = {"name": trigger.name, **({"before": list(before)} if before else {})}
-            return "sync_column_trigger", args, named | kw
+            return RuntimeCall.SYNC_COLUMN_TRIGGER, args, named | kw
     trigger = step.inverse_sync_trigger
     if trigger is not None and step.sql == drop_sync_trigger_statements(trigger):
         table = runtime.table_argument(trigger.table.schema, trigger.table.name)
-        return "drop_sync_trigger", [table, trigger.name], kw
+        return RuntimeCall.DROP_SYNC_TRIGGER, [table, trigger.name], kw
     return None
 
 
@@ -294,11 +329,11 @@ def run_step(operations: Any, step: Step) -> None:
     if call is None:
         return
     name, args, kwargs = call
-    if name == "execute":
+    if name is RuntimeCall.EXECUTE:
         for sql in args[0]:
             operations.execute(sql)
         return
-    getattr(runtime, name)(operations, *args, **kwargs)
+    getattr(runtime, name.value)(operations, *args, **kwargs)
 
 
 # --- rendering ----------------------------------------------------------------------------------
@@ -334,7 +369,7 @@ def data_loss_guards(step: Step) -> list[tuple[str, str]]:
     :func:`_data_losing`, and a step with no inverse."""
     guards = _data_losing(step)
     call = _call(step)
-    if call is not None and call[0] == "irreversible":
+    if call is not None and call[0] is RuntimeCall.IRREVERSIBLE:
         guards.append((step.description, str(step.irreversible_reason)))
     return guards
 
@@ -346,16 +381,15 @@ class _Code(str):
         return str(self)
 
 
-_TAKES_POLICY = (
-    "run_in_own_transaction", "run_autocommit", "backfill", "sync_column_trigger", "drop_sync_trigger",
-)
 _POLICY_KEYWORDS = ("lock_timeout", "statement_timeout", "attempts", "backoff")
 
 
-def _with_policy(name: str, kwargs: dict[str, Any], step: Step, policy: RetryPolicy | None) -> dict[str, Any]:
+def _with_policy(
+    name: RuntimeCall, kwargs: dict[str, Any], step: Step, policy: RetryPolicy | None
+) -> dict[str, Any]:
     """``kwargs`` with the timeouts and retries replaced by ``policy=policy`` (and only the values
     that differ from the revision's policy), for the calls that take a policy."""
-    if policy is None or step.retry is None or name not in _TAKES_POLICY:
+    if policy is None or step.retry is None or not name.takes_policy:
         return kwargs
     shared = runtime_policy(policy)
     out: dict[str, Any] = {}
@@ -400,16 +434,16 @@ def _call_lines(callee: str, args: Sequence[Any], kwargs: dict[str, Any]) -> lis
     return [*lines, ")"]
 
 
-def step_acknowledgements(step: Step, call: str) -> tuple[Acknowledgement, ...]:
+def step_acknowledgements(step: Step, call: RuntimeCall) -> tuple[Acknowledgement, ...]:
     """What the step's call meets on purpose: the step's own acknowledgements, and the ones that
     come with the runtime call (offline, a batched backfill is a ``DO`` loop that ``check``
     cannot look into)."""
     own = step.acknowledged
-    if call == "backfill" and step.backfill is not None and step.backfill.expression:
+    if call is RuntimeCall.BACKFILL and step.backfill is not None and step.backfill.expression:
         own = (*own, Acknowledgement(
             (RuleCode.UNANALYSED_STATEMENT,), "runtime.backfill: batches by key, each its own short transaction (offline: a DO loop)"
         ))
-    elif call == "check_convertible":
+    elif call is RuntimeCall.CHECK_CONVERTIBLE:
         own = (*own, Acknowledgement(
             (RuleCode.UNANALYSED_STATEMENT,), "runtime.check_convertible only reads (offline: a DO block that counts what fails)"
         ))
@@ -431,10 +465,10 @@ def step_lines(step: Step, policy: RetryPolicy | None = None) -> list[str]:
         return []
     name, args, kwargs = call
     lines += [ack.comment for ack in step_acknowledgements(step, name)]
-    if name == "execute":
+    if name is RuntimeCall.EXECUTE:
         return lines + [line for sql in args[0] for line in _call_lines("op.execute", [sql], {})]
     kwargs = _with_policy(name, kwargs, step, policy)
-    return [*lines, *_call_lines(f"runtime.{name}", [_Code("op"), *args], kwargs)]
+    return [*lines, *_call_lines(f"runtime.{name.value}", [_Code("op"), *args], kwargs)]
 
 
 def render_plan_op(autogen_context: AutogenContext, op: LockSafePlanOp) -> list[str]:
