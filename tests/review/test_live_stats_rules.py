@@ -217,3 +217,15 @@ def test_bloat_estimate_and_concurrent_reindex(fresh_db: str) -> None:
         conn.execute("ANALYZE events")
     assert before is not None and after is not None and after[0] < before[0] / 2
     assert "public.events.id" not in _by(_review(_read(fresh_db)), "HM612")
+
+
+def test_timestamp_and_json_advice_comes_from_the_hm5xx_rules(fresh_db: str) -> None:
+    """``timestamp`` without time zone and ``json`` are the column-type rules of check (HM504,
+    HM506), asked of every live column: review has no second rule for them."""
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE audit (id bigint PRIMARY KEY, at timestamp NOT NULL, payload json, "
+                     "fine timestamptz, doc jsonb)")
+    result = _review(_read(fresh_db))
+    assert set(_by(result, "HM504")) == {"public.audit.at"}
+    assert set(_by(result, "HM506")) == {"public.audit.payload"}
+    assert "autogenerate plan the type change" in _by(result, "HM504")["public.audit.at"].finding.help
