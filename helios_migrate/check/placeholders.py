@@ -311,6 +311,12 @@ def placeholder_class() -> type:
         def python_type(self) -> type:
             return object
 
+        @property
+        def __sa_type_engine__(self) -> Any:
+            # Passed as a bound value (``.bindparams(n=conf.getint(...))``): rendered as a quoted
+            # opaque literal, as SQL with literal binds needs one.
+            return self
+
     _CLASS = Placeholder
     return Placeholder
 

@@ -419,7 +419,7 @@ def _rendered_outcome(rendered: Rendered) -> _Outcome:
     helpers = list(dict.fromkeys(u.shown for u in rendered.unknown_operations if u.described))
     if helpers:
         shown = ", ".join(helpers[:3]) + (" ..." if len(helpers) > 3 else "")
-        parts.append(f"not checked, from modules that are not installed: {shown}")
+        parts.append(f"not checked (unknown offline): {shown}")
     if rendered.truth_tests:
         parts.append("rendered with both answers of " + ", ".join(rendered.truth_tests[:3]))
     if rendered.inspected:
@@ -443,8 +443,8 @@ def unknown_operations(path: str, revision: str | None, rendered: Rendered) -> F
     plugins = all(not u.described for u in unknown)
     what = (
         "operations of an Alembic plugin that is not installed" if plugins
-        else "from modules that are not installed (a helper's SQL, or a loop over the application's "
-        "data that ran zero times)"
+        else "unknown offline (a helper of a module that is not installed, a loop over the "
+        "application's data that ran zero times, rows read as none)"
     )
     code, rule = REVISION_NOT_RENDERED
     return Finding(

@@ -274,3 +274,16 @@ op.add_column("orders", sa.Column("stamp", sa.Text(), server_default=stamp_defau
     assert "HM904" not in {f.code for f in findings}, [f.message for f in findings]
     (hm201,) = [f for f in findings if f.code == "HM201"]  # an unknown function may be volatile
     assert hm201.location.line == line_of(source, "stamp_default()")
+
+
+def test_an_application_value_bound_into_sql_renders_as_an_opaque_literal(tmp_path: Path) -> None:
+    findings, _ = _check(
+        tmp_path,
+        """\
+batch = sa.text("UPDATE orders SET id2 = id WHERE id IN (SELECT id FROM orders LIMIT :n)")
+op.execute(batch.bindparams(n=conf.getint("core", "batch_size")))
+""",
+        header="from myapp.configuration import conf\n",
+    )
+    assert "HM904" not in {f.code for f in findings}, [f.message for f in findings]
+    assert "HM901" not in {f.code for f in findings}
