@@ -216,6 +216,14 @@ class ReviewSettings:
         return next((i for i in self.ignore if i.covers(code, table, column)), None)
 
 
+@dataclass(frozen=True)
+class DiffSettings:
+    """``[tool.helios-migrate.diff]``: what ``helios-migrate diff`` leaves out."""
+
+    ignore: tuple[str, ...] = ()
+    """Glob patterns, ``[kind:]name`` (``"public.spatial_ref_sys"``, ``"index:*_hypo*"``)."""
+
+
 BACKFILL_PAUSES = ("proportional", "fixed")
 
 
@@ -287,6 +295,7 @@ class Config:
     autogenerate: AutogenerateSettings = field(default_factory=AutogenerateSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     review: ReviewSettings = field(default_factory=ReviewSettings)
+    diff: DiffSettings = field(default_factory=DiffSettings)
     sections: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
     """Sub-tables owned by other commands, as read."""
     source: str | None = None
@@ -303,7 +312,7 @@ class Config:
         return severity >= self.fail_on
 
 
-_OWNED_SECTIONS = {"rules", "tables", "autogenerate", "review"}
+_OWNED_SECTIONS = {"rules", "tables", "autogenerate", "review", "diff"}
 COMMAND_SECTIONS = frozenset({"llm"})
 """Sub-tables read by the commands that own them (kept in :attr:`Config.sections`)."""
 
@@ -392,6 +401,7 @@ def config_from_mapping(data: Mapping[str, Any], source: str = "<config>") -> Co
         autogenerate=_autogenerate(reader, data.get("autogenerate", {})),
         runtime=_runtime(reader, data),
         review=_review(reader, data.get("review", {})),
+        diff=_diff(reader, data.get("diff", {})),
         sections=MappingProxyType(sections),
         source=source,
     )
@@ -474,6 +484,31 @@ def _review(reader: _Reader, data: Any) -> ReviewSettings:
     if isinstance(percent, bool) or not isinstance(percent, (int, float)) or not 0 < percent <= 100:
         raise ConfigError(reader.source, "review.key_range_percent", "expected a percentage above 0, at most 100")
     return ReviewSettings(models=models, ignore=tuple(entries), key_range_percent=float(percent))
+
+
+_DIFF_KINDS = ("table", "column", "constraint", "index", "sequence", "enum", "view")
+
+
+def _diff(reader: _Reader, data: Any) -> DiffSettings:
+    if not isinstance(data, Mapping):
+        raise ConfigError(reader.source, "diff", "must be a table")
+    reader.only(data, "diff", {"ignore"})
+    raw = data.get("ignore", [])
+    if not isinstance(raw, list) or not all(isinstance(v, str) and v.strip() for v in raw):
+        raise ConfigError(
+            reader.source, "diff.ignore",
+            "expected a list of glob patterns such as [\"public.spatial_ref_sys\", \"index:*_hypo*\"]",
+        )
+    for entry in raw:
+        kind, sep, rest = entry.partition(":")
+        if sep and kind not in _DIFF_KINDS:
+            raise ConfigError(
+                reader.source, "diff.ignore",
+                f"{entry!r}: {kind!r} is not an object kind (one of {', '.join(_DIFF_KINDS)})",
+            )
+        if sep and not rest:
+            raise ConfigError(reader.source, "diff.ignore", f"{entry!r}: a name pattern follows the kind")
+    return DiffSettings(ignore=tuple(v.strip() for v in raw))
 
 
 RENAME_STRATEGIES = ("expand-contract", "rename-with-view")

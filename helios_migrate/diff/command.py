@@ -1,0 +1,98 @@
+"""The ``helios-migrate diff`` command."""
+
+from __future__ import annotations
+
+import enum
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..config import ConfigError, load_config
+from .compare import DiffResult, compare
+from .report import render
+from .sides import DiffUsageError, SideOptions, read_side, scratch
+
+EXIT_DIFFERENT = 1
+EXIT_USAGE = 2
+
+
+class DiffFormat(str, enum.Enum):
+    TEXT = "text"
+    JSON = "json"
+    MARKDOWN = "markdown"
+
+
+def run_diff(source: str, target: str, options: SideOptions, ignore: tuple[str, ...] = ()) -> DiffResult:
+    """Build or read both sides and compare them; raises :class:`DiffUsageError`."""
+    with scratch(options) as where:
+        mine = read_side(source, options, where, role="SOURCE")
+        theirs = read_side(target, options, where, role="TARGET")
+    return compare(mine, theirs, ignore)
+
+
+def diff_command(
+    source: Annotated[str, typer.Argument(help="models, head, a revision id, or a database URL.")],
+    target: Annotated[str, typer.Argument(help="models, head, a revision id, or a database URL.")],
+    config: Annotated[
+        Path | None,
+        typer.Option("-c", "--config", help="alembic.ini of the project (default: ./alembic.ini)."),
+    ] = None,
+    models: Annotated[
+        str | None,
+        typer.Option("--models", help="module:attribute of the MetaData for the side 'models' "
+                     "(default: target_metadata of the project's env.py, or models in [tool.helios-migrate.review])."),
+    ] = None,
+    scratch_url: Annotated[
+        str | None,
+        typer.Option("--scratch-url", envvar="HELIOS_DIFF_SCRATCH_URL",
+                     help="A server where diff may create (and drops) throwaway databases to build the "
+                     "models and revisions; default: a temporary embedded PostgreSQL."),
+    ] = None,
+    pg: Annotated[
+        str | None,
+        typer.Option("--pg", help="Major version of the temporary server (embedded 18; 15 from Debian's binaries)."),
+    ] = None,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option("--ignore", help="Leave out objects matching this glob, [kind:]name (repeatable; "
+                     "added to ignore in [tool.helios-migrate.diff])."),
+    ] = None,
+    output_format: Annotated[DiffFormat, typer.Option("--format", help="Report format.")] = DiffFormat.TEXT,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write the report to this file instead of stdout.")
+    ] = None,
+    exit_zero: Annotated[
+        bool, typer.Option("--exit-zero", help="Exit 0 even when the sides differ (for reports).")
+    ] = False,
+) -> None:
+    """Compare two schemas -- the models, the revisions at a point, a live database (read-only) --
+    object by object: what TARGET lacks (missing), what it has in excess (extra), what differs.
+    Exits 1 when they differ, so `diff head $DATABASE_URL` is a drift gate."""
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    try:
+        settings = load_config(start=config.resolve().parent if config else None)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    if config is not None and not config.is_file():
+        typer.echo(f"error: -c {config}: no such file", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    options = SideOptions(
+        alembic_ini=config, models=models or settings.review.models, config_source=settings.source,
+        scratch_url=scratch_url, pg=pg, version_table=settings.version_table,
+    )
+    patterns = (*settings.diff.ignore, *(ignore or ()))
+    try:
+        result = run_diff(source, target, options, patterns)
+    except DiffUsageError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    text = render(result, output_format.value)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    raise typer.Exit(EXIT_DIFFERENT if result.differ and not exit_zero else 0)

@@ -1,0 +1,104 @@
+"""Two sides' objects compared: what SOURCE has and TARGET lacks (missing), what TARGET has and
+SOURCE lacks (extra), and what both have with different attributes (different)."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from .catalog import SchemaObject, SchemaObjects
+
+KINDS = ("table", "column", "constraint", "index", "sequence", "enum", "view")
+"""Object kinds in report order (an ignore pattern may name one: ``index:*_hypo*``)."""
+
+
+class Status(str, Enum):
+    MISSING = "missing"
+    """In SOURCE, not in TARGET."""
+    EXTRA = "extra"
+    """In TARGET, not in SOURCE."""
+    DIFFERENT = "different"
+
+
+@dataclass(frozen=True)
+class AttributeChange:
+    attribute: str
+    source: Any
+    target: Any
+
+
+@dataclass(frozen=True)
+class Difference:
+    status: Status
+    kind: str
+    name: str
+    source: SchemaObject | None
+    target: SchemaObject | None
+    changes: tuple[AttributeChange, ...] = ()
+
+
+@dataclass(frozen=True)
+class DiffResult:
+    source: str
+    target: str
+    differences: tuple[Difference, ...]
+    ignored: int
+    """Differences left out by ignore patterns."""
+
+    @property
+    def differ(self) -> bool:
+        return bool(self.differences)
+
+
+def matches(pattern: str, obj: SchemaObject) -> bool:
+    """Does ``pattern`` (``[kind:]glob``) name ``obj``, or the table it belongs to?  The glob is
+    matched against the qualified name and, for names in the ``public`` schema, the name without it."""
+    kind, sep, glob = pattern.partition(":")
+    if sep and kind in KINDS:
+        if obj.kind != kind:
+            return False
+        names = [obj.name]
+    else:
+        glob = pattern
+        names = [obj.name, *([obj.table] if obj.table else [])]
+    for name in names:
+        candidates = [name, name[len("public."):]] if name.startswith("public.") else [name]
+        if any(fnmatch.fnmatchcase(c, glob) for c in candidates):
+            return True
+    return False
+
+
+def compare(source: SchemaObjects, target: SchemaObjects, ignore: Sequence[str] = ()) -> DiffResult:
+    """The differences between ``source`` and ``target``; an object of a table that is itself
+    missing or extra is not repeated (the table stands for its columns, constraints and indexes)."""
+    found: list[Difference] = []
+    for key in sorted(set(source.objects) | set(target.objects)):
+        mine, theirs = source.objects.get(key), target.objects.get(key)
+        if mine is not None and theirs is None:
+            found.append(Difference(Status.MISSING, mine.kind, mine.name, mine, None))
+        elif theirs is not None and mine is None:
+            found.append(Difference(Status.EXTRA, theirs.kind, theirs.name, None, theirs))
+        elif mine is not None and theirs is not None and mine.attributes != theirs.attributes:
+            a, b = dict(mine.attributes), dict(theirs.attributes)
+            changes = tuple(
+                AttributeChange(name, a.get(name), b.get(name))
+                for name in dict.fromkeys([*a, *b]) if a.get(name) != b.get(name)
+            )
+            found.append(Difference(Status.DIFFERENT, mine.kind, mine.name, mine, theirs, changes))
+    whole_tables = {(d.status, d.name) for d in found if d.kind == "table" and d.status is not Status.DIFFERENT}
+    kept: list[Difference] = []
+    ignored = 0
+    for d in found:
+        obj = d.source or d.target
+        assert obj is not None
+        if obj.table and (d.status, obj.table) in whole_tables:
+            continue
+        if any(matches(p, obj) for p in ignore):
+            ignored += 1
+            continue
+        kept.append(d)
+    kept.sort(key=lambda d: (KINDS.index(d.kind), d.name))
+    return DiffResult(source.label, target.label, tuple(kept), ignored)
