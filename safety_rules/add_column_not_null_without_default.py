@@ -28,9 +28,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from helios_migrate.changes import AddColumn
+from helios_migrate.changes import AddColumn, DataOperation, ModifyRows, TruncateTable
 from helios_migrate.findings import Severity
-from helios_migrate.rule_context import RuleContext, RuleKind, Violation
+from helios_migrate.rule_context import (
+    RuleContext,
+    RuleKind,
+    StatementInfo,
+    Violation,
+    same_relation,
+)
 
 CODE = "HM202"
 NAME = "add-column-not-null-without-default"
@@ -38,6 +44,16 @@ SEVERITY = Severity.ERROR
 KIND = RuleKind.OTHER
 
 _SERIAL = {"serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"}
+
+
+def _empties(statement: StatementInfo, add: AddColumn) -> bool:
+    """``DELETE FROM t`` without WHERE, or ``TRUNCATE t``, of the table the column is added to."""
+    return any(
+        ((isinstance(ch, ModifyRows) and ch.operation is DataOperation.DELETE and not ch.has_where)
+         or isinstance(ch, TruncateTable))
+        and same_relation(ch.on, add.on)
+        for ch in statement.changes
+    )
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:
@@ -49,6 +65,8 @@ def check(ctx: RuleContext) -> Iterator[Violation]:
         return
     if col.type in _SERIAL:
         return
+    if any(_empties(st, ch) for st in ctx.earlier):
+        return  # the transaction deleted every row first: nothing to fail on
     yield Violation(
         f"ADD COLUMN {col.name} {col.type} NOT NULL without a default fails if {ch.on} has any rows",
         help="Give it a constant DEFAULT (no rewrite on PostgreSQL 11+), or add it nullable, "

@@ -52,11 +52,14 @@ def check(ctx: RuleContext) -> Iterator[Violation]:
     if not isinstance(ch, AlterColumnType) or not ctx.effect.rewrites_table:
         return
     reason = ctx.effect.notes[0] if ctx.effect.notes else ""
-    unknown_old = ch.old_type is None and ctx.effect.certainty is Certainty.CONSERVATIVE
-    if unknown_old:
+    if ctx.effect.certainty is Certainty.CONSERVATIVE:
+        # The old type, or the cast between the two, is unknown offline: only assumed to rewrite.
+        unknown = "the old type is unknown offline" if ch.old_type is None else (
+            f"the cast from {ch.old_type} is unknown offline"
+        )
         yield Violation(
             f"could not tell whether changing {ch.on}.{ch.column} to {ch.new_type} rewrites "
-            f"{ctx.describe_table(ch.on)}: the old type is unknown offline; if it does, it holds "
+            f"{ctx.describe_table(ch.on)}: {unknown}; if it does, it holds "
             f"{ctx.lock_phrase()} for the whole rewrite",
             help="Run with --database-url (read-only) or give the old type (Alembic existing_type=) "
             "so the change can be classified exactly.",
