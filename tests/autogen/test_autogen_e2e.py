@@ -59,7 +59,7 @@ CASES: dict[str, tuple[dict[str, str | None], list[str] | None, tuple[str, ...],
     "alter-type-expand-contract": (
         {"score": 'sa.Column("score", sa.BigInteger)'},
         None,
-        ("ADD COLUMN IF NOT EXISTS score__new bigint", "CREATE TRIGGER", "RENAME COLUMN score__new TO score"),
+        ("ADD COLUMN IF NOT EXISTS score__new bigint", "runtime.sync_column_trigger(", "RENAME COLUMN score__new TO score"),
         False,  # the way down is an expand/contract in reverse: nothing is lost
     ),
     "drop-column": (

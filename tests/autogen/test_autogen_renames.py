@@ -61,7 +61,9 @@ def test_hinted_column_rename_keeps_every_value(project: Project) -> None:
     expand_up = expand.split("def downgrade")[0]
     contract_up = contract.split("def downgrade")[0]
     assert "rename column items.legacy to legacy_note (expand-contract)" in expand
-    assert "CREATE TRIGGER items_legacy_legacy_note_sync" in expand_up
+    assert "runtime.sync_column_trigger(op, 'items', 'legacy', 'legacy_note', name='items_legacy_legacy_note_sync'" in code(
+        expand_up
+    )
     assert "runtime.backfill(op, 'items', 'legacy_note', 'legacy'" in code(expand_up)
     assert "-- CONTRACT" not in expand_up and "DROP COLUMN IF EXISTS legacy'" not in expand_up
     assert "DROP COLUMN IF EXISTS legacy'" in contract_up.split("-- CONTRACT")[1]
