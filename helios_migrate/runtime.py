@@ -1186,12 +1186,14 @@ def check_convertible(
                 ),
             )
             return
+        began = time.monotonic()
         rows = op.get_bind().execute(sa.text(
             f"SELECT count(*) OVER (), {key_list}, left({col}::text, 40) FROM {tbl} "
             f"WHERE {failing} ORDER BY {key_list} LIMIT {int(sample)}".replace(":", r"\:")
         )).fetchall()
         if not rows:
             log.info("helios: every value of %s.%s converts to %s", table, column, to_type)
+            _record_step(op, f"check that {table}.{column} converts to {to_type}", began)
             return
         shown = ", ".join(
             " ".join(f"{k}={v}" for k, v in zip(key, row[1:-1], strict=True)) + f" ({row[-1]!r})"
