@@ -112,6 +112,8 @@ class SchemaObject:
     attributes: tuple[tuple[str, Any], ...]
     table: str | None = None
     """The qualified table a column, constraint or index belongs to."""
+    parts: tuple[str, ...] = ()
+    """The name's parts, unquoted (``("public", "orders", "total")``)."""
 
     @property
     def key(self) -> str:
@@ -150,36 +152,38 @@ def read_objects(
 
     with conn.cursor() as cur:
         for schema, name, kind in cur.execute(_TABLES, params):
-            add(SchemaObject("table", f"{schema}.{name}", (("kind", kind),)))
+            add(SchemaObject("table", f"{schema}.{name}", (("kind", kind),), parts=(schema, name)))
         for schema, table, name, type_, nullable, default, identity, generated in cur.execute(_COLUMNS, params):
             attrs: tuple[tuple[str, Any], ...] = (
                 ("type", type_), ("nullable", bool(nullable)), ("default", default), ("identity", identity),
             )
             if generated:
                 attrs = (*attrs, ("generated", generated))
-            add(SchemaObject("column", f"{schema}.{table}.{name}", attrs, f"{schema}.{table}"))
+            add(SchemaObject("column", f"{schema}.{table}.{name}", attrs, f"{schema}.{table}", (schema, table, name)))
         for schema, table, name, kind, definition, validated in cur.execute(_CONSTRAINTS, params):
             add(SchemaObject(
                 "constraint", f"{schema}.{table}.{name}",
                 (("type", kind), ("definition", definition), ("validated", bool(validated))),
-                f"{schema}.{table}",
+                f"{schema}.{table}", (schema, table, name),
             ))
         for schema, name, table, definition, valid in cur.execute(_INDEXES, params):
             add(SchemaObject(
                 "index", f"{schema}.{name}",
                 (("table", f"{schema}.{table}"), ("definition", _index_definition(definition)),
                  ("valid", bool(valid))),
-                f"{schema}.{table}",
+                f"{schema}.{table}", (schema, table, name),
             ))
         for schema, name, data_type, start, minimum, maximum, increment, cycle, owner in cur.execute(_SEQUENCES):
             add(SchemaObject(
                 "sequence", f"{schema}.{name}",
                 (("type", data_type), ("start", int(start)), ("min", int(minimum)), ("max", int(maximum)),
                  ("increment", int(increment)), ("cycle", bool(cycle)), ("owned_by", owner)),
+                parts=(schema, name),
             ))
         for schema, name, labels in cur.execute(_ENUMS):
-            add(SchemaObject("enum", f"{schema}.{name}", (("values", tuple(labels)),)))
+            add(SchemaObject("enum", f"{schema}.{name}", (("values", tuple(labels)),), parts=(schema, name)))
         for schema, name, kind, definition in cur.execute(_VIEWS):
-            add(SchemaObject("view", f"{schema}.{name}", (("kind", kind), ("definition", definition.strip()))))
+            add(SchemaObject("view", f"{schema}.{name}", (("kind", kind), ("definition", definition.strip())),
+                                parts=(schema, name)))
         row = cur.execute("SELECT current_setting('server_version_num')::int").fetchone()
     return SchemaObjects(label, out, int(row[0]) if row else None)

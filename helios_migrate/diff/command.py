@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from ..config import ConfigError, load_config
+from ..config import Config, ConfigError, load_config
 from .compare import DiffResult, compare
 from .report import render
 from .sides import DiffUsageError, SideOptions, read_side, scratch
@@ -31,6 +32,26 @@ def run_diff(source: str, target: str, options: SideOptions, ignore: tuple[str, 
         mine = read_side(source, options, where, role="SOURCE")
         theirs = read_side(target, options, where, role="TARGET")
     return compare(mine, theirs, ignore)
+
+
+def _plan_text(result: DiffResult, settings: Config) -> str:
+    from ..planner import PlanPolicy
+    from ..versions import PgVersion, default_version
+    from .converge import converge, render_plan
+
+    num = result.target_version_num
+    version = PgVersion.parse(str(num)) if num else settings.pg_version or default_version()
+    return render_plan(converge(result, version, PlanPolicy.from_config(settings)))
+
+
+def _with_plan(report: str, plan_sql: str, output_format: DiffFormat) -> str:
+    if output_format is DiffFormat.JSON:
+        data = json.loads(report)
+        data["plan"] = plan_sql
+        return json.dumps(data, indent=2) + "\n"
+    if output_format is DiffFormat.MARKDOWN:
+        return f"{report}\n### Plan turning TARGET into SOURCE\n\n```sql\n{plan_sql}```\n"
+    return f"{report}\n{plan_sql}"
 
 
 def diff_command(
@@ -64,6 +85,9 @@ def diff_command(
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Write the report to this file instead of stdout.")
     ] = None,
+    plan: Annotated[
+        bool, typer.Option("--plan", help="Also print the lock-safe plan that turns TARGET into SOURCE.")
+    ] = False,
     exit_zero: Annotated[
         bool, typer.Option("--exit-zero", help="Exit 0 even when the sides differ (for reports).")
     ] = False,
@@ -91,6 +115,12 @@ def diff_command(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
     text = render(result, output_format.value)
+    if plan:
+        try:
+            text = _with_plan(text, _plan_text(result, settings), output_format)
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(EXIT_USAGE) from None
     if output is not None:
         output.write_text(text, encoding="utf-8")
     else:

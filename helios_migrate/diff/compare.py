@@ -47,6 +47,8 @@ class DiffResult:
     differences: tuple[Difference, ...]
     ignored: int
     """Differences left out by ignore patterns."""
+    target_version_num: int | None = None
+    """``server_version_num`` of the server TARGET was read on (the plan follows it)."""
 
     @property
     def differ(self) -> bool:
@@ -101,4 +103,4 @@ def compare(source: SchemaObjects, target: SchemaObjects, ignore: Sequence[str] 
             continue
         kept.append(d)
     kept.sort(key=lambda d: (KINDS.index(d.kind), d.name))
-    return DiffResult(source.label, target.label, tuple(kept), ignored)
+    return DiffResult(source.label, target.label, tuple(kept), ignored, target.server_version_num)

@@ -211,3 +211,50 @@ def test_unreachable_database_is_a_usage_error(fresh_db: str, tmp_path: Path) ->
     assert "secret" not in res.stderr and "Traceback" not in res.stderr
     missing = _cli("head", fresh_db, cwd=tmp_path)
     assert missing.returncode == 2 and "alembic.ini" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_plan_converges_target_to_source(two_dbs: tuple[str, str], tmp_path: Path) -> None:
+    """diff --plan, then every step's SQL run on TARGET, then diff is empty: a round trip."""
+    from helios_migrate.diff.converge import converge
+    from helios_migrate.plan import Phase, TransactionMode
+    from helios_migrate.versions import PgVersion
+
+    source, target = two_dbs
+    with psycopg.connect(source, autocommit=True) as conn:
+        conn.execute("""
+            ALTER TYPE order_state ADD VALUE 'refunded' AFTER 'paid';
+            ALTER TABLE orders ADD COLUMN shipped_at timestamptz;
+            ALTER TABLE orders ADD CONSTRAINT orders_note_short CHECK (length(note) < 500);
+            CREATE UNIQUE INDEX customers_lower_email_idx ON customers (lower(email));
+        """)
+    with psycopg.connect(target, autocommit=True) as conn:
+        conn.execute("""
+            CREATE INDEX orders_note_hotfix_idx ON orders (note);
+            ALTER TABLE orders ADD COLUMN hotfix_flag boolean;
+            ALTER TABLE orders ALTER COLUMN total SET DEFAULT 1;
+            ALTER TABLE orders ALTER COLUMN note SET NOT NULL;
+        """)
+    result = _diff(source, target)
+    assert len(result.differences) == 8
+    assert result.target_version_num is not None
+    convergence = converge(result, PgVersion.parse(str(result.target_version_num)))
+    assert convergence.unplanned == ()
+    assert convergence.plan is not None
+    steps = convergence.plan.steps
+    index_step = next(s for s in steps if "customers_lower_email_idx" in " ".join(s.sql))
+    assert index_step.transaction is TransactionMode.AUTOCOMMIT
+    assert "CONCURRENTLY" in index_step.sql[0]
+    check_sql = " ".join(sql for s in steps for sql in s.sql if "orders_note_short" in sql)
+    assert "NOT VALID" in check_sql and "VALIDATE CONSTRAINT" in check_sql
+    drop_column = next(s for s in steps if "hotfix_flag" in " ".join(s.sql))
+    assert drop_column.phase is Phase.CONTRACT
+
+    with psycopg.connect(target, autocommit=True) as conn:
+        for step in steps:
+            for sql in step.sql:
+                conn.execute(sql)
+    after = _diff(source, target)
+    assert after.differences == (), [(d.status, d.kind, d.name, d.changes) for d in after.differences]
+
+    text = _cli(target, source, "--plan", cwd=tmp_path)
+    assert text.returncode == 0 and "-- nothing to plan" in text.stdout
