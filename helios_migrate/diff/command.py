@@ -12,7 +12,10 @@ from typing import Annotated
 import typer
 
 from ..config import Config, ConfigError, load_config
+from ..planner import PlanPolicy
+from ..versions import PgVersion, default_version
 from .compare import DiffResult, compare
+from .converge import converge, render_plan
 from .report import render
 from .sides import DiffUsageError, SideOptions, read_side, scratch
 
@@ -35,10 +38,6 @@ def run_diff(source: str, target: str, options: SideOptions, ignore: tuple[str, 
 
 
 def _plan_text(result: DiffResult, settings: Config) -> str:
-    from ..planner import PlanPolicy
-    from ..versions import PgVersion, default_version
-    from .converge import converge, render_plan
-
     num = result.target_version_num
     version = PgVersion.parse(str(num)) if num else settings.pg_version or default_version()
     return render_plan(converge(result, version, PlanPolicy.from_config(settings)))

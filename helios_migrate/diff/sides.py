@@ -23,9 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.util import CommandError
 
 from .. import pgserver
 from ..db import DatabaseUnreachable, connect_read_only, first_line
+from ..review.env_models import EnvModelsError, find_env_py, models_of_env
 from .catalog import SchemaObjects, read_objects
 
 
@@ -166,8 +171,6 @@ def _sqlalchemy_url(url: str) -> str:
 def _models_reference(options: SideOptions) -> str:
     if options.models:
         return options.models
-    from ..review.env_models import EnvModelsError, find_env_py, models_of_env
-
     ini = options.alembic_ini or Path.cwd() / "alembic.ini"
     if not ini.is_file():
         raise DiffUsageError(
@@ -207,8 +210,6 @@ def _metadata(reference: str, options: SideOptions) -> Any:
 
 
 def _create_models(reference: str, url: str, options: SideOptions) -> None:
-    import sqlalchemy as sa
-
     metadatas = [_metadata(part.strip(), options) for part in reference.split(",")]
     engine = sa.create_engine(_sqlalchemy_url(url))
     try:
@@ -229,10 +230,6 @@ def _create_models(reference: str, url: str, options: SideOptions) -> None:
 
 
 def _upgrade(revision: str, url: str, options: SideOptions) -> None:
-    from alembic import command
-    from alembic.config import Config
-    from alembic.util import CommandError
-
     ini = options.alembic_ini or Path.cwd() / "alembic.ini"
     if not ini.is_file():
         raise DiffUsageError(
