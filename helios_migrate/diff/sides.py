@@ -134,13 +134,16 @@ def read_side(spec: str, options: SideOptions, where: Scratch, *, role: str = "S
     kind = side_kind(spec)
     if kind is SideKind.DATABASE:
         return _read_url(spec, pgserver.redact_url(spec), options, option=role)
-    url = where.new_database()
     if kind is SideKind.MODELS:
         reference = _models_reference(options)
-        _create_models(reference, url, options)
+        metadatas = [_metadata(part.strip(), options) for part in reference.split(",")]
+        url = where.new_database()
+        _create_models(reference, metadatas, url)
         label = f"models ({reference})"
     else:
-        _upgrade(spec, url, options)
+        ini = _alembic_ini(spec, options)
+        url = where.new_database()
+        _upgrade(spec, ini, url)
         label = f"revisions at {spec}"
     return _read_url(url, label, options, option="--scratch-url")
 
@@ -209,8 +212,7 @@ def _metadata(reference: str, options: SideOptions) -> Any:
     return metadata
 
 
-def _create_models(reference: str, url: str, options: SideOptions) -> None:
-    metadatas = [_metadata(part.strip(), options) for part in reference.split(",")]
+def _create_models(reference: str, metadatas: list[Any], url: str) -> None:
     engine = sa.create_engine(_sqlalchemy_url(url))
     try:
         with engine.begin() as conn:
@@ -229,13 +231,17 @@ def _create_models(reference: str, url: str, options: SideOptions) -> None:
 # --- the revisions ------------------------------------------------------------------------------
 
 
-def _upgrade(revision: str, url: str, options: SideOptions) -> None:
+def _alembic_ini(revision: str, options: SideOptions) -> Path:
     ini = options.alembic_ini or Path.cwd() / "alembic.ini"
     if not ini.is_file():
         raise DiffUsageError(
             f"{revision}: no Alembic project ({ini} does not exist); run from the directory holding "
             "alembic.ini, or pass -c PATH"
         )
+    return ini
+
+
+def _upgrade(revision: str, ini: Path, url: str) -> None:
     cfg = Config(str(ini), stdout=io.StringIO())
     cfg.set_main_option("sqlalchemy.url", _sqlalchemy_url(url).replace("%", "%%"))
     try:
