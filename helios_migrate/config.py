@@ -38,6 +38,9 @@ Example::
     ignore = ["HM601:audit_log", "HM603:orders.customer_id", "HM605"]
     key_range_percent = 50                           # report keys and sequences this full
 
+    [tool.helios-migrate.diff]                       # `helios-migrate diff` (DiffSettings)
+    ignore = ["public.spatial_ref_sys", "index:*_hypo*"]
+
 Keys this module does not know inside the tables it owns are errors (a typo must not silently
 switch a check off), and so is a sub-table (``[tool.helios-migrate.<section>]``) of an unknown
 name.  The sections of :data:`COMMAND_SECTIONS` are kept in :attr:`Config.sections` for the
