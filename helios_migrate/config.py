@@ -259,6 +259,9 @@ class RuntimeSettings:
     """A ``SELECT`` returning a number (the load), instead of counting active sessions."""
     throttle_max_wait: str = "1h"
     """The longest a backfill stays paused (throttled or by the pause file) before it stops."""
+    throttle_interval: str = "1s"
+    """How long a replica-lag or load measurement that let a batch run is trusted before it is
+    taken again (``0s``: before every batch).  While throttled, it is taken on every check."""
     pause_file: str = ".helios-migrate.pause"
     """While this file exists (relative to the directory alembic runs in), backfills pause."""
     lock_guard: bool = True
@@ -413,7 +416,7 @@ def config_from_mapping(data: Mapping[str, Any], source: str = "<config>") -> Co
 _RUNTIME_KEYS = (
     "backfill_target_ms", "backfill_min_batch", "backfill_pause", "backfill_nice_ratio",
     "max_replica_lag", "replica_lag_sql", "max_load", "critical_load", "load_sql",
-    "throttle_max_wait", "pause_file", "lock_guard", "lock_guard_min_age", "lock_guard_max_wait",
+    "throttle_max_wait", "throttle_interval", "pause_file", "lock_guard", "lock_guard_min_age", "lock_guard_max_wait",
     "auto_analyze", "auto_analyze_min_rows",
 )
 
@@ -443,6 +446,7 @@ def _runtime(reader: _Reader, data: Mapping[str, Any]) -> RuntimeSettings:
         critical_load=critical,
         load_sql=reader.optional_string(data, "load_sql"),
         throttle_max_wait=reader.duration(data, "throttle_max_wait", d.throttle_max_wait),
+        throttle_interval=reader.duration(data, "throttle_interval", d.throttle_interval),
         pause_file=reader.string(data, "pause_file", d.pause_file),
         lock_guard=reader.boolean(data, "lock_guard", d.lock_guard),
         lock_guard_min_age=reader.duration(data, "lock_guard_min_age", d.lock_guard_min_age),

@@ -93,10 +93,11 @@ class Throttle:
     what: str
     sleep: Callable[[float], None] = time.sleep
     stop: threading.Event | None = None
-    measure_every: float = 1.0
+    measure_every: float | None = None
     """Seconds a measurement (replica lag, load) that allowed a batch is trusted before it is
-    taken again: batches of a few ms each would otherwise spend a query on each check.  While
-    the throttle waits, it measures on every check.  The pause file is looked at every time."""
+    taken again (None: the ``throttle_interval`` setting): batches of a few ms each would
+    otherwise spend a query on each check.  While the throttle waits, it measures on every
+    check.  The pause file is looked at every time."""
     clock: Callable[[], float] = time.monotonic
     _unavailable: set[str] = field(default_factory=set)
     _clear_until: float = field(default=float("-inf"))
@@ -122,7 +123,11 @@ class Throttle:
                 return waits, f"load {load:g} above critical_load {s.critical_load:g}"
             if load is not None and s.max_load is not None and load > s.max_load:
                 waits.append(f"load {load:g} above max_load {s.max_load:g}")
-        self._clear_until = self.clock() + self.measure_every if len(waits) == measured else float("-inf")
+        every = (
+            self.measure_every if self.measure_every is not None
+            else duration_ms(s.throttle_interval) / 1000
+        )
+        self._clear_until = self.clock() + every if len(waits) == measured else float("-inf")
         return waits, None
 
     def _measure(self, name: str, sql: str) -> float | None:

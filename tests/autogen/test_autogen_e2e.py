@@ -133,7 +133,7 @@ def test_interrupted_upgrade_runs_again(project: Project) -> None:
     why) until the test kills it; the re-run has no such throttle."""
     settings = '[tool.helios-migrate]\nlock_timeout = "1s"\nbackfill_batch_size = 2000\nbackfill_target_ms = 0\n'
     (project.root / "pyproject.toml").write_text(
-        settings + 'max_load = 0\nload_sql = "SELECT count(*) FROM items WHERE token IS NOT NULL"\n'
+        settings + 'max_load = 0\nthrottle_interval = "0s"\nload_sql = "SELECT count(*) FROM items WHERE token IS NOT NULL"\n'
     )
     columns = dict(CASES["add-not-null-volatile-default"][0])
     columns.update(CASES["unique"][0])

@@ -126,6 +126,30 @@ def test_critical_load_stops_cleanly_and_a_rerun_resumes(op: Any, monkeypatch: p
     assert _sql(url, "SELECT count(*) FROM t WHERE v = id")[0] == 2000
 
 
+@pytest.mark.parametrize("interval, batches_before_pause", [("0s", 1), ("1h", 5)])
+def test_throttle_interval_says_how_long_a_reading_is_trusted(
+    op: Any, monkeypatch: pytest.MonkeyPatch, interval: str, batches_before_pause: int
+) -> None:
+    """The load is the number of rows filled so far: with ``throttle_interval = "0s"`` it is read
+    before every batch, so the second batch waits; with a long interval the first reading (0) is
+    trusted and every batch runs.  Either way the backfill stops cleanly at critical_load."""
+    url = _url(op)
+    _sql(url, "CREATE TABLE t (id bigint PRIMARY KEY, v int); "
+              "INSERT INTO t SELECT g FROM generate_series(1, 500) g")
+    settings = dataclasses.replace(
+        FAST, backfill_target_ms=0, max_load=0, critical_load=0, throttle_interval=interval,
+        load_sql="SELECT count(v) FROM t",
+    )
+    _use(monkeypatch, settings)
+    if batches_before_pause == 1:
+        with pytest.raises(runtime.StepFailed, match="critical_load"):
+            runtime.backfill(op, "t", "v", "id", batch_size=100, pause_ms=0)
+        assert _sql(url, "SELECT count(v) FROM t")[0] == 100
+    else:
+        runtime.backfill(op, "t", "v", "id", batch_size=100, pause_ms=0)
+        assert _sql(url, "SELECT count(v) FROM t")[0] == 500
+
+
 def test_guard_waits_behind_an_open_transaction_instead_of_queueing(
     op: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
