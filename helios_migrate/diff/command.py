@@ -14,10 +14,19 @@ import typer
 from ..config import Config, ConfigError, load_config
 from ..planner import PlanPolicy
 from ..versions import PgVersion, default_version
+from .catalog import SchemaObjects
 from .compare import DiffResult, compare
 from .converge import converge, render_plan
 from .report import render
-from .sides import DiffUsageError, SideOptions, read_side, scratch
+from .sides import (
+    DiffUsageError,
+    SideKind,
+    SideOptions,
+    read_side,
+    scratch,
+    scratch_major_for,
+    side_kind,
+)
 
 EXIT_DIFFERENT = 1
 EXIT_USAGE = 2
@@ -31,10 +40,17 @@ class DiffFormat(str, enum.Enum):
 
 def run_diff(source: str, target: str, options: SideOptions, ignore: tuple[str, ...] = ()) -> DiffResult:
     """Build or read both sides and compare them; raises :class:`DiffUsageError`."""
+    specs = {"SOURCE": source, "TARGET": target}
+    # live databases first: a side built on the scratch server is built on their major version
+    # when no version was asked for (two majors may print an expression differently)
+    order = sorted(specs, key=lambda role: side_kind(specs[role]) is not SideKind.DATABASE)
+    read: dict[str, SchemaObjects] = {}
     with scratch(options) as where:
-        mine = read_side(source, options, where, role="SOURCE")
-        theirs = read_side(target, options, where, role="TARGET")
-    return compare(mine, theirs, ignore)
+        for role in order:
+            read[role] = read_side(specs[role], options, where, role=role)
+            if side_kind(specs[role]) is SideKind.DATABASE and options.pg is None and not options.scratch_url:
+                options.pg = scratch_major_for(read[role])
+    return compare(read["SOURCE"], read["TARGET"], ignore)
 
 
 def _plan_text(result: DiffResult, settings: Config) -> str:

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -145,7 +145,24 @@ def read_side(spec: str, options: SideOptions, where: Scratch, *, role: str = "S
         url = where.new_database()
         _upgrade(spec, ini, url)
         label = f"revisions at {spec}"
-    return _read_url(url, label, options, option="--scratch-url")
+    objects = _read_url(url, label, options, option="--scratch-url")
+    if objects.server_version_num:
+        built = f"{label}, built on PostgreSQL {objects.server_version_num // 10000}"
+        objects = replace(objects, label=built)
+    return objects
+
+
+def scratch_major_for(objects: SchemaObjects) -> str | None:
+    """The major version a scratch server should have to build a side compared with ``objects``
+    (a live database), when that version is here: the embedded one, or Debian's binaries."""
+    if not objects.server_version_num:
+        return None
+    major = objects.server_version_num // 10000
+    if major == pgserver.embedded_major():
+        return str(major)
+    if pgserver.binaries_major(f"/usr/lib/postgresql/{major}/bin") == major:
+        return str(major)
+    return None
 
 
 def _read_url(url: str, label: str, options: SideOptions, *, option: str) -> SchemaObjects:

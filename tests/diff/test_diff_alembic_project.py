@@ -86,6 +86,14 @@ def test_head_against_the_database_is_a_drift_gate(
         ("extra", "column", "public.items.hotfix"),
     }
 
+    # without --scratch-url the revisions are built on a temporary server of the database's major
+    # version, and --plan drops the hand-made index and column without a long lock
+    gate = _diff(project, None, "head", fresh_db, "--plan")
+    assert gate.returncode == 1, gate.stderr
+    assert f"revisions at head, built on PostgreSQL {pg_server.version.major}" in gate.stdout
+    assert "DROP INDEX CONCURRENTLY IF EXISTS public.items_score_hotfix;" in gate.stdout
+    assert "ALTER TABLE public.items DROP COLUMN IF EXISTS hotfix;" in gate.stdout
+
     # both sides built on a temporary embedded server: the revisions build what the models say
     built = _diff(project, None, "models", "head")
     assert built.returncode == 0, built.stdout + built.stderr
