@@ -79,7 +79,7 @@ def diff_command(
     models: Annotated[
         str | None,
         typer.Option("--models", help="module:attribute of the MetaData for the side 'models' "
-                     "(default: target_metadata of the project's env.py, or models in [tool.helios-migrate.review])."),
+                     "(default: target_metadata of the project's env.py, or models in \\[tool.helios-migrate.review])."),
     ] = None,
     scratch_url: Annotated[
         str | None,
@@ -93,8 +93,8 @@ def diff_command(
     ] = None,
     ignore: Annotated[
         list[str] | None,
-        typer.Option("--ignore", help="Leave out objects matching this glob, [kind:]name (repeatable; "
-                     "added to ignore in [tool.helios-migrate.diff])."),
+        typer.Option("--ignore", help="Leave out objects matching this glob, \\[kind:]name (repeatable; "
+                     "added to ignore in \\[tool.helios-migrate.diff])."),
     ] = None,
     output_format: Annotated[DiffFormat, typer.Option("--format", help="Report format.")] = DiffFormat.TEXT,
     output: Annotated[

@@ -191,6 +191,9 @@ def test_cli_formats_exit_codes_and_config(two_dbs: tuple[str, str], tmp_path: P
 
     markdown = _cli(source, target, "--format", "markdown", cwd=tmp_path).stdout
     assert "| ~ | column | `public.orders.total` | default: `0` → `1` |" in markdown
+    written = _cli(source, target, "--format", "markdown", "-o", str(tmp_path / "drift.md"), cwd=tmp_path)
+    assert written.returncode == 1 and written.stdout == ""
+    assert (tmp_path / "drift.md").read_text(encoding="utf-8") == markdown
 
     (tmp_path / "pyproject.toml").write_text(
         '[tool.helios-migrate.diff]\nignore = ["index:*_hotfix_*", "orders.hotfix_flag"]\n'
