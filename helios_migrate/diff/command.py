@@ -13,10 +13,11 @@ import typer
 
 from ..config import Config, ConfigError, load_config
 from ..planner import PlanPolicy
+from ..review.revision import RevisionError
 from ..versions import PgVersion, default_version
 from .catalog import SchemaObjects
 from .compare import DiffResult, compare
-from .converge import converge, render_plan
+from .converge import converge, render_plan, write_converging_revision
 from .report import render
 from .sides import (
     DiffUsageError,
@@ -69,6 +70,29 @@ def _with_plan(report: str, plan_sql: str, output_format: DiffFormat) -> str:
     return f"{report}\n{plan_sql}"
 
 
+def _write(result: DiffResult, target_url: str, config: Path | None, message: str) -> None:
+    """Write the converging revision; what was written goes to stderr (stdout is the report)."""
+    ini = config or Path("alembic.ini")
+    if not ini.is_file():
+        typer.echo(f"error: --write: no Alembic project: {ini} not found (give -c PATH)", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        written, others = write_converging_revision(
+            result, target_url=target_url, alembic_ini=ini.resolve(), message=message
+        )
+    except RevisionError as exc:
+        typer.echo(f"error: --write: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    for fix, why in written.skipped:
+        typer.echo(f"helios-migrate diff: not written: {fix.label}: {why}", err=True)
+    for d, why in others:
+        typer.echo(f"helios-migrate diff: not written: {d.name}: {why}", err=True)
+    typer.echo(
+        f"Wrote {written.path} (revision {written.revision}, down_revision {written.down_revision}): "
+        f"{len(written.written)} difference(s).", err=True,
+    )
+
+
 def diff_command(
     source: Annotated[str, typer.Argument(help="models, head, a revision id, or a database URL.")],
     target: Annotated[str, typer.Argument(help="models, head, a revision id, or a database URL.")],
@@ -103,6 +127,13 @@ def diff_command(
     plan: Annotated[
         bool, typer.Option("--plan", help="Also print the lock-safe plan that turns TARGET into SOURCE.")
     ] = False,
+    write: Annotated[
+        bool, typer.Option("--write", help="Write the revision that converges TARGET (a database URL) to "
+                           "SOURCE into the Alembic project, planned by the helios plugin (indexes for now).")
+    ] = False,
+    message: Annotated[
+        str, typer.Option("-m", "--message", help="Message of the revision --write writes.")
+    ] = "converge schema drift",
     exit_zero: Annotated[
         bool, typer.Option("--exit-zero", help="Exit 0 even when the sides differ (for reports).")
     ] = False,
@@ -124,11 +155,16 @@ def diff_command(
         scratch_url=scratch_url, pg=pg, version_table=settings.version_table,
     )
     patterns = (*settings.diff.ignore, *(ignore or ()))
+    if write and side_kind(target) is not SideKind.DATABASE:
+        typer.echo("error: --write converges a live database: TARGET must be a database URL", err=True)
+        raise typer.Exit(EXIT_USAGE)
     try:
         result = run_diff(source, target, options, patterns)
     except DiffUsageError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
+    if write:
+        _write(result, target, config, message)
     text = render(result, output_format.value)
     if plan:
         try:

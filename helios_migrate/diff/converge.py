@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from ..changes import DropIndex, QualifiedName
 from ..plan import Plan
 from ..planner import PlanPolicy, UnrenderableChange, plan_changes
+from ..review.revision import Fix, RevisionError, WrittenRevision, write_revision
 from ..sql_parse import SqlSyntaxError, changes_from_sql
 from ..sqltext import quote_ident, quote_literal
 from ..versions import PgVersion
@@ -66,9 +69,7 @@ def _statements(d: Difference) -> list[str] | str:
     """SQL for ``d``, or the reason it is not planned."""
     mine, theirs = d.source, d.target
     if d.kind == "index" and d.status is Status.MISSING and mine is not None:
-        definition = str(mine.attribute("definition"))
-        unique, _, rest = definition.partition("ON ") if definition.startswith("UNIQUE ") else ("", "", definition[3:])
-        return [f"CREATE {unique}INDEX {quote_ident(mine.parts[2])} ON {rest}"]
+        return [_create_index_sql(mine)]
     if d.kind == "index" and d.status is Status.EXTRA and theirs is not None:
         return [f"DROP INDEX {quote_ident(theirs.parts[0])}.{quote_ident(theirs.parts[2])}"]
     if d.kind == "column" and d.status is Status.MISSING and mine is not None:
@@ -155,3 +156,37 @@ def render_plan(convergence: Convergence) -> str:
 
 def unplanned_names(convergence: Convergence) -> Sequence[str]:
     return [d.name for d, _ in convergence.unplanned]
+
+
+def _create_index_sql(obj: SchemaObject) -> str:
+    definition = str(obj.attribute("definition"))
+    unique, _, rest = definition.partition("ON ") if definition.startswith("UNIQUE ") else ("", "", definition[3:])
+    return f"CREATE {unique}INDEX {quote_ident(obj.parts[2])} ON {rest}"
+
+
+def revision_fixes(result: DiffResult) -> tuple[list[Fix], list[tuple[Difference, str]]]:
+    """The differences a converging revision holds (indexes: built or dropped, the drop's
+    downgrade re-creating the index as TARGET has it), and the others with the reason."""
+    fixes: list[Fix] = []
+    others: list[tuple[Difference, str]] = []
+    for d in result.differences:
+        if d.kind == "index" and d.status is Status.MISSING and d.source is not None:
+            fixes.append(Fix(f"{d.name} (missing)", tuple(changes_from_sql(_create_index_sql(d.source)))))
+        elif d.kind == "index" and d.status is Status.EXTRA and d.target is not None:
+            schema, table, name = d.target.parts
+            drop = DropIndex(QualifiedName(name, schema), on=QualifiedName(table, schema))
+            fixes.append(Fix(f"{d.name} (extra)", (drop,), tuple(changes_from_sql(_create_index_sql(d.target)))))
+        else:
+            others.append((d, f"{d.status.value} {d.kind}: --write writes indexes only; see --plan"))
+    return fixes, others
+
+
+def write_converging_revision(
+    result: DiffResult, *, target_url: str, alembic_ini: Path, message: str
+) -> tuple[WrittenRevision, list[tuple[Difference, str]]]:
+    """Write the revision that builds the indexes TARGET lacks and drops those it has in excess,
+    planned by the helios Alembic plugin against TARGET (as ``review --write-revision`` does)."""
+    fixes, others = revision_fixes(result)
+    if not fixes:
+        raise RevisionError("no difference a revision can hold yet (indexes): nothing written")
+    return write_revision(fixes, database_url=target_url, alembic_ini=alembic_ini, message=message), others

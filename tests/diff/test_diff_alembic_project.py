@@ -94,6 +94,25 @@ def test_head_against_the_database_is_a_drift_gate(
     assert "DROP INDEX CONCURRENTLY IF EXISTS public.items_score_hotfix;" in gate.stdout
     assert "ALTER TABLE public.items DROP COLUMN IF EXISTS hotfix;" in gate.stdout
 
+    # --write: the revision that drops the hand-made index (concurrently, its downgrade re-creating
+    # it), planned by the plugin; upgraded, the index difference is gone
+    wrote = _diff(project, pg_server, "head", fresh_db, "--write", "-m", "drop hotfix index")
+    assert wrote.returncode == 1, wrote.stderr
+    assert "Wrote " in wrote.stderr and "1 difference(s)" in wrote.stderr
+    assert "not written: public.items.hotfix" in wrote.stderr
+    converging = project.revision_files()[-1].read_text()
+    assert "drop hotfix index" in converging
+    assert "CONCURRENTLY" in converging
+    project.alembic("upgrade", "head")
+    after = _diff(project, pg_server, "head", fresh_db, "--format", "json")
+    assert {(d["status"], d["kind"], d["name"]) for d in json.loads(after.stdout)["differences"]} == {
+        ("extra", "column", "public.items.hotfix"),
+    }
+    project.alembic("downgrade", "-1")
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("SELECT to_regclass('items_score_hotfix') IS NOT NULL").fetchone() == (True,)
+    project.alembic("upgrade", "head")
+
     # both sides built on a temporary embedded server: the revisions build what the models say
     built = _diff(project, None, "models", "head")
     assert built.returncode == 0, built.stdout + built.stderr
