@@ -210,7 +210,11 @@ def test_offline_sql_transaction_structure() -> None:
         "COMMIT",
     ]
     assert "SET LOCAL lock_timeout = '1s'" in statements
-    assert any(s.startswith("WITH updated AS (UPDATE items SET token = gen_random_uuid() WHERE (id) IN") for s in statements)
+    # The backfill: a DO loop over key ranges, each batch committed on its own.
+    assert "UPDATE items SET token = gen_random_uuid() WHERE (token IS NULL) AND (id) > (helios_last.id)" \
+        " AND (id) <= (helios_upto.id)" in out
+    loop = out.index("  LOOP")
+    assert "COMMIT" in out[loop: out.index("END LOOP", loop)]
     validate = statements.index("ALTER TABLE items VALIDATE CONSTRAINT items_token_not_null")
     add = statements.index(
         "ALTER TABLE items ADD CONSTRAINT items_token_not_null CHECK (token IS NOT NULL) NOT VALID")
