@@ -113,6 +113,18 @@ def test_head_against_the_database_is_a_drift_gate(
         assert conn.execute("SELECT to_regclass('items_score_hotfix') IS NOT NULL").fetchone() == (True,)
     project.alembic("upgrade", "head")
 
+    # an index the revisions build, dropped by hand: --write builds it again, concurrently
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("DROP INDEX items_code_idx")
+    rebuild = _diff(project, pg_server, "head", fresh_db, "--write", "-m", "rebuild code index")
+    assert rebuild.returncode == 1 and "1 difference(s)" in rebuild.stderr, rebuild.stderr
+    assert "CONCURRENTLY" in project.revision_files()[-1].read_text()
+    project.alembic("upgrade", "head")
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('items_code_idx')"
+        ).fetchone() == (True,)
+
     # both sides built on a temporary embedded server: the revisions build what the models say
     built = _diff(project, None, "models", "head")
     assert built.returncode == 0, built.stdout + built.stderr
@@ -137,3 +149,5 @@ def test_usage_errors(fresh_db: str, pg_server: RunningServer, tmp_path: Path) -
     assert "cannot import nosuch_module" in models.stderr and "Traceback" not in models.stderr
     attribute = _diff(project, pg_server, "models", fresh_db, "--models", "models:nothing")
     assert attribute.returncode == 2 and "has no attribute nothing" in attribute.stderr
+    not_a_url = _diff(project, pg_server, "models", "head", "--write")
+    assert not_a_url.returncode == 2 and "TARGET must be a database URL" in not_a_url.stderr
