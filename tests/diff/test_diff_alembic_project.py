@@ -13,9 +13,9 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "autogen"))
-from autogen_harness import BASE_SQL, Project, models_source  # noqa: E402
+from autogen_harness import BASE_SQL, Project, models_source
 
-from helios_migrate.pgserver import RunningServer  # noqa: E402
+from helios_migrate.pgserver import RunningServer
 
 BASELINE = '''"""baseline
 
