@@ -261,3 +261,36 @@ def test_plan_converges_target_to_source(two_dbs: tuple[str, str], tmp_path: Pat
 
     text = _cli(target, source, "--plan", cwd=tmp_path)
     assert text.returncode == 0 and "-- nothing to plan" in text.stdout
+
+
+def test_plan_quotes_names(pg_server: RunningServer, pg_pool) -> None:  # type: ignore[no-untyped-def]
+    """Schemas, tables, columns and indexes whose names need quoting converge too."""
+    from helios_migrate.diff.converge import converge
+    from helios_migrate.versions import PgVersion
+
+    names = [pg_pool.new_db_name("diff"), pg_pool.new_db_name("diff")]
+    source, target = (pgserver.create_database(pg_server, n, "template0") for n in names)
+    try:
+        base = 'CREATE SCHEMA "Sales Data"; CREATE TABLE "Sales Data"."Order" (id bigint PRIMARY KEY, "user" text);'
+        with psycopg.connect(source, autocommit=True) as conn:
+            conn.execute(base + """
+                ALTER TABLE "Sales Data"."Order" ADD COLUMN "Placed At" timestamptz NOT NULL DEFAULT now();
+                CREATE INDEX "Order By User" ON "Sales Data"."Order" ("user") WHERE "user" IS NOT NULL;
+            """)
+        with psycopg.connect(target, autocommit=True) as conn:
+            conn.execute(base)
+        result = _diff(source, target)
+        assert {(d.status.value, d.name) for d in result.differences} == {
+            ("missing", "Sales Data.Order.Placed At"), ("missing", "Sales Data.Order By User"),
+        }
+        assert result.target_version_num is not None
+        plan = converge(result, PgVersion.parse(str(result.target_version_num))).plan
+        assert plan is not None
+        with psycopg.connect(target, autocommit=True) as conn:
+            for step in plan.steps:
+                for sql in step.sql:
+                    conn.execute(sql)
+        assert _diff(source, target).differences == ()
+    finally:
+        for name in names:
+            pgserver.drop_database(pg_server, name)
