@@ -29,8 +29,11 @@ from typing import Any
 
 from alembic.operations import ops
 
+from .finishing import finish_revisions
 from .ops import LockSafePlanOp
-from .planning import finish_revisions, plan_upgrade_ops, register_renderer, reverse_ops
+from .planning import plan_upgrade_ops
+from .renderers import register_renderer
+from .reverse import reverse_ops
 
 Hook = Callable[[Any, Any, Sequence[Any]], None]
 

@@ -88,7 +88,7 @@ class LockSafePlanOp(MigrateOperation):
         set when the revision declares one, else every call spells out its own timeouts."""
         self.replan = replan
         """Plans an operation with the settings of the autogenerate run that made this plan
-        (:meth:`alembic_plugin.planning.Planning.replan`): ``reverse()`` of a plan kept as
+        (:meth:`alembic_plugin.run_state.Planning.replan`): ``reverse()`` of a plan kept as
         written plans Alembic's inverse the same careful way."""
 
     @classmethod
