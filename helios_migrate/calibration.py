@@ -169,7 +169,7 @@ def cache_dir() -> Path:
     if override:
         return Path(override)
     try:
-        import platformdirs
+        import platformdirs  # lazy: optional; without it the cache falls back below
 
         return Path(platformdirs.user_cache_dir("helios-migrate"))
     except ImportError:
@@ -312,24 +312,44 @@ def measure_statement(q: Query) -> float:
     return min(_timed(q, "SELECT 1") for _ in range(5))
 
 
-def measure_sorts(q: Query, *, rows: int = SORT_SAMPLE_ROWS, repeats: int = 5) -> dict[str, float]:
+def measure_sorts(
+    q: Query, *, rows: int = SORT_SAMPLE_ROWS, repeats: int = 5, max_repeats: int = 9, budget_s: float = 2.0
+) -> dict[str, float]:
     """Seconds per row to sort ``rows`` generated keys of each :class:`KeyKind` under the
-    database's default collation: the sort's time minus generating the same keys unsorted,
-    timed in pairs back to back (both see the same load), the median pair kept.  Read-only
-    (``generate_series``), no table is touched."""
-    out: dict[str, float] = {}
-    for kind, expr in _SORT_KEYS.items():
-        key = expr.format(n=rows)
-        source = f"SELECT {key} AS k FROM generate_series(1, {int(rows)}) g"
-        pairs = []
-        for _ in range(repeats):
+    database's default collation.  Read-only (``generate_series``), no table is touched.
+
+    One round times, for every kind back to back, generating the keys unsorted and sorting them;
+    a kind's cost is the difference.  Rounds repeat (at least ``repeats``, more while within
+    ``budget_s``, at most ``max_repeats``).  The fixed-width cost is the median of its rounds; every
+    other kind is the fixed-width cost times the median of its ratio to the fixed-width sort of
+    the same round, so load that slows a whole round (a busy shared machine) cancels out."""
+    kinds = list(_SORT_KEYS)
+    rounds: list[dict[KeyKind, float]] = []
+    began = time.perf_counter()
+    while len(rounds) < max(repeats, 1) or (
+        len(rounds) < max_repeats and time.perf_counter() - began < budget_s
+    ):
+        one: dict[KeyKind, float] = {}
+        for kind in kinds:
+            key = _SORT_KEYS[kind].format(n=rows)
+            source = f"SELECT {key} AS k FROM generate_series(1, {int(rows)}) g"
             gen = _timed(q, f"SELECT count(*) FROM ({source} OFFSET 0) s")
             sort = _timed(q, f"SELECT count(*) FROM ({source} ORDER BY 1 OFFSET 0) s")
             # Generating can never be most of sorting the same keys: a slow first half of a
             # pair is load, not work.
-            pairs.append(max(sort - gen, sort * 0.3))
-        pairs.sort()
-        out[kind.value] = pairs[len(pairs) // 2] / rows
+            one[kind] = max(sort - gen, sort * 0.3)
+        rounds.append(one)
+
+    def median(values: list[float]) -> float:
+        values = sorted(values)
+        mid = len(values) // 2
+        return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+    fixed = median([r[KeyKind.FIXED] for r in rounds])
+    out = {KeyKind.FIXED.value: fixed / rows}
+    for kind in kinds:
+        if kind is not KeyKind.FIXED:
+            out[kind.value] = fixed * median([r[kind] / r[KeyKind.FIXED] for r in rounds]) / rows
     return out
 
 

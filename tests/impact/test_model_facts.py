@@ -12,6 +12,7 @@ import pytest
 
 from helios_migrate.calibration import (
     CACHE_FILE,
+    MODEL,
     KeyKind,
     Throughput,
     cached_throughput,
@@ -22,8 +23,10 @@ from helios_migrate.changes import QualifiedName
 from helios_migrate.check.live import table_sizes_sql
 from helios_migrate.effects import RelationLock, RelationRole
 from helios_migrate.facts import collect_facts, query_function
-from helios_migrate.impact import hot_update_share, predicate_selectivity
+from helios_migrate.impact import estimate_step, hot_update_share, predicate_selectivity
 from helios_migrate.locks import Blocked, LockMode, strongest_per_relation
+from helios_migrate.plan import Phase, Step
+from helios_migrate.sql_parse import changes_from_sql
 
 T = QualifiedName("ledger")
 
@@ -124,6 +127,49 @@ def test_partial_index_selectivity_from_pg_stats(fresh_db: str) -> None:
     # Forms the statistics do not answer: unknown, and the estimate says it assumes every row.
     assert predicate_selectivity(table, "n > 100") is None
     assert predicate_selectivity(table, "lower(state) = 'paid'") is None
+
+
+def _buffers(conn: psycopg.Connection[object], expr: str) -> int:
+    """Shared buffers a query evaluating ``expr`` on every row touches (heap and TOAST)."""
+    row = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT count({expr}) FROM ledger").fetchone()
+    assert row is not None
+    plan = (row[0] if isinstance(row[0], list) else json.loads(row[0]))[0]["Plan"]
+    return int(plan["Shared Hit Blocks"]) + int(plan["Shared Read Blocks"])
+
+
+def test_expression_keys_on_toasted_columns_read_the_toast_only_when_the_server_does(fresh_db: str) -> None:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE ledger (id bigint, receipt bytea, note text)")
+        # ~4 kB of incompressible bytes and ~6 kB of text per row: both stored out of line.
+        conn.execute(
+            "INSERT INTO ledger SELECT g, (SELECT decode(string_agg(md5((g * 17 + i)::text), ''), 'hex') "
+            "FROM generate_series(1, 256) i), (SELECT string_agg(md5((g * 31 + i)::text), '') "
+            "FROM generate_series(1, 200) i) FROM generate_series(1, 2000) g"
+        )
+        conn.execute("VACUUM ANALYZE ledger")
+        heap_pages = conn.execute("SELECT relpages FROM pg_class WHERE relname = 'ledger'").fetchone()
+        assert heap_pages is not None
+        measured = {expr: _buffers(conn, expr) for expr in
+                    ("length(receipt)", "octet_length(note)", "md5(receipt)", "length(note)", "upper(note)")}
+        facts = collect_facts(conn, [T], write_sample_s=None)
+    table = facts.table(T)
+    assert table is not None and table.toast_bytes > 1_000_000
+    tp = Throughput(1e9, "calibrated")
+
+    def expected(expr: str) -> float:
+        sql = f"CREATE INDEX ledger_x ON ledger (({expr}))"
+        step = Step("x", Phase.EXPAND, sql=(sql,), changes=tuple(changes_from_sql(sql)))
+        impact = estimate_step(step, facts, facts.version, throughput=tp)
+        assert impact.duration is not None
+        return impact.duration.expected_s
+
+    toast_read_s = table.toast_bytes / (tp.scan_bps * MODEL.detoast_ratio)
+    for expr, blocks in measured.items():
+        reads_toast = blocks > 5 * heap_pages[0]
+        # The server reads every out-of-line value exactly when the estimate charges for it:
+        # a size (octet_length, length of bytea) comes from the TOAST pointer.
+        assert reads_toast == (expr in ("md5(receipt)", "length(note)", "upper(note)")), (expr, blocks)
+        assert (expected(expr) > toast_read_s) == reads_toast, (expr, expected(expr), toast_read_s)
 
 
 def test_column_collation_is_read_for_text_keys(fresh_db: str) -> None:
