@@ -109,8 +109,8 @@ def check_command(
     a project whose version locations hold no revision file).  Text output lists errors and
     warnings; --show-info adds info findings, --quiet keeps only blocking ones.
     """
-    from ..rules import RuleLoadError
-    from .runner import CheckOptions, run_check
+    from ..rules import RuleLoadError  # lazy: the CLI's lazy loading
+    from .runner import CheckOptions, run_check  # lazy: the CLI's lazy loading
 
     options = CheckOptions(
         paths=tuple(paths or ()),

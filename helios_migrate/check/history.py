@@ -20,7 +20,7 @@ from pathlib import Path
 from ..changes import AddConstraint, ConstraintKind, CreateIndex, CreateTable
 from ..findings import Finding, Location, Severity
 from ..sql_parse import SqlSyntaxError, parse_statements
-from .project import AlembicProject, RevisionFile
+from .project import AlembicProject, RevisionFile, _revision_map
 
 SUM_FILE = "helios.sum"
 FK_WITHOUT_INDEX = ("HM507", "foreign-key-without-index")
@@ -128,8 +128,6 @@ def foreign_keys_without_index(statements: Iterable[HistoryStatement]) -> list[F
 
 
 def multiple_heads(project: AlembicProject, checked: Sequence[RevisionFile], display: dict[Path, str]) -> list[Finding]:
-    from .project import _revision_map
-
     try:
         revmap, by_id = _revision_map(project)
         heads = list(revmap.heads)

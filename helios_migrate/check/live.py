@@ -62,10 +62,10 @@ class LiveFacts:
 def connect(database_url: str) -> Iterator[LiveFacts]:
     """Open a read-only connection and read the facts; :class:`CheckUsageError` when the server
     cannot be reached."""
-    import psycopg
+    import psycopg  # lazy: psycopg is kept off the check path; needed with --database-url only
 
-    from ..catalog import LiveCatalog
-    from ..db import DatabaseUnreachable, connect_read_only, first_line
+    from ..catalog import LiveCatalog  # lazy: imports psycopg (--database-url only)
+    from ..db import DatabaseUnreachable, connect_read_only, first_line  # lazy: imports psycopg
 
     try:
         conn = connect_read_only(database_url)

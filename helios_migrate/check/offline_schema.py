@@ -17,6 +17,7 @@ source as before.
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,7 @@ from ..changes import (
     SetDefault,
     SetNotNull,
 )
+from ..sql_parse import SqlSyntaxError, parse_statements
 from .offline_bind import NeedsDatabase
 
 
@@ -87,8 +89,6 @@ class OfflineSchema:
 
     def apply_sql(self, statements: Iterable[str], path: str = "<history>") -> None:
         """Apply statements (SQL text, ``BEGIN``/``COMMIT`` included) in order."""
-        from ..sql_parse import SqlSyntaxError, parse_statements
-
         for sql in statements:
             text = sql.strip()
             if not text or text.upper().rstrip(";") in ("BEGIN", "COMMIT"):
@@ -286,7 +286,7 @@ class OfflineInspector:
         self._consulted(f"get_*({table_name})")
         table = self._schema().table(table_name, schema)
         if table is None:
-            from sqlalchemy.exc import NoSuchTableError
+            from sqlalchemy.exc import NoSuchTableError  # lazy: SQLAlchemy, off the check path
 
             raise NoSuchTableError(table_name)
         return table
@@ -304,7 +304,7 @@ class OfflineInspector:
     ) -> None:
         """``sa.Table(name, metadata, autoload_with=bind)``: columns, primary key, unique
         constraints and indexes from the schema (foreign keys are left out)."""
-        import sqlalchemy as sa
+        import sqlalchemy as sa  # lazy: SQLAlchemy, off the check path
 
         known = self._table(table.name, table.schema)
         for col in known.columns.values():
@@ -395,8 +395,10 @@ class OfflineInspector:
 
 def _sa_type(text: str) -> Any:
     """A SQLAlchemy type for a canonical PostgreSQL type name (``NullType`` when unknown)."""
-    from sqlalchemy.dialects.postgresql.base import ischema_names
-    from sqlalchemy.types import NullType
+    from sqlalchemy.dialects.postgresql.base import (
+        ischema_names,  # lazy: SQLAlchemy, off the check path
+    )
+    from sqlalchemy.types import NullType  # lazy: SQLAlchemy, off the check path
 
     base, _, args = text.partition("(")
     is_array = base.endswith("[]")
@@ -413,7 +415,7 @@ def _sa_type(text: str) -> Any:
     except Exception:
         value = cls if not isinstance(cls, type) else NullType()
     if is_array:
-        from sqlalchemy.dialects.postgresql import ARRAY
+        from sqlalchemy.dialects.postgresql import ARRAY  # lazy: SQLAlchemy, off the check path
 
         return ARRAY(value)
     return value
@@ -434,8 +436,6 @@ class HistorySchema:
 
     def snapshot(self, current: Sequence[str]) -> OfflineSchema:
         """The schema before the revision being rendered, plus ``current`` (what it emitted so far)."""
-        import copy
-
         if self._pending:
             self._base.apply_sql(self._pending)
             self._pending = []

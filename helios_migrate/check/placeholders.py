@@ -33,6 +33,7 @@ import ast
 import importlib.abc
 import importlib.machinery
 import itertools
+import re
 import sys
 import types
 from collections.abc import Callable, Sequence
@@ -151,12 +152,24 @@ def _statement_calls(path: str) -> set[tuple[int, int, int, int]]:
         calls = set()
         tree = TRACKER.trees.get(path)
         if tree is not None:
-            for node in ast.walk(tree):
-                if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            # Expression statements live only in statement bodies: walk those, not expressions.
+            todo: list[ast.AST] = list(tree.body)
+            while todo:
+                node = todo.pop()
+                if isinstance(node, ast.Expr):
                     call = node.value
-                    calls.add((call.lineno, call.end_lineno or call.lineno, call.col_offset, call.end_col_offset or 0))
+                    if isinstance(call, ast.Call):
+                        calls.add((call.lineno, call.end_lineno or call.lineno, call.col_offset, call.end_col_offset or 0))
+                    continue
+                for name in _BODIES:
+                    todo += getattr(node, name, ())
+                if isinstance(node, ast.Match):
+                    todo += node.cases
         TRACKER.statement_calls[path] = calls
     return calls
+
+
+_BODIES = ("body", "orelse", "finalbody", "handlers")
 
 
 def _from_revision() -> bool:
@@ -194,7 +207,7 @@ def placeholder_class() -> type:
     global _CLASS
     if _CLASS is not None:
         return _CLASS
-    from sqlalchemy.types import UserDefinedType
+    from sqlalchemy.types import UserDefinedType  # lazy: SQLAlchemy, off the check path
 
     class Placeholder(UserDefinedType):  # type: ignore[type-arg]
         """A value from a module that is not installed."""
@@ -216,7 +229,7 @@ def placeholder_class() -> type:
             return self._child(f"{self._helios_name}.{attr}")
 
         def __clause_element__(self) -> Any:
-            from sqlalchemy import literal_column
+            from sqlalchemy import literal_column  # lazy: SQLAlchemy, off the check path
 
             TRACKER.used.add(self._helios_name)
             return literal_column(opaque_name(self._helios_name))
@@ -326,8 +339,6 @@ _MODEL_ATTRIBUTES = frozenset({"__tablename__", "__table__"})
 
 def opaque_name(dotted: str) -> str:
     """The identifier a placeholder stands as in SQL: its last two dotted parts."""
-    import re
-
     parts = [p for p in dotted.replace("()", "").replace("[]", "").split(".") if p]
     return re.sub(r"\W+", "_", "_".join(parts[-2:])) or "placeholder"
 

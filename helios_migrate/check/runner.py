@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pglast
+
 from ..findings import Finding, Location, Severity
 from ..versions import PgVersion, VersionError, default_version
 from . import engine
@@ -487,8 +489,6 @@ def _check_sql_file(run: _Run, file: Path) -> None:
 
 
 def _sql_statement_count(sql: str) -> int:
-    import pglast
-
     try:
         return sum(1 for s in pglast.split(sql) if s.strip().upper().rstrip(";") not in ("BEGIN", "COMMIT"))
     except Exception:

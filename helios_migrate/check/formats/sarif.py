@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 from ... import __version__
 from ...findings import Finding, Severity
@@ -76,8 +77,6 @@ def _result(f: Finding, index: int) -> dict[str, Any]:
 
 
 def _uri(path: str) -> str:
-    from urllib.parse import quote
-
     return quote(path.replace("\\", "/"), safe="/:")
 
 
