@@ -22,8 +22,9 @@ Conventions (shared with the Alembic front end, see :mod:`helios_migrate.changes
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pglast import ast, parse_sql
@@ -135,11 +136,19 @@ def parse_statements(sql: str, source: str = "<sql>") -> list[Statement]:
 
     ``source`` names the input (a file name) in the statements and in errors.  Raises
     :class:`SqlSyntaxError` with the line and column of the error when the SQL does not parse.
+    The same text is parsed once per process (statements are immutable): a project's revisions
+    repeat ``BEGIN``, ``COMMIT`` and the version-table updates, and the history pass re-reads them.
     """
     try:
-        raws = parse_sql(sql)
+        parsed = _parse_cached(sql)
     except ParseError as exc:
         raise _syntax_error(exc, sql, source) from None
+    return [st if st.source == source else replace(st, source=source) for st in parsed]
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_cached(sql: str, source: str = "<sql>") -> tuple[Statement, ...]:
+    raws = parse_sql(sql)
     text = _Text(sql, _PARSER_OFFSETS_IN_BYTES)
     statements: list[Statement] = []
     for raw in raws:
@@ -160,7 +169,7 @@ def parse_statements(sql: str, source: str = "<sql>") -> list[Statement]:
                 changes=tuple(_changes(ctx, node)),
             )
         )
-    return statements
+    return tuple(statements)
 
 
 def changes_from_sql(sql: str) -> list[Change]:
