@@ -43,6 +43,7 @@ from .changes import (
     TransactionControl,
     ValidateConstraint,
 )
+from .codes import RuleCode
 from .config import Config
 from .effects import Certainty, Effect, RelationLock, RelationRole, WorkClass
 from .findings import Finding, Location, Severity
@@ -73,9 +74,6 @@ __all__ = [
     "lint_sql",
 ]
 
-SYNTAX_ERROR = "HM901"
-UNUSED_SUPPRESSION = "HM902"
-UNANALYSED = "HM903"
 _TIMEOUTS = ("lock_timeout", "statement_timeout")
 _SET_CONFIG = re.compile(
     r"set_config\s*\(\s*'(?P<name>lock_timeout|statement_timeout)'\s*,\s*'(?P<value>[^']*)'\s*,"
@@ -236,7 +234,7 @@ class _Walker:
                 loc = _inner_location(src, err_line, err_col, "")
                 self.problems.append(
                     _tool_finding(
-                        SYNTAX_ERROR, loc,
+                        RuleCode.SYNTAX_ERROR, loc,
                         f"does not parse: {err.message}"
                         + ("" if loc.line == err_line else f" (line {err.line}, column {err.column} of the SQL)"),
                         "Fix the SQL; PostgreSQL would reject it.", text.strip(), src.revision,
@@ -266,7 +264,7 @@ class _Walker:
             except Exception as exc:  # the knowledge base must not stop a check
                 effects.append(Effect(change, (), WorkClass.UNKNOWN, certainty=Certainty.CONSERVATIVE))
                 self.problems.append(
-                    _tool_finding(UNANALYSED, location, f"could not analyse {change.kind}: {exc}",
+                    _tool_finding(RuleCode.UNANALYSED_STATEMENT, location, f"could not analyse {change.kind}: {exc}",
                                   "Review this statement by hand.", st.sql, src.revision)
                 )
         control = next((c for c in st.changes if isinstance(c, TransactionControl)), None)
@@ -451,7 +449,7 @@ def _findings_of(rule: Rule, ctx: RuleContext) -> Iterable[Finding]:
         violations = list(rule.check(ctx))
     except Exception as exc:  # a rule bug must not stop the check
         yield _tool_finding(
-            UNANALYSED, ctx.statement.location, f"rule {rule.code} {rule.name} failed: {exc!r}",
+            RuleCode.UNANALYSED_STATEMENT, ctx.statement.location, f"rule {rule.code} {rule.name} failed: {exc!r}",
             "Report this as a helios-migrate bug.", ctx.statement.sql, ctx.statement.revision,
         )
         return
@@ -509,7 +507,7 @@ def _apply_suppressions(findings: list[Finding], inputs: LintInput, config: Conf
     for f in findings:
         if not config.rule_enabled(f.code):
             continue
-        if f.code in (SYNTAX_ERROR, UNANALYSED) and f.code in config.rules.severity:
+        if f.code in (RuleCode.SYNTAX_ERROR, RuleCode.UNANALYSED_STATEMENT) and f.code in config.rules.severity:
             f = replace(f, severity=config.rules.severity[f.code])
         first = f.location.line
         last = max(f.location.end_line, first)
@@ -524,9 +522,9 @@ def _apply_suppressions(findings: list[Finding], inputs: LintInput, config: Conf
             kept.append(f)
             continue
         used.setdefault(_key(match), set()).add(f.code)
-    if not config.rule_enabled(UNUSED_SUPPRESSION):
+    if not config.rule_enabled(RuleCode.UNUSED_SUPPRESSION):
         return kept
-    rule = rule_by_code(UNUSED_SUPPRESSION)
+    rule = rule_by_code(RuleCode.UNUSED_SUPPRESSION)
     severity = config.severity_for(rule.code, rule.severity)
     for s in inputs.suppressions:
         hits = used.get(_key(s), set())

@@ -18,14 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..changes import AddConstraint, ConstraintKind, CreateIndex, CreateTable
+from ..codes import RuleCode
 from ..findings import Finding, Location, Severity
 from ..sql_parse import SqlSyntaxError, parse_statements
 from .project import AlembicProject, RevisionFile, _revision_map
 
 SUM_FILE = "helios.sum"
-FK_WITHOUT_INDEX = ("HM507", "foreign-key-without-index")
-MULTIPLE_HEADS = ("HM312", "multiple-heads")
-REVISION_EDITED = ("HM313", "revision-edited")
+FK_WITHOUT_INDEX = (RuleCode.FOREIGN_KEY_WITHOUT_INDEX, RuleCode.FOREIGN_KEY_WITHOUT_INDEX.rule_name)
+MULTIPLE_HEADS = (RuleCode.MULTIPLE_HEADS, RuleCode.MULTIPLE_HEADS.rule_name)
+REVISION_EDITED = (RuleCode.REVISION_EDITED, RuleCode.REVISION_EDITED.rule_name)
 
 
 @dataclass(frozen=True)

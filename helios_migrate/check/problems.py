@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..codes import RuleCode
 from ..findings import Finding, Location, Severity
 
 
@@ -9,10 +10,10 @@ class CheckUsageError(Exception):
     """Bad arguments, configuration or environment: one clear message, exit code 2."""
 
 
-REVISION_NOT_RENDERED = ("HM904", "revision-not-rendered")
+REVISION_NOT_RENDERED = (RuleCode.REVISION_NOT_RENDERED, RuleCode.REVISION_NOT_RENDERED.rule_name)
 """A revision could not be rendered to SQL offline and was checked from its Python source."""
 
-REVISION_NOT_PARSED = ("HM901", "syntax-error")
+REVISION_NOT_PARSED = (RuleCode.SYNTAX_ERROR, RuleCode.SYNTAX_ERROR.rule_name)
 """A revision file is not valid Python (or a SQL file is not valid SQL)."""
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pglast
 
+from ..codes import RuleCode
 from ..findings import Finding, Location, Severity
 from ..versions import PgVersion, VersionError, default_version
 from . import engine
@@ -328,9 +329,6 @@ class _Outcome:
 _STATE_ORDER = (RenderState.RENDERED, RenderState.RENDERED_WITH_PLACEHOLDERS, RenderState.READ_FROM_SOURCE)
 
 
-UNUSED_SUPPRESSION = "HM902"
-
-
 def _merge_functions(
     per_function: list[tuple[tuple[int, int] | None, list[Finding]]],
 ) -> list[Finding]:
@@ -342,7 +340,7 @@ def _merge_functions(
     if len(per_function) == 1:
         return per_function[0][1]
     unused_sets = [
-        {(f.location, f.message) for f in found if f.code == UNUSED_SUPPRESSION}
+        {(f.location, f.message) for f in found if f.code == RuleCode.UNUSED_SUPPRESSION}
         for _, found in per_function
     ]
     unused_everywhere = set.intersection(*unused_sets)
@@ -356,7 +354,7 @@ def _merge_functions(
                 if f.location in not_rendered:
                     continue
                 not_rendered.add(f.location)
-            if f.code == UNUSED_SUPPRESSION:
+            if f.code == RuleCode.UNUSED_SUPPRESSION:
                 inside = span is not None and span[0] - 1 <= f.location.line <= span[1]
                 key = (f.location, f.message)
                 if not inside and (key not in unused_everywhere or key in reported):

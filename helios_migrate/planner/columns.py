@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from .. import changes as c
 from ..changes import QualifiedName
+from ..codes import RuleCode
 from ..effects import WorkClass
 from ..knowledge import effect_of
 from ..plan import Acknowledgement, Backfill, Phase, Step, TransactionMode, acknowledge
@@ -73,11 +74,11 @@ def not_null_steps(table: QualifiedName, column: str, ctx: PlanningContext, why:
 
 
 def nullable_again(table: QualifiedName, column: str) -> tuple[Acknowledgement, ...]:
-    return acknowledge("HM305", reason=f"undo: {table}.{column} was nullable before this revision")
+    return acknowledge(RuleCode.DROP_NOT_NULL, reason=f"undo: {table}.{column} was nullable before this revision")
 
 
 def added_dropped(table: QualifiedName, column: str) -> tuple[Acknowledgement, ...]:
-    return acknowledge("HM303", reason=f"undo: drops {table}.{column}, which this revision added")
+    return acknowledge(RuleCode.DROP_COLUMN, reason=f"undo: drops {table}.{column}, which this revision added")
 
 
 OWN_TRIGGER = "the plan's own sync trigger and its function, dropped in one short transaction"
@@ -88,7 +89,8 @@ def trigger_dropped_with(statements: Sequence[str], reason: str) -> tuple[Acknow
     statement ``check`` does not analyse (HM903); renaming or adopting an index in the same short
     transaction locks the index while the table's lock is held (HM403)."""
     other = any(s.startswith("ALTER INDEX") or " USING INDEX " in s for s in statements)
-    return acknowledge(*(("HM403",) if other else ()), "HM903", reason=reason)
+    codes = (RuleCode.LOCK_HELD_ACROSS_STATEMENTS,) if other else ()
+    return acknowledge(*codes, RuleCode.UNANALYSED_STATEMENT, reason=reason)
 
 
 @plans(c.SetNotNull)
@@ -206,7 +208,7 @@ def _drop_column(ch: c.DropColumn, ctx: PlanningContext) -> list[Step]:
             ),
             reason="expand: code that no longer writes the column can insert before the contract drops it",
             acknowledged=acknowledge(
-                "HM305", reason=f"the column is dropped in the contract phase; inserts without {ch.column} must work until then"
+                RuleCode.DROP_NOT_NULL, reason=f"the column is dropped in the contract phase; inserts without {ch.column} must work until then"
             ),
         ))
     return [
@@ -221,7 +223,7 @@ def _drop_column(ch: c.DropColumn, ctx: PlanningContext) -> list[Step]:
             inverse_loses_data=inverse is not None,
             reason="contract: deploy code that no longer reads or writes the column first",
             acknowledged=acknowledge(
-                "HM303", reason=f"contract phase: deploy code that no longer reads {ch.column} first"
+                RuleCode.DROP_COLUMN, reason=f"contract phase: deploy code that no longer reads {ch.column} first"
             ),
         )
     ]

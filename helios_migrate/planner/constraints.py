@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from .. import changes as c
 from ..changes import ConstraintKind, QualifiedName
+from ..codes import RuleCode
 from ..plan import Acknowledgement, Step, acknowledge
 from ..sqltext import index_element_name, quote_ident
 from .columns import not_null_steps
@@ -25,7 +26,7 @@ def _add_constraint(ch: c.AddConstraint, ctx: PlanningContext) -> list[Step]:
     name = constraint_name(ch.on, k)
     t, qn = sql_name(ch.on), quote_ident(name)
     drop = f"ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {qn}"
-    undone = acknowledge("HM309", reason=f"undo: drops {name}, which this revision added") \
+    undone = acknowledge(RuleCode.DROP_FOREIGN_KEY_OR_UNIQUE, reason=f"undo: drops {name}, which this revision added") \
         if k.kind in (ConstraintKind.FOREIGN_KEY, ConstraintKind.UNIQUE) else ()
     partitioned = bool(partitions_of(ch.on, ctx))
     plain_reason = ""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..changes import ColumnDef, QualifiedName
+from ..codes import RuleCode
 from ..knowledge import SchemaLookup
 from ..plan import Backfill, Phase, Plan, Step, SyncTrigger, TransactionMode, acknowledge
 from ..sqltext import quote_ident, quote_literal
@@ -55,8 +56,8 @@ def plan_column_rename(
                 [f"ALTER TABLE {t} RENAME COLUMN {o} TO {n}"],
                 phase=Phase.CONTRACT,
                 inverse=[f"ALTER TABLE {t} RENAME COLUMN {n} TO {o}"],
-                acknowledged=acknowledge("HM301", reason=f"contract phase: deploy code that uses {new.name} with it"),
-                inverse_acknowledged=acknowledge("HM301", reason=f"undo: {old.name} gets its name back"),
+                acknowledged=acknowledge(RuleCode.RENAME_COLUMN, reason=f"contract phase: deploy code that uses {new.name} with it"),
+                inverse_acknowledged=acknowledge(RuleCode.RENAME_COLUMN, reason=f"undo: {old.name} gets its name back"),
                 done_when=f"SELECT {column_exists(table, new.name)[7:]}",
                 reason="catalog-only, ACCESS EXCLUSIVE for a moment; code using the old name breaks "
                 "at once (a column has no compatibility view): deploy code using the new name with it",
@@ -81,7 +82,7 @@ def plan_column_rename(
             sync,
             sync_trigger=trigger,
             inverse=unsync,
-            inverse_acknowledged=acknowledge("HM903", reason=f"undo: {OWN_TRIGGER}"),
+            inverse_acknowledged=acknowledge(RuleCode.UNANALYSED_STATEMENT, reason=f"undo: {OWN_TRIGGER}"),
             reason="old code writes the old name, new code the new one; the trigger copies each way",
         ),
         Step(
@@ -122,8 +123,8 @@ def plan_column_rename(
             inverse=[*restore, *sync],
             inverse_sync_trigger=trigger,
             acknowledged=(
-                *acknowledge("HM303", reason=f"contract phase: deploy code that no longer reads {old.name} first"),
-                *acknowledge("HM903", reason=f"contract phase: {OWN_TRIGGER} with the old column"),
+                *acknowledge(RuleCode.DROP_COLUMN, reason=f"contract phase: deploy code that no longer reads {old.name} first"),
+                *acknowledge(RuleCode.UNANALYSED_STATEMENT, reason=f"contract phase: {OWN_TRIGGER} with the old column"),
             ),
             reason="contract: deploy code that uses the new name first; downgrade re-creates the old "
             "column (nullable), copies the values back in batches and restores its NOT NULL",
@@ -153,8 +154,8 @@ def plan_table_rename(
             f"rename table {old} to {new.name}, with a view under the old name",
             [f"ALTER TABLE {o} RENAME TO {quote_ident(new.name)}", view],
             inverse=[f"DROP VIEW IF EXISTS {o}", f"ALTER TABLE {n} RENAME TO {quote_ident(old.name)}"],
-            acknowledged=acknowledge("HM302", reason=f"a view named {old.name} keeps old code working"),
-            inverse_acknowledged=acknowledge("HM302", reason=f"undo: {old.name} gets its name back"),
+            acknowledged=acknowledge(RuleCode.RENAME_TABLE, reason=f"a view named {old.name} keeps old code working"),
+            inverse_acknowledged=acknowledge(RuleCode.RENAME_TABLE, reason=f"undo: {old.name} gets its name back"),
             done_when=f"SELECT to_regclass({quote_literal(n)}) IS NOT NULL",
             reason="catalog-only, ACCESS EXCLUSIVE for a moment; the updatable view keeps old code working",
         ),

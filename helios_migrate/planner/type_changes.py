@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .. import changes as c
+from ..codes import RuleCode
 from ..effects import WorkClass
 from ..knowledge import effect_of
 from ..plan import ConversionCheck, Phase, Step, SyncTrigger, TransactionMode, acknowledge
@@ -52,9 +53,9 @@ def _alter_type(ch: c.AlterColumnType, ctx: PlanningContext) -> list[Step]:
             inverse=None if old is None else [f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {old}"],
             irreversible_reason=None if old is not None else "the old type is unknown",
             reason=f"{eff.notes[0] if eff.notes else 'no rewrite'}: catalog-only, a moment of ACCESS EXCLUSIVE",
-            acknowledged=acknowledge("HM204", reason=f"{old} to {ch.new_type} is catalog-only: no rewrite"),
+            acknowledged=acknowledge(RuleCode.CHANGE_COLUMN_TYPE_REWRITE, reason=f"{old} to {ch.new_type} is catalog-only: no rewrite"),
             inverse_acknowledged=acknowledge(
-                "HM204", reason=f"undo: back to {old}; a narrower type scans or rewrites {ch.on}"
+                RuleCode.CHANGE_COLUMN_TYPE_REWRITE, reason=f"undo: back to {old}; a narrower type scans or rewrites {ch.on}"
             ),
         )
         if old is not None and _rewrites_back(ch, old, ctx):
@@ -104,7 +105,7 @@ def _in_place_with_way_back(
     drop_converted = ctx.own(
         f"drop {ch.on}.{new_name}, the {ch.new_type} column the way back replaced",
         [f"ALTER TABLE {t} DROP COLUMN IF EXISTS {quote_ident(new_name)}"],
-        acknowledged=acknowledge("HM303", reason=f"undo: {new_name} holds the same values as {ch.column}, "
+        acknowledged=acknowledge(RuleCode.DROP_COLUMN, reason=f"undo: {new_name} holds the same values as {ch.column}, "
                                  f"which has its old type {old} again"),
     )
     swap_back = dataclasses.replace(
@@ -112,7 +113,7 @@ def _in_place_with_way_back(
         inverse=way_back.swap,
         inverse_done_when=way_back.done,
         inverse_acknowledged=(
-            *acknowledge("HM301", reason=f"swap back: {ch.column} takes its old type back by renames"),
+            *acknowledge(RuleCode.RENAME_COLUMN, reason=f"swap back: {ch.column} takes its old type back by renames"),
             *trigger_dropped_with(way_back.swap, f"swap back: {OWN_TRIGGER} with the renames"),
         ),
         reason=f"{in_place.reason}; the downgrade converts back by expand/contract ({old} rewrites the "
@@ -207,7 +208,7 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: PlanningC
             sync_trigger_statements(sync),
             sync_trigger=sync,
             inverse=unsync,
-            inverse_acknowledged=acknowledge("HM903", reason=f"undo: {OWN_TRIGGER}"),
+            inverse_acknowledged=acknowledge(RuleCode.UNANALYSED_STATEMENT, reason=f"undo: {OWN_TRIGGER}"),
             reason="writes by running code reach the new column while the backfill runs",
         ),
         backfill,
@@ -220,12 +221,12 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: PlanningC
             inverse=None if way_back is None else way_back.swap,
             inverse_done_when=None if way_back is None else way_back.done,
             acknowledged=(
-                *acknowledge("HM301", "HM303", reason=f"swap: {new_name}, this plan's converted copy, "
+                *acknowledge(RuleCode.RENAME_COLUMN, RuleCode.DROP_COLUMN, reason=f"swap: {new_name}, this plan's converted copy, "
                              f"takes the name {ch.column}; deploy code that works with the new type first"),
                 *trigger_dropped_with(swap_statements, f"swap: {OWN_TRIGGER} with the renames"),
             ),
             inverse_acknowledged=() if way_back is None else (
-                *acknowledge("HM301", reason=f"swap back: {ch.column} takes its old type back by renames"),
+                *acknowledge(RuleCode.RENAME_COLUMN, reason=f"swap back: {ch.column} takes its old type back by renames"),
                 *trigger_dropped_with(way_back.swap, f"swap back: {OWN_TRIGGER} with the renames"),
             ),
             irreversible_reason=None if way_back is not None else "the old type is unknown",

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from ..changes import Change, ColumnDef, CreateTable, DropIndex, QualifiedName
+from ..codes import RuleCode
 from ..config import Config, ReviewIgnore
 from ..findings import Finding, Location, Severity
 from ..knowledge import effect_of
@@ -22,8 +23,6 @@ from ..rule_context import RuleContext, RuleKind, StatementInfo, TransactionInfo
 from ..rules import Rule, registered_rules, rule_by_code
 from ..schema_model import Schema, Table
 from ..versions import PgVersion
-
-UNANALYSED = "HM903"
 
 
 @dataclass(frozen=True)
@@ -92,11 +91,11 @@ def _run_review_rule(rule: Rule, ctx: ReviewContext) -> Iterator[ReviewFinding]:
 
 
 def _rule_failed(rule: Rule, exc: Exception, schema: Schema) -> ReviewFinding:
-    tool = rule_by_code(UNANALYSED)
+    tool = rule_by_code(RuleCode.UNANALYSED_STATEMENT)
     where = schema.label or schema.source.value
     return ReviewFinding(
         Finding(
-            UNANALYSED, tool.name, tool.severity, f"rule {rule.code} {rule.name} failed: {exc!r}",
+            RuleCode.UNANALYSED_STATEMENT, tool.name, tool.severity, f"rule {rule.code} {rule.name} failed: {exc!r}",
             Location(where), help="Report this as a bug of the rule's package.",
         ),
         table=QualifiedName(where),
