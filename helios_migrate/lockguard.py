@@ -20,8 +20,9 @@ from typing import Any
 
 from .changes import QualifiedName
 from .config import RuntimeSettings
+from .effects import RelationLock
 from .knowledge import effects_for_sql
-from .locks import LockMode
+from .locks import LockMode, strongest_per_relation
 from .sqltext import duration_ms, quote_literal, quote_qualified
 from .versions import PgVersion
 
@@ -57,19 +58,17 @@ class Blocker:
 def requested_locks(statements: Sequence[str], version: PgVersion) -> dict[QualifiedName, LockMode]:
     """The tables ``statements`` lock in a mode that blocks reads or writes, with the strongest
     mode requested on each (what the knowledge base says, from PostgreSQL's parse tree)."""
-    wanted: dict[QualifiedName, LockMode] = {}
+    blocking: list[RelationLock] = []
     for sql in statements:
         try:
             effects = effects_for_sql(sql, version)
         except Exception:  # not parseable here (a DO block, a function body): nothing to guard
             continue
-        for effect in effects:
-            for lock in effect.locks:
-                if not lock.blocking or not (lock.mode.blocks_reads or lock.mode.blocks_writes):
-                    continue
-                if lock.relation not in wanted or lock.mode > wanted[lock.relation]:
-                    wanted[lock.relation] = lock.mode
-    return wanted
+        blocking += [
+            lock for effect in effects for lock in effect.locks
+            if lock.blocking and (lock.mode.blocks_reads or lock.mode.blocks_writes)
+        ]
+    return {lock.relation: lock.mode for lock in strongest_per_relation(blocking).values()}
 
 
 def find_blockers(query: Query, wanted: dict[QualifiedName, LockMode], min_age_s: float) -> list[Blocker]:
