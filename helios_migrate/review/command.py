@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import importlib
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Annotated, Any
 
 import typer
 
+from ..findings import Severity
+from ..versions import PgVersion, VersionError, default_version
+from .env_models import EnvModelsError, find_env_py, models_of_env
 from .output_format import ReviewFormat
 
 
@@ -89,7 +93,8 @@ def review_command(
     running it), never both.  Exit codes: 0 no finding at or above --fail-on,
     1 such findings, 2 usage, configuration or connection errors.
     """
-    from ..rules import RuleLoadError
+    from ..rules import RuleLoadError  # lazy: pglast, kept off --help
+    from .report import RENDERERS  # lazy: pglast, kept off --help
 
     try:
         if write_revision and not database_url:
@@ -111,8 +116,6 @@ def review_command(
     except (ReviewUsageError, RuleLoadError) as exc:
         typer.echo(f"helios-migrate review: {exc}", err=True)
         raise typer.Exit(2) from None
-    from .report import RENDERERS
-
     sys.stdout.write(RENDERERS[output_format](report))
     sys.stdout.flush()
     raise typer.Exit(report.exit_code)
@@ -120,7 +123,13 @@ def review_command(
 
 def _write(report: Any, database_url: str, selectors: list[str], message: str, alembic_ini: Path | None) -> None:
     """Write the chosen fixes as a revision; what was written goes to stderr (stdout is the report)."""
-    from .revision import Fix, RevisionError, chosen, parse_selector, write_revision
+    from .revision import (  # lazy: --write-revision only (psycopg, the planner)
+        Fix,
+        RevisionError,
+        chosen,
+        parse_selector,
+        write_revision,
+    )
 
     ini = alembic_ini or Path("alembic.ini")
     if not ini.is_file():
@@ -153,11 +162,9 @@ def _run(
     config_file: Path | None,
     alembic_ini: Path | None = None,
 ) -> Any:
-    from ..config import ConfigError, load_config
-    from ..findings import Severity
-    from ..versions import PgVersion, VersionError, default_version
-    from .engine import review_schema
-    from .report import ReviewReport
+    from ..config import ConfigError, load_config  # lazy: pglast, kept off --help
+    from .engine import review_schema  # lazy: pglast, kept off --help
+    from .report import ReviewReport  # lazy: pglast, kept off --help
 
     try:
         config = load_config(config_file)
@@ -203,10 +210,10 @@ def _run(
 
 
 def _live_schema(database_url: str) -> Any:
-    import psycopg
+    import psycopg  # lazy: --database-url only
 
-    from ..db import DatabaseUnreachable, connect_read_only, first_line
-    from ..schema_catalog import read_schema
+    from ..db import DatabaseUnreachable, connect_read_only, first_line  # lazy: psycopg
+    from ..schema_catalog import read_schema  # lazy: --database-url only
 
     try:
         conn = connect_read_only(database_url)
@@ -224,8 +231,6 @@ def _live_schema(database_url: str) -> Any:
 def _env_models(alembic_ini: Path | None, config_source: str | None) -> str | None:
     """``target_metadata`` of the project's env.py as ``module:attribute`` (several joined by
     ``,``), or ``None`` when there is no Alembic project here and none was named."""
-    from .env_models import EnvModelsError, find_env_py, models_of_env
-
     ini = alembic_ini
     if ini is None:
         places = [Path.cwd(), *([Path(config_source).parent] if config_source else [])]
@@ -244,8 +249,6 @@ def _env_models(alembic_ini: Path | None, config_source: str | None) -> str | No
 def _model_schema(reference: str, config_source: str | None) -> Any:
     """The schema of the models ``reference`` names (``module:attribute``; several joined by ``,``
     are reviewed as one schema, as Alembic compares a list of ``MetaData``)."""
-    from dataclasses import replace
-
     schemas = [_one_model_schema(part.strip(), config_source) for part in reference.split(",")]
     first = schemas[0]
     return replace(first, tables=tuple(t for s in schemas for t in s.tables), label=reference)
@@ -264,7 +267,7 @@ def _attribute(target: Any, part: str) -> Any:
 
 
 def _one_model_schema(reference: str, config_source: str | None) -> Any:
-    from ..schema_model import schema_from_metadata
+    from ..schema_model import schema_from_metadata  # lazy: pglast, kept off --help
 
     module_name, sep, attribute = reference.partition(":")
     if not sep or not module_name or not attribute:

@@ -39,9 +39,9 @@ class _Origin:
 def find_env_py(alembic_ini: Path) -> Path:
     """``env.py`` of the project ``alembic_ini`` configures (``script_location`` resolved by Alembic
     itself; this also puts ``prepend_sys_path`` on ``sys.path``, as Alembic does before ``env.py``)."""
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-    from alembic.util import CommandError
+    from alembic.config import Config  # lazy: Alembic, only when env.py is looked up
+    from alembic.script import ScriptDirectory  # lazy: as above
+    from alembic.util import CommandError  # lazy: as above
 
     try:
         script = ScriptDirectory.from_config(Config(str(alembic_ini)))

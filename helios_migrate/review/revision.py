@@ -21,6 +21,8 @@ from typing import Any
 
 from ..changes import Change, CreateIndex, DropIndex, Reindex, SetNotNull
 from ..config import ReviewIgnore
+from ..db import DatabaseUnreachable, connect_read_only
+from ..planner import index_name
 from ..sqltext import index_element_name, quote_ident
 from .engine import ReviewFinding
 
@@ -80,7 +82,7 @@ def chosen(findings: Iterable[ReviewFinding], selectors: Sequence[ReviewIgnore])
 
 
 def _index_columns(change: CreateIndex) -> list[Any]:
-    import sqlalchemy as sa
+    import sqlalchemy as sa  # lazy: only to write a revision
 
     out: list[Any] = []
     for element in change.columns:
@@ -91,8 +93,8 @@ def _index_columns(change: CreateIndex) -> list[Any]:
 
 
 def _create_index_op(change: CreateIndex, name: str) -> Any:
-    import sqlalchemy as sa
-    from alembic.operations import ops
+    import sqlalchemy as sa  # lazy: only to write a revision
+    from alembic.operations import ops  # lazy: only to write a revision
 
     kw: dict[str, Any] = {}
     if change.where:
@@ -107,8 +109,6 @@ def _create_index_op(change: CreateIndex, name: str) -> Any:
 
 
 def _index_name(change: CreateIndex) -> str:
-    from ..planner import index_name
-
     if change.name:
         return change.name
     names = [index_element_name(e) or "expr" for e in change.columns]
@@ -118,7 +118,7 @@ def _index_name(change: CreateIndex) -> str:
 def alembic_operations(rf: Fix) -> list[Any]:
     """The Alembic operations that make the fix ``rf``; raises :class:`RevisionError` for a change
     kind a revision of fixes does not write."""
-    from alembic.operations import ops
+    from alembic.operations import ops  # lazy: only to write a revision
 
     out: list[Any] = []
     recreate = [ch for ch in rf.recreate if isinstance(ch, CreateIndex)]
@@ -163,9 +163,9 @@ def write_revision(
     findings: Sequence[Fix], *, database_url: str, alembic_ini: Path, message: str,
 ) -> WrittenRevision:
     """Write one revision holding the fixes ``findings`` into the project of ``alembic_ini``."""
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-    from alembic.util import CommandError
+    from alembic.config import Config  # lazy: only to write a revision
+    from alembic.script import ScriptDirectory  # lazy: only to write a revision
+    from alembic.util import CommandError  # lazy: only to write a revision
 
     operations: list[Any] = []
     written: list[Fix] = []
@@ -198,15 +198,13 @@ def write_revision(
 
 
 def _render(cfg: Any, script: Any, operations: list[Any], database_url: str, message: str) -> tuple[Path, str]:
-    import sqlalchemy as sa
-    from alembic.autogenerate import render
-    from alembic.autogenerate.api import AutogenContext
-    from alembic.operations import ops
-    from alembic.runtime.migration import MigrationContext
-    from alembic.util import CommandError, rev_id
-    from sqlalchemy.pool import NullPool
-
-    from ..db import DatabaseUnreachable, connect_read_only
+    import sqlalchemy as sa  # lazy: only to write a revision
+    from alembic.autogenerate import render  # lazy: only to write a revision
+    from alembic.autogenerate.api import AutogenContext  # lazy: only to write a revision
+    from alembic.operations import ops  # lazy: only to write a revision
+    from alembic.runtime.migration import MigrationContext  # lazy: only to write a revision
+    from alembic.util import CommandError, rev_id  # lazy: only to write a revision
+    from sqlalchemy.pool import NullPool  # lazy: only to write a revision
 
     def connect() -> Any:
         return connect_read_only(database_url)
