@@ -48,6 +48,7 @@ from typing import Any, TypeVar, cast
 import sqlalchemy as sa
 from alembic.util import CommandError
 
+from .facts import row_estimate_sql
 from .sqltext import (
     base_type,
     dollar_quote,
@@ -870,9 +871,19 @@ def _scalar_without_timeout(op: Any, sql: str) -> Any:
 
 
 def _row_estimate(op: Any, tbl: str) -> int | None:
-    """The planner's row count for ``tbl`` (``None`` when it was never analyzed)."""
-    value = _scalar(op, f"SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass({_literal(tbl)})")
-    return None if value is None or int(value) < 0 else int(value)
+    """The planner's row estimate for ``tbl`` (:func:`helios_migrate.facts.row_estimate_sql`, the
+    one formula), summed over the leaves of a partitioned table; ``None`` when there is no such
+    table."""
+    leaves = (
+        f"SELECT coalesce(sum({row_estimate_sql('l')}), 0) FROM pg_partition_tree(c.oid) t "
+        "JOIN pg_class l ON l.oid = t.relid WHERE t.isleaf"
+    )
+    value = _scalar(
+        op,
+        f"SELECT CASE WHEN c.relkind = 'p' THEN ({leaves}) ELSE {row_estimate_sql('c')} END "
+        f"FROM pg_class c WHERE c.oid = to_regclass({_literal(tbl)})",
+    )
+    return None if value is None else int(value)
 
 
 def _analyze_if_large(op: Any, tbl: str, changed: int, estimate: int | None, config: Any) -> None:

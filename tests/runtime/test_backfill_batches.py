@@ -246,3 +246,24 @@ def test_a_batch_waiting_behind_an_application_row_is_cancelled_instead_of_holdi
     assert _rows(url, "SELECT count(w) FROM t")[0][0] >= 2900, "the batches before row 3000 are kept"
     runtime.backfill(op, "t", "w", "'x'", batch_size=2000, pause_ms=0)
     assert _rows(url, "SELECT count(*) FROM t WHERE w IS NULL")[0][0] == 0
+
+
+def test_the_row_estimate_is_the_one_formula_and_sums_the_partitions(op: Any) -> None:
+    """The total a backfill's progress and its ANALYZE threshold start from: the planner's estimate
+    (``helios_migrate.facts.row_estimate_sql``), also for a table never analyzed, summed over the
+    leaves of a partitioned table; ``None`` for a table that does not exist."""
+    _rows(
+        _url(op),
+        "CREATE TABLE plain (id int); INSERT INTO plain SELECT generate_series(1, 5000); ANALYZE plain;"
+        "CREATE TABLE fresh (id int); INSERT INTO fresh SELECT generate_series(1, 5000);"
+        "CREATE TABLE parts (id int) PARTITION BY RANGE (id);"
+        "CREATE TABLE parts_a PARTITION OF parts FOR VALUES FROM (1) TO (3001);"
+        "CREATE TABLE parts_b PARTITION OF parts FOR VALUES FROM (3001) TO (6001);"
+        "INSERT INTO parts SELECT generate_series(1, 6000); ANALYZE parts_a, parts_b",
+    )
+    assert runtime._row_estimate(op, "plain") == 5000
+    fresh = runtime._row_estimate(op, "fresh")
+    assert fresh is not None and 2500 < fresh < 10000  # from the column widths, or analyzed since
+    assert runtime._row_estimate(op, "parts") == 6000
+    assert runtime._row_estimate(op, "missing") is None
+    op.get_bind().rollback()
