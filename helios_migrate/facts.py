@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -672,6 +672,4 @@ def _collect(
 
 
 def _with_rates(t: TableFacts, writes: float, reads: float) -> TableFacts:
-    from dataclasses import replace
-
     return replace(t, write_rate=max(writes, 0.0), read_rate=max(reads, 0.0))

@@ -48,7 +48,12 @@ from typing import Any, TypeVar, cast
 import sqlalchemy as sa
 from alembic.util import CommandError
 
+from .changes import QualifiedName
+from .config import ConfigError, load_config
 from .facts import row_estimate_sql
+from .lockguard import requested_locks, wait_for_lock_queue
+from .plan import SyncTrigger
+from .planner.triggers import drop_sync_trigger_statements, sync_trigger_statements
 from .sqltext import (
     base_type,
     dollar_quote,
@@ -59,6 +64,7 @@ from .sqltext import (
     sql_comment,
 )
 from .throttle import BatchSizer, StopRequested, Throttle, ThrottleStop, stop_between_batches
+from .versions import PgVersion
 
 __all__ = [
     "ALLOW_DATA_LOSS_VAR",
@@ -186,8 +192,6 @@ _SETTINGS: dict[str, Any] = {}
 def settings() -> Any:
     """The :class:`~helios_migrate.config.RuntimeSettings` of the project alembic runs in (the
     ``pyproject.toml`` of the current directory or a parent), read once per directory."""
-    from .config import ConfigError, load_config
-
     here = os.getcwd()
     if here not in _SETTINGS:
         try:
@@ -198,8 +202,6 @@ def settings() -> Any:
 
 
 def _server_version(op: Any) -> Any:
-    from .versions import PgVersion
-
     return PgVersion.parse(int(_scalar(op, "SELECT current_setting('server_version_num')::int")))
 
 
@@ -209,8 +211,6 @@ def _guard(op: Any, statements: Sequence[str], what: str) -> None:
     config = settings()
     if not config.lock_guard:
         return
-    from .lockguard import wait_for_lock_queue
-
     wait_for_lock_queue(functools.partial(_rows, op), statements, _server_version(op), config, what)
 
 
@@ -681,15 +681,17 @@ class _KeyRanges:
             conditions.append(f"({self.key_list}) <= ({upto})")
         return f"UPDATE {self.table} SET {self.column} = {self.expression} WHERE {' AND '.join(conditions)}"
 
-    def online_batch(self, after: bool, n: int) -> sa.TextClause:
+    def online_batch(self, after: bool) -> sa.TextClause:
         """One batch in one statement (one round trip, its own transaction in autocommit mode):
         the range's upper end, then the ``UPDATE`` up to it.  Returns the rows updated and the
         upper end; past the last key the upper end is NULL and nothing is updated (the last,
-        open-ended range is :meth:`online_rest`).  Parameters ``:a0..``: the previous upper end."""
+        open-ended range is :meth:`online_rest`).  Parameters ``:a0..``: the previous upper end;
+        ``:n``: the batch's rows.  The text is the same for every batch of a backfill, so the
+        driver prepares it on the server once and later batches skip parsing it."""
         after_sql = self._params("a") if after else None
         upto = f"SELECT {self.key_list} FROM helios_backfill_upto"
         return _with_params(
-            f"WITH helios_backfill_upto AS MATERIALIZED ({self.bound_sql(after_sql, str(int(n)))}), "
+            f"WITH helios_backfill_upto AS MATERIALIZED ({self.bound_sql(after_sql, 'CAST(' + chr(0) + 'n' + chr(0) + ' AS bigint)')}), "
             f"helios_backfill_done AS ({self.update_sql(after_sql, upto)} RETURNING 1) "
             "SELECT (SELECT count(*) FROM helios_backfill_done), helios_backfill_upto.* "
             "FROM (VALUES (1)) AS helios_backfill_one LEFT JOIN helios_backfill_upto ON true"
@@ -767,13 +769,19 @@ def _backfill_online(
     results: list[tuple[Any, ...] | None] = []
     cancelled = 0
 
+    # Built once: each batch sends the same text with new parameters (no per-batch SQL building,
+    # and the driver's server-side prepared statement is reused).
+    batch_sql = {after: ranges.online_batch(after) for after in (False, True)}
+    rest_sql = {after: ranges.online_rest(after) for after in (False, True)}
+
     def run_batch(after: tuple[Any, ...] | None, limit: int | None) -> None:
-        params = {f"a{i}": v for i, v in enumerate(after or ())}
+        params: dict[str, Any] = {f"a{i}": v for i, v in enumerate(after or ())}
         try:
             if limit is None:
-                results.append((bind.execute(ranges.online_rest(after is not None), params).rowcount,))
+                results.append((bind.execute(rest_sql[after is not None], params).rowcount,))
             else:
-                results.append(tuple(bind.execute(ranges.online_batch(after is not None, limit), params).one()))
+                params["n"] = int(limit)
+                results.append(tuple(bind.execute(batch_sql[after is not None], params).one()))
         except sa.exc.DBAPIError as exc:
             if cap_ms is None or _sqlstate(exc) != _QUERY_CANCELED:
                 raise
@@ -1112,8 +1120,6 @@ def _record_step(op: Any, what: str, began: float, held_s: float | None = None, 
 def _blocks_reads_or_writes(op: Any, statements: Sequence[str]) -> bool:
     """Whether ``statements`` take a lock that blocks reads or writes (a ``VALIDATE`` scan under
     SHARE UPDATE EXCLUSIVE does not: its time is not a stall)."""
-    from .lockguard import requested_locks
-
     try:
         return bool(requested_locks(statements, _server_version(op)))
     except Exception:  # unknown: count it as blocking
@@ -1270,11 +1276,7 @@ def data_losing_step(op: Any, step: str, reason: str) -> None:
 
 
 # --- sync triggers ------------------------------------------------------------------------------
-# Placed with the helpers that use them: the recipe is the planner's (one place for the plpgsql).
-
-from .changes import QualifiedName  # noqa: E402
-from .plan import SyncTrigger  # noqa: E402
-from .planner.triggers import drop_sync_trigger_statements, sync_trigger_statements  # noqa: E402
+# The recipe is the planner's (one place for the plpgsql).
 
 
 def _table_name(table: str) -> QualifiedName:

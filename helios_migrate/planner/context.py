@@ -229,7 +229,7 @@ class PlanRefused(ValueError):
 def refusal(message: str) -> PlanRefused:
     """A :class:`PlanRefused` that Alembic's command line also reports without a traceback."""
     try:
-        from alembic.util import CommandError
+        from alembic.util import CommandError  # lazy: the planner does not load Alembic otherwise
     except ImportError:  # pragma: no cover - alembic is a dependency
         return PlanRefused(message)
 

@@ -85,7 +85,12 @@ def llm_proposer(version: PgVersion, *, catalog: SchemaLookup | None = None, con
     The LLM layer sits above the planner (with the commands) and loads only when a proposer is
     asked for, so its import stays inside this function."""
     try:
-        from ..llm import LlmClient, PlanContext, load_llm_config, propose_plan
+        from ..llm import (  # lazy: the LLM layer sits above the planner
+            LlmClient,
+            PlanContext,
+            load_llm_config,
+            propose_plan,
+        )
 
         llm = load_llm_config()
         if not llm.enabled:
