@@ -240,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'total':<10} {t['revs']:>5} {t['rendered']:>8} {t['ph']:>5} {t['unchk']:>5} {t['source']:>6} {pct:>5.1f}% "
           f"{t['err']:>4} {t['warn']:>5} {t['info']:>5} {t['wall']:>7.2f} {t['cpu']:>6.2f} | "
           f"{t['a_rend']:>7} {t['sq']:>16} {t['a_wall']:>7.2f} {t['a_cpu']:>6.2f}")
-    print(f"\nCPUs: {os.cpu_count()}; helios-migrate one process per project"
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\nCPUs: {os.cpu_count()}, load average {load} (1/5/15 min; on a shared machine compare runs made"
+          f" in the same minutes, alternating); helios-migrate one process per project"
           f"{' (cache on)' if args.cache else ' (--no-cache)'}; 'alembic' = revisions Alembic rendered offline.")
     if args.sample:
         rng = random.Random(args.seed)
