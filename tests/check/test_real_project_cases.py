@@ -287,3 +287,30 @@ op.execute(batch.bindparams(n=conf.getint("core", "batch_size")))
     )
     assert "HM904" not in {f.code for f in findings}, [f.message for f in findings]
     assert "HM901" not in {f.code for f in findings}
+
+
+def test_an_application_helper_called_in_nested_blocks_is_noted_where_it_is(tmp_path: Path) -> None:
+    findings, source = _check(
+        tmp_path,
+        """\
+op.execute("SET lock_timeout = '2s'")
+if True:
+    try:
+        with op.get_context().autocommit_block():
+            add_columns("orders", sa.Column("x", sa.Text()))
+    finally:
+        op.create_index("ix_orders_a", "orders", ["a"])
+""",
+        header="from myapp.migration_utils import add_columns\n",
+    )
+    (hm904,) = [f for f in findings if f.code == "HM904"]
+    assert f"myapp.migration_utils.add_columns() (line {line_of(source, 'add_columns(')})" in hm904.message
+    assert [f.location.line for f in findings if f.code == "HM101"] == [line_of(source, "ix_orders_a")]
+
+
+def test_a_failure_reason_names_no_object_address(tmp_path: Path) -> None:
+    # Object reprs carry memory addresses that differ between runs; reports must not.
+    findings, _ = _check(tmp_path, 'raise ValueError(f"cannot use {object()!r} here")\n')
+    (hm904,) = [f for f in findings if f.code == "HM904"]
+    assert "ValueError: cannot use <object object> here" in hm904.message, hm904.message
+    assert " at 0x" not in hm904.message
