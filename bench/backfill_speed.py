@@ -18,8 +18,9 @@ On a fresh copy of the shop database holding ``--rows`` orders (``examples/shop`
     ``[tool.helios-migrate]`` settings (batches sized to ``backfill_target_ms``, proportional
     pause, throttle checks, ANALYZE afterwards when enough changed).
 
-Printed: rows/s of each, the backfill's share of the UPDATE's rows/s, the number of batches and the
-longest batch (its row locks were held that long). Nothing else runs on the database, but the
+Printed: rows/s of each, the backfill's share of the UPDATE's rows/s (also without the pause
+between batches, ``backfill_nice_ratio`` x the batch's time, which the backfill leaves the server
+on purpose), the number of batches and the longest batch (its row locks were held that long). Nothing else runs on the database, but the
 machine may be shared: compare the two columns of one run, not runs with each other.
 """
 
@@ -72,10 +73,18 @@ class Result:
     median_ms: float
     p95_ms: float
     analyze_s: float
+    paused_s: float
 
     @property
     def share(self) -> float:
         return self.update_s / self.backfill_s if self.backfill_s else 0.0
+
+    @property
+    def working_share(self) -> float:
+        """The share without the pause between batches (``backfill_nice_ratio``: time the
+        backfill leaves the server on purpose, not time it spends)."""
+        working = self.backfill_s - self.paused_s
+        return self.update_s / working if working > 0 else 0.0
 
 
 class _Collect(logging.Handler):
@@ -133,11 +142,11 @@ def _backfill(url: str, ddl: str, column: str, expression: str, profile: bool) -
     return took, collect.messages, report
 
 
-def _parse(messages: list[str]) -> tuple[int, int, float, float, float, float]:
+def _parse(messages: list[str]) -> tuple[int, int, float, float, float, float, float]:
     import re
 
     rows = batches = 0
-    longest = median = p95 = analyze = 0.0
+    longest = median = p95 = analyze = paused = 0.0
     for m in messages:
         found = re.search(
             r": (\d+) rows in (\d+) batches.*held its row locks (\d+) ms"
@@ -146,10 +155,13 @@ def _parse(messages: list[str]) -> tuple[int, int, float, float, float, float]:
         if found:
             rows, batches = int(found[1]), int(found[2])
             longest, median, p95 = float(found[3]), float(found[4]), float(found[5])
+        found = re.search(r"paused ([\d.]+)s between batches", m)
+        if found:
+            paused = float(found[1])
         found = re.search(r"ANALYZE .*\(([\d.]+)s\)", m)
         if found:
             analyze = float(found[1])
-    return rows, batches, longest, median, p95, analyze
+    return rows, batches, longest, median, p95, analyze, paused
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,11 +239,12 @@ def _run(args: argparse.Namespace, base: Path, server: pgserver.RunningServer, w
             if left and left[0]:
                 print(f"error: the backfill left {left[0]} rows without a value", file=sys.stderr)
                 return 1
-            rows, batches, longest, median, p95, analyze = _parse(messages)
-            runs.append(Result(case, update_s, backfill_s, rows, batches, longest, median, p95, analyze))
+            rows, batches, longest, median, p95, analyze, paused = _parse(messages)
+            runs.append(Result(case, update_s, backfill_s, rows, batches, longest, median, p95, analyze, paused))
             print(
                 f"-- {case}: one UPDATE {update_s:.2f} s, backfill {backfill_s:.2f} s "
-                f"({runs[-1].share:.0%})", flush=True,
+                f"({runs[-1].share:.0%}; paused {paused:.1f} s, {runs[-1].working_share:.0%} without)",
+                flush=True,
             )
             if report:
                 print(report)
@@ -241,14 +254,14 @@ def _run(args: argparse.Namespace, base: Path, server: pgserver.RunningServer, w
     print(f"Backfill vs one UPDATE, PostgreSQL {server.version}, {args.rows:,} rows in orders")
     header = (
         f"{'change':<12} {'UPDATE rows/s':>14} {'backfill rows/s':>16} {'share':>7} "
-        f"{'batches':>8} {'batch median/p95/max':>21} {'of which ANALYZE':>17}"
+        f"{'w/o pause':>10} {'batches':>8} {'batch median/p95/max':>21} {'of which ANALYZE':>17}"
     )
     print(header)
     print("-" * len(header))
     for r in results:
         print(
             f"{r.case:<12} {args.rows / r.update_s:>14,.0f} {args.rows / r.backfill_s:>16,.0f} "
-            f"{r.share:>6.0%} {r.batches:>8} "
+            f"{r.share:>6.0%} {r.working_share:>9.0%} {r.batches:>8} "
             f"{f'{r.median_ms:.0f}/{r.p95_ms:.0f}/{r.longest_ms:.0f} ms':>21} {r.analyze_s:>15.2f} s"
         )
     return 0

@@ -690,8 +690,9 @@ class _KeyRanges:
         driver prepares it on the server once and later batches skip parsing it."""
         after_sql = self._params("a") if after else None
         upto = f"SELECT {self.key_list} FROM helios_backfill_upto"
+        rows = "CAST(\0n\0 AS bigint)"
         return _with_params(
-            f"WITH helios_backfill_upto AS MATERIALIZED ({self.bound_sql(after_sql, 'CAST(' + chr(0) + 'n' + chr(0) + ' AS bigint)')}), "
+            f"WITH helios_backfill_upto AS MATERIALIZED ({self.bound_sql(after_sql, rows)}), "
             f"helios_backfill_done AS ({self.update_sql(after_sql, upto)} RETURNING 1) "
             "SELECT (SELECT count(*) FROM helios_backfill_done), helios_backfill_upto.* "
             "FROM (VALUES (1)) AS helios_backfill_one LEFT JOIN helios_backfill_upto ON true"
@@ -831,7 +832,9 @@ def _backfill_online(
                     raise StopRequested("stopped by Ctrl-C")
                 pause = pause_ms / 1000 if config.backfill_pause == "fixed" else config.backfill_nice_ratio * took
                 if pause > 0:
+                    slept = time.monotonic()
                     time.sleep(pause)
+                    meter.paused += time.monotonic() - slept
         except ThrottleStop as exc:
             meter.finish()
             raise StepFailed(
@@ -984,6 +987,8 @@ class _Progress:
         self.batches = 0
         self.longest = 0.0
         self.held: list[float] = []
+        self.paused = 0.0
+        """Seconds slept between batches (the configured pause, not throttling)."""
         self.started = time.monotonic()
         self.logged = self.started
         self.live = enabled and sys.stderr.isatty()
@@ -1019,9 +1024,11 @@ class _Progress:
         held = sorted(self.held) or [0.0]
         log.info(
             "helios: %s: %d rows in %d batches, %.1fs (%.0f rows/s); the longest batch held its "
-            "row locks %.0f ms (median %.0f ms, 95th percentile %.0f ms)", self.what, self.done,
+            "row locks %.0f ms (median %.0f ms, 95th percentile %.0f ms); paused %.1fs between "
+            "batches", self.what, self.done,
             self.batches, elapsed, self.done / elapsed if elapsed > 0 else 0.0, self.longest * 1000,
             held[len(held) // 2] * 1000, held[min(len(held) - 1, int(0.95 * len(held)))] * 1000,
+            self.paused,
         )
 
 

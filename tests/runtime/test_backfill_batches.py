@@ -108,6 +108,38 @@ def test_each_batch_is_one_key_range_in_its_own_transaction_without_a_flush_wait
     assert _settings(op) == ("local", "7s"), "the session's settings are put back"
 
 
+def test_every_batch_reuses_one_statement_prepared_on_the_server(
+    op: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of changing sizes send the same text (the size is a parameter), so the driver
+    prepares it once and each later batch skips parsing and analysing it.  Each row records the
+    prepared backfill statements its batch's session had while the batch ran."""
+    _use(monkeypatch, dataclasses.replace(FAST, backfill_target_ms=2, backfill_min_batch=20))
+    url = _url(op)
+    _rows(url, "CREATE TABLE t (id bigint PRIMARY KEY, w text); "
+               "INSERT INTO t (id) SELECT g FROM generate_series(1, 20000) g")
+    witness = (
+        "txid_current()::text || ':' || (SELECT count(*) FROM pg_prepared_statements "
+        "WHERE position('helios_backfill_upto' in statement) > 0)::text"
+    )
+
+    runtime.backfill(op, "t", "w", witness, batch_size=1_000_000, pause_ms=0)
+
+    batches = _rows(
+        url,
+        "SELECT count(*), min(split_part(w, ':', 2))::int, max(split_part(w, ':', 2))::int "
+        "FROM t GROUP BY split_part(w, ':', 1) ORDER BY min(id)",
+    )
+    assert sum(b[0] for b in batches) == 20000
+    assert len({b[0] for b in batches}) > 3, "batch sizes varied"
+    assert len(batches) > 20
+    # The driver prepares a statement on its 5th run: from then on every batch but the last
+    # (open-ended) one runs the one prepared statement, whatever its size.
+    later = batches[7:-1]
+    assert len({b[0] for b in later}) > 3, "sizes set by time, not one size repeated"
+    assert all(b[1] == b[2] == 1 for b in later), batches
+
+
 def test_a_batch_that_fails_keeps_the_batches_before_it_and_puts_the_settings_back(
     op: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
