@@ -769,6 +769,7 @@ def _backfill_online(
     last: tuple[Any, ...] | None = None
     results: list[tuple[Any, ...] | None] = []
     cancelled = 0
+    owed = 0.0  # seconds of pause owed (see _MIN_PAUSE_S)
 
     # Built once: each batch sends the same text with new parameters (no per-batch SQL building,
     # and the driver's server-side prepared statement is reused).
@@ -830,11 +831,16 @@ def _backfill_online(
                 limit = sizer.size
                 if stop.is_set():
                     raise StopRequested("stopped by Ctrl-C")
-                pause = pause_ms / 1000 if config.backfill_pause == "fixed" else config.backfill_nice_ratio * took
-                if pause > 0:
+                owed += pause_ms / 1000 if config.backfill_pause == "fixed" else config.backfill_nice_ratio * took
+                if owed >= _MIN_PAUSE_S:
+                    # The pause owed so far, in one sleep of at least _MIN_PAUSE_S: a sleep of a
+                    # few ms on a busy machine lasts twice as long; what the sleep overran is
+                    # taken off the next pauses, so the pauses add up to what was asked.
                     slept = time.monotonic()
-                    time.sleep(pause)
-                    meter.paused += time.monotonic() - slept
+                    time.sleep(owed)
+                    slept = time.monotonic() - slept
+                    meter.paused += slept
+                    owed -= slept
         except ThrottleStop as exc:
             meter.finish()
             raise StepFailed(
@@ -855,6 +861,9 @@ def _backfill_online(
 
 
 _QUERY_CANCELED = "57014"
+_MIN_PAUSE_S = 0.01
+"""The shortest sleep between backfill batches: a shorter pause owed (``backfill_nice_ratio`` x a
+batch of a few ms) is added to the next ones until it reaches this."""
 _MAX_CANCELLED_BATCHES = 20
 
 

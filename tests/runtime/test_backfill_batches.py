@@ -140,6 +140,34 @@ def test_every_batch_reuses_one_statement_prepared_on_the_server(
     assert all(b[1] == b[2] == 1 for b in later), batches
 
 
+def test_the_pauses_add_up_to_the_nice_ratio_when_sleeps_overrun(
+    op: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Batches of a few ms owe pauses of a ms or two; a sleep that long lasts several ms on a busy
+    machine (simulated: every sleep overruns by 4 ms).  The pauses are gathered into sleeps of at
+    least 10 ms and an overrun is taken off the next one, so the backfill pauses about
+    ``backfill_nice_ratio`` x its working time, not several times that."""
+    _use(monkeypatch, dataclasses.replace(
+        FAST, backfill_target_ms=3, backfill_min_batch=50, backfill_nice_ratio=0.5,
+    ))
+    url = _url(op)
+    _rows(url, "CREATE TABLE t (id bigint PRIMARY KEY, v int); "
+               "INSERT INTO t (id) SELECT g FROM generate_series(1, 30000) g")
+    real_sleep = time.sleep
+    monkeypatch.setattr(runtime.time, "sleep", lambda s: real_sleep(s + 0.004))
+    caplog.set_level(logging.INFO, logger="alembic.helios.runtime")
+
+    runtime.backfill(op, "t", "v", "id % 7", batch_size=1_000_000)
+
+    found = re.search(r"(\d+) rows in (\d+) batches, ([\d.]+)s .* paused ([\d.]+)s between batches", caplog.text)
+    assert found, caplog.text
+    rows, batches, elapsed, paused = int(found[1]), int(found[2]), float(found[3]), float(found[4])
+    assert rows == 30000 and batches >= 30
+    working = elapsed - paused
+    assert paused <= 0.5 * working + 0.1, (paused, working, batches)
+    assert paused >= 0.2 * working - 0.1, "the pauses still happen"
+
+
 def test_a_batch_that_fails_keeps_the_batches_before_it_and_puts_the_settings_back(
     op: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
