@@ -383,14 +383,20 @@ def run_shape(url: str, server: str, shape: Shape, rows: int) -> list[Result]:
 
 
 def median_runs(results: list[Result]) -> list[Result]:
-    """One result per server, shape, size and step: the run with the median ratio."""
+    """One result per server, shape, size and step: the run with the median ratio; with an even
+    number of runs, the geometric mean of the middle two ratios (not the lower one)."""
     groups: dict[tuple[str, str, int, str], list[Result]] = {}
     for r in results:
         groups.setdefault((r.server, r.shape, r.rows, r.case.label), []).append(r)
     out = []
     for runs in groups.values():
         runs.sort(key=lambda r: r.measured / r.predicted)
-        out.append(runs[(len(runs) - 1) // 2])
+        mid = runs[(len(runs) - 1) // 2]
+        if len(runs) % 2 == 0:
+            upper = runs[len(runs) // 2]
+            ratio = ((mid.measured / mid.predicted) * (upper.measured / upper.predicted)) ** 0.5
+            mid = Result(mid.server, mid.shape, mid.rows, mid.case, mid.predicted, mid.predicted * ratio)
+        out.append(mid)
     return out
 
 
