@@ -885,9 +885,14 @@ def _scalar_without_timeout(op: Any, sql: str) -> Any:
     bind = op.get_bind()
     bind.exec_driver_sql("BEGIN; SET LOCAL statement_timeout = 0")
     try:
-        return _scalar(op, sql)
-    finally:
+        value = _scalar(op, sql)
+    except BaseException:
         _rollback(op)
+        raise
+    # COMMIT, not ROLLBACK, of this read: the driver forgets its prepared statements on a
+    # ROLLBACK, and the next batches would be parsed and planned again.
+    bind.exec_driver_sql("COMMIT")
+    return value
 
 
 def _row_estimate(op: Any, tbl: str) -> int | None:
