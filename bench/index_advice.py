@@ -1,0 +1,461 @@
+"""Index advice benchmark: does ``helios-migrate indexes`` find the indexes a DBA would add?
+
+    python bench/index_advice.py                      # both servers: embedded PG 18 and Debian PG 15
+    python bench/index_advice.py --server embedded    # one server
+    python bench/index_advice.py --scale 5            # 5x the rows (default scale 1)
+    python bench/index_advice.py --json results.json
+
+On a server it starts (with ``shared_preload_libraries = 'pg_stat_statements'``), it builds a
+pgbench-like schema (branches, tellers, accounts, history) plus a shop (customers, products, orders,
+order_lines), runs a fixed workload of the queries in ``WORKLOAD`` (each with a known answer in
+``KNOWN_GOOD``, or none), runs ``helios-migrate indexes --format json`` and scores the advice.
+When pg_stat_statements cannot be loaded it says so and feeds the same queries, with their
+measured calls and times, through ``--queries FILE``.
+
+Definitions (what the figures mean):
+
+- An index is written ``(equality columns in any order | then these columns in order)``.  A
+  suggestion **matches** a known-good index when it is on the same table and its leading columns
+  are the known-good index's: the first len(eq) columns are the equality set, the next ones the
+  ordered rest.  Trailing extra columns are allowed (the index still serves the query).
+- **recall** = known-good indexes matched by at least one suggestion / known-good indexes.
+- **precision** = suggestions that match a known-good index or an ``ACCEPTABLE`` one (written down
+  below, with why a DBA would keep it) / suggestions.  A suggestion matching nothing is a miss.
+- **redundant** suggestions: one whose columns are a leading prefix of (or equal to) an existing
+  valid, non-partial B-tree index of the table, or of another suggestion on the same table.  Must
+  be 0.  (A suggestion that makes an *existing* index redundant, as the command reports in
+  ``replaces``, is not itself redundant.)
+- **workload time**: wall time of one pass of the workload (every query its number of calls,
+  parameters from a fixed seed), before and after the suggested indexes are built with
+  ``CREATE INDEX CONCURRENTLY`` (then ANALYZE).  Noisy on a shared machine.
+- **write overhead**: wall time of a fixed batch of INSERT/UPDATE (in one transaction, rolled back
+  so both runs start from the same data), before and after.
+
+Exit code: 1 when recall < 90% or a redundant suggestion appears on any server; 2 when a server
+or the command could not run; 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+
+from helios_migrate import pgserver  # noqa: E402
+
+RECALL_GOAL = 0.90
+
+SCHEMA = """
+CREATE TABLE branches (bid integer PRIMARY KEY, bbalance integer NOT NULL, filler text);
+CREATE TABLE tellers (tid integer PRIMARY KEY, bid integer NOT NULL REFERENCES branches,
+                      tbalance integer NOT NULL, filler text);
+CREATE TABLE accounts (aid integer PRIMARY KEY, bid integer NOT NULL REFERENCES branches,
+                       abalance integer NOT NULL, email text NOT NULL, filler text);
+CREATE TABLE history (id bigserial PRIMARY KEY, tid integer NOT NULL REFERENCES tellers,
+                      bid integer NOT NULL, aid integer NOT NULL REFERENCES accounts,
+                      delta integer NOT NULL, mtime timestamptz NOT NULL, filler text);
+CREATE TABLE customers (id integer PRIMARY KEY, email text NOT NULL, country text NOT NULL,
+                        city text NOT NULL, name text NOT NULL);
+CREATE TABLE products (id integer PRIMARY KEY, sku text NOT NULL, category integer NOT NULL,
+                       name text NOT NULL, price numeric(10, 2) NOT NULL);
+CREATE TABLE orders (id integer PRIMARY KEY, customer_id integer NOT NULL REFERENCES customers,
+                     status text NOT NULL, created_at timestamptz NOT NULL, note text);
+CREATE TABLE order_lines (id bigserial PRIMARY KEY, order_id integer NOT NULL REFERENCES orders,
+                          product_id integer NOT NULL REFERENCES products, quantity integer NOT NULL);
+-- the index already there: the query on customer_id alone is served by it
+CREATE INDEX orders_customer_id_idx ON orders (customer_id);
+"""
+
+
+def sizes(scale: int) -> dict[str, int]:
+    return {
+        "branches": 10 * scale, "tellers": 100 * scale, "accounts": 100_000 * scale,
+        "history": 200_000 * scale, "customers": 50_000 * scale, "products": 20_000 * scale,
+        "orders": 200_000 * scale, "order_lines": 500_000 * scale,
+    }
+
+
+def load_sql(n: dict[str, int]) -> str:
+    return f"""
+INSERT INTO branches SELECT g, 0, 'b' FROM generate_series(1, {n['branches']}) g;
+INSERT INTO tellers SELECT g, (g - 1) % {n['branches']} + 1, 0, 't' FROM generate_series(1, {n['tellers']}) g;
+INSERT INTO accounts SELECT g, (g - 1) % {n['branches']} + 1, (hashint4(g) % 100000),
+       'a' || g || '@example.com', repeat('x', 60) FROM generate_series(1, {n['accounts']}) g;
+INSERT INTO history (tid, bid, aid, delta, mtime, filler)
+SELECT (g - 1) % {n['tellers']} + 1, (g - 1) % {n['branches']} + 1, (hashint4(g) & 2147483647) % {n['accounts']} + 1,
+       hashint4(g) % 5000, '2026-01-01'::timestamptz + g * interval '10 seconds', repeat('h', 20)
+FROM generate_series(1, {n['history']}) g;
+INSERT INTO customers SELECT g, 'c' || g || '@example.com', 'country' || (g % 50),
+       'city' || (g % 2000), 'name ' || g FROM generate_series(1, {n['customers']}) g;
+INSERT INTO products SELECT g, 'SKU-' || g, g % 200, 'product ' || g, (g % 1000) / 10.0
+FROM generate_series(1, {n['products']}) g;
+INSERT INTO orders SELECT g, (hashint4(g) & 2147483647) % {n['customers']} + 1,
+       CASE WHEN g % 500 = 0 THEN 'pending' WHEN g % 10 = 0 THEN 'cancelled' ELSE 'delivered' END,
+       '2026-01-01'::timestamptz + g * interval '1 minute', repeat('n', 40)
+FROM generate_series(1, {n['orders']}) g;
+INSERT INTO order_lines (order_id, product_id, quantity)
+SELECT (g - 1) % {n['orders']} + 1, (hashint4(g) & 2147483647) % {n['products']} + 1, g % 5 + 1
+FROM generate_series(1, {n['order_lines']}) g;
+VACUUM ANALYZE;
+"""
+
+
+@dataclass(frozen=True)
+class Q:
+    sql: str
+    params: Callable[[random.Random, dict[str, int]], tuple[Any, ...]]
+    calls: int
+    expect: str
+    """The known-good index this query needs (a KNOWN_GOOD key), or why none is expected."""
+
+
+def _at(r: random.Random, span_minutes: int) -> Any:
+    import datetime as dt
+    return dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=r.randrange(span_minutes))
+
+
+def _window(r: random.Random, span_minutes: int, width: int) -> tuple[Any, Any]:
+    import datetime as dt
+    start = _at(r, span_minutes)
+    return start, start + dt.timedelta(minutes=width)
+
+
+# Known-good indexes: key -> (table, equality columns (any order), then these columns in order).
+KNOWN_GOOD: dict[str, tuple[str, frozenset[str], tuple[str, ...]]] = {
+    "accounts_email": ("accounts", frozenset({"email"}), ()),
+    "accounts_bid_abalance": ("accounts", frozenset({"bid"}), ("abalance",)),
+    "accounts_abalance": ("accounts", frozenset(), ("abalance",)),
+    "history_aid_mtime": ("history", frozenset({"aid"}), ("mtime",)),
+    "history_mtime": ("history", frozenset(), ("mtime",)),
+    "history_tid": ("history", frozenset({"tid"}), ()),
+    "customers_email": ("customers", frozenset({"email"}), ()),
+    "customers_country_city": ("customers", frozenset({"country", "city"}), ()),
+    "products_sku": ("products", frozenset({"sku"}), ()),
+    "products_category": ("products", frozenset({"category"}), ()),
+    "orders_customer_status_created": ("orders", frozenset({"customer_id", "status"}), ("created_at",)),
+    # the partial-index case: a DBA writes (created_at) WHERE status = 'pending'; the full-index
+    # equivalent (status, created_at) is accepted as a match (leading columns)
+    "orders_pending_created": ("orders", frozenset({"status"}), ("created_at",)),
+    "orders_created_at": ("orders", frozenset(), ("created_at",)),
+    "order_lines_order_id": ("order_lines", frozenset({"order_id"}), ()),
+    "order_lines_product_id": ("order_lines", frozenset({"product_id"}), ()),
+}
+
+# Indexes a DBA would keep though not in KNOWN_GOOD (none so far; add with the reason).
+ACCEPTABLE: dict[str, tuple[str, frozenset[str], tuple[str, ...]]] = {}
+
+
+def workload(n: dict[str, int]) -> list[Q]:
+    a, c, o, p, t = n["accounts"], n["customers"], n["orders"], n["products"], n["tellers"]
+    hist_minutes = n["history"] // 6
+    return [
+        # lookups by a non-key column
+        Q("SELECT aid, abalance FROM accounts WHERE email = %s",
+          lambda r, n: (f"a{r.randint(1, a)}@example.com",), 40, "accounts_email"),
+        Q("SELECT * FROM customers WHERE email = %s",
+          lambda r, n: (f"c{r.randint(1, c)}@example.com",), 40, "customers_email"),
+        Q("SELECT id, price FROM products WHERE sku = %s",
+          lambda r, n: (f"SKU-{r.randint(1, p)}",), 40, "products_sku"),
+        Q("SELECT id, name FROM customers WHERE country = %s AND city = %s",
+          lambda r, n: (f"country{(k := r.randrange(2000)) % 50}", f"city{k}"), 20, "customers_country_city"),
+        Q("SELECT id, name FROM products WHERE category = %s",
+          lambda r, n: (r.randrange(200),), 20, "products_category"),
+        # range scans
+        Q("SELECT aid FROM accounts WHERE bid = %s AND abalance > %s",
+          lambda r, n: (r.randint(1, n["branches"]), 99_000), 20, "accounts_bid_abalance"),
+        Q("SELECT count(*) FROM history WHERE mtime >= %s AND mtime < %s",
+          lambda r, n: _window(r, hist_minutes, 60), 20, "history_mtime"),
+        Q("SELECT id, customer_id FROM orders WHERE created_at BETWEEN %s AND %s",
+          lambda r, n: _window(r, o, 30), 20, "orders_created_at"),
+        Q("DELETE FROM history WHERE mtime < %s",
+          lambda r, n: ("2025-12-01",), 5, "history_mtime"),
+        # ORDER BY ... LIMIT
+        Q("SELECT aid, abalance FROM accounts ORDER BY abalance DESC LIMIT 10",
+          lambda r, n: (), 10, "accounts_abalance"),
+        Q("SELECT delta, mtime FROM history WHERE aid = %s ORDER BY mtime DESC LIMIT 10",
+          lambda r, n: (r.randint(1, a),), 40, "history_aid_mtime"),
+        Q("SELECT id, created_at FROM orders WHERE customer_id = %s AND status = %s "
+          "ORDER BY created_at DESC LIMIT 20",
+          lambda r, n: (r.randint(1, c), "delivered"), 40, "orders_customer_status_created"),
+        # partial-index case: a rare constant status
+        Q("SELECT id, customer_id FROM orders WHERE status = 'pending' ORDER BY created_at LIMIT 50",
+          lambda r, n: (), 30, "orders_pending_created"),
+        # joins on foreign-key columns
+        Q("SELECT ol.product_id, ol.quantity FROM orders o JOIN order_lines ol ON ol.order_id = o.id "
+          "WHERE o.id = %s", lambda r, n: (r.randint(1, o),), 40, "order_lines_order_id"),
+        Q("SELECT sum(quantity) FROM order_lines WHERE product_id = %s",
+          lambda r, n: (r.randint(1, p),), 30, "order_lines_product_id"),
+        Q("SELECT p.name, sum(ol.quantity) FROM order_lines ol JOIN products p ON p.id = ol.product_id "
+          "WHERE p.category = %s GROUP BY p.name", lambda r, n: (r.randrange(200),), 5, "products_category"),
+        Q("SELECT t.tid, sum(h.delta) FROM history h JOIN tellers t ON t.tid = h.tid "
+          "WHERE t.tid = %s GROUP BY t.tid", lambda r, n: (r.randint(1, t),), 10, "history_tid"),
+        Q("SELECT h.delta FROM history h WHERE h.tid = %s AND h.bid = %s",
+          lambda r, n: ((k := r.randint(1, t)), (k - 1) % n["branches"] + 1), 10, "history_tid"),
+        # already served by an existing index (primary keys, orders_customer_id_idx)
+        Q("SELECT * FROM orders WHERE customer_id = %s", lambda r, n: (r.randint(1, c),), 30, "served"),
+        Q("SELECT * FROM accounts WHERE aid = %s", lambda r, n: (r.randint(1, a),), 40, "served"),
+        Q("UPDATE accounts SET abalance = abalance + %s WHERE aid = %s",
+          lambda r, n: (r.randint(-100, 100), r.randint(1, a)), 40, "served"),
+        Q("SELECT * FROM customers WHERE id = ANY(%s)",
+          lambda r, n: ([r.randint(1, c) for _ in range(5)],), 20, "served"),
+        # no index helps: a whole-table aggregate, a non-sargable predicate, a small table
+        Q("SELECT bid, sum(abalance) FROM accounts GROUP BY bid", lambda r, n: (), 3, "none"),
+        Q("SELECT count(*) FROM customers WHERE name LIKE %s", lambda r, n: ("%7%",), 3, "none"),
+        Q("SELECT count(*) FROM orders WHERE status <> %s", lambda r, n: ("delivered",), 3, "none"),
+        Q("SELECT tid FROM tellers WHERE bid = %s", lambda r, n: (r.randint(1, n["branches"]),), 20, "none"),
+    ]
+
+
+def write_batch(conn: psycopg.Connection[Any], n: dict[str, int], rows: int) -> float:
+    """A fixed batch of INSERT/UPDATE in one transaction, rolled back; its wall time."""
+    r = random.Random(7)
+    start = time.perf_counter()
+    with conn.transaction(force_rollback=True):
+        for i in range(rows):
+            oid = n["orders"] + 1 + i
+            conn.execute("INSERT INTO orders VALUES (%s, %s, 'delivered', now(), 'w')",
+                         (oid, r.randint(1, n["customers"])))
+            conn.execute("INSERT INTO order_lines (order_id, product_id, quantity) VALUES (%s, %s, 1)",
+                         (oid, r.randint(1, n["products"])))
+            aid = r.randint(1, n["accounts"])
+            conn.execute("UPDATE accounts SET abalance = abalance + 1 WHERE aid = %s", (aid,))
+            conn.execute("INSERT INTO history (tid, bid, aid, delta, mtime) VALUES (%s, 1, %s, 1, now())",
+                         (r.randint(1, n["tellers"]), aid))
+    return time.perf_counter() - start
+
+
+def run_workload(conn: psycopg.Connection[Any], queries: list[Q], n: dict[str, int],
+                 times: dict[str, list[float]] | None = None) -> float:
+    """One pass of the workload (every query its calls, fixed parameters); total wall time."""
+    r = random.Random(42)
+    total = 0.0
+    for q in queries:
+        spent = 0.0
+        for _ in range(q.calls):
+            params = q.params(r, n)
+            start = time.perf_counter()
+            if q.sql.startswith(("DELETE", "UPDATE")):
+                conn.execute(q.sql, params)
+            else:
+                conn.execute(q.sql, params).fetchall()
+            spent += time.perf_counter() - start
+        if times is not None:
+            times.setdefault(q.sql, []).append(spent)
+        total += spent
+    return total
+
+
+def _leads(columns: list[str], eq: frozenset[str], rest: tuple[str, ...]) -> bool:
+    k = len(eq)
+    return (set(columns[:k]) == eq and tuple(columns[k:k + len(rest)]) == rest
+            and len(columns) >= k + len(rest))
+
+
+def _existing(conn: psycopg.Connection[Any]) -> dict[str, list[list[str]]]:
+    rows = conn.execute("""
+        SELECT c.relname, i.indexrelid,
+               array_agg(a.attname ORDER BY k.ord) AS cols
+        FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+        JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
+        CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+        WHERE c.relnamespace = 'public'::regnamespace AND i.indisvalid AND i.indpred IS NULL
+          AND am.amname = 'btree'
+        GROUP BY c.relname, i.indexrelid""").fetchall()
+    out: dict[str, list[list[str]]] = {}
+    for table, _oid, cols in rows:
+        out.setdefault(table, []).append(list(cols))
+    return out
+
+
+def score(doc: dict[str, Any], existing: dict[str, list[list[str]]]) -> dict[str, Any]:
+    suggestions = [(s["table"].split(".")[-1], list(s["columns"])) for s in doc["suggestions"]]
+    matched = {key for key, (table, eq, rest) in KNOWN_GOOD.items()
+               if any(t == table and _leads(cols, eq, rest) for t, cols in suggestions)}
+    kept, misses, redundant = [], [], []
+    for i, (table, cols) in enumerate(suggestions):
+        good = [k for k, (t, eq, rest) in {**KNOWN_GOOD, **ACCEPTABLE}.items() if t == table and _leads(cols, eq, rest)]
+        (kept if good else misses).append(f"{table}({', '.join(cols)})")
+        over_existing = [e for e in existing.get(table, []) if e[:len(cols)] == cols]
+        over_other = [o for j, (t, o) in enumerate(suggestions)
+                      if j != i and t == table and o[:len(cols)] == cols and (len(o) > len(cols) or j < i)]
+        if over_existing or over_other:
+            redundant.append(f"{table}({', '.join(cols)}): prefix of "
+                             + ", ".join(f"({', '.join(x)})" for x in over_existing + over_other))
+    return {
+        "known_good": len(KNOWN_GOOD), "matched": sorted(matched),
+        "missed": sorted(set(KNOWN_GOOD) - matched),
+        "recall": len(matched) / len(KNOWN_GOOD),
+        "suggestions": len(suggestions), "kept": kept, "not_kept": misses,
+        "precision": len(kept) / len(suggestions) if suggestions else 1.0,
+        "redundant": redundant,
+    }
+
+
+def queries_file(path: Path, queries: list[Q], times: dict[str, list[float]]) -> None:
+    """The workload as a --queries file: the SQL with $n placeholders, weighted by what was measured."""
+    parts = []
+    for q in queries:
+        sql, k = q.sql, 0
+        while "%s" in sql:
+            k += 1
+            sql = sql.replace("%s", f"${k}", 1)
+        spent = sum(times.get(q.sql, [0.0]))
+        parts.append(f"-- calls={q.calls} mean_ms={spent * 1000 / q.calls:.3f}\n{sql};\n")
+    path.write_text("\n".join(parts))
+
+
+def start(kind: str, workdir: Path, preload: bool) -> pgserver.RunningServer:
+    starter = pgserver.start_embedded if kind == "embedded" else pgserver.start_debian
+    server = starter(workdir)
+    if not preload:
+        return server
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+    server.stop()
+    return starter(workdir)
+
+
+def bench_server(kind: str, args: argparse.Namespace, base: Path) -> dict[str, Any]:
+    n = sizes(args.scale)
+    queries = workload(n)
+    log = (lambda msg: print(f"[{kind}] {msg}", file=sys.stderr, flush=True))
+    t0 = time.perf_counter()
+    server = start(kind, base / kind, preload=True)
+    try:
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
+            preloaded = "pg_stat_statements" in conn.execute("SHOW shared_preload_libraries").fetchone()[0]  # type: ignore[index]
+            conn.execute("CREATE DATABASE bench")
+        url = server.database_url("bench")
+        with psycopg.connect(url, autocommit=True) as conn:
+            log(f"PostgreSQL {version}: loading scale {args.scale} ({sum(n.values()):,} rows)")
+            conn.execute(SCHEMA)
+            conn.execute(load_sql(n))
+            source = "pg_stat_statements"
+            if preloaded:
+                try:
+                    conn.execute("CREATE EXTENSION pg_stat_statements")
+                except psycopg.Error as exc:
+                    preloaded = False
+                    source = f"--queries file (CREATE EXTENSION pg_stat_statements failed: {exc})"
+            else:
+                source = "--queries file (pg_stat_statements could not be preloaded)"
+            if not preloaded:
+                log(f"pg_stat_statements unavailable: the queries go through {source}")
+            run_workload(conn, queries, n)  # warm-up: caches, and the DELETE has deleted
+            writes_before = write_batch(conn, n, args.write_rows)
+            if preloaded:
+                conn.execute("SELECT pg_stat_statements_reset()")
+            times: dict[str, list[float]] = {}
+            log("workload before")
+            before = min(run_workload(conn, queries, n, times) for _ in range(args.repeat))
+            existing = _existing(conn)
+        cmd = [sys.executable, "-m", "helios_migrate", "indexes", "--database-url", url,
+               "--format", "json", "--limit", "50"]
+        if not preloaded:
+            qfile = base / f"{kind}-queries.sql"
+            queries_file(qfile, queries, times)
+            cmd += ["--queries", str(qfile)]
+        log("helios-migrate indexes")
+        t1 = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False, cwd=ROOT)
+        advice_s = time.perf_counter() - t1
+        if done.returncode != 0:
+            raise RuntimeError(f"helios-migrate indexes exited {done.returncode}: {done.stderr.strip()}")
+        doc = json.loads(done.stdout)
+        result = score(doc, existing)
+        with psycopg.connect(url, autocommit=True) as conn:
+            log(f"building {len(doc['suggestions'])} index(es) concurrently")
+            t2 = time.perf_counter()
+            for s in doc["suggestions"]:
+                conn.execute(s["create_index"])
+            conn.execute("ANALYZE")
+            build_s = time.perf_counter() - t2
+            log("workload after")
+            after = min(run_workload(conn, queries, n) for _ in range(args.repeat))
+            writes_after = write_batch(conn, n, args.write_rows)
+        result.update({
+            "server": kind, "version": version, "source": source, "scale": args.scale,
+            "advice_seconds": round(advice_s, 2), "build_seconds": round(build_s, 2),
+            "workload_before_s": round(before, 3), "workload_after_s": round(after, 3),
+            "speedup": before / after if after else None,
+            "write_batch_rows": args.write_rows,
+            "writes_before_s": round(writes_before, 3), "writes_after_s": round(writes_after, 3),
+            "write_overhead": writes_after / writes_before - 1 if writes_before else None,
+            "suggested": [f"{s['table']}({', '.join(s['columns'])})" for s in doc["suggestions"]],
+            "not_advised": doc["not_advised"], "served": len(doc["served"]),
+            "total_seconds": round(time.perf_counter() - t0, 1),
+        })
+        return result
+    finally:
+        server.stop()
+
+
+def report(r: dict[str, Any]) -> None:
+    print(f"\n== {r['server']}: PostgreSQL {r['version']}, scale {r['scale']}, queries from {r['source']}")
+    print(f"recall     {r['recall']:.0%} ({len(r['matched'])} of {r['known_good']} known-good indexes)"
+          + (f"; missed: {', '.join(r['missed'])}" if r["missed"] else ""))
+    print(f"precision  {r['precision']:.0%} ({len(r['kept'])} of {r['suggestions']} suggestions kept)"
+          + (f"; not kept: {', '.join(r['not_kept'])}" if r["not_kept"] else ""))
+    print(f"redundant  {len(r['redundant'])}" + "".join(f"\n  - {x}" for x in r["redundant"]))
+    print(f"suggested  {', '.join(r['suggested']) or '(none)'}")
+    print(f"served by an existing index: {r['served']} query(ies); not advised: {len(r['not_advised'])}")
+    print(f"workload   {r['workload_before_s']:.2f} s before, {r['workload_after_s']:.2f} s after "
+          f"(x{r['speedup']:.1f}); index builds {r['build_seconds']:.1f} s; advice {r['advice_seconds']:.1f} s")
+    print(f"writes     {r['write_batch_rows']} x (2 INSERT orders/lines, 1 UPDATE accounts, 1 INSERT history): "
+          f"{r['writes_before_s']:.2f} s before, {r['writes_after_s']:.2f} s after "
+          f"({r['write_overhead']:+.0%})")
+    print(f"(whole run {r['total_seconds']:.0f} s; timings on a shared machine are noisy)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--server", choices=("embedded", "debian", "both"), default="both")
+    parser.add_argument("--scale", type=int, default=1, help="row multiplier (1: ~1.3M rows in all)")
+    parser.add_argument("--repeat", type=int, default=1, help="workload passes each side; the fastest counts")
+    parser.add_argument("--write-rows", type=int, default=1000, help="iterations of the write batch")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    if args.scale < 1 or args.repeat < 1 or args.write_rows < 1:
+        parser.error("--scale, --repeat and --write-rows must be at least 1")
+    kinds = ["embedded", "debian"] if args.server == "both" else [args.server]
+    results, failed = [], False
+    with tempfile.TemporaryDirectory(prefix="index-advice-") as tmp:
+        for kind in kinds:
+            try:
+                r = bench_server(kind, args, Path(tmp))
+            except (pgserver.ServerStartError, RuntimeError, psycopg.Error) as exc:
+                print(f"\n== {kind}: could not run: {exc}", file=sys.stderr)
+                failed = True
+                continue
+            results.append(r)
+            report(r)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    bad = [r["server"] for r in results if r["recall"] < RECALL_GOAL or r["redundant"]]
+    if bad:
+        print(f"\nFAIL: recall under {RECALL_GOAL:.0%} or a redundant suggestion on: {', '.join(bad)}")
+        return 1
+    if failed:
+        return 2
+    print(f"\nOK: recall >= {RECALL_GOAL:.0%} and no redundant suggestion on {', '.join(r['server'] for r in results)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
