@@ -4,6 +4,8 @@
     python bench/index_advice.py --server embedded    # one server
     python bench/index_advice.py --scale 5            # 5x the rows (default scale 1)
     python bench/index_advice.py --json results.json
+    python bench/index_advice.py --server debian --hypopg   # advice verified with HypoPG (Debian package)
+    python bench/index_advice.py --queries-file       # through --queries FILE, not pg_stat_statements
 
 On a server it starts (with ``shared_preload_libraries = 'pg_stat_statements'``), it builds a
 pgbench-like schema (branches, tellers, accounts, history) plus a shop (customers, products, orders,
@@ -367,6 +369,11 @@ def bench_server(kind: str, args: argparse.Namespace, base: Path) -> dict[str, A
             run_workload(conn, queries, n)  # warm-up: caches, and the DELETE has deleted
             writes_before = min(write_batch(conn, n, args.write_rows) for _ in range(3))
             existing = _existing(conn)
+            if args.hypopg:
+                try:
+                    conn.execute("CREATE EXTENSION hypopg")
+                except psycopg.Error as exc:
+                    log(f"no HypoPG on this server ({str(exc).splitlines()[0]}): advice not verified")
             if preloaded:
                 conn.execute("SELECT pg_stat_statements_reset()")
             times: dict[str, list[float]] = {}
@@ -398,6 +405,7 @@ def bench_server(kind: str, args: argparse.Namespace, base: Path) -> dict[str, A
             writes_after = min(write_batch(conn, n, args.write_rows) for _ in range(3))
         result.update({
             "server": kind, "version": version, "source": source, "scale": args.scale,
+            "hypopg_verified": doc["verified"],
             "advice_seconds": round(advice_s, 2), "build_seconds": round(build_s, 2),
             "workload_before_s": round(before, 3), "workload_after_s": round(after, 3),
             "speedup": before / after if after else None,
@@ -414,7 +422,8 @@ def bench_server(kind: str, args: argparse.Namespace, base: Path) -> dict[str, A
 
 
 def report(r: dict[str, Any]) -> None:
-    print(f"\n== {r['server']}: PostgreSQL {r['version']}, scale {r['scale']}, queries from {r['source']}")
+    print(f"\n== {r['server']}: PostgreSQL {r['version']}, scale {r['scale']}, queries from {r['source']}, "
+          f"{'verified with HypoPG' if r['hypopg_verified'] else 'not verified (no HypoPG)'}")
     print(f"recall     {r['recall']:.0%} ({len(r['matched'])} of {r['known_good']} known-good indexes)"
           + (f"; missed: {', '.join(r['missed'])}" if r["missed"] else ""))
     print(f"precision  {r['precision']:.0%} ({len(r['kept'])} of {r['suggestions']} suggestions kept)"
@@ -438,6 +447,8 @@ def main() -> int:
     parser.add_argument("--write-rows", type=int, default=2000, help="iterations of the write batch")
     parser.add_argument("--queries-file", action="store_true",
                         help="feed the workload through --queries FILE even where pg_stat_statements works")
+    parser.add_argument("--hypopg", action="store_true",
+                        help="CREATE EXTENSION hypopg first (where installed), so the advice is verified by the planner")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     if args.scale < 1 or args.repeat < 1 or args.write_rows < 1:
