@@ -6,7 +6,8 @@ in this session's memory (``hypopg_create_index``), so the read-only connection 
 query a candidate serves is planned (``EXPLAIN``, never run) without it and with it; a query with
 parameters (``$1``, as ``pg_stat_statements`` normalises them) is prepared, and its generic plan
 explained with NULL arguments (``plan_cache_mode = force_generic_plan``: the plan does not depend on
-the values).  A candidate is kept when the planner uses it for a query and its total estimated cost
+the values).  The candidates on other tables are hypothetical indexes on both sides, so a join is
+judged as it would run with the whole advice applied.  A candidate is kept when the planner uses it for a query and its total estimated cost
 (each query's cost times its calls) drops by at least :data:`MIN_SAVING`.
 """
 
@@ -85,18 +86,28 @@ def _uses(plan: dict[str, Any], index: str) -> bool:
     return any(_uses(child, index) for child in plan.get("Plans", ()))
 
 
+def _hypothetical(conn: psycopg.Connection[Any], suggestion: Suggestion) -> str:
+    """Create ``suggestion`` as a hypothetical index in this session; its name."""
+    columns = ", ".join(quote_ident(c) for c in suggestion.columns)
+    table = quote_qualified(suggestion.table.name.schema, suggestion.table.name.name)
+    row = conn.execute("SELECT indexname FROM hypopg_create_index(%s)",
+                       (f"CREATE INDEX ON {table} ({columns})",)).fetchone()
+    return str(row[0]) if row else ""
+
+
 def verify(conn: psycopg.Connection[Any], suggestions: Sequence[Suggestion]) -> dict[str, Verdict]:
     """The planner's verdict on each suggestion, by suggestion name."""
     verdicts: dict[str, Verdict] = {}
     conn.execute("SELECT hypopg_reset()")
     for suggestion in suggestions:
-        before = {q: _plan(conn, q) for q in suggestion.queries}
-        columns = ", ".join(quote_ident(c) for c in suggestion.columns)
-        table = quote_qualified(suggestion.table.name.schema, suggestion.table.name.name)
-        row = conn.execute("SELECT indexname FROM hypopg_create_index(%s)",
-                           (f"CREATE INDEX ON {table} ({columns})",)).fetchone()
         try:
-            name = row[0] if row else ""
+            # The other tables' candidates are in place on both sides: a join's cost is then not
+            # dominated by another table's scan that its own candidate removes.
+            for other in suggestions:
+                if other.table.name != suggestion.table.name:
+                    _hypothetical(conn, other)
+            before = {q: _plan(conn, q) for q in suggestion.queries}
+            name = _hypothetical(conn, suggestion)
             after = {q: _plan(conn, q) for q in suggestion.queries}
         finally:
             conn.execute("SELECT hypopg_reset()")

@@ -117,7 +117,7 @@ def test_advice_from_pg_stat_statements(preloaded: str) -> None:
         "CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_customer_id_status_created_at_idx "
         "ON public.orders (customer_id, status, created_at)"
     )
-    assert any("orders_customer_id_idx" == s["index"] for s in doc["served"])
+    assert any(s["index"] == "orders_customer_id_idx" for s in doc["served"])
     reasons = " ".join(s["reason"] for s in doc["not_advised"])
     assert "public.settings is small" in reasons
 
@@ -229,3 +229,30 @@ def test_hypopg_keeps_what_the_planner_would_use(fresh_db: str, tmp_path: Path) 
     assert "rejected by HypoPG: public.orders (status): the planner would not use it" in text
     with psycopg.connect(fresh_db) as conn:  # nothing was built
         assert conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE '%sku%'").fetchone() == (0,)
+
+
+def test_hypopg_judges_a_join_with_the_other_tables_candidates(fresh_db: str, tmp_path: Path) -> None:
+    """A candidate that serves a join is judged with the candidates of the other tables in place
+    (as hypothetical indexes too): judged alone, customers (email) saved little on the join, whose
+    cost was then the sequential scan of order_lines the other candidate removes, and was rejected
+    though the two indexes together make both queries cheap."""
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(SCHEMA)
+        if conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg'").fetchone() is None:
+            pytest.skip("HypoPG is not installed for this server (Debian's postgresql-15-hypopg provides it)")
+        conn.execute("CREATE EXTENSION hypopg")
+    queries = tmp_path / "queries.sql"
+    queries.write_text(
+        "-- calls=20\nSELECT * FROM customers WHERE email = $1;\n"
+        "-- calls=100\nSELECT c.id, count(*) FROM customers c JOIN order_lines ol ON ol.order_id = c.id "
+        "WHERE c.email = $1 GROUP BY c.id;\n",
+        encoding="utf-8",
+    )
+    out = _indexes(fresh_db, "--queries", str(queries), "--format", "json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["verified"] is True and doc["rejected"] == []
+    kept = {(s["table"], tuple(s["columns"])): s for s in doc["suggestions"]}
+    assert set(kept) == {("public.customers", ("email",)), ("public.order_lines", ("order_id",))}
+    email = kept[("public.customers", ("email",))]
+    assert email["queries_using_it"] == 2 and email["planner_cost_after"] < email["planner_cost_before"] / 2
