@@ -104,7 +104,7 @@ SELECT (g - 1) % {n['tellers']} + 1, (g - 1) % {n['branches']} + 1, (hashint4(g)
 FROM generate_series(1, {n['history']}) g;
 INSERT INTO customers SELECT g, 'c' || g || '@example.com', 'country' || (g % 50),
        'city' || (g % 2000), 'name ' || g FROM generate_series(1, {n['customers']}) g;
-INSERT INTO products SELECT g, 'SKU-' || g, g % 200, 'product ' || g, (g % 1000) / 10.0
+INSERT INTO products SELECT g, 'SKU-' || g, g % 2000, 'product ' || g, (g % 1000) / 10.0
 FROM generate_series(1, {n['products']}) g;
 INSERT INTO orders SELECT g, (hashint4(g) & 2147483647) % {n['customers']} + 1,
        CASE WHEN g % 500 = 0 THEN 'pending' WHEN g % 10 = 0 THEN 'cancelled' ELSE 'delivered' END,
@@ -127,7 +127,7 @@ class Q:
 
 def _at(r: random.Random, span_minutes: int) -> Any:
     import datetime as dt
-    return dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=r.randrange(span_minutes))
+    return dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=r.randrange(span_minutes))
 
 
 def _window(r: random.Random, span_minutes: int, width: int) -> tuple[Any, Any]:
@@ -175,7 +175,7 @@ def workload(n: dict[str, int]) -> list[Q]:
         Q("SELECT id, name FROM customers WHERE country = %s AND city = %s",
           lambda r, n: (f"country{(k := r.randrange(2000)) % 50}", f"city{k}"), 20, "customers_country_city"),
         Q("SELECT id, name FROM products WHERE category = %s",
-          lambda r, n: (r.randrange(200),), 20, "products_category"),
+          lambda r, n: (r.randrange(2000),), 20, "products_category"),
         # range scans
         Q("SELECT aid FROM accounts WHERE bid = %s AND abalance > %s",
           lambda r, n: (r.randint(1, n["branches"]), 99_000), 20, "accounts_bid_abalance"),
@@ -202,7 +202,7 @@ def workload(n: dict[str, int]) -> list[Q]:
         Q("SELECT sum(quantity) FROM order_lines WHERE product_id = %s",
           lambda r, n: (r.randint(1, p),), 30, "order_lines_product_id"),
         Q("SELECT p.name, sum(ol.quantity) FROM order_lines ol JOIN products p ON p.id = ol.product_id "
-          "WHERE p.category = %s GROUP BY p.name", lambda r, n: (r.randrange(200),), 5, "products_category"),
+          "WHERE p.category = %s GROUP BY p.name", lambda r, n: (r.randrange(2000),), 5, "products_category"),
         Q("SELECT t.tid, sum(h.delta) FROM history h JOIN tellers t ON t.tid = h.tid "
           "WHERE t.tid = %s GROUP BY t.tid", lambda r, n: (r.randint(1, t),), 10, "history_tid"),
         Q("SELECT h.delta FROM history h WHERE h.tid = %s AND h.bid = %s",
@@ -288,7 +288,9 @@ def score(doc: dict[str, Any], existing: dict[str, list[list[str]]]) -> dict[str
     suggestions = [(s["table"].split(".")[-1], list(s["columns"])) for s in doc["suggestions"]]
     matched = {key for key, (table, eq, rest) in KNOWN_GOOD.items()
                if any(t == table and _leads(cols, eq, rest) for t, cols in suggestions)}
-    kept, misses, redundant = [], [], []
+    kept: list[str] = []
+    misses: list[str] = []
+    redundant: list[str] = []
     for i, (table, cols) in enumerate(suggestions):
         good = [k for k, (t, eq, rest) in {**KNOWN_GOOD, **ACCEPTABLE}.items() if t == table and _leads(cols, eq, rest)]
         (kept if good else misses).append(f"{table}({', '.join(cols)})")
@@ -401,7 +403,8 @@ def bench_server(kind: str, args: argparse.Namespace, base: Path) -> dict[str, A
             conn.execute("ANALYZE")
             build_s = time.perf_counter() - t2
             log("workload after")
-            after = min(run_workload(conn, queries, n) for _ in range(args.repeat))
+            times_after: dict[str, list[float]] = {}
+            after = min(run_workload(conn, queries, n, times_after) for _ in range(args.repeat))
             writes_after = min(write_batch(conn, n, args.write_rows) for _ in range(3))
         result.update({
             "server": kind, "version": version, "source": source, "scale": args.scale,
@@ -413,7 +416,9 @@ def bench_server(kind: str, args: argparse.Namespace, base: Path) -> dict[str, A
             "writes_before_s": round(writes_before, 3), "writes_after_s": round(writes_after, 3),
             "write_overhead": writes_after / writes_before - 1 if writes_before else None,
             "suggested": [f"{s['table']}({', '.join(s['columns'])})" for s in doc["suggestions"]],
-            "not_advised": doc["not_advised"], "served": len(doc["served"]),
+            "per_query_ms": {q.sql: [round(min(times[q.sql]) * 1000, 1), round(min(times_after[q.sql]) * 1000, 1)]
+                             for q in queries},
+            "not_advised": doc["not_advised"], "served": len(doc["served"]), "served_queries": doc["served"],
             "total_seconds": round(time.perf_counter() - t0, 1),
         })
         return result
