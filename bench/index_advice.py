@@ -451,7 +451,7 @@ def main() -> int:
     parser.add_argument("--server", choices=("embedded", "debian", "both"), default="both")
     parser.add_argument("--scale", type=int, default=1, help="row multiplier (1: ~1.3M rows in all)")
     parser.add_argument("--repeat", type=int, default=1, help="workload passes each side; the fastest counts")
-    parser.add_argument("--write-rows", type=int, default=2000, help="iterations of the write batch")
+    parser.add_argument("--write-rows", type=int, default=5000, help="iterations of the write batch")
     parser.add_argument("--queries-file", action="store_true",
                         help="feed the workload through --queries FILE even where pg_stat_statements works")
     parser.add_argument("--hypopg", action="store_true",
