@@ -10,10 +10,8 @@ A live database is only read (:func:`helios_migrate.db.connect_read_only`).
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import shutil
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -30,7 +28,13 @@ from alembic.util import CommandError
 
 from .. import pgserver
 from ..db import DatabaseUnreachable, connect_read_only, first_line
-from ..review.env_models import EnvModelsError, find_env_py, models_of_env
+from ..review.env_models import (
+    EnvModelsError,
+    ModelsReferenceError,
+    find_env_py,
+    load_metadata,
+    models_of_env,
+)
 from .catalog import SchemaObjects, read_objects
 
 
@@ -204,29 +208,13 @@ def _models_reference(options: SideOptions) -> str:
 
 
 def _metadata(reference: str, options: SideOptions) -> Any:
-    module_name, sep, attribute = reference.partition(":")
-    if not sep or not module_name or not attribute:
-        raise DiffUsageError(f"--models {reference!r}: expected module:attribute, e.g. app.models:Base.metadata")
     places = [Path.cwd(), *([Path(options.config_source).parent] if options.config_source else [])]
     if options.alembic_ini:
         places.append(options.alembic_ini.resolve().parent)
-    for directory in places:
-        if str(directory) not in sys.path:
-            sys.path.insert(0, str(directory))
     try:
-        target: Any = importlib.import_module(module_name)
-        for part in attribute.split("."):
-            target = getattr(target, part)
-    except AttributeError:
-        raise DiffUsageError(f"--models {reference!r}: {module_name} has no attribute {attribute}") from None
-    except Exception as exc:  # the user's module: any failure to import is reported as such
-        raise DiffUsageError(
-            f"--models {reference!r}: cannot import {module_name}: {type(exc).__name__}: {exc}"
-        ) from None
-    metadata = getattr(target, "metadata", target)
-    if not hasattr(metadata, "create_all"):
-        raise DiffUsageError(f"--models {reference!r}: {type(target).__name__} is not a SQLAlchemy MetaData")
-    return metadata
+        return load_metadata(reference, places)
+    except ModelsReferenceError as exc:
+        raise DiffUsageError(str(exc)) from None
 
 
 def _create_models(reference: str, metadatas: list[Any], url: str) -> None:

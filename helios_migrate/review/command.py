@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
 from typing import Annotated, Any
 
 import typer
 
 from ..findings import Severity
 from ..versions import PgVersion, VersionError, default_version
-from .env_models import EnvModelsError, find_env_py, models_of_env
+from .env_models import (
+    EnvModelsError,
+    ModelsReferenceError,
+    find_env_py,
+    load_metadata,
+    models_of_env,
+)
 from .output_format import ReviewFormat
 
 
@@ -254,45 +258,12 @@ def _model_schema(reference: str, config_source: str | None) -> Any:
     return replace(first, tables=tuple(t for s in schemas for t in s.tables), label=reference)
 
 
-def _attribute(target: Any, part: str) -> Any:
-    """``target.part``; a submodule not imported by its package is imported."""
-    if hasattr(target, part):
-        return getattr(target, part)
-    if isinstance(target, ModuleType):
-        try:
-            return importlib.import_module(f"{target.__name__}.{part}")
-        except ModuleNotFoundError:
-            pass
-    raise AttributeError(part)
-
-
 def _one_model_schema(reference: str, config_source: str | None) -> Any:
     from ..schema_model import schema_from_metadata  # lazy: pglast, kept off --help
 
-    module_name, sep, attribute = reference.partition(":")
-    if not sep or not module_name or not attribute:
-        raise ReviewUsageError(f"--models {reference!r}: expected module:attribute, e.g. app.models:Base.metadata")
-    for directory in {Path.cwd(), *([Path(config_source).parent] if config_source else [])}:
-        if str(directory) not in sys.path:
-            sys.path.insert(0, str(directory))
+    places = {Path.cwd(), *([Path(config_source).parent] if config_source else [])}
     try:
-        target: Any = importlib.import_module(module_name)
-    except Exception as exc:  # the user's module: any failure to import is reported as such
-        raise ReviewUsageError(
-            f"--models {reference!r}: cannot import {module_name}: {type(exc).__name__}: {exc}"
-        ) from None
-    for part in attribute.split("."):
-        try:
-            target = _attribute(target, part)
-        except AttributeError:
-            raise ReviewUsageError(f"--models {reference!r}: {module_name} has no attribute {attribute}") from None
-        except Exception as exc:  # the user's submodule failed to import
-            raise ReviewUsageError(
-                f"--models {reference!r}: cannot import {module_name}.{part}: {type(exc).__name__}: {exc}"
-            ) from None
-    metadata = getattr(target, "metadata", target)
-    if not hasattr(metadata, "sorted_tables"):
-        raise ReviewUsageError(
-            f"--models {reference!r}: {type(target).__name__} is not a SQLAlchemy MetaData or declarative base"
-        )
+        metadata = load_metadata(reference, places)
+    except ModelsReferenceError as exc:
+        raise ReviewUsageError(str(exc)) from None
     return schema_from_metadata(metadata, label=reference)

@@ -15,8 +15,13 @@ function call, metadata built inside ``env.py``) is reported with the line, and 
 from __future__ import annotations
 
 import ast
+import importlib
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 
 class EnvModelsError(Exception):
@@ -161,3 +166,53 @@ def _reference(
         f"{where}: target_metadata ({ast.unparse(node)}) is defined inside env.py, not imported from a "
         "module: move the models to a module and import it, or give --models module:attribute"
     )
+
+
+class ModelsReferenceError(Exception):
+    """A ``module:attribute`` reference that does not lead to a SQLAlchemy ``MetaData``."""
+
+
+def _attribute(target: Any, part: str) -> Any:
+    """``target.part``; a submodule not imported by its package is imported."""
+    if hasattr(target, part):
+        return getattr(target, part)
+    if isinstance(target, ModuleType):
+        try:
+            return importlib.import_module(f"{target.__name__}.{part}")
+        except ModuleNotFoundError:
+            pass
+    raise AttributeError(part)
+
+
+def load_metadata(reference: str, search_paths: Iterable[Path]) -> Any:
+    """The ``MetaData`` that ``reference`` (``module:attribute``, e.g. ``app.models:Base.metadata``)
+    names in the project's own code, the way Alembic's env.py imports it: the module is imported
+    with ``search_paths`` on ``sys.path``.  Raises :class:`ModelsReferenceError` saying what is wrong."""
+    module_name, sep, attribute = reference.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ModelsReferenceError(f"--models {reference!r}: expected module:attribute, e.g. app.models:Base.metadata")
+    for directory in search_paths:
+        if str(directory) not in sys.path:
+            sys.path.insert(0, str(directory))
+    try:
+        target: Any = importlib.import_module(module_name)
+    except Exception as exc:  # the user's module: any failure to import is reported as such
+        raise ModelsReferenceError(
+            f"--models {reference!r}: cannot import {module_name}: {type(exc).__name__}: {exc}"
+        ) from None
+    for part in attribute.split("."):
+        try:
+            target = _attribute(target, part)
+        except AttributeError:
+            raise ModelsReferenceError(
+                f"--models {reference!r}: {module_name} has no attribute {attribute}") from None
+        except Exception as exc:  # the user's submodule failed to import
+            raise ModelsReferenceError(
+                f"--models {reference!r}: cannot import {module_name}.{part}: {type(exc).__name__}: {exc}"
+            ) from None
+    metadata = getattr(target, "metadata", target)
+    if not hasattr(metadata, "sorted_tables"):
+        raise ModelsReferenceError(
+            f"--models {reference!r}: {type(target).__name__} is not a SQLAlchemy MetaData or declarative base"
+        )
+    return metadata
