@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "llm": ("helios_migrate.llm.cli", "llm_app"),
     "review": ("helios_migrate.review.command", "review_command"),
     "diff": ("helios_migrate.diff.command", "diff_command"),
+    "docs": ("helios_migrate.schema_docs.command", "docs_command"),
     "indexes": ("helios_migrate.indexes.command", "indexes_command"),
     "pause": ("helios_migrate.pause_command", "pause_command"),
     "resume": ("helios_migrate.pause_command", "resume_command"),
