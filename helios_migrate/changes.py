@@ -349,6 +349,9 @@ class CreateTrigger(_OnTable):
     events: tuple[str, ...] = ()
     for_each_row: bool = True
     or_replace: bool = False
+    written: str = field(default="", compare=False)
+    """The statement as written, when it says more than the fields above (``UPDATE OF`` columns,
+    ``WHEN``, arguments, transition tables, a constraint trigger): rendered as is."""
 
 
 @dataclass(frozen=True)

@@ -789,6 +789,9 @@ def _create_trigger(ctx: _Context, node: Node) -> list[Change]:
             events=tuple(name for bit, name in _TRIGGER_EVENTS if events & bit),
             for_each_row=bool(node.row),
             or_replace=bool(node.replace),
+            written=ctx.sql if (
+                node.columns or node.whenClause or node.args or node.transitionRels or node.isconstraint
+            ) else "",
         )
     ]
 

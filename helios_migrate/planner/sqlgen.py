@@ -261,7 +261,7 @@ _RENDER: dict[type[Change], Callable[[Any], str]] = {
     + (f" AFTER {quote_literal(ch.after)}" if ch.after else ""),
     c.RenameEnumValue: lambda ch: f"ALTER TYPE {sql_name(ch.name)} RENAME VALUE "
     f"{quote_literal(ch.old_value)} TO {quote_literal(ch.new_value)}",
-    c.CreateTrigger: lambda ch: f"CREATE {_only_if(ch.or_replace, 'OR REPLACE ')}TRIGGER {quote_ident(ch.name)} "
+    c.CreateTrigger: lambda ch: ch.written or f"CREATE {_only_if(ch.or_replace, 'OR REPLACE ')}TRIGGER {quote_ident(ch.name)} "
     f"{ch.timing.upper()} {' OR '.join(e.upper() for e in ch.events)} ON {sql_name(ch.on)} "
     f"FOR EACH {'ROW' if ch.for_each_row else 'STATEMENT'} EXECUTE FUNCTION "
     + ".".join(quote_ident(part) for part in ch.function.split("."))
