@@ -13,7 +13,8 @@ the file's suppression comments.  The engine
    ``statement_timeout``, the locks held so far, tables created earlier in the input, constraints
    added ``NOT VALID`` and columns proven free of NULLs;
 4. runs every enabled rule of the installed rule packages
-   (:func:`~helios_migrate.rules.registered_rules`) on every change, applies the
+   (:func:`~helios_migrate.rules.registered_rules`) on every change of the kinds the rule looks at
+   (its ``CHANGES``; every change when it declares none), applies the
    configuration (selection, severities, ``small`` and ``hot`` tables) and the suppressions, and
    reports suppressions that suppressed nothing (HM902).
 
@@ -417,7 +418,7 @@ def _run_rules(
     catalog: SchemaLookup | None,
     facts: TableFacts | None,
 ) -> list[Finding]:
-    rules = [rule for rule in registered_rules() if config.rule_enabled(rule.code)]
+    dispatch = _RuleDispatch.of(config)
     by_txn: dict[int, list[StatementInfo]] = {}
     for st in statements:
         if st.transaction.in_block and st.index not in walker.bookkeeping:
@@ -439,9 +440,37 @@ def _run_rules(
                 not_valid_constraints=snap.not_valid, proven_not_null=snap.proven,
                 checked_tables=snap.checked, held_locks=snap.held,
             )
-            for rule in rules:
+            for rule in dispatch.rules_for(type(change)):
                 findings += _findings_of(rule, ctx)
     return findings
+
+
+class _RuleDispatch:
+    """The enabled rules of one configuration, by the change kind they look at (each rule's
+    ``CHANGES``), in registration order: a rule is called only for the changes it judges."""
+
+    _last: tuple[Config, tuple[Rule, ...], _RuleDispatch] | None = None
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self.rules = rules
+        self._by_kind: dict[type[Change], tuple[Rule, ...]] = {}
+
+    @classmethod
+    def of(cls, config: Config) -> _RuleDispatch:
+        """The dispatch for ``config``; the last one is kept (one run lints many revisions)."""
+        registered = registered_rules()
+        last = cls._last
+        if last is not None and last[0] is config and last[1] is registered:
+            return last[2]
+        dispatch = cls(tuple(rule for rule in registered if config.rule_enabled(rule.code)))
+        cls._last = (config, registered, dispatch)
+        return dispatch
+
+    def rules_for(self, kind: type[Change]) -> tuple[Rule, ...]:
+        found = self._by_kind.get(kind)
+        if found is None:
+            found = self._by_kind[kind] = tuple(r for r in self.rules if r.looks_at(kind))
+        return found
 
 
 def _findings_of(rule: Rule, ctx: RuleContext) -> Iterable[Finding]:

@@ -14,7 +14,10 @@ to the built-in rules: 1xx locking, 2xx rewrite/scan, 3xx destructive and compat
 transactions and timeouts, 5xx schema design, 9xx tool problems), ``NAME`` (kebab-case),
 ``SEVERITY`` (the default), ``KIND`` (how table lists apply, see
 :class:`~helios_migrate.rule_context.RuleKind`), ``check(ctx) -> Iterable[Violation]`` and
-optionally ``DOC_URL`` (its documentation page; built-in rules link to the project's site).  A
+optionally ``DOC_URL`` (its documentation page; built-in rules link to the project's site) and
+``CHANGES``: the :class:`~helios_migrate.changes.Change` classes its ``check`` looks at (the engine
+calls it only for changes of those kinds, subclasses included; without ``CHANGES`` it is called for
+every change, which a rule judging locks or transactions of any statement needs).  A
 review rule (``helios-migrate review``: it judges a whole schema, not a statement) defines
 ``review(ctx) -> Iterable[SchemaViolation]`` (:mod:`helios_migrate.review_context`) and needs no
 ``check``.  Its
@@ -34,6 +37,7 @@ from importlib import metadata
 from types import ModuleType
 from typing import Any
 
+from .changes import Change
 from .findings import DOCS_BASE_URL, Severity
 from .review_context import ReviewContext, ReviewFunction, SchemaViolation
 from .rule_context import RuleContext, RuleKind, Violation
@@ -83,6 +87,12 @@ class Rule:
     """The documentation page's address when the rule names one (``DOC_URL``)."""
     review: ReviewFunction | None = None
     """A review rule's ``review(ctx)``: it judges a whole schema (``helios-migrate review``)."""
+    changes: tuple[type[Change], ...] | None = None
+    """The change kinds ``check`` looks at (``CHANGES``); ``None``: every change."""
+
+    def looks_at(self, kind: type[Change]) -> bool:
+        """Is ``check`` worth calling for a change of class ``kind``?"""
+        return self.changes is None or issubclass(kind, self.changes)
 
     @classmethod
     def from_module(cls, module: ModuleType) -> Rule:
@@ -110,6 +120,7 @@ class Rule:
         if review is not None and not callable(review):
             raise RuleLoadError(f"{where}: review must be a function review(ctx)")
         page = getattr(module, "DOC_URL", None)
+        changes = _declared_changes(module, where, check)
         return cls(
             code=code,
             name=name,
@@ -121,6 +132,7 @@ class Rule:
             revision_only=bool(getattr(module, "REVISION_ONLY", False)),
             page=str(page) if page else None,
             review=review,
+            changes=changes,
         )
 
     @property
@@ -156,6 +168,24 @@ class Rule:
             f"# {self.code} {self.name}\n\n{self.summary}\n\n"
             f"Default severity: **{self.severity}**\n\n{rest}\n"
         )
+
+
+def _declared_changes(
+    module: ModuleType, where: str, check: CheckFunction
+) -> tuple[type[Change], ...] | None:
+    if check is _checks_no_statement:
+        return ()
+    declared = getattr(module, "CHANGES", None)
+    if declared is None:
+        return None
+    if not isinstance(declared, tuple) or not all(
+        isinstance(kind, type) and issubclass(kind, Change) for kind in declared
+    ):
+        raise RuleLoadError(
+            f"{where}: CHANGES must be a tuple of helios_migrate.changes classes (the change kinds "
+            "check looks at)"
+        )
+    return declared
 
 
 def _checks_no_statement(ctx: RuleContext) -> Iterable[Violation]:

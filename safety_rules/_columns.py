@@ -14,6 +14,9 @@ from helios_migrate.changes import (
     QualifiedName,
 )
 
+COLUMN_DEFINING_CHANGES = (CreateTable, AddColumn, AlterColumnType)
+"""The change kinds :func:`defined_columns` reads (a rule's ``CHANGES``)."""
+
 
 def defined_columns(change: Change) -> Iterator[tuple[QualifiedName, str, str, bool]]:
     """(table, column, type, is primary key) for every column ``change`` creates or retypes."""

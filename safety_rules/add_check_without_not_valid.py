@@ -44,6 +44,7 @@ CODE = "HM108"
 NAME = "add-check-without-not-valid"
 SEVERITY = Severity.ERROR
 KIND = RuleKind.LOCKING
+CHANGES = (AddConstraint, AddColumn)
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

@@ -42,6 +42,7 @@ CODE = "HM202"
 NAME = "add-column-not-null-without-default"
 SEVERITY = Severity.ERROR
 KIND = RuleKind.OTHER
+CHANGES = (AddColumn,)
 
 _SERIAL = {"serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"}
 

@@ -43,6 +43,7 @@ CODE = "HM203"
 NAME = "add-column-rewrites-table"
 SEVERITY = Severity.ERROR
 KIND = RuleKind.LOCKING
+CHANGES = (AddColumn,)
 
 _SERIAL = {"serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"}
 

@@ -45,6 +45,7 @@ CODE = "HM201"
 NAME = "add-column-volatile-default"
 SEVERITY = Severity.ERROR
 KIND = RuleKind.LOCKING
+CHANGES = (AddColumn,)
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

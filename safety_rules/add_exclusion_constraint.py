@@ -38,6 +38,7 @@ CODE = "HM106"
 NAME = "add-exclusion-constraint"
 SEVERITY = Severity.WARNING
 KIND = RuleKind.LOCKING
+CHANGES = (AddConstraint,)
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

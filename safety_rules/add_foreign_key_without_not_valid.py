@@ -45,6 +45,7 @@ CODE = "HM107"
 NAME = "add-foreign-key-without-not-valid"
 SEVERITY = Severity.ERROR
 KIND = RuleKind.LOCKING
+CHANGES = (AddConstraint, AddColumn)
 
 _HELP = "Add it NOT VALID, then VALIDATE CONSTRAINT in a separate transaction."
 

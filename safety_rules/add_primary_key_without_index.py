@@ -40,6 +40,7 @@ CODE = "HM105"
 NAME = "add-primary-key-without-index"
 SEVERITY = Severity.ERROR
 KIND = RuleKind.LOCKING
+CHANGES = (AddConstraint, AddColumn)
 
 _HELP = (
     "CREATE UNIQUE INDEX CONCURRENTLY first (outside a transaction), then "

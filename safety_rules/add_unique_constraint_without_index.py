@@ -41,6 +41,7 @@ CODE = "HM104"
 NAME = "add-unique-constraint-without-index"
 SEVERITY = Severity.ERROR
 KIND = RuleKind.LOCKING
+CHANGES = (AddConstraint, AddColumn)
 
 _HELP = (
     "CREATE UNIQUE INDEX CONCURRENTLY first (outside a transaction), then "

@@ -44,6 +44,7 @@ CODE = "HM208"
 NAME = "alter-table-set-rewrites"
 SEVERITY = Severity.ERROR
 KIND = RuleKind.LOCKING
+CHANGES = (RawStatement,)
 
 _FORM = re.compile(r"\bSET\s+(UNLOGGED|LOGGED|TABLESPACE|ACCESS\s+METHOD)\b", re.IGNORECASE)
 

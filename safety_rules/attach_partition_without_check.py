@@ -52,6 +52,7 @@ CODE = "HM111"
 NAME = "attach-partition-without-check"
 SEVERITY = Severity.WARNING
 KIND = RuleKind.LOCKING
+CHANGES = (AttachPartition,)
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

@@ -48,6 +48,7 @@ CODE = "HM404"
 NAME = "backfill-in-ddl-transaction"
 SEVERITY = Severity.WARNING
 KIND = RuleKind.TRANSACTION
+CHANGES = (ModifyRows,)
 
 
 def _is_ddl_on_existing(stmt: StatementInfo, ctx: RuleContext) -> bool:

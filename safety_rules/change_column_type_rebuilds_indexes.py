@@ -50,6 +50,7 @@ CODE = "HM209"
 NAME = "change-column-type-rebuilds-indexes"
 SEVERITY = Severity.ERROR
 KIND = RuleKind.LOCKING
+CHANGES = (AlterColumnType,)
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

@@ -45,6 +45,7 @@ CODE = "HM204"
 NAME = "change-column-type-rewrite"
 SEVERITY = Severity.ERROR
 KIND = RuleKind.LOCKING
+CHANGES = (AlterColumnType,)
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

@@ -43,6 +43,7 @@ CODE = "HM407"
 NAME = "concurrent-index-not-rerunnable"
 SEVERITY = Severity.WARNING
 KIND = RuleKind.OTHER
+CHANGES = (CreateIndex, DropIndex)
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

@@ -43,6 +43,7 @@ CODE = "HM113"
 NAME = "concurrent-index-pg14-corruption"
 SEVERITY = Severity.ERROR
 KIND = RuleKind.OTHER
+CHANGES = (CreateIndex, Reindex)
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

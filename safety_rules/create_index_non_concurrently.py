@@ -41,6 +41,7 @@ CODE = "HM101"
 NAME = "create-index-non-concurrently"
 SEVERITY = Severity.ERROR
 KIND = RuleKind.LOCKING
+CHANGES = (CreateIndex,)
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

@@ -37,6 +37,7 @@ CODE = "HM110"
 NAME = "detach-partition-non-concurrently"
 SEVERITY = Severity.WARNING
 KIND = RuleKind.LOCKING
+CHANGES = (DetachPartition,)
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

@@ -39,6 +39,7 @@ CODE = "HM303"
 NAME = "drop-column"
 SEVERITY = Severity.WARNING
 KIND = RuleKind.OTHER
+CHANGES = (DropColumn,)
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

@@ -47,6 +47,7 @@ CODE = "HM311"
 NAME = "drop-default-of-not-null-column"
 SEVERITY = Severity.WARNING
 KIND = RuleKind.OTHER
+CHANGES = (DropDefault,)
 
 
 def _added_not_null_with_default(ctx: RuleContext, drop: DropDefault) -> bool:

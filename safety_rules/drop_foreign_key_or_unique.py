@@ -44,6 +44,7 @@ CODE = "HM309"
 NAME = "drop-foreign-key-or-unique"
 SEVERITY = Severity.WARNING
 KIND = RuleKind.OTHER
+CHANGES = (DropConstraint,)
 
 _FOREIGN = re.compile(r"(^fk_|^fk\d|_fkey\d*$|_fk$)", re.IGNORECASE)
 _UNIQUE = re.compile(r"(^uq_|^uq\d|^uniq_|_key\d*$|_uq$|_unique$|_uniq$)", re.IGNORECASE)

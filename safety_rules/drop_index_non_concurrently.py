@@ -42,6 +42,7 @@ CODE = "HM102"
 NAME = "drop-index-non-concurrently"
 SEVERITY = Severity.WARNING
 KIND = RuleKind.LOCKING
+CHANGES = (DropIndex,)
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

@@ -37,6 +37,7 @@ CODE = "HM305"
 NAME = "drop-not-null"
 SEVERITY = Severity.WARNING
 KIND = RuleKind.OTHER
+CHANGES = (DropNotNull,)
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

@@ -36,6 +36,7 @@ CODE = "HM304"
 NAME = "drop-table"
 SEVERITY = Severity.WARNING
 KIND = RuleKind.OTHER
+CHANGES = (DropTable,)
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

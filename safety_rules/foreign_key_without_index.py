@@ -47,6 +47,7 @@ CODE = "HM507"
 NAME = "foreign-key-without-index"
 SEVERITY = Severity.WARNING
 KIND = RuleKind.OTHER
+CHANGES = ()  # reported over the whole run, never per change
 REVISION_ONLY = True
 """Reported by ``check`` over a project's revisions; its examples are migrations."""
 

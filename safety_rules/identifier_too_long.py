@@ -54,6 +54,7 @@ CODE = "HM310"
 NAME = "identifier-too-long"
 SEVERITY = Severity.WARNING
 KIND = RuleKind.OTHER
+CHANGES = (CreateTable, AddColumn, AddConstraint, CreateIndex, RenameColumn, RenameTable, CreateEnum, AddEnumValue)
 LIMIT = 63
 """NAMEDATALEN - 1 in a default PostgreSQL build."""
 

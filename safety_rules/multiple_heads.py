@@ -53,6 +53,7 @@ CODE = "HM312"
 NAME = "multiple-heads"
 SEVERITY = Severity.ERROR
 KIND = RuleKind.OTHER
+CHANGES = ()  # reported over the whole run, never per change
 REVISION_ONLY = True
 """Reported by ``check`` over a project's history; its examples are revision files."""
 

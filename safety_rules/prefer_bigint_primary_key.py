@@ -33,12 +33,13 @@ from collections.abc import Iterator
 from helios_migrate.findings import Severity
 from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
-from ._columns import defined_columns
+from ._columns import COLUMN_DEFINING_CHANGES, defined_columns
 
 CODE = "HM501"
 NAME = "prefer-bigint-primary-key"
 SEVERITY = Severity.WARNING
 KIND = RuleKind.OTHER
+CHANGES = COLUMN_DEFINING_CHANGES
 
 _SMALL_INTEGERS = {"integer", "smallint", "serial", "smallserial", "int", "int4", "int2", "serial4", "serial2"}
 

@@ -31,12 +31,13 @@ from collections.abc import Iterator
 from helios_migrate.findings import Severity
 from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
-from ._columns import defined_columns
+from ._columns import COLUMN_DEFINING_CHANGES, defined_columns
 
 CODE = "HM502"
 NAME = "prefer-identity"
 SEVERITY = Severity.INFO
 KIND = RuleKind.OTHER
+CHANGES = COLUMN_DEFINING_CHANGES
 
 _SERIAL = {"serial": "integer", "bigserial": "bigint", "smallserial": "smallint",
            "serial4": "integer", "serial8": "bigint", "serial2": "smallint"}

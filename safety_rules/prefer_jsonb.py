@@ -31,12 +31,13 @@ from collections.abc import Iterator
 from helios_migrate.findings import Severity
 from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
-from ._columns import defined_columns
+from ._columns import COLUMN_DEFINING_CHANGES, defined_columns
 
 CODE = "HM506"
 NAME = "prefer-jsonb"
 SEVERITY = Severity.INFO
 KIND = RuleKind.OTHER
+CHANGES = COLUMN_DEFINING_CHANGES
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

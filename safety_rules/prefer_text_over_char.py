@@ -32,12 +32,13 @@ from collections.abc import Iterator
 from helios_migrate.findings import Severity
 from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
-from ._columns import defined_columns
+from ._columns import COLUMN_DEFINING_CHANGES, defined_columns
 
 CODE = "HM505"
 NAME = "prefer-text-over-char"
 SEVERITY = Severity.INFO
 KIND = RuleKind.OTHER
+CHANGES = COLUMN_DEFINING_CHANGES
 
 _CHAR = re.compile(r"^(char|bpchar|character)(\(\d+\))?$")
 

@@ -36,12 +36,13 @@ from collections.abc import Iterator
 from helios_migrate.findings import Severity
 from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
-from ._columns import defined_columns
+from ._columns import COLUMN_DEFINING_CHANGES, defined_columns
 
 CODE = "HM503"
 NAME = "prefer-text-over-varchar"
 SEVERITY = Severity.INFO
 KIND = RuleKind.OTHER
+CHANGES = COLUMN_DEFINING_CHANGES
 
 _VARCHAR_N = re.compile(r"^varchar\(\d+\)$")
 

@@ -34,12 +34,13 @@ from collections.abc import Iterator
 from helios_migrate.findings import Severity
 from helios_migrate.rule_context import RuleContext, RuleKind, Violation
 
-from ._columns import defined_columns
+from ._columns import COLUMN_DEFINING_CHANGES, defined_columns
 
 CODE = "HM504"
 NAME = "prefer-timestamptz"
 SEVERITY = Severity.WARNING
 KIND = RuleKind.OTHER
+CHANGES = COLUMN_DEFINING_CHANGES
 
 _TIMESTAMP = re.compile(r"^timestamp(\(\d\))?(\[\])*$")
 

@@ -64,6 +64,7 @@ CODE = "HM114"
 NAME = "primary-key-using-index-on-nullable-column"
 SEVERITY = Severity.ERROR
 KIND = RuleKind.LOCKING
+CHANGES = (AddConstraint,)
 
 
 def _index_columns(ctx: RuleContext, table: QualifiedName, index: str) -> tuple[str, ...] | None:

@@ -36,6 +36,7 @@ CODE = "HM207"
 NAME = "refresh-materialized-view-non-concurrently"
 SEVERITY = Severity.WARNING
 KIND = RuleKind.LOCKING
+CHANGES = (RefreshMaterializedView,)
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

@@ -38,6 +38,7 @@ CODE = "HM103"
 NAME = "reindex-non-concurrently"
 SEVERITY = Severity.ERROR
 KIND = RuleKind.LOCKING
+CHANGES = (Reindex,)
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

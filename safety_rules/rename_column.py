@@ -41,6 +41,7 @@ CODE = "HM301"
 NAME = "rename-column"
 SEVERITY = Severity.WARNING
 KIND = RuleKind.OTHER
+CHANGES = (RenameColumn,)
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

@@ -38,6 +38,7 @@ CODE = "HM306"
 NAME = "rename-enum-value"
 SEVERITY = Severity.WARNING
 KIND = RuleKind.OTHER
+CHANGES = (RenameEnumValue,)
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

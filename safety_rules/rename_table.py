@@ -38,6 +38,7 @@ CODE = "HM302"
 NAME = "rename-table"
 SEVERITY = Severity.WARNING
 KIND = RuleKind.OTHER
+CHANGES = (RenameTable,)
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

@@ -45,6 +45,7 @@ CODE = "HM313"
 NAME = "revision-edited"
 SEVERITY = Severity.ERROR
 KIND = RuleKind.OTHER
+CHANGES = ()  # reported over the whole run, never per change
 REVISION_ONLY = True
 """Reported by ``check`` for revision files listed in helios.sum."""
 

@@ -54,6 +54,7 @@ CODE = "HM904"
 NAME = "revision-not-rendered"
 SEVERITY = Severity.WARNING
 KIND = RuleKind.OTHER
+CHANGES = ()  # reported over the whole run, never per change
 REVISION_ONLY = True
 """Reported by ``check`` for revision files; its examples are revisions, not SQL."""
 

@@ -52,6 +52,7 @@ CODE = "HM109"
 NAME = "set-not-null-with-scan"
 SEVERITY = Severity.ERROR
 KIND = RuleKind.LOCKING
+CHANGES = (SetNotNull, AddConstraint)
 
 
 def _help(ctx: RuleContext, column: str) -> str:

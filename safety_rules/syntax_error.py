@@ -34,6 +34,7 @@ CODE = "HM901"
 NAME = "syntax-error"
 SEVERITY = Severity.ERROR
 KIND = RuleKind.OTHER
+CHANGES = ()  # reported over the whole run, never per change
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

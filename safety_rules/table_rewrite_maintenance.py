@@ -38,6 +38,7 @@ CODE = "HM205"
 NAME = "table-rewrite-maintenance"
 SEVERITY = Severity.ERROR
 KIND = RuleKind.LOCKING
+CHANGES = (VacuumFull, Cluster)
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

@@ -47,6 +47,7 @@ CODE = "HM409"
 NAME = "transaction-nesting"
 SEVERITY = Severity.WARNING
 KIND = RuleKind.OTHER
+CHANGES = (TransactionControl,)
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

@@ -43,6 +43,7 @@ CODE = "HM112"
 NAME = "trigger-on-existing-table"
 SEVERITY = Severity.INFO
 KIND = RuleKind.LOCKING
+CHANGES = (CreateTrigger, DropTrigger)
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

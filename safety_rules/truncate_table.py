@@ -36,6 +36,7 @@ CODE = "HM307"
 NAME = "truncate-table"
 SEVERITY = Severity.WARNING
 KIND = RuleKind.OTHER
+CHANGES = (TruncateTable,)
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

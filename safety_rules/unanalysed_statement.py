@@ -39,6 +39,7 @@ CODE = "HM903"
 NAME = "unanalysed-statement"
 SEVERITY = Severity.INFO
 KIND = RuleKind.OTHER
+CHANGES = (RawStatement,)
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

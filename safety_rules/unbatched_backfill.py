@@ -42,6 +42,7 @@ CODE = "HM206"
 NAME = "unbatched-backfill"
 SEVERITY = Severity.WARNING
 KIND = RuleKind.LOCKING
+CHANGES = (ModifyRows,)
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

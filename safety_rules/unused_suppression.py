@@ -37,6 +37,7 @@ CODE = "HM902"
 NAME = "unused-suppression"
 SEVERITY = Severity.WARNING
 KIND = RuleKind.OTHER
+CHANGES = ()  # reported over the whole run, never per change
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:

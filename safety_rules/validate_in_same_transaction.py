@@ -48,6 +48,7 @@ CODE = "HM405"
 NAME = "validate-in-same-transaction"
 SEVERITY = Severity.ERROR
 KIND = RuleKind.TRANSACTION
+CHANGES = (ValidateConstraint,)
 
 
 def check(ctx: RuleContext) -> Iterator[Violation]:
