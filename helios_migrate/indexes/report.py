@@ -18,7 +18,7 @@ from ..review.revision import Fix, RevisionError, write_revision
 from ..rule_context import format_bytes, format_count
 from ..schema_catalog import read_schema
 from ..versions import PgVersion
-from .candidates import advise
+from .candidates import ColumnStats, Suggestion, advise
 from .command import IndexesFormat, IndexesUsageError
 from .verify import MIN_SAVING, hypopg_installed, verify
 from .workload import WorkloadError, from_file, from_pg_stat_statements
@@ -59,8 +59,7 @@ def run(database_url: str, queries_file: Path | None, limit: int) -> dict[str, A
         hypopg = conn.execute(
             "SELECT installed_version IS NOT NULL FROM pg_available_extensions WHERE name = 'hypopg'"
         ).fetchone()
-        distinct = {key: value[0] for key, value in stats.items()}
-        advice = advise(workload, schema, distinct)
+        advice = advise(workload, schema, stats)
         verdicts = verify(conn, advice.suggestions[: limit * 2]) if hypopg_installed(conn) else None
     except psycopg.Error as exc:
         raise IndexesUsageError(f"reading the database failed: {first_line(exc)}") from None
@@ -89,12 +88,19 @@ def run(database_url: str, queries_file: Path | None, limit: int) -> dict[str, A
     }
 
 
-def _column_stats(conn: Any) -> dict[tuple[str, str], tuple[float, int]]:
+def _column_stats(conn: Any) -> dict[tuple[str, str], ColumnStats]:
     rows = conn.execute(
-        "SELECT schemaname || '.' || tablename, attname, n_distinct, avg_width FROM pg_stats "
+        "SELECT schemaname || '.' || tablename, attname, n_distinct, avg_width, null_frac, "
+        "       most_common_vals::text::text[], most_common_freqs FROM pg_stats "
         "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') AND NOT inherited"
     ).fetchall()
-    return {(table, column): (float(n or 0), int(width or 0)) for table, column, n, width in rows}
+    return {
+        (table, column): ColumnStats(
+            float(n or 0), int(width or 0), float(null or 0),
+            tuple(zip(values or (), (float(f) for f in freqs or ()), strict=False)),
+        )
+        for table, column, n, width, null, values, freqs in rows
+    }
 
 
 def _writes(conn: Any) -> dict[str, int]:
@@ -108,11 +114,34 @@ def _estimated_size(report: dict[str, Any], suggestion: Any) -> int | None:
     """A B-tree's size from the rows and the columns' average widths (8-byte tuple header,
     alignment to 8, 4-byte line pointer, pages 90% full)."""
     rows = suggestion.table.row_estimate
-    widths = [report["stats"].get((str(suggestion.table.name), c), (0.0, None))[1] for c in suggestion.columns]
-    if not rows or any(w is None for w in widths):
+    stats = report["stats"]
+    found = [stats.get((str(suggestion.table.name), c)) for c in (*map(_column_of, suggestion.columns),
+                                                                    *suggestion.include)]
+    widths: list[int] = [st.avg_width for st in found if st is not None and st.avg_width is not None]
+    if not rows or len(widths) < len(found):
         return None
+    if suggestion.where is not None:
+        if suggestion.fraction is None:
+            return None
+        rows = int(rows * suggestion.fraction)
     tuple_bytes = 8 + -(-sum(widths) // 8) * 8 + 4
     return int(rows * tuple_bytes / 0.9)
+
+
+def _column_of(element: str) -> str:
+    """The column an element reads: itself, or the argument of ``lower(col)``."""
+    return element.split("(", 1)[1].rstrip(")").strip('"') if "(" in element else element
+
+
+def _model_line(suggestion: Suggestion) -> str:
+    """The ``sa.Index(...)`` of the suggestion, as it goes into the models."""
+    parts = [f'"{suggestion.name}"']
+    parts += [f'"{c}"' if suggestion.table.column(c) is not None else f'sa.text("{c}")' for c in suggestion.columns]
+    if suggestion.include:
+        parts.append("postgresql_include=[" + ", ".join(f'"{c}"' for c in suggestion.include) + "]")
+    if suggestion.where is not None:
+        parts.append(f"postgresql_where=sa.text({suggestion.where!r})")
+    return "sa.Index(" + ", ".join(parts) + ")"
 
 
 def _fix_text(report: dict[str, Any], suggestion: Any, *, as_sql: bool = False) -> str:
@@ -129,10 +158,12 @@ def _per_second(report: dict[str, Any], suggestion: Any) -> float | None:
 
 def _entry(report: dict[str, Any], suggestion: Any) -> dict[str, Any]:
     plan_sql = _fix_text(report, suggestion, as_sql=True)
-    model_line = f'sa.Index("{suggestion.name}", ' + ", ".join(f'"{c}"' for c in suggestion.columns) + ")"
     return {
         "table": str(suggestion.table.name),
         "columns": list(suggestion.columns),
+        "include": list(suggestion.include),
+        "where": suggestion.where,
+        "rows_fraction": None if suggestion.where is None or suggestion.fraction is None else round(suggestion.fraction, 4),
         "name": suggestion.name,
         "create_index": next(
             line.rstrip(";") for line in plan_sql.splitlines() if line.startswith("CREATE INDEX")
@@ -147,7 +178,7 @@ def _entry(report: dict[str, Any], suggestion: Any) -> dict[str, Any]:
         "estimated_bytes": _estimated_size(report, suggestion),
         "writes_per_second": _per_second(report, suggestion),
         "replaces": [ix.name for ix in suggestion.replaces],
-        "model": model_line,
+        "model": _model_line(suggestion),
         "plan": plan_sql,
         **_verdict_fields(report, suggestion),
     }
@@ -163,7 +194,18 @@ def _verdict_fields(report: dict[str, Any], suggestion: Any) -> dict[str, Any]:
         "planner_cost_after": round(verdict.cost_after, 2),
         "queries_using_it": verdict.used_by,
         "queries_planned": verdict.explained,
+        "index_only_scans": verdict.index_only,
+        # HypoPG plans no index-only scan: an INCLUDE list it never saw used is not verified
+        "include_verified": bool(suggestion.include) and verdict.index_only > 0,
     }
+
+
+def _shape(columns: Any, include: Any = (), where: Any = None) -> str:
+    """``(a, b) INCLUDE (c) WHERE p``: an index's key, covering columns and predicate."""
+    text = f"({', '.join(columns)})"
+    if include:
+        text += f" INCLUDE ({', '.join(include)})"
+    return text + (f" WHERE {where}" if where else "")
 
 
 def _entries(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -177,17 +219,24 @@ def render_text(report: dict[str, Any]) -> str:
            f"({len(report['workload'])} queries read), PostgreSQL {report['version']}.", ""]
     for number, e in enumerate(entries, 1):
         time = f", {e['total_ms'] / 1000:.1f} s total" if e["total_ms"] else ""
-        out.append(f"{number}. {e['table']} ({', '.join(e['columns'])}): serves {len(e['queries'])} "
+        out.append(f"{number}. {e['table']} {_shape(e['columns'], e['include'], e['where'])}: serves {len(e['queries'])} "
                    f"query(ies), {format_count(e['calls'])} call(s){time}")
         facts = [f"~{format_count(e['table_rows'])} rows" if e["table_rows"] else None,
                  f"index ~{format_bytes(e['estimated_bytes'])}" if e["estimated_bytes"] else None,
                  f"{e['writes_per_second']:.1f} writes/s to maintain it (over {_span(report['window'])})"
-                 if e["writes_per_second"] is not None else None]
+                 if e["writes_per_second"] is not None else None,
+                 f"partial: ~{e['rows_fraction']:.1%} of the rows" if e["rows_fraction"] is not None else None]
         out.append("   " + ", ".join(f for f in facts if f))
         if e["verified"]:
             out.append(f"   HypoPG: the planner uses it for {e['queries_using_it']} of {e['queries_planned']} "
                        f"query(ies); estimated cost {e['planner_cost_before']:,.0f} -> "
                        f"{e['planner_cost_after']:,.0f} (calls x cost)")
+            if e["include"] and not e["include_verified"]:
+                out.append(f"   INCLUDE ({', '.join(e['include'])}) not verified: the planner chose no index-only "
+                           "scan on the hypothetical index (HypoPG does not plan them); the key is verified")
+        elif e["include"]:
+            out.append(f"   INCLUDE ({', '.join(e['include'])}): its queries read only these columns beyond the key, "
+                       "so an index-only scan skips the heap (needs a vacuumed table)")
         if e["replaces"]:
             out.append(f"   makes redundant: {', '.join(e['replaces'])} (drop it once this exists)")
         for q in e["queries"][:5]:
@@ -202,7 +251,8 @@ def render_text(report: dict[str, Any]) -> str:
     for rejected in report["rejected"]:
         verdict = report["verdicts"][rejected.name]
         why = "the planner would not use it" if not verdict.used_by else f"saves only {verdict.saving:.0%}"
-        out.append(f"rejected by HypoPG: {rejected.table.name} ({', '.join(rejected.columns)}): {why}")
+        out.append(f"rejected by HypoPG: {rejected.table.name} "
+                   f"{_shape(rejected.columns, rejected.include, rejected.where)}: {why}")
     if advice.served:
         out.append(f"{len(advice.served)} query(ies) already served by an existing index.")
     about_tables = [s for s in advice.skipped if not _no_table(s.reason)]
@@ -242,7 +292,7 @@ def render_json(report: dict[str, Any]) -> str:
         "verified": report["verdicts"] is not None,
         "note": report["note"],
         "rejected": [
-            {"table": str(r.table.name), "columns": list(r.columns),
+            {"table": str(r.table.name), "columns": list(r.columns), "include": list(r.include), "where": r.where,
              "queries_using_it": report["verdicts"][r.name].used_by,
              "saving": round(report["verdicts"][r.name].saving, 3)}
             for r in report["rejected"]
