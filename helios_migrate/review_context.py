@@ -10,8 +10,8 @@ review engine turns them into a lock-safe plan with the planner, never into SQL 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .changes import Change, QualifiedName
@@ -41,6 +41,11 @@ class SchemaViolation:
     """Replaces the rule's default severity (configuration still wins)."""
 
 
+ValueSampler = Callable[[QualifiedName, str], "Sequence[str] | None"]
+"""``(table, column) -> a bounded sample of the column's non-NULL values as text`` (live only):
+read-only, a few hundred rows at most, ``None`` when the column could not be sampled."""
+
+
 @dataclass(frozen=True)
 class ReviewContext:
     """Everything a review rule may read."""
@@ -48,6 +53,19 @@ class ReviewContext:
     schema: Schema
     version: PgVersion
     config: Config
+    enum_types: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Enum types by name as columns spell them (``order_status``, ``public.order_status``):
+    their labels in order."""
+    sampler: ValueSampler | None = None
+    """Samples column values on a live review; ``None`` on the models (nothing to sample)."""
+
+    def sample(self, table: QualifiedName, column: str) -> Sequence[str] | None:
+        """A bounded sample of ``table.column``'s non-NULL values, or ``None`` (models, or it failed)."""
+        return self.sampler(table, column) if self.sampler is not None else None
+
+    def enum_labels(self, type_name: str) -> tuple[str, ...] | None:
+        """The labels of the enum type a column is declared with, or ``None`` if it is no enum."""
+        return self.enum_types.get(type_name) or self.enum_types.get(type_name.rpartition(".")[2])
 
     @property
     def live(self) -> bool:
@@ -62,4 +80,4 @@ class ReviewContext:
 
 ReviewFunction = Callable[[ReviewContext], Iterable[SchemaViolation]]
 
-__all__ = ["ReviewContext", "ReviewFunction", "SchemaViolation"]
+__all__ = ["ReviewContext", "ReviewFunction", "SchemaViolation", "ValueSampler"]

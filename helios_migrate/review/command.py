@@ -184,11 +184,9 @@ def _run(
     if not database_url and not models:
         models = _env_models(alembic_ini, config.source)
     if database_url:
-        schema = _live_schema(database_url)
-        assert schema.server_version_num is not None
-        version, source = PgVersion.parse(schema.server_version_num), "server"
-    elif models:
-        schema = _model_schema(models, config.source)
+        return _review_live(database_url, config, threshold, show_info)
+    if models:
+        schema, enums = _model_schema(models, config.source)
         if pg_version is not None:
             try:
                 version, source = PgVersion.parse(pg_version), "--pg-version"
@@ -206,18 +204,23 @@ def _run(
             "(e.g. app.models:Base.metadata), or set models in [tool.helios-migrate.review], or run it "
             "in an Alembic project (alembic.ini here, or --alembic-ini)"
         )
-    result = review_schema(schema, config, version)
+    result = review_schema(schema, config, version, enum_types=enums)
     return ReviewReport(
         result=result, schema=schema, pg_version=version, pg_version_source=source, fail_on=threshold,
         show_info=show_info,
     )
 
 
-def _live_schema(database_url: str) -> Any:
+def _review_live(database_url: str, config: Any, threshold: Severity, show_info: bool) -> Any:
+    """Review a live database: the catalog, its enum types, and bounded samples of text columns,
+    all read on one read-only connection."""
     import psycopg  # lazy: --database-url only
 
     from ..db import DatabaseUnreachable, connect_read_only, first_line  # lazy: psycopg
     from ..schema_catalog import read_schema  # lazy: --database-url only
+    from .engine import review_schema  # lazy: pglast, kept off --help
+    from .live_facts import MAX_SAMPLED_COLUMNS, ColumnSampler, read_enum_types  # lazy: psycopg
+    from .report import ReviewReport  # lazy: pglast, kept off --help
 
     try:
         conn = connect_read_only(database_url)
@@ -225,11 +228,25 @@ def _live_schema(database_url: str) -> Any:
         raise ReviewUsageError(str(exc)) from None
     try:
         label = f"{conn.info.dbname} on {conn.info.host}:{conn.info.port}"
-        return read_schema(conn, label=label)
+        schema = read_schema(conn, label=label)
+        enums = read_enum_types(conn)
+        assert schema.server_version_num is not None
+        version = PgVersion.parse(schema.server_version_num)
+        sampler = ColumnSampler(conn, schema)
+        result = review_schema(schema, config, version, enum_types=enums, sampler=sampler)
     except psycopg.Error as exc:
         raise ReviewUsageError(f"reading the catalog failed: {first_line(exc)}") from None
     finally:
         conn.close()
+    notes = [f"value sample not read ({why}): rules that read samples skipped it" for why in sampler.failed[:5]]
+    if len(sampler.failed) > 5:
+        notes.append(f"{len(sampler.failed) - 5} more value sample(s) not read")
+    if sampler.skipped:
+        notes.append(f"{sampler.skipped} text column(s) not sampled (at most {MAX_SAMPLED_COLUMNS} per review)")
+    return ReviewReport(
+        result=result, schema=schema, pg_version=version, pg_version_source="server", fail_on=threshold,
+        show_info=show_info, extra_notes=tuple(notes),
+    )
 
 
 def _env_models(alembic_ini: Path | None, config_source: str | None) -> str | None:
@@ -250,20 +267,22 @@ def _env_models(alembic_ini: Path | None, config_source: str | None) -> str | No
     return ",".join(found.references)
 
 
-def _model_schema(reference: str, config_source: str | None) -> Any:
+def _model_schema(reference: str, config_source: str | None) -> tuple[Any, dict[str, tuple[str, ...]]]:
     """The schema of the models ``reference`` names (``module:attribute``; several joined by ``,``
-    are reviewed as one schema, as Alembic compares a list of ``MetaData``)."""
-    schemas = [_one_model_schema(part.strip(), config_source) for part in reference.split(",")]
-    first = schemas[0]
-    return replace(first, tables=tuple(t for s in schemas for t in s.tables), label=reference)
+    are reviewed as one schema, as Alembic compares a list of ``MetaData``), and their enum types."""
+    parts = [_one_model_schema(part.strip(), config_source) for part in reference.split(",")]
+    schemas = [schema for schema, _ in parts]
+    enums = {name: labels for _, found in parts for name, labels in found.items()}
+    return replace(schemas[0], tables=tuple(t for s in schemas for t in s.tables), label=reference), enums
 
 
-def _one_model_schema(reference: str, config_source: str | None) -> Any:
+def _one_model_schema(reference: str, config_source: str | None) -> tuple[Any, dict[str, tuple[str, ...]]]:
     from ..schema_model import schema_from_metadata  # lazy: pglast, kept off --help
+    from .model_facts import enum_types_of_metadata  # lazy: SQLAlchemy, kept off --help
 
     places = {Path.cwd(), *([Path(config_source).parent] if config_source else [])}
     try:
         metadata = load_metadata(reference, places)
     except ModelsReferenceError as exc:
         raise ReviewUsageError(str(exc)) from None
-    return schema_from_metadata(metadata, label=reference)
+    return schema_from_metadata(metadata, label=reference), enum_types_of_metadata(metadata)

@@ -8,7 +8,7 @@ its suppressions are the same in a migration and in a review.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..changes import Change, ColumnDef, CreateTable, DropIndex, QualifiedName
@@ -18,7 +18,7 @@ from ..findings import Finding, Location, Severity
 from ..knowledge import effect_of
 from ..plan import Plan, RetryPolicy, TransactionMode
 from ..planner import PlanPolicy, UnknownFacts, plan_changes
-from ..review_context import ReviewContext, SchemaViolation
+from ..review_context import ReviewContext, SchemaViolation, ValueSampler
 from ..rule_context import RuleContext, RuleKind, StatementInfo, TransactionInfo
 from ..rules import Rule, registered_rules, rule_by_code
 from ..schema_model import Schema, Table
@@ -47,9 +47,16 @@ class ReviewResult:
     unused_ignores: tuple[ReviewIgnore, ...] = ()
 
 
-def review_schema(schema: Schema, config: Config, version: PgVersion) -> ReviewResult:
-    """Every finding of the enabled review and column-design rules on ``schema``."""
-    ctx = ReviewContext(schema=schema, version=version, config=config)
+def review_schema(
+    schema: Schema, config: Config, version: PgVersion, *,
+    enum_types: Mapping[str, tuple[str, ...]] | None = None, sampler: ValueSampler | None = None,
+) -> ReviewResult:
+    """Every finding of the enabled review and column-design rules on ``schema``.
+
+    ``enum_types`` names the schema's enum types (with their labels); ``sampler`` reads a bounded
+    sample of a column's values (live reviews only)."""
+    ctx = ReviewContext(schema=schema, version=version, config=config, enum_types=dict(enum_types or {}),
+                        sampler=sampler)
     raw: list[ReviewFinding] = []
     for rule in registered_rules():
         if not config.rule_enabled(rule.code):

@@ -39,6 +39,8 @@ class ReviewReport:
     fail_on: Severity
     show_info: bool = False
     docs_base_url: str = REPOSITORY_DOCS_URL
+    extra_notes: tuple[str, ...] = ()
+    """What the review could not read (value samples), for the notes."""
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -75,7 +77,7 @@ class ReviewReport:
             f"[tool.helios-migrate.review] ignore entry {str(entry)!r} suppresses nothing"
             for entry in self.result.unused_ignores
         ]
-        return out
+        return out + list(self.extra_notes)
 
     def summary_line(self) -> str:
         what = f"{len(self.schema.tables)} table(s) of {self.schema.label or self.schema.source.value}"
