@@ -493,7 +493,10 @@ def _review(reader: _Reader, data: Any) -> ReviewSettings:
     return ReviewSettings(models=models, ignore=tuple(entries), key_range_percent=float(percent))
 
 
-_DIFF_KINDS = ("table", "column", "constraint", "index", "sequence", "enum", "view")
+_DIFF_KINDS = (
+    "table", "column", "constraint", "index", "sequence", "enum", "view", "function", "trigger",
+    "extension", "comment", "rls", "policy", "grant", "owner",
+)
 
 
 def _diff(reader: _Reader, data: Any) -> DiffSettings:

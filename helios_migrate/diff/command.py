@@ -9,15 +9,19 @@ import warnings
 from pathlib import Path
 from typing import Annotated
 
+import psycopg
 import typer
 
 from ..config import Config, ConfigError, load_config
+from ..db import DatabaseUnreachable, connect_read_only, first_line
+from ..facts import DatabaseFacts, collect_facts
+from ..pgserver import redact_url
 from ..planner import PlanPolicy
 from ..review.revision import RevisionError
 from ..versions import PgVersion, default_version
 from .catalog import SchemaObjects
 from .compare import DiffResult, compare
-from .converge import converge, render_plan, write_converging_revision
+from .converge import converge, render_plan, tables_of, write_converging_revision
 from .report import render
 from .sides import (
     DiffUsageError,
@@ -54,10 +58,31 @@ def run_diff(source: str, target: str, options: SideOptions, ignore: tuple[str, 
     return compare(read["SOURCE"], read["TARGET"], ignore)
 
 
-def _plan_text(result: DiffResult, settings: Config) -> str:
+def target_facts(target: str, result: DiffResult, version: PgVersion) -> DatabaseFacts | None:
+    """TARGET's table facts (row estimates, sizes, indexes) for the tables the plan touches, when
+    TARGET is a live database (read-only); None otherwise (the planner then assumes rows)."""
+    if side_kind(target) is not SideKind.DATABASE:
+        return None
+    tables = tables_of(result, version)
+    if not tables:
+        return None
+    try:
+        conn = connect_read_only(target, option="TARGET")
+    except DatabaseUnreachable as exc:
+        raise DiffUsageError(str(exc).replace(target, redact_url(target))) from None
+    try:
+        return collect_facts(conn, tables, write_sample_s=None)
+    except psycopg.Error as exc:
+        raise DiffUsageError(f"reading TARGET's table facts failed: {first_line(exc)}") from None
+    finally:
+        conn.close()
+
+
+def _plan_text(result: DiffResult, settings: Config, target: str | None = None) -> str:
     num = result.target_version_num
     version = PgVersion.parse(str(num)) if num else settings.pg_version or default_version()
-    return render_plan(converge(result, version, PlanPolicy.from_config(settings)))
+    facts = target_facts(target, result, version) if target is not None else None
+    return render_plan(converge(result, version, PlanPolicy.from_config(settings), facts), facts is not None)
 
 
 def _with_plan(report: str, plan_sql: str, output_format: DiffFormat) -> str:
@@ -86,10 +111,11 @@ def _write(result: DiffResult, target_url: str, config: Path | None, message: st
     for fix, why in written.skipped:
         typer.echo(f"helios-migrate diff: not written: {fix.label}: {why}", err=True)
     for d, why in others:
-        typer.echo(f"helios-migrate diff: not written: {d.name}: {why}", err=True)
+        typer.echo(f"helios-migrate diff: not written: {d.kind} {d.name}: {why}", err=True)
+    count = len(result.differences) - len(others) - len(written.skipped)
     typer.echo(
         f"Wrote {written.path} (revision {written.revision}, down_revision {written.down_revision}): "
-        f"{len(written.written)} difference(s).", err=True,
+        f"{count} difference(s).", err=True,
     )
 
 
@@ -129,7 +155,7 @@ def diff_command(
     ] = False,
     write: Annotated[
         bool, typer.Option("--write", help="Write the revision that converges TARGET (a database URL) to "
-                           "SOURCE into the Alembic project, planned by the helios plugin (indexes for now).")
+                           "SOURCE into the Alembic project, planned by the helios plugin, with its downgrade.")
     ] = False,
     message: Annotated[
         str, typer.Option("-m", "--message", help="Message of the revision --write writes.")
@@ -168,7 +194,10 @@ def diff_command(
     text = render(result, output_format.value)
     if plan:
         try:
-            text = _with_plan(text, _plan_text(result, settings), output_format)
+            text = _with_plan(text, _plan_text(result, settings, target), output_format)
+        except DiffUsageError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(EXIT_USAGE) from None
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(EXIT_USAGE) from None

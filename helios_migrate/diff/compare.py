@@ -11,7 +11,10 @@ from typing import Any
 
 from .catalog import SchemaObject, SchemaObjects
 
-KINDS = ("table", "column", "constraint", "index", "sequence", "enum", "view")
+KINDS = (
+    "extension", "table", "column", "constraint", "index", "sequence", "enum", "view", "function", "trigger",
+    "rls", "policy", "comment", "grant", "owner",
+)
 """Object kinds in report order (an ignore pattern may name one: ``index:*_hypo*``)."""
 
 
@@ -49,6 +52,8 @@ class DiffResult:
     """Differences left out by ignore patterns."""
     target_version_num: int | None = None
     """``server_version_num`` of the server TARGET was read on (the plan follows it)."""
+    not_compared: tuple[tuple[str, str], ...] = ()
+    """Object kinds left out because a side cannot describe them, each with the reason."""
 
     @property
     def differ(self) -> bool:
@@ -75,10 +80,15 @@ def matches(pattern: str, obj: SchemaObject) -> bool:
 
 def compare(source: SchemaObjects, target: SchemaObjects, ignore: Sequence[str] = ()) -> DiffResult:
     """The differences between ``source`` and ``target``; an object of a table that is itself
-    missing or extra is not repeated (the table stands for its columns, constraints and indexes)."""
+    missing or extra is not repeated (the table stands for its columns, constraints and indexes).
+    A kind either side cannot describe (:attr:`SchemaObjects.not_described`) is not compared."""
+    skipped = dict([*target.not_described, *source.not_described])
     found: list[Difference] = []
     for key in sorted(set(source.objects) | set(target.objects)):
         mine, theirs = source.objects.get(key), target.objects.get(key)
+        either = mine or theirs
+        if either is not None and either.kind in skipped:
+            continue
         if mine is not None and theirs is None:
             found.append(Difference(Status.MISSING, mine.kind, mine.name, mine, None))
         elif theirs is not None and mine is None:
@@ -103,4 +113,5 @@ def compare(source: SchemaObjects, target: SchemaObjects, ignore: Sequence[str] 
             continue
         kept.append(d)
     kept.sort(key=lambda d: (KINDS.index(d.kind), d.name))
-    return DiffResult(source.label, target.label, tuple(kept), ignored, target.server_version_num)
+    not_compared = tuple(sorted(skipped.items(), key=lambda kv: KINDS.index(kv[0]) if kv[0] in KINDS else 99))
+    return DiffResult(source.label, target.label, tuple(kept), ignored, target.server_version_num, not_compared)

@@ -1,29 +1,55 @@
 """``diff --plan``: the lock-safe plan that turns TARGET into SOURCE.
 
 Each difference the planner can express becomes the SQL a person would write for it (``CREATE
-INDEX``, ``ADD COLUMN``, ``SET DEFAULT``, ``ADD CONSTRAINT``, ``ALTER TYPE ... ADD VALUE`` ...),
-read back by the SQL front end (:func:`helios_migrate.sql_parse.changes_from_sql`) and planned by
-the same planner as autogenerate (:func:`helios_migrate.planner.plan_changes`): a missing index is
-a concurrent build, a missing CHECK or foreign key is ``NOT VALID`` then ``VALIDATE``, and so on.
-What it cannot express yet (a missing table, a changed view, an index whose definition changed,
-enum values removed or reordered, sequences) is listed, never silently skipped.
+INDEX``, ``ADD COLUMN``, ``ADD CONSTRAINT``, ``ALTER TYPE ... ADD VALUE``, ``CREATE OR REPLACE
+FUNCTION`` as ``pg_get_functiondef`` prints it, ``CREATE TRIGGER`` as ``pg_get_triggerdef`` prints
+it, ``CREATE EXTENSION``, ``COMMENT ON``, ``GRANT``/``REVOKE``, ``ENABLE ROW LEVEL SECURITY``,
+``CREATE``/``ALTER``/``DROP POLICY``, ``OWNER TO`` ...), read back by the SQL front end
+(:func:`helios_migrate.sql_parse.changes_from_sql`) and planned by the same planner as
+autogenerate (:func:`helios_migrate.planner.plan_changes`), with TARGET's table facts when TARGET
+is a live database: a missing index is a concurrent build, a missing CHECK or foreign key is ``NOT
+VALID`` then ``VALIDATE``, a trigger (SHARE ROW EXCLUSIVE) or a policy (ACCESS EXCLUSIVE) goes into
+a short transaction of its own under ``lock_timeout`` with retries.
+
+The inverse of a difference is the difference seen from the other side (missing <-> extra), so
+every step's undo is planned the same way, or named as what cannot be undone.  What cannot be
+expressed (a missing table, a changed view, an index whose definition changed, enum values
+removed or reordered, sequences) is listed, never silently skipped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ..changes import DropIndex, QualifiedName
-from ..plan import Plan
-from ..planner import PlanPolicy, UnrenderableChange, plan_changes
+from alembic.operations import ops
+
+from ..changes import CreateIndex, DropIndex, QualifiedName
+from ..facts import DatabaseFacts
+from ..plan import Origin, Plan, Step, TransactionMode
+from ..planner import PlannerFacts, PlanPolicy, UnrenderableChange, plan_changes
 from ..review.revision import Fix, RevisionError, WrittenRevision, write_revision
 from ..sql_parse import SqlSyntaxError, changes_from_sql
 from ..sqltext import quote_ident, quote_literal
 from ..versions import PgVersion
 from .catalog import SchemaObject
-from .compare import Difference, DiffResult, Status
+from .compare import KINDS, AttributeChange, Difference, DiffResult, Status
+
+
+@dataclass(frozen=True)
+class PlannedDifference:
+    """One difference, the SQL that removes it, its planned steps and how it is undone."""
+
+    difference: Difference
+    statements: tuple[str, ...]
+    steps: tuple[Step, ...]
+    undo: tuple[str, ...] | None
+    """The SQL that brings TARGET's state back (the difference seen from the other side)."""
+    undo_refused: str = ""
+    """Why it cannot be undone, when ``undo`` is None."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +59,8 @@ class Convergence:
     unplanned: tuple[tuple[Difference, str], ...]
     """Each other difference with the reason."""
     plan: Plan | None
+    planned: tuple[PlannedDifference, ...] = ()
+    """The same plan, difference by difference (what ``--write`` writes)."""
 
 
 def _table(obj: SchemaObject) -> str:
@@ -65,9 +93,13 @@ def _enum_additions(source: tuple[str, ...], target: tuple[str, ...], type_sql: 
     return out
 
 
-def _statements(d: Difference) -> list[str] | str:
+def _statements(d: Difference, version: PgVersion | None = None) -> list[str] | str:
     """SQL for ``d``, or the reason it is not planned."""
     mine, theirs = d.source, d.target
+    more = _MORE.get(d.kind)
+    if more is not None:
+        found: list[str] | str = more(d, version)
+        return found
     if d.kind == "index" and d.status is Status.MISSING and mine is not None:
         return [_create_index_sql(mine)]
     if d.kind == "index" and d.status is Status.EXTRA and theirs is not None:
@@ -111,38 +143,330 @@ def _statements(d: Difference) -> list[str] | str:
     return f"{d.status.value} {d.kind} is not planned by diff yet"
 
 
-def converge(result: DiffResult, version: PgVersion, policy: PlanPolicy | None = None) -> Convergence:
-    """The plan turning TARGET into SOURCE, for the differences it can express."""
+# --- functions, triggers, extensions, comments, RLS, policies, grants, owners -------------------
+
+
+def _name(obj: SchemaObject, on: str | None = None) -> str:
+    """The object's name as ``COMMENT ON`` / ``GRANT ... ON`` / ``ALTER ... OWNER`` spell it."""
+    on = on or obj.on or obj.kind
+    parts = obj.parts
+    if on in ("function", "procedure"):
+        return f"{quote_ident(parts[0])}.{quote_ident(parts[1])}({parts[2]})"
+    if on in ("constraint", "trigger", "policy"):
+        return f"{quote_ident(parts[2])} ON {quote_ident(parts[0])}.{quote_ident(parts[1])}"
+    return ".".join(quote_ident(p) for p in parts)
+
+
+def _function(d: Difference, version: PgVersion | None) -> list[str] | str:
+    mine, theirs = d.source, d.target
+    if d.status is Status.EXTRA and theirs is not None:
+        return [f"DROP {str(theirs.attribute('kind')).upper()} {_name(theirs, 'function')}"]
+    if mine is None or not mine.sql:
+        return "no definition was read for it"
+    if d.status is Status.DIFFERENT and any(c.attribute in ("returns", "kind") for c in d.changes):
+        return ("its result type changed: CREATE OR REPLACE cannot change it (drop and create it, with "
+                "what depends on it, by hand)")
+    return [mine.sql.strip().rstrip(";")]
+
+
+_ENABLE = {
+    "enabled": "ENABLE TRIGGER", "disabled": "DISABLE TRIGGER", "replica": "ENABLE REPLICA TRIGGER",
+    "always": "ENABLE ALWAYS TRIGGER",
+}
+
+
+def _trigger(d: Difference, version: PgVersion | None) -> list[str] | str:
+    mine, theirs = d.source, d.target
+    if d.status is Status.EXTRA and theirs is not None:
+        return [f"DROP TRIGGER {_name(theirs)}"]
+    if mine is None or not mine.sql:
+        return "no definition was read for it"
+    table = _table(mine)
+    enable = f"ALTER TABLE {table} {_ENABLE[str(mine.attribute('enabled'))]} {quote_ident(mine.parts[2])}"
+    out: list[str] = []
+    redefine = d.status is Status.MISSING or any(c.attribute == "definition" for c in d.changes)
+    if redefine:
+        definition = mine.sql.strip()
+        if d.status is Status.DIFFERENT:
+            if "CONSTRAINT TRIGGER" in definition.split(" ON ", 1)[0]:
+                return "a changed constraint trigger is dropped and created again by hand"
+            if version is not None and version.major < 14:
+                return "a changed trigger needs CREATE OR REPLACE TRIGGER (PostgreSQL 14+)"
+            definition = definition.replace("CREATE TRIGGER", "CREATE OR REPLACE TRIGGER", 1)
+        out.append(definition)
+    if mine.attribute("enabled") != "enabled" or (not redefine and d.status is Status.DIFFERENT):
+        out.append(enable)
+    return out
+
+
+def _extension(d: Difference, version: PgVersion | None) -> list[str] | str:
+    mine, theirs = d.source, d.target
+    if d.status is Status.EXTRA and theirs is not None:
+        return [f"DROP EXTENSION {quote_ident(theirs.parts[0])}"]
+    assert mine is not None
+    name = quote_ident(mine.parts[0])
+    if d.status is Status.MISSING:
+        return [f"CREATE EXTENSION IF NOT EXISTS {name} WITH SCHEMA {quote_ident(str(mine.attribute('schema')))} "
+                f"VERSION {quote_literal(str(mine.attribute('version')))}"]
+    out = []
+    for change in d.changes:
+        if change.attribute == "version":
+            out.append(f"ALTER EXTENSION {name} UPDATE TO {quote_literal(str(change.source))}")
+        elif change.attribute == "schema":
+            out.append(f"ALTER EXTENSION {name} SET SCHEMA {quote_ident(str(change.source))}")
+    return out
+
+
+def _comment(d: Difference, version: PgVersion | None) -> list[str] | str:
+    obj = d.source or d.target
+    assert obj is not None
+    on = str(obj.on).upper()
+    text = "NULL" if d.source is None else quote_literal(str(d.source.attribute("text")))
+    return [f"COMMENT ON {on} {_name(obj)} IS {text}"]
+
+
+def _rls(d: Difference, version: PgVersion | None) -> list[str] | str:
+    obj = d.source or d.target
+    assert obj is not None
+    want = d.source.attributes if d.source is not None else (("enabled", False), ("forced", False))
+    have = d.target.attributes if d.target is not None else (("enabled", False), ("forced", False))
+    wanted, had = dict(want), dict(have)
+    out = []
+    if wanted["enabled"] != had["enabled"]:
+        out.append(f"ALTER TABLE {_table(obj)} {'ENABLE' if wanted['enabled'] else 'DISABLE'} ROW LEVEL SECURITY")
+    if wanted["forced"] != had["forced"]:
+        out.append(f"ALTER TABLE {_table(obj)} {'' if wanted['forced'] else 'NO '}FORCE ROW LEVEL SECURITY")
+    return out
+
+
+def _roles(roles: Sequence[str]) -> str:
+    return ", ".join(r if r == "PUBLIC" else quote_ident(r) for r in roles)
+
+
+def _create_policy(obj: SchemaObject) -> str:
+    text = (f"CREATE POLICY {_name(obj)} AS {str(obj.attribute('as')).upper()} FOR {obj.attribute('command')} "
+            f"TO {_roles(obj.attribute('roles') or ('PUBLIC',))}")
+    if obj.attribute("using") is not None:
+        text += f" USING ({obj.attribute('using')})"
+    if obj.attribute("with_check") is not None:
+        text += f" WITH CHECK ({obj.attribute('with_check')})"
+    return text
+
+
+def _policy(d: Difference, version: PgVersion | None) -> list[str] | str:
+    mine, theirs = d.source, d.target
+    if d.status is Status.EXTRA and theirs is not None:
+        return [f"DROP POLICY {_name(theirs)}"]
+    assert mine is not None
+    if d.status is Status.MISSING:
+        return [_create_policy(mine)]
+    changed = {c.attribute for c in d.changes}
+    if changed & {"as", "command"} or any(
+        c.attribute in ("using", "with_check") and c.source is None for c in d.changes
+    ):  # ALTER POLICY cannot change these: drop and create, in one transaction (one step)
+        return [f"DROP POLICY {_name(mine)}", _create_policy(mine)]
+    text = f"ALTER POLICY {_name(mine)}"
+    if "roles" in changed:
+        text += f" TO {_roles(mine.attribute('roles') or ('PUBLIC',))}"
+    if "using" in changed:
+        text += f" USING ({mine.attribute('using')})"
+    if "with_check" in changed:
+        text += f" WITH CHECK ({mine.attribute('with_check')})"
+    return [text]
+
+
+def _grant_target(obj: SchemaObject) -> str:
+    on = str(obj.on)
+    word = {"sequence": "SEQUENCE", "function": "FUNCTION", "procedure": "PROCEDURE"}.get(on, "TABLE")
+    return f"{word} {_name(obj)}"
+
+
+def _split(privileges: Sequence[str]) -> tuple[list[str], list[str]]:
+    plain = [p for p in privileges if not p.endswith(" WITH GRANT OPTION")]
+    return plain, [p.removesuffix(" WITH GRANT OPTION") for p in privileges if p not in plain]
+
+
+def _grant(d: Difference, version: PgVersion | None) -> list[str] | str:
+    """What TARGET lacks is granted and what it has in excess revoked, privilege by privilege (a
+    role never loses, in between, a privilege it keeps)."""
+    obj = d.source or d.target
+    assert obj is not None
+    grantee = _roles([str(obj.attribute("grantee"))])
+    want = [str(p) for p in (d.source.attribute("privileges") if d.source else ()) or ()]
+    have = [str(p) for p in (d.target.attribute("privileges") if d.target else ()) or ()]
+    on = _grant_target(obj)
+    out = []
+    plain_want, option_want = _split(want)
+    plain_have, option_have = _split(have)
+    gone = [p for p in plain_have if p not in plain_want and p not in option_want]
+    gone_option = [p for p in option_have if p not in option_want]
+    if gone:
+        out.append(f"REVOKE {', '.join(gone)} ON {on} FROM {grantee}")
+    if gone_option:
+        revoke = "GRANT OPTION FOR " if any(p in plain_want for p in gone_option) else ""
+        out.append(f"REVOKE {revoke}{', '.join(gone_option)} ON {on} FROM {grantee}")
+    new = [p for p in plain_want if p not in plain_have]
+    new_option = [p for p in option_want if p not in option_have]
+    if new:
+        out.append(f"GRANT {', '.join(new)} ON {on} TO {grantee}")
+    if new_option:
+        out.append(f"GRANT {', '.join(new_option)} ON {on} TO {grantee} WITH GRANT OPTION")
+    return out
+
+
+def _owner(d: Difference, version: PgVersion | None) -> list[str] | str:
+    mine = d.source
+    if mine is None:
+        return []  # the object itself is extra: dropping it removes its owner
+    on = str(mine.on).upper()
+    return [f"ALTER {on} {_name(mine)} OWNER TO {_roles([str(mine.attribute('owner'))])}"]
+
+
+_MORE: dict[str, Callable[[Difference, PgVersion | None], list[str] | str]] = {
+    "function": _function, "trigger": _trigger, "extension": _extension, "comment": _comment,
+    "rls": _rls, "policy": _policy, "grant": _grant, "owner": _owner,
+}
+
+_ONE_STEP = {"trigger", "policy", "grant"}
+"""Kinds whose statements run as one step (one transaction): a trigger or policy dropped and
+created again, privileges revoked and granted again, are never missing in between."""
+
+
+def swapped(d: Difference) -> Difference:
+    """The difference seen from the other side: what undoes the convergence of ``d``."""
+    status = {Status.MISSING: Status.EXTRA, Status.EXTRA: Status.MISSING}.get(d.status, d.status)
+    return Difference(
+        status, d.kind, d.name, d.target, d.source,
+        tuple(AttributeChange(c.attribute, c.target, c.source) for c in d.changes),
+    )
+
+
+def _order(d: Difference) -> tuple[int, int]:
+    """What is added first, in dependency order (an extension before the function using it, a
+    column before its constraint, a function before its trigger); what is removed last, in the
+    opposite order (a trigger before its function, a view before its column)."""
+    index = KINDS.index(d.kind) if d.kind in KINDS else len(KINDS)
+    return (1, -index) if d.status is Status.EXTRA else (0, index)
+
+
+def _tables(statements: Sequence[str]) -> list[QualifiedName]:
+    out: list[QualifiedName] = []
+    for ch in changes_from_sql(";\n".join(statements) + ";"):
+        if ch.table is not None:
+            out.append(ch.table)
+    return list(dict.fromkeys(out))
+
+
+def tables_of(result: DiffResult, version: PgVersion | None = None) -> list[QualifiedName]:
+    """The tables the converging plan touches (whose facts the plan wants)."""
+    statements = [s for d in result.differences for s in (lambda x: x if isinstance(x, list) else [])(
+        _statements(d, version))]
+    try:
+        return _tables(statements) if statements else []
+    except SqlSyntaxError:
+        return []
+
+
+_VERB = {Status.MISSING: "create", Status.EXTRA: "drop", Status.DIFFERENT: "change"}
+
+
+def _described(step: Step, d: Difference) -> Step:
+    """A step kept as written, described by the difference it removes."""
+    if step.origin is not Origin.AS_WRITTEN:
+        return step
+    verb = "set" if d.kind in ("comment", "owner", "grant", "rls") else _VERB[d.status]
+    return dataclasses.replace(step, description=f"{verb} {d.kind} {d.name}")
+
+
+def _own(step: Step, policy: PlanPolicy, lock: str) -> Step:
+    """``step`` in a short transaction of its own with lock_timeout and retries."""
+    if step.transaction is not TransactionMode.MIGRATION:
+        return step
+    return dataclasses.replace(
+        step, transaction=TransactionMode.OWN, retry=policy.retry(), inverse_transaction=TransactionMode.OWN,
+        reason=f"takes {lock} on its table: short transaction with lock_timeout",
+    )
+
+
+def _one_step(steps: Sequence[Step], policy: PlanPolicy) -> tuple[Step, ...]:
+    """Steps kept as written merged into one step in a transaction of its own."""
+    if len(steps) < 2 or any(s.transaction is TransactionMode.AUTOCOMMIT or s.backfill or s.index for s in steps):
+        return tuple(steps)
+    first = steps[0]
+    return (dataclasses.replace(
+        first,
+        description="; ".join(s.description for s in steps),
+        sql=tuple(sql for s in steps for sql in s.sql),
+        changes=tuple(ch for s in steps for ch in s.changes),
+        transaction=TransactionMode.OWN,
+        retry=first.retry or policy.retry(),
+        reason="one transaction, so the object is never missing in between: " + (first.reason or "as written"),
+    ),)
+
+
+def converge(
+    result: DiffResult,
+    version: PgVersion,
+    policy: PlanPolicy | None = None,
+    facts: PlannerFacts | DatabaseFacts | None = None,
+) -> Convergence:
+    """The plan turning TARGET into SOURCE, for the differences it can express; ``facts`` are
+    TARGET's (row counts, sizes, indexes) when it is a live database, else rows are assumed."""
+    policy = policy or PlanPolicy()
     statements: list[tuple[Difference, str]] = []
     unplanned: list[tuple[Difference, str]] = []
-    for d in result.differences:
-        sql = _statements(d)
+    per_difference: list[tuple[Difference, list[str]]] = []
+    for d in sorted(result.differences, key=_order):
+        sql = _statements(d, version)
         if isinstance(sql, str):
             unplanned.append((d, sql))
-        else:
+        elif sql:
             statements += [(d, s) for s in sql]
-    # what is added first, what is removed last (a new constraint may need a new column)
-    statements.sort(key=lambda item: item[0].status is Status.EXTRA)
+            per_difference.append((d, sql))
     if not statements:
         return Convergence((), tuple(unplanned), None)
     try:
-        changes = changes_from_sql(";\n".join(s for _, s in statements) + ";")
-        plan = plan_changes(changes, version, policy=policy)
+        every = changes_from_sql(";\n".join(s for _, s in statements) + ";")
+        new_indexes = [ch for ch in every if isinstance(ch, CreateIndex)]
+        planned: list[PlannedDifference] = []
+        notes: dict[str, None] = {}
+        for d, sql in per_difference:
+            changes = changes_from_sql(";\n".join(sql) + ";")
+            plan = plan_changes(changes, version, policy=policy, facts=facts, new_indexes=new_indexes)
+            steps = tuple(_described(s, d) for s in plan.steps)
+            if d.kind == "policy":  # DROP POLICY locks its table ACCESS EXCLUSIVE, as CREATE POLICY does
+                steps = tuple(_own(s, policy, "ACCESS EXCLUSIVE") for s in steps)
+            if d.kind in _ONE_STEP:
+                steps = _one_step(steps, policy)
+            notes.update(dict.fromkeys(plan.notes))
+            undo = _statements(swapped(d), version)
+            planned.append(PlannedDifference(
+                d, tuple(sql), tuple(steps),
+                None if isinstance(undo, str) else tuple(undo),
+                undo if isinstance(undo, str) else "",
+            ))
     except (SqlSyntaxError, UnrenderableChange) as exc:
         raise ValueError(f"the converging plan cannot be built: {exc}") from None
-    return Convergence(tuple(statements), tuple(unplanned), plan)
+    steps = tuple(step for p in planned for step in p.steps)
+    plan = Plan(steps=steps, source=tuple(every), notes=tuple(notes))
+    return Convergence(tuple(statements), tuple(unplanned), plan, tuple(planned))
 
 
-def render_plan(convergence: Convergence) -> str:
-    """The plan as commented SQL, step by step, then what was not planned."""
+def render_plan(convergence: Convergence, live_facts: bool = False) -> str:
+    """The plan as commented SQL, step by step (with why it runs as it does), then what was not
+    planned; ``live_facts``: the plan was made with TARGET's row counts and sizes."""
     lines = [
         "-- plan turning TARGET into SOURCE, step by step as the planner wrote it: an 'own transaction'",
         "-- step runs alone with lock_timeout and retries, an 'autocommit' step outside any transaction",
+        "-- table facts: " + ("TARGET's row estimates and sizes (a small table's change runs as written)"
+                              if live_facts else "none read (every table is assumed to hold rows)"),
     ]
     plan = convergence.plan
     if plan is not None:
         for number, step in enumerate(plan.steps, 1):
             lines.append(f"-- step {number} [{step.phase.value}, {step.transaction.value}]: {step.description}")
+            if step.reason:
+                lines.append(f"--   {step.reason}")
             if step.guard:
                 lines.append(f"-- guarded (destroys data): {step.guard}")
             lines += [f"{sql.rstrip().rstrip(';')};" for sql in step.sql]
@@ -164,9 +488,47 @@ def _create_index_sql(obj: SchemaObject) -> str:
     return f"CREATE {unique}INDEX {quote_ident(obj.parts[2])} ON {rest}"
 
 
+class ConvergingSQLOp(ops.ExecuteSQLOp):
+    """``op.execute(...)`` of the SQL that removes one difference, which knows its inverse (the
+    difference seen from the other side), so Alembic and the helios plugin derive the downgrade
+    from it.  What cannot be undone reverses to a statement that stops the downgrade, saying why."""
+
+    def __init__(self, sqltext: str, undo: str, *, label: str = "") -> None:
+        super().__init__(sqltext)
+        self.undo = undo
+        self.label = label
+
+    def reverse(self) -> ops.ExecuteSQLOp:
+        return ConvergingSQLOp(self.undo, str(self.sqltext), label=f"undo: {self.label}")
+
+
+def _refusal(label: str, why: str) -> str:
+    message = f"helios-migrate diff: {label} cannot be undone: {why}".replace("%", "%%")
+    return f"DO $$BEGIN RAISE EXCEPTION {quote_literal(message)}; END$$"
+
+
+def converging_operations(convergence: Convergence) -> tuple[list[Any], list[Any], list[tuple[Difference, str]]]:
+    """The Alembic operations of every planned difference but the indexes (which go through
+    :func:`revision_fixes`): those that add or change (before the indexes), those that remove
+    (after them), and the differences no operation holds, with the reason."""
+    before: list[Any] = []
+    after: list[Any] = []
+    for p in convergence.planned:
+        d = p.difference
+        if d.kind == "index":
+            continue
+        label = f"{d.status.value} {d.kind} {d.name}"
+        undo = ";\n".join(p.undo) if p.undo else _refusal(label, p.undo_refused or "nothing to undo it")
+        if p.undo == ():
+            undo = "SELECT 1 /* nothing to undo */"
+        op = ConvergingSQLOp(";\n".join(p.statements), undo, label=label)
+        (after if d.status is Status.EXTRA else before).append(op)
+    return before, after, [(d, why) for d, why in convergence.unplanned if d.kind != "index"]
+
+
 def revision_fixes(result: DiffResult) -> tuple[list[Fix], list[tuple[Difference, str]]]:
-    """The differences a converging revision holds (indexes: built or dropped, the drop's
-    downgrade re-creating the index as TARGET has it), and the others with the reason."""
+    """The index differences a converging revision holds (built or dropped, the drop's downgrade
+    re-creating the index as TARGET has it), and the others with the reason."""
     fixes: list[Fix] = []
     others: list[tuple[Difference, str]] = []
     for d in result.differences:
@@ -176,17 +538,31 @@ def revision_fixes(result: DiffResult) -> tuple[list[Fix], list[tuple[Difference
             schema, table, name = d.target.parts
             drop = DropIndex(QualifiedName(name, schema), on=QualifiedName(table, schema))
             fixes.append(Fix(f"{d.name} (extra)", (drop,), tuple(changes_from_sql(_create_index_sql(d.target)))))
-        else:
-            others.append((d, f"{d.status.value} {d.kind}: --write writes indexes only; see --plan"))
+        elif d.kind == "index":
+            others.append((d, f"{d.status.value} index: a changed definition is not written yet; see --plan"))
     return fixes, others
 
 
 def write_converging_revision(
-    result: DiffResult, *, target_url: str, alembic_ini: Path, message: str
+    result: DiffResult, *, target_url: str, alembic_ini: Path, message: str,
+    version: PgVersion | None = None, policy: PlanPolicy | None = None,
 ) -> tuple[WrittenRevision, list[tuple[Difference, str]]]:
-    """Write the revision that builds the indexes TARGET lacks and drops those it has in excess,
-    planned by the helios Alembic plugin against TARGET (as ``review --write-revision`` does)."""
+    """Write the revision that turns TARGET into SOURCE: every difference ``--plan`` plans, as
+    Alembic operations planned by the helios Alembic plugin against TARGET (as ``review
+    --write-revision`` does), each with its downgrade or a downgrade step that says why it cannot
+    be undone; the differences it cannot hold are returned with the reason."""
+    num = result.target_version_num
+    version = version or (PgVersion.parse(str(num)) if num else PgVersion(18))
     fixes, others = revision_fixes(result)
-    if not fixes:
-        raise RevisionError("no difference a revision can hold yet (indexes): nothing written")
-    return write_revision(fixes, database_url=target_url, alembic_ini=alembic_ini, message=message), others
+    try:
+        convergence = converge(result, version, policy)
+    except ValueError as exc:
+        raise RevisionError(str(exc)) from None
+    before, after, unplanned = converging_operations(convergence)
+    others += unplanned
+    if not fixes and not before and not after:
+        raise RevisionError("no difference a revision can hold: nothing written")
+    written = write_revision(
+        fixes, database_url=target_url, alembic_ini=alembic_ini, message=message, before=before, after=after,
+    )
+    return written, others

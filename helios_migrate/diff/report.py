@@ -33,7 +33,25 @@ def _summary(d: Difference) -> str:
     if d.status is Status.DIFFERENT:
         return ""
     definition = obj.attribute("definition") or obj.attribute("type")
+    if d.kind == "function":
+        definition = f"{obj.attribute('kind')} returning {obj.attribute('returns')}, {obj.attribute('language')}"
+    elif d.kind == "comment":
+        definition = repr(obj.attribute("text"))
+    elif d.kind == "grant":
+        definition = ", ".join(obj.attribute("privileges") or ())
+    elif d.kind == "owner":
+        definition = obj.attribute("owner")
+    elif d.kind == "extension":
+        definition = f"version {obj.attribute('version')}"
+    elif d.kind == "rls":
+        definition = "forced" if obj.attribute("forced") else "enabled"
+    elif d.kind == "policy":
+        definition = f"{obj.attribute('command')} to {', '.join(obj.attribute('roles') or ())}"
     return f": {definition}" if definition and d.kind != "table" else ""
+
+
+def _not_compared(result: DiffResult) -> list[str]:
+    return [f"not compared: {kind} ({why})" for kind, why in result.not_compared]
 
 
 def _count(result: DiffResult) -> str:
@@ -48,12 +66,12 @@ def render_text(result: DiffResult) -> str:
     if not result.differences:
         ignored = f" ({result.ignored} ignored)" if result.ignored else ""
         lines.append(f"no differences{ignored}")
-        return "\n".join(lines) + "\n"
+        return "\n".join([*lines, *_not_compared(result)]) + "\n"
     for d in result.differences:
         lines.append(f"{_MARK[d.status]} {d.kind} {d.name} ({_WORDS[d.status]}){_summary(d)}")
         for change in d.changes:
             lines.append(f"    {change.attribute}: {_value(change.source)} -> {_value(change.target)}")
-    lines += ["", _count(result)]
+    lines += ["", _count(result), *_not_compared(result)]
     return "\n".join(lines) + "\n"
 
 
@@ -70,6 +88,7 @@ def as_dict(result: DiffResult) -> dict[str, Any]:
         "target": result.target,
         "differ": result.differ,
         "ignored": result.ignored,
+        "not_compared": [{"kind": kind, "reason": why} for kind, why in result.not_compared],
         "differences": [
             {
                 "status": d.status.value,
@@ -105,7 +124,7 @@ def render_markdown(result: DiffResult) -> str:
     ]
     if not result.differences:
         ignored = f" ({result.ignored} ignored)" if result.ignored else ""
-        return "\n".join([*lines, f"No differences{ignored}."]) + "\n"
+        return "\n".join([*lines, f"No differences{ignored}.", *_md_not_compared(result)]) + "\n"
     lines += ["| | object | name | difference |", "| --- | --- | --- | --- |"]
     for d in result.differences:
         if d.status is Status.DIFFERENT:
@@ -116,8 +135,12 @@ def render_markdown(result: DiffResult) -> str:
             summary = _summary(d)[2:]
             detail = _WORDS[d.status] + (f": `{_cell(summary)}`" if summary else "")
         lines.append(f"| {_MARK[d.status]} | {d.kind} | `{_cell(d.name)}` | {detail} |")
-    lines += ["", _count(result)]
+    lines += ["", _count(result), *_md_not_compared(result)]
     return "\n".join(lines) + "\n"
+
+
+def _md_not_compared(result: DiffResult) -> list[str]:
+    return ["", *(f"- {line}" for line in _not_compared(result))] if result.not_compared else []
 
 
 def render(result: DiffResult, fmt: str) -> str:

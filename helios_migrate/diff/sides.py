@@ -153,7 +153,21 @@ def read_side(spec: str, options: SideOptions, where: Scratch, *, role: str = "S
     if objects.server_version_num:
         built = f"{label}, built on PostgreSQL {objects.server_version_num // 10000}"
         objects = replace(objects, label=built)
-    return objects
+    return replace(objects, not_described=NOT_DESCRIBED[kind])
+
+
+NOT_DESCRIBED: dict[SideKind, tuple[tuple[str, str], ...]] = {
+    SideKind.MODELS: (
+        ("grant", "the models declare no privileges"),
+        ("owner", "the models declare no owners"),
+    ),
+    SideKind.REVISION: (
+        ("owner", "a side built from the revisions is owned by the scratch server's user, not by the "
+                  "roles the revisions run as"),
+    ),
+    SideKind.DATABASE: (),
+}
+"""The object kinds a side of each kind cannot describe, and why (they are not compared)."""
 
 
 def scratch_major_for(objects: SchemaObjects) -> str | None:

@@ -161,8 +161,10 @@ def alembic_operations(rf: Fix) -> list[Any]:
 
 def write_revision(
     findings: Sequence[Fix], *, database_url: str, alembic_ini: Path, message: str,
+    before: Sequence[Any] = (), after: Sequence[Any] = (),
 ) -> WrittenRevision:
-    """Write one revision holding the fixes ``findings`` into the project of ``alembic_ini``."""
+    """Write one revision holding the fixes ``findings`` into the project of ``alembic_ini``;
+    ``before`` and ``after``: Alembic operations to put before and after them (planned the same way)."""
     from alembic.config import Config  # lazy: only to write a revision
     from alembic.script import ScriptDirectory  # lazy: only to write a revision
     from alembic.util import CommandError  # lazy: only to write a revision
@@ -178,6 +180,7 @@ def write_revision(
             continue
         operations += ops_
         written.append(rf)
+    operations = [*before, *operations, *after]
     if not operations:
         reasons = "".join(f"\n  {rf.label}: {why}" for rf, why in skipped)
         raise RevisionError(f"no chosen finding has a fix a revision can hold: nothing written{reasons}")

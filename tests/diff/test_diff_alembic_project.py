@@ -95,22 +95,28 @@ def test_head_against_the_database_is_a_drift_gate(
     assert "ALTER TABLE public.items DROP COLUMN IF EXISTS hotfix;" in gate.stdout
 
     # --write: the revision that drops the hand-made index (concurrently, its downgrade re-creating
-    # it), planned by the plugin; upgraded, the index difference is gone
+    # it) and the hotfix column (its downgrade adding it back, empty), planned by the plugin;
+    # upgraded, the database matches head again
     wrote = _diff(project, pg_server, "head", fresh_db, "--write", "-m", "drop hotfix index")
     assert wrote.returncode == 1, wrote.stderr
-    assert "Wrote " in wrote.stderr and "1 difference(s)" in wrote.stderr
-    assert "not written: public.items.hotfix" in wrote.stderr
+    assert "Wrote " in wrote.stderr and "2 difference(s)" in wrote.stderr, wrote.stderr
+    assert "not written" not in wrote.stderr
     converging = project.revision_files()[-1].read_text()
     assert "drop hotfix index" in converging
     assert "CONCURRENTLY" in converging
     project.alembic("upgrade", "head")
     after = _diff(project, pg_server, "head", fresh_db, "--format", "json")
-    assert {(d["status"], d["kind"], d["name"]) for d in json.loads(after.stdout)["differences"]} == {
-        ("extra", "column", "public.items.hotfix"),
-    }
-    project.alembic("downgrade", "-1")
+    assert json.loads(after.stdout)["differences"] == [], after.stdout
+    # the downgrade says plainly that the dropped column's values are gone, and runs when allowed
+    refused = project.alembic("downgrade", "-1", check=False)
+    assert refused.returncode != 0
+    assert "the values of public.items.hotfix are gone" in refused.stdout + refused.stderr
+    project.alembic("downgrade", "-1", env={"HELIOS_ALLOW_DATA_LOSS": "1"})
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("SELECT to_regclass('items_score_hotfix') IS NOT NULL").fetchone() == (True,)
+        assert conn.execute(
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = 'items'::regclass AND attname = 'hotfix'"
+        ).fetchone() == (1,)
     project.alembic("upgrade", "head")
 
     # an index the revisions build, dropped by hand: --write builds it again, concurrently
