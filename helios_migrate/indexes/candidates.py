@@ -490,7 +490,11 @@ def _unique(items: Sequence[str]) -> list[str]:
 
 def _distinct(use: TableUse, stats: Stats, column: str) -> float:
     rows = use.table.row_estimate or 0
-    n = stats.get((str(use.table.name), column), ColumnStats()).n_distinct
+    inner = re.fullmatch(r'\w+\("?(.+?)"?\)', column)  # lower(email): about as distinct as email
+    key = (str(use.table.name), column)
+    if key not in stats and inner is not None:
+        key = (str(use.table.name), inner.group(1))
+    n = stats.get(key, ColumnStats()).n_distinct
     return -n * rows if n < 0 else n  # pg_stats: negative is a fraction of the rows
 
 
@@ -531,6 +535,8 @@ class Candidate:
     where: str | None = None
     predicate_columns: tuple[str, ...] = ()
     fraction: float | None = None
+    join: bool = False
+    """A join key alone: each call (each outer row) reads the rows of one key value."""
 
 
 def candidate(use: TableUse, stats: Stats) -> Candidate | None:
@@ -558,7 +564,7 @@ def candidate(use: TableUse, stats: Stats) -> Candidate | None:
         shares = [fraction(use.table, p, stats) or 0.0 for p in partial]
         return Candidate(tuple(columns), len(equality), where, tuple(sorted(held)), min(shares))
     join = _unique(use.join)
-    return Candidate((join[0],), 0) if len(join) == 1 else None
+    return Candidate((join[0],), 0, join=True) if len(join) == 1 else None
 
 
 def candidate_columns(use: TableUse, stats: Stats) -> tuple[str, ...] | None:
@@ -606,7 +612,7 @@ def _folds_into(short: tuple[str, ...], n_equal: int, long: tuple[str, ...]) -> 
 
 def _rows_per_call(use: TableUse, found: Candidate, stats: Stats) -> float:
     rows = float(use.table.row_estimate or 0) * (found.fraction if found.where is not None and found.fraction else 1.0)
-    for column in found.columns[:found.n_equal]:
+    for column in found.columns[:max(found.n_equal, int(found.join))]:
         rows /= max(_distinct(use, stats, column), 1.0)
     if use.range:
         rows *= RANGE_SELECTIVITY

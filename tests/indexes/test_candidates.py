@@ -39,6 +39,8 @@ DISTINCT = {
     ("orders", "deleted_at"): ColumnStats(-0.01, 8, 0.97),  # 3% deleted
     ("orders", "archived"): ColumnStats(2.0, 1, 0.0, (("f", 0.95), ("t", 0.05))),
     ("orders", "code"): ColumnStats(-1.0, 40, 0.0),
+    ("lines", "order_id"): ColumnStats(-0.2, 8, 0.0),
+    ("lines", "sku"): ColumnStats(1000.0, 8, 0.0),
 }
 
 
@@ -164,6 +166,9 @@ def test_include_for_row_heavy_reads_of_few_narrow_columns() -> None:
     assert s.change().include == ("customer_id", "total")
     # a LIMIT fetches few rows, a * reads every column, a wide column costs more than it saves
     for sql in ("SELECT customer_id FROM orders WHERE created_at > $1 ORDER BY created_at LIMIT 10",
+                # a join key or a lower(unique column) reads a row or two per call
+                "SELECT l.sku FROM orders o JOIN lines l ON l.order_id = o.id WHERE o.id = $1",
+                "SELECT id, total FROM orders WHERE lower(code) = $1",
                 "SELECT * FROM orders WHERE created_at > $1",
                 "SELECT code FROM orders WHERE created_at > $1"):
         (s,) = _advice(sql).suggestions
