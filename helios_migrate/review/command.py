@@ -81,6 +81,19 @@ def review_command(
     message: Annotated[
         str, typer.Option("--message", "-m", help="With --write-revision: the revision's message.")
     ] = "helios review fixes",
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="Add a plain-English paragraph per finding written by the configured LLM "
+            "([tool.helios-migrate.llm]); it is shown as text and changes no finding. Without an LLM, "
+            "or when its answer fails, the report is printed without it (a note says why).",
+        ),
+    ] = False,
+    llm_log: Annotated[
+        Path | None,
+        typer.Option("--llm-log", help="With --explain: append every LLM request and answer to this file (JSON lines)."),
+    ] = None,
     alembic_ini: Annotated[
         Path | None,
         typer.Option(
@@ -117,12 +130,58 @@ def review_command(
         if write_revision:
             assert database_url is not None
             _write(report, database_url, fix or [], message, alembic_ini)
+        if explain:
+            report = _explain(report, config_file, llm_log, output_format)
     except (ReviewUsageError, RuleLoadError) as exc:
         typer.echo(f"helios-migrate review: {exc}", err=True)
         raise typer.Exit(2) from None
     sys.stdout.write(RENDERERS[output_format](report))
     sys.stdout.flush()
     raise typer.Exit(report.exit_code)
+
+
+def _explain(report: Any, config_file: Path | None, llm_log: Path | None, output_format: ReviewFormat) -> Any:
+    """The report with the LLM's paragraphs; notes (why some or all are missing) go to stderr and
+    into the report's notes.  Nothing but the paragraphs is taken from the answer."""
+    from ..llm.client import LlmClient, LlmLog  # lazy: --explain only (openai)
+    from ..llm.config import (  # lazy: --explain only
+        LlmConfigError,
+        LlmNotConfigured,
+        load_llm_config,
+    )
+    from .explain import explain_findings  # lazy: --explain only
+
+    try:
+        llm_config = load_llm_config(config_file)
+    except LlmConfigError as exc:
+        raise ReviewUsageError(f"--explain: {exc}") from None
+    notes: list[str] = []
+    explained: dict[int, str] = {}
+    model = llm_config.model or ""
+    if not llm_config.enabled:
+        notes.append(
+            "--explain: no LLM configured (set base_url and model in [tool.helios-migrate.llm], or "
+            "HELIOS_LLM_BASE_URL and HELIOS_LLM_MODEL); the report has no explanations"
+        )
+    else:
+        try:
+            client = LlmClient(llm_config, log=LlmLog(llm_log) if llm_log else None)
+        except LlmNotConfigured as exc:
+            notes.append(f"--explain: {exc}; the report has no explanations")
+        else:
+            findings = report.result.findings
+            wanted = set(map(id, findings if output_format in (ReviewFormat.JSON, ReviewFormat.SARIF) else report.shown()))
+            indexes = [i for i, rf in enumerate(findings) if id(rf) in wanted]
+            if indexes:
+                result = explain_findings([findings[i] for i in indexes], client)
+                explained = {indexes[i]: text for i, text in result.paragraphs.items()}
+                notes += [f"--explain: {note}; those findings have no explanation" for note in result.notes]
+    for note in notes:
+        typer.echo(f"helios-migrate review: note: {note}", err=True)
+    return replace(
+        report, explained=True, explanations=explained, explain_model=model,
+        extra_notes=(*report.extra_notes, *notes),
+    )
 
 
 def _write(report: Any, database_url: str, selectors: list[str], message: str, alembic_ini: Path | None) -> None:

@@ -8,14 +8,17 @@ fields are only ever added)::
      "reviewed": "<label>", "pg_version", "findings": [{<check's finding fields>, "table", "column_name",
      "fix": [{"sql", "transaction", "undo"}]}], "suppressed": [{"code", "subject", "ignore"}],
      "unused_ignores": [...], "summary": {"findings", "error", "warning", "info", "fail_on", "failed"}}
+
+With ``--explain``, each finding also has ``"explanation"`` (the LLM's paragraph, or ``null``) and
+the document an ``"explain": {"model", "explained"}`` block; nothing else changes.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import __version__
@@ -41,6 +44,11 @@ class ReviewReport:
     docs_base_url: str = REPOSITORY_DOCS_URL
     extra_notes: tuple[str, ...] = ()
     """What the review could not read (value samples), for the notes."""
+    explained: bool = False
+    """``--explain`` was asked for (JSON then has an ``explanation`` per finding and an ``explain`` block)."""
+    explanations: Mapping[int, str] = field(default_factory=dict)
+    """Index in ``result.findings`` -> the LLM's paragraph (text only: it changes nothing else)."""
+    explain_model: str = ""
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -94,6 +102,15 @@ class ReviewReport:
         )
 
 
+def _explanation(report: ReviewReport, rf: ReviewFinding) -> str | None:
+    index = next((i for i, other in enumerate(report.result.findings) if other is rf), None)
+    return report.explanations.get(index) if index is not None else None
+
+
+def explain_label(report: ReviewReport) -> str:
+    return f"explained by {report.explain_model or 'the LLM'}, not checked"
+
+
 def render_text(report: ReviewReport) -> str:
     blocks = []
     for rf in report.shown():
@@ -103,6 +120,9 @@ def render_text(report: ReviewReport) -> str:
         if help_lines:
             lines.append(f"  = help: {help_lines[0]}")
             lines += [f"          {h}".rstrip() for h in help_lines[1:]]
+        explanation = _explanation(report, rf)
+        if explanation:
+            lines.append(f"  = {explain_label(report)}: {explanation}")
         lines.append(f"  = docs: {report.doc_url(f)} ({f.rule})")
         blocks.append("\n".join(lines))
     blocks += [f"note: {note}" for note in report.notes()]
@@ -135,9 +155,12 @@ def report_to_json(report: ReviewReport) -> dict[str, Any]:
                 "table": str(rf.table),
                 "column_name": rf.column,
                 "fix": _fix_json(rf),
+                **({"explanation": report.explanations.get(i)} if report.explained else {}),
             }
-            for rf in report.result.findings
+            for i, rf in enumerate(report.result.findings)
         ],
+        **({"explain": {"model": report.explain_model, "explained": len(report.explanations)}}
+           if report.explained else {}),
         "suppressed": [
             {"code": rf.finding.code, "subject": rf.finding.location.path, "ignore": str(entry)}
             for rf, entry in report.result.suppressed
@@ -186,6 +209,9 @@ def render_markdown(report: ReviewReport) -> str:
         words = f.help.partition(FIX_HEADING)[0].strip()
         if words:
             out += [words, ""]
+        explanation = _explanation(report, rf)
+        if explanation:
+            out += [f"> _{explain_label(report)}:_ {explanation}", ""]
         if rf.fix is not None and rf.fix.steps:
             out += ["```sql", render_fix(rf.fix, as_sql=True), "```", ""]
         out += [f"[{f.rule}]({report.doc_url(f)})", ""]
