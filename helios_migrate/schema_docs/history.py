@@ -20,7 +20,13 @@ from typing import Any
 from .. import changes as ch
 from ..check.fallback import read_from_source
 from ..check.problems import CheckUsageError
-from ..check.project import AlembicProject, RevisionFile, add_prepend_sys_path, load_project, upgrade_order
+from ..check.project import (
+    AlembicProject,
+    RevisionFile,
+    add_prepend_sys_path,
+    load_project,
+    upgrade_order,
+)
 from ..check.render import EmittedStatement, RevisionRenderer
 from ..sql_parse import SqlSyntaxError, changes_from_sql
 
@@ -38,8 +44,11 @@ class TableEvent:
     """What one revision did to one table."""
 
     table: str
+    """The table's name today (or when it was last seen, for a table dropped since)."""
     created: bool
     what: tuple[str, ...]
+    named: str = ""
+    """The table's name when the revision ran, when it differs (renamed since)."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +195,18 @@ _WORDS: dict[type, Callable[[Any], str]] = {
     ch.RefreshMaterializedView: lambda c: f"refreshes materialized view {_q(c.name)}",
 }
 
+_RAW_WORDS = {
+    "CommentStmt": "sets a comment",
+    "GrantStmt": "grants or revokes privileges",
+    "CreateFunctionStmt": "creates a function",
+    "CreateSeqStmt": "creates a sequence",
+    "AlterSeqStmt": "alters a sequence",
+    "CreateExtensionStmt": "creates an extension",
+    "CreatePolicyStmt": "creates a row security policy",
+    "DoStmt": "runs a DO block",
+}
+"""Statements the change model keeps as written, by the parser's node name."""
+
 _SILENT = (ch.SetSetting, ch.TransactionControl)
 """Session and transaction statements: how a step runs, not what it changes."""
 
@@ -198,8 +219,13 @@ def describe(change: ch.Change) -> str | None:
     if words is not None:
         return words(change)
     if isinstance(change, ch.RawStatement):
-        kind = re.sub(r"Stmt$", "", change.statement_type) or "statement"
-        return f"runs {kind} (not modelled)" if change.statement_type else "runs a statement that did not parse"
+        if not change.statement_type:
+            return "runs a statement that did not parse"
+        known = _RAW_WORDS.get(change.statement_type)
+        if known:
+            return known
+        kind = re.sub(r"(?<!^)(?=[A-Z])", " ", re.sub(r"Stmt$", "", change.statement_type)).lower()
+        return f"runs a {kind} statement"
     return change.kind.replace("_", " ")
 
 
@@ -224,8 +250,9 @@ class _Identities:
         return self.current[name]
 
     def rename(self, old: str, new: str) -> None:
-        self.current[new] = self.current.pop(old, None) or self.of(old)
-        self.current.pop(old, None)
+        key = self.of(old)
+        del self.current[old]
+        self.current[new] = key
 
     def final_names(self) -> dict[str, str]:
         return {key: name for name, key in self.current.items()}
@@ -276,11 +303,11 @@ def read_history(ini: Path, *, upto: str = "heads") -> History:
     ordered = [r for r in ordered if keep is None or r.revision in keep]
     add_prepend_sys_path(project)
     identities = _Identities()
-    raw: list[tuple[RevisionFile, list[tuple[str, bool, str]], list[str], str]] = []
+    raw: list[tuple[RevisionFile, list[tuple[str, bool, str, str]], list[str], str]] = []
     with RevisionRenderer(project) as renderer:
         for rev in ordered:
             statements, note = _statements(rev, renderer)
-            on_tables: list[tuple[str, bool, str]] = []
+            on_tables: list[tuple[str, bool, str, str]] = []
             other: list[str] = []
             for st in statements:
                 _read_statement(st, identities, on_tables, other)
@@ -288,13 +315,13 @@ def read_history(ini: Path, *, upto: str = "heads") -> History:
     final = identities.final_names()
     history = History()
     for rev, on_tables, other, note in raw:
-        grouped: dict[str, tuple[bool, list[str]]] = {}
-        for key, created, words in on_tables:
+        grouped: dict[str, tuple[bool, list[str], str]] = {}
+        for key, created, words, named in on_tables:
             name = final.get(key) or key.split(":", 1)[1]
-            was_created, what = grouped.setdefault(name, (False, []))
+            was_created, what, first_named = grouped.setdefault(name, (False, [], named))
             if words not in what:
                 what.append(words)
-            grouped[name] = (was_created or created, what)
+            grouped[name] = (was_created or created, what, first_named)
         try:
             path = rev.path.relative_to(root).as_posix()
         except ValueError:
@@ -305,7 +332,10 @@ def read_history(ini: Path, *, upto: str = "heads") -> History:
             date=revision_date(rev),
             message=revision_message(rev),
             path=path,
-            events=tuple(TableEvent(t, created, tuple(what)) for t, (created, what) in grouped.items()),
+            events=tuple(
+                TableEvent(t, created, tuple(what), named if named != t else "")
+                for t, (created, what, named) in grouped.items()
+            ),
             other=tuple(dict.fromkeys(other)),
             impact=impact_header(rev),
             note=note,
@@ -314,11 +344,11 @@ def read_history(ini: Path, *, upto: str = "heads") -> History:
 
 
 def _read_statement(
-    st: EmittedStatement, identities: _Identities, on_tables: list[tuple[str, bool, str]], other: list[str]
+    st: EmittedStatement, identities: _Identities, on_tables: list[tuple[str, bool, str, str]], other: list[str]
 ) -> None:
     for created in st.created_tables:
         name = _qualified(ch.QualifiedName.parse(created))
-        on_tables.append((identities.of(name, created=True), True, "creates the table"))
+        on_tables.append((identities.of(name, created=True), True, "creates the table", name))
     if not st.sql.strip():
         return
     try:
@@ -339,10 +369,10 @@ def _read_statement(
             continue
         name = _qualified(table)
         if isinstance(change, ch.CreateTable):
-            on_tables.append((identities.of(name, created=True), True, words))
+            on_tables.append((identities.of(name, created=True), True, words, name))
         elif isinstance(change, ch.RenameTable):
             key = identities.of(name)
             identities.rename(name, _qualified(ch.QualifiedName(change.new_name, table.schema)))
-            on_tables.append((key, False, words))
+            on_tables.append((key, False, words, name))
         else:
-            on_tables.append((identities.of(name), False, words))
+            on_tables.append((identities.of(name), False, words, name))

@@ -97,7 +97,7 @@ def readme(schema: Schema, history: History | None, source: str) -> str:
         lines += _table(["view", "kind"], [[_cell(n), kind] for n, kind in schema.views])
         lines.append("")
     if history is not None:
-        lines += [f"## History", "", f"{len(history.revisions)} revision(s): see [{CHANGELOG}]({CHANGELOG}).", ""]
+        lines += ["## History", "", f"{len(history.revisions)} revision(s): see [{CHANGELOG}]({CHANGELOG}).", ""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -213,7 +213,9 @@ def changelog(history: History) -> str:
             lines += [f"> {_cell(r.note)}", ""]
         lines += ["### What changed", ""]
         changed = [
-            f"- [{_cell(e.table)}]({table_page(e.table)}): " + "; ".join(e.what) for e in r.events
+            f"- {_cell(e.named)} (now [{_cell(e.table)}]({table_page(e.table)})): " + "; ".join(e.what)
+            if e.named else f"- [{_cell(e.table)}]({table_page(e.table)}): " + "; ".join(e.what)
+            for e in r.events
         ] + [f"- {w}" for w in r.other]
         lines += changed or ["- nothing in the schema"]
         lines += ["", "### Lock safety", ""]
