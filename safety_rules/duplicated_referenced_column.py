@@ -6,7 +6,8 @@ the same name and type as a non-key column of a table its foreign key references
 (``orders.customer_email`` is not matched; ``orders.email`` next to ``orders.customer_id``
 referencing ``customers``, which has ``email``, is).  Not reported: key and foreign key columns,
 self-references, bookkeeping columns (``created_at``, ``updated_at``, ``status``, ``version``,
-...), timestamps, dates and booleans: those describe each row, not the referenced one.
+...), each entity's own label (``name``, ``title``, ``code``, ``slug``), timestamps, dates and
+booleans: those describe each row, not the referenced one.
 
 ## Why is this bad?
 Two copies of one fact drift apart.  An ``UPDATE`` of the referenced row does not reach the
@@ -77,6 +78,8 @@ BOOKKEEPING = frozenset({
     "lock_version", "revision", "status", "state", "kind", "type", "position", "sort_order", "ordinal",
     "note", "notes", "comment", "comments", "description", "metadata", "meta", "data", "extra", "attributes",
     "tenant_id", "account_id", "organization_id", "org_id", "active", "enabled", "deleted", "archived",
+    # what each entity calls itself: a user's name is not a copy of its tenant's name
+    "name", "title", "label", "code", "slug", "display_name",
 })
 ROW_TYPES = frozenset({"timestamp", "timestamptz", "date", "time", "timetz", "boolean", "interval"})
 
