@@ -149,17 +149,35 @@ def test_history_of_each_table_and_the_changelog(
 
 
 def test_live_database_with_row_estimates(project: Project, pg_server: RunningServer, tmp_path: Path) -> None:
+    with psycopg.connect(project.url, autocommit=True) as conn:
+        conn.execute("CREATE INDEX items_open_idx ON items (parent_id) WHERE status <> 'shipped'")
+        conn.execute("CREATE INDEX items_lower_note_idx ON items (lower(note))")
+        conn.execute("CREATE INDEX items_parent_cover_idx ON items (parent_id) INCLUDE (price)")
+        conn.execute("ALTER TABLE items ADD CONSTRAINT items_qty_positive CHECK (qty >= 0) NOT VALID")
+        conn.execute("ALTER TABLE items ADD CONSTRAINT items_parent_fkey FOREIGN KEY (parent_id) "
+                     "REFERENCES owners (id) NOT VALID")
+        conn.execute("ANALYZE")
     out = tmp_path / "live"
     done = run_docs(project.root, project.url, "--out", str(out), env=project.env)
     assert done.returncode == 0, done.stdout + done.stderr
     items = (out / "tables" / "public.items.md").read_text()
     assert "- Rows (estimate): 100\n" in items
     assert "- Size (table, indexes and TOAST): " in items
+    # partial, expression and INCLUDE indexes as PostgreSQL prints them; a NOT VALID constraint
+    assert "| `items_open_idx` | `ON public.items USING btree (parent_id) WHERE ((status)::text <> 'shipped'::text)` | yes |" in items
+    assert "| `items_lower_note_idx` | `ON public.items USING btree (lower(note))` | yes |" in items
+    assert "| `items_parent_cover_idx` | `ON public.items USING btree (parent_id) INCLUDE (price)` | yes |" in items
+    assert "| `items_qty_positive` | check | `CHECK ((qty >= 0)) NOT VALID` | **no (NOT VALID)** |" in items
+    assert "| `parent_id` | `bigint` | yes |  | FK → [public.owners](public.owners.md) |  |" in items
     owners = (out / "tables" / "public.owners.md").read_text()
     assert "- Rows (estimate): 1,000\n" in owners
+    assert "| [public.items](public.items.md) | `items_parent_fkey` | `parent_id` |" in owners
+    (block,) = mermaid_blocks((out / "README.md").read_text())
+    assert check_er_diagram(block)[1] == [("owners", "items")]
+    assert '    owners |o--o{ items : "parent_id"' in block  # a nullable foreign key
     readme = (out / "README.md").read_text()
     assert "| rows (estimate) | size |" in readme
-    assert "| [public.owners](tables/public.owners.md) | 1 | - | - | 1,000 |" in readme
+    assert "| [public.owners](tables/public.owners.md) | 1 | - | public.items | 1,000 |" in readme
     assert f"from the database `{redact_url(project.url)}`" in readme
     # the live database's history is the project's: the renaming revision is in it
     assert "renames `parents` to `owners`" in owners
