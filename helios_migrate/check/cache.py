@@ -21,9 +21,9 @@ from typing import Any
 
 from ..findings import Finding, Location, Severity
 from .history import HistoryStatement
+from .project import CACHE_DIR
 from .report import RenderState, RevisionState
 
-CACHE_DIR = ".helios-cache"
 _FORMAT = 1
 
 

@@ -21,7 +21,7 @@ from ..changes import AddConstraint, ConstraintKind, CreateIndex, CreateTable
 from ..codes import RuleCode
 from ..findings import Finding, Location, Severity
 from ..sql_parse import SqlSyntaxError, parse_statements
-from .project import AlembicProject, RevisionFile, _revision_map
+from .project import AlembicProject, RevisionFile, history_graph
 
 SUM_FILE = "helios.sum"
 FK_WITHOUT_INDEX = (RuleCode.FOREIGN_KEY_WITHOUT_INDEX, RuleCode.FOREIGN_KEY_WITHOUT_INDEX.rule_name)
@@ -129,11 +129,11 @@ def foreign_keys_without_index(statements: Iterable[HistoryStatement]) -> list[F
 
 
 def multiple_heads(project: AlembicProject, checked: Sequence[RevisionFile], display: dict[Path, str]) -> list[Finding]:
-    try:
-        revmap, by_id = _revision_map(project)
-        heads = list(revmap.heads)
-    except Exception:
+    graph = history_graph(project)
+    if graph.problem is not None:
         return []
+    heads = list(graph.heads)
+    by_id = {r.revision: r for r in project.revisions if r.revision}
     if len(heads) < 2:
         return []
     listed = ", ".join(sorted(heads))

@@ -41,8 +41,10 @@ def collect(
     cwd: Path,
     revision_range: str | None = None,
     since: str | None = None,
+    cache: bool = False,
 ) -> Targets:
-    """Resolve the command-line paths (none: the project in ``cwd``) into targets."""
+    """Resolve the command-line paths (none: the project in ``cwd``) into targets; with
+    ``cache``, each project's configuration and history order may come from ``.helios-cache/``."""
     targets = Targets()
     projects: dict[Path, AlembicProject] = {}
     wanted: dict[Path, set[Path] | None] = {}  # None: every revision of the project
@@ -50,7 +52,7 @@ def collect(
     def project_at(root: Path) -> AlembicProject:
         root = root.resolve()
         if root not in projects:
-            projects[root] = load_project(root)
+            projects[root] = load_project(root, cache=cache)
         return projects[root]
 
     chosen: dict[Path, AlembicProject] = {}

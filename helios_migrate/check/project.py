@@ -8,10 +8,14 @@ needs a database, still takes its place in the history and is checked from its s
 from __future__ import annotations
 
 import ast
+import hashlib
+import json
+import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +59,9 @@ class AlembicProject:
     prepend_sys_path: tuple[Path, ...] = ()
     standalone: bool = False
     """A lone revision file checked on its own (no Alembic configuration)."""
+    cache_dir: Path | None = field(default=None, compare=False)
+    """``.helios-cache/`` when the run may use it: the configuration's locations and the history's
+    order are kept there, so a re-check whose revisions are all cached never loads Alembic."""
 
     def by_path(self) -> dict[Path, RevisionFile]:
         return {r.path: r for r in self.revisions}
@@ -89,8 +96,65 @@ def is_project_dir(directory: Path) -> bool:
     return pyproject.is_file() and _pyproject_has_alembic(pyproject)
 
 
-def load_project(root: Path) -> AlembicProject:
-    """Read the Alembic configuration in ``root`` and every revision file it names."""
+CACHE_DIR = ".helios-cache"
+"""Where ``check`` keeps what it may reuse between runs (safe to delete; opt out with --no-cache)."""
+
+
+def load_project(root: Path, *, cache: bool = False) -> AlembicProject:
+    """Read the Alembic configuration in ``root`` and every revision file it names.
+
+    With ``cache``, what Alembic read from the same configuration file (byte for byte, same
+    Alembic version) is reused from ``.helios-cache/`` instead of loading Alembic again.
+    """
+    cache_dir = root / CACHE_DIR if cache else None
+    key = _layout_key(root) if cache_dir is not None else None
+    layout = _read_cached(cache_dir, "layout", key)
+    raw: _RawLayout | None = None
+    if layout is not None:
+        try:
+            raw = _RawLayout(
+                Path(layout["config_file"]), layout["beside"], bool(layout["beside_is_dir"]),
+                tuple(str(p) for p in layout["version_locations"]), bool(layout["recursive"]),
+                tuple(str(p) for p in layout["prepend"]),
+            )
+        except (KeyError, TypeError):
+            raw = None
+        # Alembic was told to look beside the configuration only when that directory existed.
+        if raw is not None and raw.beside is not None and Path(raw.beside).is_dir() != raw.beside_is_dir:
+            raw = None
+    if raw is None:
+        raw = _read_layout(root)
+        _write_cached(cache_dir, "layout", key, {
+            "config_file": str(raw.config_file), "beside": raw.beside,
+            "beside_is_dir": raw.beside_is_dir, "version_locations": list(raw.version_locations),
+            "recursive": raw.recursive, "prepend": list(raw.prepend),
+        })
+    # A relative script_location is relative to where Alembic runs, which for a project is the
+    # directory of its configuration: resolve it there, whatever directory check runs in.
+    locations = tuple(_location(Path(p), root) for p in raw.version_locations)
+    revisions = tuple(_read_revisions(locations, recursive=raw.recursive))
+    resolved_prepend = tuple(
+        (p if p.is_absolute() else (root / p)).resolve() for p in (Path(x) for x in raw.prepend)
+    )
+    return AlembicProject(
+        root, raw.config_file, locations, revisions, resolved_prepend, cache_dir=cache_dir
+    )
+
+
+@dataclass(frozen=True)
+class _RawLayout:
+    """What Alembic read from a project's configuration (before paths are resolved)."""
+
+    config_file: Path
+    beside: str | None
+    """``root / script_location`` when script_location is a relative path."""
+    beside_is_dir: bool
+    version_locations: tuple[str, ...]
+    recursive: bool
+    prepend: tuple[str, ...]
+
+
+def _read_layout(root: Path) -> _RawLayout:
     from alembic.config import Config  # lazy: Alembic, off the check path
     from alembic.script import ScriptDirectory  # lazy: Alembic, off the check path
     from alembic.util import CommandError  # lazy: Alembic, off the check path
@@ -99,6 +163,7 @@ def load_project(root: Path) -> AlembicProject:
     pyproject = root / "pyproject.toml"
     has_toml = pyproject.is_file() and _pyproject_has_alembic(pyproject)
     config_file = ini if ini.is_file() else pyproject
+    beside: Path | None = None
     try:
         cfg = Config(
             file_=str(ini) if ini.is_file() else None,
@@ -113,19 +178,60 @@ def load_project(root: Path) -> AlembicProject:
                 cfg.set_main_option("script_location", str(beside))
         # Only the location keys are needed; ScriptDirectory does not import anything here.
         script = ScriptDirectory.from_config(cfg)
-        prepend = tuple(Path(p) for p in cfg.get_prepend_sys_paths_list() or ())
+        prepend = tuple(str(p) for p in cfg.get_prepend_sys_paths_list() or ())
     except CommandError as exc:
         raise CheckUsageError(f"{config_file}: {exc}") from None
     except Exception as exc:  # configparser / toml errors
         raise CheckUsageError(f"{config_file}: cannot read the Alembic configuration: {exc}") from None
-    # A relative script_location is relative to where Alembic runs, which for a project is the
-    # directory of its configuration: resolve it there, whatever directory check runs in.
-    locations = tuple(_location(Path(p), root) for p in script._version_locations)
-    revisions = tuple(_read_revisions(locations, recursive=bool(script.recursive_version_locations)))
-    resolved_prepend = tuple(
-        (p if p.is_absolute() else (root / p)).resolve() for p in prepend
+    return _RawLayout(
+        config_file,
+        str(beside) if beside is not None else None,
+        beside is not None and beside.is_dir(),
+        tuple(str(p) for p in script._version_locations),
+        bool(script.recursive_version_locations),
+        prepend,
     )
-    return AlembicProject(root, config_file, locations, revisions, resolved_prepend)
+
+
+def _layout_key(root: Path) -> str | None:
+    """What Alembic's reading of the configuration depends on: the configuration files' bytes,
+    where they are and the Alembic version."""
+    digest = hashlib.sha256(str(root.resolve()).encode())
+    try:
+        digest.update(metadata.version("alembic").encode())
+        for name in ("alembic.ini", "pyproject.toml"):
+            file = root / name
+            digest.update(b"\0" + name.encode() + b"\0")
+            digest.update(file.read_bytes() if file.is_file() else b"-")
+    except (OSError, metadata.PackageNotFoundError):
+        return None
+    return digest.hexdigest()
+
+
+def _read_cached(cache_dir: Path | None, kind: str, key: str | None) -> dict[str, Any] | None:
+    if cache_dir is None or key is None:
+        return None
+    try:
+        data = json.loads((cache_dir / kind / f"{key}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_cached(cache_dir: Path | None, kind: str, key: str | None, data: dict[str, Any]) -> None:
+    if cache_dir is None or key is None:
+        return
+    file = cache_dir / kind / f"{key}.json"
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        ignore = cache_dir / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# written by helios-migrate check; safe to delete\n*\n", encoding="utf-8")
+        tmp = file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        tmp.replace(file)
+    except OSError:
+        return  # a read-only checkout: the cache is an optimisation, never an error
 
 
 def _location(path: Path, root: Path) -> Path:
@@ -238,14 +344,62 @@ def upgrade_order(project: AlembicProject) -> tuple[list[RevisionFile], str | No
     When the history cannot be ordered (a missing ``down_revision``, a cycle, duplicate ids) the
     files are returned in path order, with the reason as the second value.
     """
-    try:
-        revmap, by_id = _revision_map(project)
-        ordered = [by_id[r.revision] for r in revmap.iterate_revisions("heads", "base")]
-    except Exception as exc:
-        return sorted(project.revisions, key=lambda r: r.path), _history_problem(exc)
-    ordered.reverse()
+    graph = history_graph(project)
+    if graph.problem is not None:
+        return sorted(project.revisions, key=lambda r: r.path), graph.problem
+    by_id = {r.revision: r for r in project.revisions if r.revision}
+    ordered = [by_id[rev_id] for rev_id in graph.order]
     listed = {id(r) for r in ordered}
     return ordered + [r for r in project.revisions if id(r) not in listed], None
+
+
+@dataclass(frozen=True)
+class HistoryGraph:
+    """What Alembic's revision map says of a project's history."""
+
+    order: tuple[str, ...]
+    """Revision ids in the order ``alembic upgrade heads`` applies them."""
+    heads: tuple[str, ...]
+    problem: str | None = None
+    """Why the history cannot be ordered (then ``order`` and ``heads`` are empty)."""
+
+
+def history_graph(project: AlembicProject) -> HistoryGraph:
+    """The upgrade order and heads of the project's history, from Alembic's revision map, or
+    from ``.helios-cache/`` when the same revision identities were ordered before.
+
+    A history that cannot be ordered (a missing ``down_revision``, a cycle, a duplicate id) has
+    the reason in ``problem``.
+    """
+    key = _graph_key(project) if project.cache_dir is not None else None
+    cached = _read_cached(project.cache_dir, "history", key)
+    if cached is not None:
+        try:
+            return HistoryGraph(
+                tuple(cached["order"]), tuple(cached["heads"]), cached["problem"]
+            )
+        except (KeyError, TypeError):
+            pass
+    try:
+        revmap, by_id = _revision_map(project)
+        order = [by_id[r.revision].revision or "" for r in revmap.iterate_revisions("heads", "base")]
+        order.reverse()
+        graph = HistoryGraph(tuple(order), tuple(revmap.heads))
+    except Exception as exc:  # CheckUsageError (a duplicate id) included
+        graph = HistoryGraph((), (), _history_problem(exc))
+    _write_cached(project.cache_dir, "history", key, {
+        "order": list(graph.order), "heads": list(graph.heads), "problem": graph.problem,
+    })
+    return graph
+
+
+def _graph_key(project: AlembicProject) -> str:
+    digest = hashlib.sha256(b"history 1")
+    for rev in project.revisions:
+        digest.update(repr((
+            rev.revision, rev.down_revisions, rev.dependencies, rev.branch_labels
+        )).encode())
+    return digest.hexdigest()
 
 
 def select_range(project: AlembicProject, spec: str) -> list[RevisionFile]:

@@ -91,7 +91,10 @@ def run_check(options: CheckOptions) -> CheckReport:
     if options.revision_range is not None and not options.revision_range.strip():
         raise CheckUsageError("--range needs a value such as base:head or REV1:REV2")
     fail_on_text = options.fail_on
-    targets = collect(options.paths, cwd=cwd, revision_range=options.revision_range, since=options.since)
+    targets = collect(
+        options.paths, cwd=cwd, revision_range=options.revision_range, since=options.since,
+        cache=options.cache,
+    )
     if not any(t.revisions for t in targets.projects) and not targets.sql_files and not options.since:
         raise CheckUsageError(
             "nothing to check: the paths given hold no revision and no .sql file"

@@ -16,7 +16,7 @@ from helios_migrate.rules import Rule, RuleLoadError, registered_rules
 from helios_migrate.suppression import parse_sql_suppressions
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rules"))
-from fixture_cases import Case, load_cases  # noqa: E402
+from fixture_cases import Case, load_cases
 
 CASES = list(load_cases())
 
