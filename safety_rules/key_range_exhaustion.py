@@ -84,10 +84,8 @@ def _runs_out(schema: Schema, seq: SequenceState, remaining: int) -> str:
     if not rate:
         return ""
     at = schema.observed_at + timedelta(seconds=remaining / (rate * seq.increment))
-    return (
-        f"; at the current {rate:,.1f} inserts/s (since {schema.stats_since:%Y-%m-%d}) it runs out "
-        f"around {at:%Y-%m-%d}"
-    )
+    pace = f"{rate:,.1f} inserts/s" if rate >= 0.1 else f"{rate * 86400:,.0f} inserts/day"
+    return f"; at the current {pace} (since {schema.stats_since:%Y-%m-%d}) it runs out around {at:%Y-%m-%d}"
 
 
 def review(ctx: ReviewContext) -> Iterator[SchemaViolation]:

@@ -46,3 +46,38 @@ def test_no_date_from_a_short_statistics_window_or_without_inserts() -> None:
 
 def test_below_the_threshold_nothing() -> None:
     assert _hm602(_schema(1_000_000_000, inserts=None, window=timedelta(days=1))) == []
+
+
+def test_run_out_date_from_a_live_insert_rate(fresh_db: str) -> None:
+    """On a live server: the insert count comes from pg_stat_user_tables and the key's position
+    from the sequence; the statistics window of a server started minutes ago is too short for a
+    date (said so), and over a day's window the date follows from the rate."""
+    import dataclasses
+
+    import psycopg
+
+    from helios_migrate.schema_catalog import read_schema
+
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE events (id serial PRIMARY KEY, kind text)")
+        conn.execute("INSERT INTO events (kind) SELECT 'a' FROM generate_series(1, 1000)")
+        conn.execute("SELECT setval('events_id_seq', 1500000000)")
+        conn.execute("SELECT pg_stat_force_next_flush()")
+        conn.execute("SELECT 1")
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        schema = read_schema(conn)
+    events = schema.table(QualifiedName("events", "public"))
+    assert events is not None and events.inserts == 1000
+    assert schema.observed_at is not None and schema.stats_since is not None
+    (message,) = _hm602(schema)
+    assert "1,500,000,000 of 2,147,483,647" in message
+    if schema.observed_at - schema.stats_since < timedelta(hours=1):
+        assert "too little to project when it runs out" in message
+    day = dataclasses.replace(schema, stats_since=schema.observed_at - timedelta(days=1))
+    (message,) = _hm602(day)
+    expected = schema.observed_at + timedelta(seconds=(2_147_483_647 - 1_500_000_000) / (1000 / 86400))
+    assert "at the current 1,000 inserts/day" in message  # under 0.1/s: per day, not "0.0 inserts/s"
+    assert f"runs out around {expected:%Y-%m-%d}" in message
+    hour = dataclasses.replace(schema, stats_since=schema.observed_at - timedelta(hours=1))
+    (message,) = _hm602(hour)
+    assert "at the current 0.3 inserts/s" in message
