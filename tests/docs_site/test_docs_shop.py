@@ -5,6 +5,7 @@ models, the stale check after a model change, and the SVG (or, without Graphviz,
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -146,3 +147,17 @@ def test_svg_through_graphviz_or_the_note_how_to_get_it(pg_server: RunningServer
     assert stale.returncode == 1 and "stale: schema.svg" in stale.stdout
     # where dot is missing, --check cannot draw it and does not count it
     assert run_docs(SHOP, "--check", *args, path=NO_DOT_PATH).returncode == 0
+
+
+def test_the_readme_shows_the_shops_real_output() -> None:
+    """The excerpt in the project's README is the snapshot's text (which the test above holds
+    equal to what docs writes for the shop)."""
+    readme = (SHOP.parents[1] / "README.md").read_text()
+    section = readme.split("## `helios-migrate docs`", 1)[1].split("(docs/docs-command.md)", 1)[0]
+    expected = (EXPECTED_SHOP / "README.md").read_text()
+    (diagram,) = mermaid_blocks(section)
+    assert diagram in expected
+    tables, orders = re.findall(r"```text\n(.*?)```", section, flags=re.DOTALL)
+    assert all(line in expected for line in tables.splitlines())
+    orders_page = (EXPECTED_SHOP / "tables" / "public.orders.md").read_text()
+    assert all(line == "..." or line in orders_page for line in orders.splitlines())
