@@ -41,6 +41,10 @@ class SchemaViolation:
     """Replaces the rule's default severity (configuration still wins)."""
 
 
+TOOL_TABLES = frozenset({"alembic_version"})
+"""Tables a tool owns (Alembic's version table): their design follows the tool, so the design and
+column-type rules leave them alone."""
+
 ValueSampler = Callable[[QualifiedName, str], "Sequence[str] | None"]
 """``(table, column) -> a bounded sample of the column's non-NULL values as text`` (live only):
 read-only, a few hundred rows at most, ``None`` when the column could not be sampled."""
@@ -80,4 +84,4 @@ class ReviewContext:
 
 ReviewFunction = Callable[[ReviewContext], Iterable[SchemaViolation]]
 
-__all__ = ["ReviewContext", "ReviewFunction", "SchemaViolation", "ValueSampler"]
+__all__ = ["TOOL_TABLES", "ReviewContext", "ReviewFunction", "SchemaViolation", "ValueSampler"]

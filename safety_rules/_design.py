@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import re
 
+from helios_migrate.review_context import TOOL_TABLES
 from helios_migrate.schema_model import Schema, Table
-
-TOOL_TABLES = frozenset({"alembic_version"})
-"""Tables a tool owns: their names follow the tool, not the project."""
 
 _IRREGULAR_PLURALS = {
     "people": "person", "children": "child", "men": "man", "women": "woman", "mice": "mouse",

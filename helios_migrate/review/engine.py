@@ -18,7 +18,7 @@ from ..findings import Finding, Location, Severity
 from ..knowledge import effect_of
 from ..plan import Plan, RetryPolicy, TransactionMode
 from ..planner import PlanPolicy, UnknownFacts, plan_changes
-from ..review_context import ReviewContext, SchemaViolation, ValueSampler
+from ..review_context import TOOL_TABLES, ReviewContext, SchemaViolation, ValueSampler
 from ..rule_context import RuleContext, RuleKind, StatementInfo, TransactionInfo
 from ..rules import Rule, registered_rules, rule_by_code
 from ..schema_model import Schema, Table
@@ -188,6 +188,8 @@ def _step_lines(sql: Iterable[str], mode: TransactionMode, retry: RetryPolicy | 
 
 def _column_design(rule: Rule, schema: Schema, config: Config, version: PgVersion) -> Iterator[ReviewFinding]:
     for table in schema.tables:
+        if table.name.name in TOOL_TABLES:
+            continue
         for change, column in _column_changes(table):
             effect = effect_of(change, version)
             statement = StatementInfo(
