@@ -23,6 +23,8 @@ from .history import History, HistoryError, read_history
 from .pages import DOT, SVG, TABLES_DIR, render_folder
 from .schema import Schema, build_schema
 
+SVG_OFF = "schema.svg not drawn (--no-svg)"
+
 EXIT_STALE = 1
 EXIT_USAGE = 2
 
@@ -89,11 +91,13 @@ def _history(spec: str, options: SideOptions) -> History | None:
         raise DocsUsageError(str(exc)) from None
 
 
-def generate(spec: str, options: SideOptions, *, sizes: bool = True) -> Generated:
+def generate(spec: str, options: SideOptions, *, sizes: bool = True, svg: bool = True) -> Generated:
     """Every file of the folder for ``spec``; raises :class:`DocsUsageError`."""
     schema, words = read_schema(spec, options, sizes=sizes)
     history = _history(spec, options)
     files = render_folder(schema, history, words)
+    if not svg:
+        return Generated(files, SVG_OFF)
     dot = dot_path()
     if dot is None:
         return Generated(files, DOT_MISSING)
@@ -194,6 +198,11 @@ def docs_command(
         bool, typer.Option("--sizes/--no-sizes", help="With a database URL: each table's size and row "
                            "estimate (they change as the data does, so --check on a URL flags them).")
     ] = True,
+    svg: Annotated[
+        bool, typer.Option("--svg/--no-svg", help="Draw schema.svg with Graphviz's dot when it is on PATH "
+                           "(--no-svg: neither drawn nor compared by --check, e.g. where CI has another "
+                           "Graphviz version).")
+    ] = True,
 ) -> None:
     """Write a documentation folder for the schema: README.md with the tables and an ER diagram
     (Mermaid; SVG through Graphviz when `dot` is installed), a page per table with its history
@@ -215,11 +224,11 @@ def docs_command(
         scratch_url=scratch_url, pg=pg, version_table=settings.version_table,
     )
     try:
-        generated = generate(source, options, sizes=sizes)
+        generated = generate(source, options, sizes=sizes, svg=svg)
     except DocsUsageError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
-    if generated.svg_note is not None:
+    if generated.svg_note is not None and generated.svg_note != SVG_OFF:
         typer.echo(f"note: {generated.svg_note}", err=True)
     if check:
         _report_check(out, generated)

@@ -145,8 +145,10 @@ def test_svg_through_graphviz_or_the_note_how_to_get_it(pg_server: RunningServer
     (out / "schema.svg").write_text("<svg/>")
     stale = run_docs(SHOP, "--check", *args)
     assert stale.returncode == 1 and "stale: schema.svg" in stale.stdout
-    # where dot is missing, --check cannot draw it and does not count it
+    # where dot is missing, --check cannot draw it and does not count it; nor with --no-svg
     assert run_docs(SHOP, "--check", *args, path=NO_DOT_PATH).returncode == 0
+    quiet = run_docs(SHOP, "--check", "--no-svg", *args)
+    assert quiet.returncode == 0 and "note:" not in quiet.stderr
 
 
 def test_the_readme_shows_the_shops_real_output() -> None:
