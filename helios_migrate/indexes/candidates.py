@@ -55,6 +55,9 @@ STATE_MAX_DISTINCT = 50
 and only for one of its common values."""
 
 INCLUDE_MIN_ROWS = 50
+GROUP_MIN_ROWS = 50
+"""GROUP BY columns join the key only when the equality columns leave this many rows per call
+(estimated): fewer are grouped in memory at no cost."""
 """A query fetching fewer rows per call (estimated) gains little from an index-only scan."""
 
 INCLUDE_MAX_COLUMNS = 3
@@ -552,7 +555,7 @@ def candidate(use: TableUse, stats: Stats) -> Candidate | None:
     rest = [c for c in _unique(use.range) if c not in equality and c not in held][:1]
     if not rest and use.sort and all(c not in equality for c in use.sort):
         rest = _unique(use.sort)
-    if not rest and equality and use.group and not use.range:
+    if not rest and equality and use.group and not use.range and _rows_after(use, equality, stats) >= GROUP_MIN_ROWS:
         rest = [c for c in _unique(use.group) if c not in equality and c not in held]
     columns = [*equality, *rest]
     if not columns and partial:
@@ -565,6 +568,13 @@ def candidate(use: TableUse, stats: Stats) -> Candidate | None:
         return Candidate(tuple(columns), len(equality), where, tuple(sorted(held)), min(shares))
     join = _unique(use.join)
     return Candidate((join[0],), 0, join=True) if len(join) == 1 else None
+
+
+def _rows_after(use: TableUse, equality: Sequence[str], stats: Stats) -> float:
+    rows = float(use.table.row_estimate or 0)
+    for column in equality:
+        rows /= max(_distinct(use, stats, column), 1.0)
+    return rows
 
 
 def candidate_columns(use: TableUse, stats: Stats) -> tuple[str, ...] | None:

@@ -20,7 +20,7 @@ from ..schema_catalog import read_schema
 from ..versions import PgVersion
 from .candidates import ColumnStats, Suggestion, advise
 from .command import IndexesFormat, IndexesUsageError
-from .verify import MIN_SAVING, hypopg_installed, verify
+from .verify import MIN_SAVING, Verdict, hypopg_installed, verify
 from .workload import WorkloadError, from_file, from_pg_stat_statements
 
 
@@ -66,8 +66,8 @@ def run(database_url: str, queries_file: Path | None, limit: int) -> dict[str, A
     finally:
         conn.close()
     if verdicts is not None:
-        kept = tuple(s for s in advice.suggestions if s.name in verdicts and verdicts[s.name].kept)
-        rejected = tuple(s for s in advice.suggestions if s.name in verdicts and not verdicts[s.name].kept)
+        kept = tuple(s for s in advice.suggestions if s.name in verdicts and _kept(s, verdicts[s.name]))
+        rejected = tuple(s for s in advice.suggestions if s.name in verdicts and not _kept(s, verdicts[s.name]))
         advice = dataclasses.replace(advice, suggestions=kept)
     else:
         rejected = ()
@@ -86,6 +86,17 @@ def run(database_url: str, queries_file: Path | None, limit: int) -> dict[str, A
         "window": window, "source": str(queries_file) if queries_file else "pg_stat_statements",
         "workload": workload, "limit": limit, "note": note, "verdicts": verdicts, "rejected": rejected,
     }
+
+
+def _kept(suggestion: Suggestion, verdict: Verdict) -> bool:
+    """Kept by the planner, or covering and not judged: HypoPG plans no index-only scan, so an
+    index whose point is one is kept, unverified, rather than rejected for the heap fetches it
+    exists to avoid."""
+    return verdict.kept or _unjudged(suggestion, verdict)
+
+
+def _unjudged(suggestion: Suggestion, verdict: Verdict) -> bool:
+    return bool(suggestion.include) and verdict.index_only == 0 and not verdict.kept
 
 
 def _column_stats(conn: Any) -> dict[tuple[str, str], ColumnStats]:
@@ -189,7 +200,7 @@ def _verdict_fields(report: dict[str, Any], suggestion: Any) -> dict[str, Any]:
     if verdict is None:
         return {"verified": False}
     return {
-        "verified": True,
+        "verified": not _unjudged(suggestion, verdict),
         "planner_cost_before": round(verdict.cost_before, 2),
         "planner_cost_after": round(verdict.cost_after, 2),
         "queries_using_it": verdict.used_by,
@@ -227,6 +238,11 @@ def render_text(report: dict[str, Any]) -> str:
                  if e["writes_per_second"] is not None else None,
                  f"partial: ~{e['rows_fraction']:.1%} of the rows" if e["rows_fraction"] is not None else None]
         out.append("   " + ", ".join(f for f in facts if f))
+        if "planner_cost_before" in e and not e["verified"]:
+            out.append(f"   not verified: HypoPG plans no index-only scan, and without one the planner would "
+                       f"{'not use it' if not e['queries_using_it'] else 'save too little'} (estimated cost "
+                       f"{e['planner_cost_before']:,.0f} -> {e['planner_cost_after']:,.0f}); kept for the "
+                       f"index-only scan INCLUDE ({', '.join(e['include'])}) allows -- check it with EXPLAIN once built")
         if e["verified"]:
             out.append(f"   HypoPG: the planner uses it for {e['queries_using_it']} of {e['queries_planned']} "
                        f"query(ies); estimated cost {e['planner_cost_before']:,.0f} -> "

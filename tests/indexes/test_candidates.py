@@ -7,7 +7,13 @@ import dataclasses
 
 import pytest
 
-from helios_migrate.indexes.candidates import ColumnStats, advise, candidate, candidate_columns, table_uses
+from helios_migrate.indexes.candidates import (
+    ColumnStats,
+    advise,
+    candidate,
+    candidate_columns,
+    table_uses,
+)
 from helios_migrate.indexes.workload import Query
 from helios_migrate.schema_model import Schema, schema_from_changes
 from helios_migrate.sql_parse import changes_from_sql
@@ -60,8 +66,10 @@ def _columns(sql: str) -> dict[str, tuple[str, ...] | None]:
         ("SELECT * FROM orders WHERE status = 'closed' AND customer_id = $1 ORDER BY created_at DESC LIMIT 5",
          {"orders": ("customer_id", "status", "created_at")}),
         # GROUP BY after the equality columns (the groups come in index order); not after a range
-        ("SELECT status, count(*) FROM orders WHERE customer_id = $1 GROUP BY status",
-         {"orders": ("customer_id", "status")}),
+        ("SELECT customer_id, count(*) FROM orders WHERE status = $1 GROUP BY customer_id",
+         {"orders": ("status", "customer_id")}),
+        # ... unless the equality columns leave few rows (~20 per customer here): no GROUP BY column
+        ("SELECT status, count(*) FROM orders WHERE customer_id = $1 GROUP BY status", {"orders": ("customer_id",)}),
         ("SELECT status, count(*) FROM orders WHERE created_at > $1 GROUP BY status", {"orders": ("created_at",)}),
         ("SELECT status, count(*) FROM orders GROUP BY status", {"orders": None}),  # the whole table: none
         # lower(col) = value: an expression index
