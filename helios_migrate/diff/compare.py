@@ -78,6 +78,15 @@ def matches(pattern: str, obj: SchemaObject) -> bool:
     return False
 
 
+def _holder(obj: SchemaObject) -> str:
+    """The key of the object a grant or owner is on."""
+    on = obj.on or ""
+    if on in ("function", "procedure") and len(obj.parts) == 3:
+        return f"function:{obj.parts[0]}.{obj.parts[1]}({obj.parts[2]})"
+    kind = "view" if on in ("view", "materialized view") else on
+    return f"{kind}:{'.'.join(obj.parts)}"
+
+
 def compare(source: SchemaObjects, target: SchemaObjects, ignore: Sequence[str] = ()) -> DiffResult:
     """The differences between ``source`` and ``target``; an object of a table that is itself
     missing or extra is not repeated (the table stands for its columns, constraints and indexes).
@@ -101,6 +110,7 @@ def compare(source: SchemaObjects, target: SchemaObjects, ignore: Sequence[str] 
             )
             found.append(Difference(Status.DIFFERENT, mine.kind, mine.name, mine, theirs, changes))
     whole_tables = {(d.status, d.name) for d in found if d.kind == "table" and d.status is not Status.DIFFERENT}
+    whole = {(d.status, f"{d.kind}:{d.name}") for d in found if d.status is not Status.DIFFERENT}
     kept: list[Difference] = []
     ignored = 0
     for d in found:
@@ -108,6 +118,8 @@ def compare(source: SchemaObjects, target: SchemaObjects, ignore: Sequence[str] 
         assert obj is not None
         if obj.table and (d.status, obj.table) in whole_tables:
             continue
+        if d.kind in ("grant", "owner") and (d.status, _holder(obj)) in whole:
+            continue  # a missing or extra function, view or sequence stands for its owner and grants
         if any(matches(p, obj) for p in ignore):
             ignored += 1
             continue

@@ -160,7 +160,7 @@ def _name(obj: SchemaObject, on: str | None = None) -> str:
 def _function(d: Difference, version: PgVersion | None) -> list[str] | str:
     mine, theirs = d.source, d.target
     if d.status is Status.EXTRA and theirs is not None:
-        return [f"DROP {str(theirs.attribute('kind')).upper()} {_name(theirs, 'function')}"]
+        return [f"DROP {str(theirs.attribute('kind')).upper()} IF EXISTS {_name(theirs, 'function')}"]
     if mine is None or not mine.sql:
         return "no definition was read for it"
     if d.status is Status.DIFFERENT and any(c.attribute in ("returns", "kind") for c in d.changes):
@@ -178,7 +178,7 @@ _ENABLE = {
 def _trigger(d: Difference, version: PgVersion | None) -> list[str] | str:
     mine, theirs = d.source, d.target
     if d.status is Status.EXTRA and theirs is not None:
-        return [f"DROP TRIGGER {_name(theirs)}"]
+        return [f"DROP TRIGGER IF EXISTS {_name(theirs)}"]
     if mine is None or not mine.sql:
         return "no definition was read for it"
     table = _table(mine)
@@ -202,7 +202,7 @@ def _trigger(d: Difference, version: PgVersion | None) -> list[str] | str:
 def _extension(d: Difference, version: PgVersion | None) -> list[str] | str:
     mine, theirs = d.source, d.target
     if d.status is Status.EXTRA and theirs is not None:
-        return [f"DROP EXTENSION {quote_ident(theirs.parts[0])}"]
+        return [f"DROP EXTENSION IF EXISTS {quote_ident(theirs.parts[0])}"]
     assert mine is not None
     name = quote_ident(mine.parts[0])
     if d.status is Status.MISSING:
@@ -256,7 +256,7 @@ def _create_policy(obj: SchemaObject) -> str:
 def _policy(d: Difference, version: PgVersion | None) -> list[str] | str:
     mine, theirs = d.source, d.target
     if d.status is Status.EXTRA and theirs is not None:
-        return [f"DROP POLICY {_name(theirs)}"]
+        return [f"DROP POLICY IF EXISTS {_name(theirs)}"]
     assert mine is not None
     if d.status is Status.MISSING:
         return [_create_policy(mine)]

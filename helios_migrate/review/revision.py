@@ -220,7 +220,11 @@ def _render(cfg: Any, script: Any, operations: list[Any], database_url: str, mes
     try:
         metadata = sa.MetaData()
         context = MigrationContext.configure(
-            connection, opts={"autogenerate_plugins": [PLUGIN], "target_metadata": metadata}
+            connection, opts={
+                "autogenerate_plugins": [PLUGIN], "target_metadata": metadata,
+                # as env.py's context.configure() sets them, for operations Alembic renders itself
+                "alembic_module_prefix": "op.", "sqlalchemy_module_prefix": "sa.", "user_module_prefix": None,
+            }
         )
         try:
             autogen = AutogenContext(context, metadata=metadata)
