@@ -30,9 +30,9 @@ Placeholder modules live in ``sys.modules`` only while the renderer is open.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.abc
 import importlib.machinery
-import itertools
 import re
 import sys
 import types
@@ -182,16 +182,32 @@ def _revision_line() -> int:
     return sys._getframe(2).f_lineno or 0
 
 
+def instruction_position(
+    code: types.CodeType, lasti: int
+) -> tuple[int | None, int | None, int | None, int | None] | None:
+    """``(line, end_line, column, end_column)`` of the instruction at byte offset ``lasti``."""
+    positions = _positions(code)
+    index = lasti // 2
+    return positions[index] if positions is not None and 0 <= index < len(positions) else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _positions(
+    code: types.CodeType,
+) -> tuple[tuple[int | None, int | None, int | None, int | None], ...] | None:
+    # Each revision statement asks for its position: list a code object's positions once, not
+    # once per call made from it.
+    positions = getattr(code, "co_positions", None)
+    return tuple(positions()) if positions is not None else None
+
+
 def _called_as_statement() -> bool:
     """Whether the call being made is a whole statement of a watched revision."""
     frame = sys._getframe(2)
     calls = _statement_calls(frame.f_code.co_filename) if frame.f_code.co_filename in TRACKER.files else None
     if not calls:
         return False
-    positions = getattr(frame.f_code, "co_positions", None)
-    if positions is None:
-        return False
-    pos = next(itertools.islice(positions(), frame.f_lasti // 2, None), None)
+    pos = instruction_position(frame.f_code, frame.f_lasti)
     if pos is None or pos[0] is None:
         return False
     line, end_line, col, end_col = pos

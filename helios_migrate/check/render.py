@@ -38,7 +38,14 @@ from typing import Any
 from .offline_bind import NeedsDatabase, OfflineBind
 from .offline_schema import HistorySchema, OfflineInspector, OfflineSchema
 from .placeholders import TRACKER as PLACEHOLDERS
-from .placeholders import MissingModules, PlaceholderUsed, is_placeholder, opaque_name, watch
+from .placeholders import (
+    MissingModules,
+    PlaceholderUsed,
+    instruction_position,
+    is_placeholder,
+    opaque_name,
+    watch,
+)
 from .project import AlembicProject, RevisionFile
 
 __all__ = ["EmittedStatement", "NeedsDatabase", "RenderFailure", "Rendered", "RevisionRenderer", "function_span"]
@@ -186,18 +193,16 @@ def _pg_type(type_: Any) -> str:
 
 def _positioned(text: str, frame: types.FrameType) -> EmittedStatement:
     line = frame.f_lineno or 0
-    positions = getattr(frame.f_code, "co_positions", None)
-    if positions is not None:
-        pos = next(itertools.islice(positions(), frame.f_lasti // 2, None), None)
-        if pos is not None and pos[0] is not None and pos[0] == line:
-            _, end_line, col, end_col = pos
-            return EmittedStatement(
-                text,
-                line,
-                (col or 0) + 1,
-                end_line or line,
-                (end_col or 0) + 1 if end_col is not None else 0,
-            )
+    pos = instruction_position(frame.f_code, frame.f_lasti)
+    if pos is not None and pos[0] is not None and pos[0] == line:
+        _, end_line, col, end_col = pos
+        return EmittedStatement(
+            text,
+            line,
+            (col or 0) + 1,
+            end_line or line,
+            (end_col or 0) + 1 if end_col is not None else 0,
+        )
     return EmittedStatement(text, line)
 
 
