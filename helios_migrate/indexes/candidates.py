@@ -56,6 +56,8 @@ and only for one of its common values."""
 
 INCLUDE_MIN_ROWS = 50
 GROUP_MIN_ROWS = 50
+FEW_ROWS = 50
+"""An existing index leaving fewer rows per call than this serves a query whatever else it asks."""
 """GROUP BY columns join the key only when the equality columns leave this many rows per call
 (estimated): fewer are grouped in memory at no cost."""
 """A query fetching fewer rows per call (estimated) gains little from an index-only scan."""
@@ -611,6 +613,29 @@ def _serving_index(table: Table, found: Candidate) -> Index | None:
     return None
 
 
+def _narrowing_index(use: TableUse, found: Candidate, stats: Stats) -> Index | None:
+    """A valid B-tree index (no predicate) whose leading columns are equality columns of ``found``
+    and leave fewer than :data:`FEW_ROWS` rows per call (a unique one: one row): the rest of the
+    predicate, the sort or the grouping is then done on those few rows, and a longer index saves
+    next to nothing."""
+    equality = {element_key(c) for c in found.columns[:found.n_equal]} | set(found.predicate_columns)
+    for ix in use.table.indexes:
+        if not ix.valid or ix.method != "btree" or ix.predicate is not None:
+            continue
+        lead = []
+        for element in ix.elements:
+            if element_key(element) not in equality:
+                break
+            lead.append(element)
+        if not lead:
+            continue
+        if (ix.unique or ix.primary) and len(lead) == len(ix.elements):
+            return ix
+        if _rows_after(use, lead, stats) < FEW_ROWS:
+            return ix
+    return None
+
+
 def _folds_into(short: tuple[str, ...], n_equal: int, long: tuple[str, ...]) -> bool:
     """Does an index on ``long`` serve what ``short`` asks (its equality columns first, in any
     order, then the rest in order)?"""
@@ -674,7 +699,7 @@ def advise(queries: Sequence[Query], schema: Schema, stats: Stats) -> Advice:
                     query, f"{use.table.name} is small (~{use.table.row_estimate} rows): a scan is cheap"
                 ))
                 continue
-            existing = _serving_index(use.table, found)
+            existing = _serving_index(use.table, found) or _narrowing_index(use, found, stats)
             if existing is not None:
                 served.append((query, existing.name or ", ".join(existing.elements)))
                 continue

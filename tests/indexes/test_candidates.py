@@ -37,7 +37,7 @@ def _schema() -> Schema:
 
 
 DISTINCT = {
-    ("orders", "customer_id"): ColumnStats(50_000.0, 8, 0.0),
+    ("orders", "customer_id"): ColumnStats(5_000.0, 8, 0.0),  # ~200 orders each
     # 'pending' is rare, 'closed' is most rows
     ("orders", "status"): ColumnStats(4.0, 8, 0.0, (("closed", 0.9), ("open", 0.08), ("pending", 0.02))),
     ("orders", "created_at"): ColumnStats(-1.0, 8, 0.0),
@@ -68,8 +68,8 @@ def _columns(sql: str) -> dict[str, tuple[str, ...] | None]:
         # GROUP BY after the equality columns (the groups come in index order); not after a range
         ("SELECT customer_id, count(*) FROM orders WHERE status = $1 GROUP BY customer_id",
          {"orders": ("status", "customer_id")}),
-        # ... unless the equality columns leave few rows (~20 per customer here): no GROUP BY column
-        ("SELECT status, count(*) FROM orders WHERE customer_id = $1 GROUP BY status", {"orders": ("customer_id",)}),
+        # ... unless the equality columns leave few rows (one per code here): no GROUP BY column
+        ("SELECT status, count(*) FROM orders WHERE code = $1 GROUP BY status", {"orders": ("code",)}),
         ("SELECT status, count(*) FROM orders WHERE created_at > $1 GROUP BY status", {"orders": ("created_at",)}),
         ("SELECT status, count(*) FROM orders GROUP BY status", {"orders": None}),  # the whole table: none
         # lower(col) = value: an expression index
@@ -209,3 +209,19 @@ def test_existing_partial_and_expression_indexes_serve() -> None:
                      Query("SELECT id FROM orders WHERE lower(email) = $1")], schema, DISTINCT)
     assert advice.suggestions == ()
     assert sorted(name for _, name in advice.served) == ["orders_email", "orders_open"]
+
+
+def test_an_existing_index_leaving_few_rows_serves() -> None:
+    """A primary key (one row), or an index leaving a few rows per call, serves a query whatever
+    else it filters or sorts: no longer index is suggested for it."""
+    stats = {**DISTINCT, ("orders", "customer_id"): ColumnStats(100_000.0, 8, 0.0)}  # ~10 orders each
+    advice = advise([
+        Query("UPDATE orders SET status = $1 WHERE id = $2 AND status = $3"),
+        Query("SELECT id FROM orders WHERE customer_id = $1 ORDER BY created_at DESC LIMIT 20"),
+    ], _schema(), stats)
+    assert advice.suggestions == ()
+    assert sorted(name for _, name in advice.served) == ["id", "orders_customer_id_idx"]  # the key: unnamed in DDL
+    # with ~200 orders a customer, the sort is worth its own index
+    (s,) = advise([Query("SELECT id FROM orders WHERE customer_id = $1 ORDER BY created_at DESC LIMIT 20")],
+                  _schema(), DISTINCT).suggestions
+    assert s.columns == ("customer_id", "created_at")
