@@ -4,7 +4,10 @@
 Reported by ``check`` over a project's history: a foreign key added by a revision (``ADD
 CONSTRAINT ... FOREIGN KEY``, or ``REFERENCES`` in ``CREATE TABLE``) when no index on the
 referencing table leads with the key's columns in that revision or in any later one checked (a
-``CREATE INDEX``, a primary key or a unique constraint counts).
+``CREATE INDEX``, a primary key or a unique constraint counts).  With ``--database-url``, an index
+the database already has on the referencing table counts too (one created outside the migrations,
+or by a revision before those checked with ``--since``/``--range``); its key columns are
+compared, so an expression index does not count.
 
 ## Why is this bad?
 PostgreSQL indexes the referenced side of a foreign key, never the referencing side.  Every

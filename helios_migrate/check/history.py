@@ -2,8 +2,8 @@
 
 * HM507 ``foreign-key-without-index``: a foreign key added by a revision whose referencing columns
   no index leads with, in that revision or any later one checked (``CREATE INDEX``, a primary key
-  or a unique constraint), so every delete or key update on the referenced table scans the
-  referencing one.
+  or a unique constraint) nor, with ``--database-url``, in the database, so every delete or key
+  update on the referenced table scans the referencing one.
 * HM312 ``multiple-heads``: the history has several heads, so ``alembic upgrade head`` refuses.
 * HM313 ``revision-edited``: with a ``helios.sum`` file beside the Alembic configuration (opt-in,
   written by ``--write-sum``), a revision whose content no longer matches the hash recorded when
@@ -16,8 +16,9 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
-from ..changes import AddConstraint, ConstraintKind, CreateIndex, CreateTable
+from ..changes import AddConstraint, ConstraintKind, CreateIndex, CreateTable, QualifiedName
 from ..codes import RuleCode
 from ..findings import Finding, Location, Severity
 from ..sql_parse import SqlSyntaxError, parse_statements
@@ -100,24 +101,33 @@ class ForeignKeyIndexes:
             self.foreign_keys.append(_ForeignKey(table, columns, target, st))
 
     def unindexed(self) -> list[_ForeignKey]:
-        out = []
-        for fk in self.foreign_keys:
-            width = len(fk.columns)
-            leading = [set(cols[:width]) for cols in self.indexed.get(fk.table, [])]
-            if set(fk.columns) not in leading:
-                out.append(fk)
-        return out
+        return [fk for fk in self.foreign_keys if not _leads(fk.columns, self.indexed.get(fk.table, []))]
 
 
-def foreign_keys_without_index(statements: Iterable[HistoryStatement]) -> list[Finding]:
+class IndexLookup(Protocol):
+    """The live catalog's answers HM507 needs (:class:`helios_migrate.catalog.LiveCatalog`)."""
+
+    def table_indexes(self, table: QualifiedName) -> tuple[QualifiedName, ...]: ...
+
+    def index_columns(self, index: QualifiedName) -> tuple[str, ...] | None: ...
+
+
+def foreign_keys_without_index(
+    statements: Iterable[HistoryStatement], catalog: IndexLookup | None = None
+) -> list[Finding]:
+    """HM507 over the revisions' statements; with ``catalog`` (``--database-url``), an index
+    the database already has on the referencing table counts too (one created outside the
+    migrations, or by a revision before those checked)."""
     history = ForeignKeyIndexes()
     history.add(statements)
     code, rule = FK_WITHOUT_INDEX
+    live: dict[str, list[tuple[str, ...]]] = {}
+    where = " in this or any later revision" + (" nor in the database" if catalog is not None else "")
     return [
         Finding(
             code, rule, Severity.WARNING,
             f"foreign key {fk.table} ({', '.join(fk.columns)}) -> {fk.target} has no index leading "
-            f"with {', '.join(fk.columns)} in this or any later revision: each DELETE or key UPDATE "
+            f"with {', '.join(fk.columns)}{where}: each DELETE or key UPDATE "
             f"on {fk.target} scans {fk.table}, and holds its locks while it does",
             fk.statement.location,
             f"Create an index on {fk.table} ({', '.join(fk.columns)}) (CONCURRENTLY on an existing table).",
@@ -125,7 +135,23 @@ def foreign_keys_without_index(statements: Iterable[HistoryStatement]) -> list[F
             fk.statement.revision,
         )
         for fk in history.unindexed()
+        if catalog is None or not _leads(fk.columns, _live_indexes(catalog, fk.table, live))
     ]
+
+
+def _live_indexes(
+    catalog: IndexLookup, table: str, known: dict[str, list[tuple[str, ...]]]
+) -> list[tuple[str, ...]]:
+    """Key columns of each index the database has on ``table`` (expression indexes left out)."""
+    if table not in known:
+        columns = (catalog.index_columns(ix) for ix in catalog.table_indexes(QualifiedName(table)))
+        known[table] = [c for c in columns if c]
+    return known[table]
+
+
+def _leads(columns: tuple[str, ...], indexes: Iterable[tuple[str, ...]]) -> bool:
+    """Does one of ``indexes`` lead with ``columns`` (in any order)?"""
+    return any(set(cols[: len(columns)]) == set(columns) for cols in indexes)
 
 
 def multiple_heads(project: AlembicProject, checked: Sequence[RevisionFile], display: dict[Path, str]) -> list[Finding]:

@@ -196,7 +196,7 @@ def _check_project(run: _Run, target: ProjectTarget, *, downgrade: bool) -> None
     _check_revisions(run, target, downgrade=downgrade)
     project = target.project
     display = {rev.path: run.display(rev.path) for rev in target.revisions}
-    found = foreign_keys_without_index(run.history)
+    found = foreign_keys_without_index(run.history, run.catalog)
     if not project.standalone:
         found += multiple_heads(project, target.revisions, display)
         found += edited_revisions(project, target.revisions, display)
