@@ -656,6 +656,8 @@ def _drop(ctx: _Context, node: Node) -> list[Change]:
         ]
     if kind in (ObjectType.OBJECT_SEQUENCE, ObjectType.OBJECT_FOREIGN_TABLE):
         return [ctx.raw(node, [_qname_from_names(o) for o in objects])]
+    if kind == ObjectType.OBJECT_POLICY:  # DROP POLICY locks its table ACCESS EXCLUSIVE
+        return [ctx.raw(node, [_qname_from_names(o[:-1]) for o in objects])]
     return [ctx.raw(node)]
 
 

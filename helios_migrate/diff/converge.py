@@ -378,16 +378,6 @@ def _described(step: Step, d: Difference) -> Step:
     return dataclasses.replace(step, description=f"{verb} {d.kind} {d.name}")
 
 
-def _own(step: Step, policy: PlanPolicy, lock: str) -> Step:
-    """``step`` in a short transaction of its own with lock_timeout and retries."""
-    if step.transaction is not TransactionMode.MIGRATION:
-        return step
-    return dataclasses.replace(
-        step, transaction=TransactionMode.OWN, retry=policy.retry(), inverse_transaction=TransactionMode.OWN,
-        reason=f"takes {lock} on its table: short transaction with lock_timeout",
-    )
-
-
 def _one_step(steps: Sequence[Step], policy: PlanPolicy) -> tuple[Step, ...]:
     """Steps kept as written merged into one step in a transaction of its own."""
     if len(steps) < 2 or any(s.transaction is TransactionMode.AUTOCOMMIT or s.backfill or s.index for s in steps):
@@ -434,8 +424,6 @@ def converge(
             changes = changes_from_sql(";\n".join(sql) + ";")
             plan = plan_changes(changes, version, policy=policy, facts=facts, new_indexes=new_indexes)
             steps = tuple(_described(s, d) for s in plan.steps)
-            if d.kind == "policy":  # DROP POLICY locks its table ACCESS EXCLUSIVE, as CREATE POLICY does
-                steps = tuple(_own(s, policy, "ACCESS EXCLUSIVE") for s in steps)
             if d.kind in _ONE_STEP:
                 steps = _one_step(steps, policy)
             notes.update(dict.fromkeys(plan.notes))

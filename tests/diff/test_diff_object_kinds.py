@@ -7,6 +7,7 @@ downgrades."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -342,6 +343,10 @@ def test_write_round_trip(fresh_db: str, pg_server: RunningServer, tmp_path: Pat
     assert f"{len(before)} difference(s)" in wrote.stderr, wrote.stderr
     revision = project.revision_files()[-1].read_text()
     assert "def downgrade" in revision and "CREATE OR REPLACE FUNCTION" in revision
+    # DROP POLICY (up) and CREATE POLICY (down) lock the table ACCESS EXCLUSIVE: own transactions
+    assert re.search(r"run_in_own_transaction\(\s*op,\s*\['DROP POLICY IF EXISTS hotfix ON public.accounts'\]",
+                     revision), revision
+    assert re.search(r"run_in_own_transaction\(\s*op,\s*\[\s*'CREATE POLICY hotfix ON public.accounts", revision)
     project.alembic("upgrade", "head")
     after = _cli(project, pg_server, "head", fresh_db, "--format", "json")
     assert json.loads(after.stdout)["differences"] == [], after.stdout
