@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 
 from ..changes import QualifiedName
+from ..db import first_line
 from ..schema_model import Schema
 from ..sqltext import quote_qualified
 
@@ -65,7 +66,7 @@ class ColumnSampler:
         try:
             return self._read(table, column)
         except psycopg.Error as exc:
-            self.failed.append(f"{table}.{column}: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}")
+            self.failed.append(f"{table}.{column}: {first_line(exc)}")
             return None
 
     def _read(self, table: QualifiedName, column: str) -> list[str]:

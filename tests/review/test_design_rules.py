@@ -11,11 +11,15 @@ from types import ModuleType
 import psycopg
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from helios_migrate.config import Config, config_from_mapping
 from helios_migrate.review.engine import ReviewResult, review_schema
-from helios_migrate.review.live_facts import MAX_SAMPLED_COLUMNS, SAMPLE_ROWS, ColumnSampler, read_enum_types
+from helios_migrate.review.live_facts import (
+    MAX_SAMPLED_COLUMNS,
+    SAMPLE_ROWS,
+    ColumnSampler,
+    read_enum_types,
+)
 from helios_migrate.review.model_facts import enum_types_of_metadata
 from helios_migrate.schema_catalog import read_schema
 from helios_migrate.schema_model import schema_from_metadata
@@ -263,3 +267,43 @@ def test_alembic_version_table_is_the_tools_not_the_projects() -> None:
     sa.Table("alembic_version", m, sa.Column("version_num", sa.String(32), primary_key=True))
     sa.Table("version", m, _id(), sa.Column("label", sa.String(32)))
     assert {path for _, path in _found(_models(m))} == {"version.label"}  # HM503 on the project's own table
+
+
+def test_live_review_command_samples_values_and_says_what_it_could_not_read(fresh_db: str) -> None:
+    """``helios-migrate review --database-url`` end to end, as a role that may read one table of
+    two: the readable column's lists are found, the other sample is named in a note, nothing fails."""
+    import json
+    import subprocess
+
+    from psycopg.conninfo import make_conninfo
+
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        role = f"auditor_{conn.info.dbname}"
+        conn.execute(f"""
+            CREATE TYPE mood AS ENUM ('ok', 'meh');
+            CREATE TABLE posts (id bigint PRIMARY KEY, tags text, feeling mood);
+            INSERT INTO posts SELECT g, 'red,green', 'ok' FROM generate_series(1, 30) g;
+            CREATE TABLE vault (id bigint PRIMARY KEY, codes text);
+            INSERT INTO vault SELECT g, 'x,y' FROM generate_series(1, 30) g;
+            CREATE ROLE {role} LOGIN;
+            GRANT SELECT ON posts TO {role};
+        """)
+    try:
+        url = make_conninfo(fresh_db, user=role)
+        out = subprocess.run(
+            [sys.executable, "-m", "helios_migrate", "review", "--database-url", url, "--format", "json"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+        assert out.returncode == 0, out.stderr
+        doc = json.loads(out.stdout)
+        found = {(f["code"], f"{f['table']}.{f['column_name']}") for f in doc["findings"]}
+        assert ("HM615", "public.posts.tags") in found and ("HM613", "public.posts.feeling") in found
+        assert not any(code == "HM615" and "vault" in path for code, path in found)
+        text = subprocess.run(
+            [sys.executable, "-m", "helios_migrate", "review", "--database-url", url],
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+        assert "note: value sample not read (public.vault.codes: permission denied" in text.stdout
+    finally:
+        with psycopg.connect(fresh_db, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
