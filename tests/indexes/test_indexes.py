@@ -344,3 +344,48 @@ def test_partial_covering_group_by_and_expression_indexes(fresh_db: str, tmp_pat
     assert jobs["name"] in plans["jobs"], plans["jobs"]
     assert f"Index Only Scan using {events['name']}" in plans["events"], plans["events"]
     assert users["name"] in plans["users"], plans["users"]
+
+
+def test_partial_covering_and_expression_revision(fresh_db: str, tmp_path: Path, pg_server: RunningServer) -> None:
+    """--write-revision writes the new kinds as Alembic operations the plugin plans: the revision
+    passes check both ways, upgrades (the indexes built as advised) and downgrades."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "autogen"))
+    from autogen_harness import Project
+
+    project = Project.create(tmp_path / "proj", fresh_db, rows=1_000)
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(KINDS_SCHEMA)
+        conn.execute("VACUUM ANALYZE")
+    queries = tmp_path / "queries.sql"
+    queries.write_text(KINDS_QUERIES, encoding="utf-8")
+    res = _indexes(project.url, "--queries", str(queries), "--write-revision", "-m", "kinds", cwd=project.root)
+    assert res.returncode == 0, res.stderr
+    assert "3 index(es)" in res.stderr
+    (revision,) = project.revision_files()
+    version = f"{pg_server.version.major}.{pg_server.version.minor}"
+    for direction in ((), ("--downgrade",)):
+        check = subprocess.run(
+            [sys.executable, "-m", "helios_migrate", "check", str(revision), "--format", "json", "--pg-version",
+             version, "--fail-on", "info", *direction],
+            cwd=project.root, capture_output=True, text=True, timeout=120, env=project.env, check=False,
+        )
+        assert check.returncode == 0, (direction, check.stdout, check.stderr)
+    project.alembic("upgrade", "head")
+    with psycopg.connect(project.url) as conn:
+        built = {name: definition for name, definition in conn.execute(
+            "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE i.indisvalid AND c.relname LIKE ANY (ARRAY['jobs_%', 'events_%', 'users_%']) "
+            "AND NOT i.indisprimary")}
+    assert built == {
+        "jobs_queue_run_at_where_done_at_idx":
+            "CREATE INDEX jobs_queue_run_at_where_done_at_idx ON public.jobs USING btree (queue, run_at) "
+            "WHERE (done_at IS NULL)",
+        "events_account_id_kind_amount_idx":
+            "CREATE INDEX events_account_id_kind_amount_idx ON public.events USING btree (account_id, kind) "
+            "INCLUDE (amount)",
+        "users_lower_email_idx": "CREATE INDEX users_lower_email_idx ON public.users USING btree (lower(email))",
+    }, built
+    project.alembic("downgrade", "base")
+    with psycopg.connect(project.url) as conn:
+        left = conn.execute("SELECT count(*) FROM pg_class WHERE relname = ANY(%s)", (list(built),)).fetchone()
+        assert left == (0,)
