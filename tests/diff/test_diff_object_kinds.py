@@ -28,7 +28,7 @@ from helios_migrate.plan import TransactionMode
 from helios_migrate.versions import PgVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "autogen"))
-from autogen_harness import Project  # noqa: E402
+from autogen_harness import Project
 
 ROLE = "helios_diff_reader"
 
@@ -207,7 +207,7 @@ def test_a_changed_trigger_definition_and_policy(two_dbs: tuple[str, str]) -> No
                 WITH CHECK (balance > 0);
         """)
     with psycopg.connect(target, autocommit=True) as conn:
-        conn.execute(f"""
+        conn.execute("""
             ALTER TABLE accounts ENABLE ROW LEVEL SECURITY;
             CREATE POLICY p ON accounts FOR UPDATE TO PUBLIC USING (true);
         """)
@@ -356,3 +356,30 @@ def test_write_round_trip(fresh_db: str, pg_server: RunningServer, tmp_path: Pat
     assert {(d["status"], d["kind"], d["name"]) for d in json.loads(back.stdout)["differences"]} == before
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("SELECT count(*) FROM accounts").fetchone() == (1,)
+
+
+def test_plan_reads_target_table_facts(two_dbs: tuple[str, str], tmp_path: Path) -> None:
+    """With TARGET a live database, --plan reads its row estimates: a missing index on a table
+    below small_table_rows is built as written, on a larger one concurrently."""
+    source, target = two_dbs
+    for url in (source, target):
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE big (id int PRIMARY KEY, v int)")
+            conn.execute("INSERT INTO accounts SELECT g, 'x', g FROM generate_series(1, 20) g")
+            conn.execute("INSERT INTO big SELECT g, g FROM generate_series(1, 5000) g")
+            conn.execute("ANALYZE accounts; ANALYZE big")
+    with psycopg.connect(source, autocommit=True) as conn:
+        conn.execute("CREATE INDEX accounts_balance_idx ON accounts (balance); CREATE INDEX big_v_idx ON big (v)")
+    (tmp_path / "pyproject.toml").write_text("[tool.helios-migrate.autogenerate]\nsmall_table_rows = 1000\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "helios_migrate", "diff", source, target, "--plan"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 1, out.stderr
+    assert "-- table facts: TARGET's row estimates and sizes" in out.stdout
+    assert "[expand, migration transaction]: create index public.accounts_balance_idx\nCREATE INDEX IF NOT EXISTS accounts_balance_idx ON public.accounts (balance);" in out.stdout, out.stdout
+    assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS big_v_idx ON public.big" in out.stdout, out.stdout
+    # without TARGET's facts every table is assumed to hold rows
+    offline = render_plan(converge(run_diff(source, target, SideOptions()), PgVersion(18)))
+    assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS accounts_balance_idx" in offline
+    assert "none read (every table is assumed to hold rows)" in offline
