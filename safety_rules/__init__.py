@@ -50,6 +50,7 @@ from . import (
     duplicated_referenced_column,
     enum_or_lookup_table,
     enum_value_used_in_same_transaction,
+    enum_value_without_position,
     foreign_key_column_naming,
     foreign_key_on_delete_undecided,
     foreign_key_type_mismatch,
@@ -137,6 +138,7 @@ RULE_MODULES: tuple[ModuleType, ...] = (
     drop_default_of_not_null_column,
     multiple_heads,
     revision_edited,
+    enum_value_without_position,
     # 4xx transactions and timeouts
     missing_lock_timeout,
     missing_statement_timeout,

@@ -4,6 +4,9 @@
   no index leads with, in that revision or any later one checked (``CREATE INDEX``, a primary key
   or a unique constraint) nor, with ``--database-url``, in the database, so every delete or key
   update on the referenced table scans the referencing one.
+* HM314 ``enum-value-without-position``: ``ALTER TYPE ... ADD VALUE`` without ``BEFORE``/``AFTER``
+  (appended last), a warning when the enum's values as the history built them read as an ordered
+  scale, otherwise an info saying why the order was not judged.
 * HM312 ``multiple-heads``: the history has several heads, so ``alembic upgrade head`` refuses.
 * HM313 ``revision-edited``: with a ``helios.sum`` file beside the Alembic configuration (opt-in,
   written by ``--write-sum``), a revision whose content no longer matches the hash recorded when
@@ -13,12 +16,23 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ..changes import AddConstraint, ConstraintKind, CreateIndex, CreateTable, QualifiedName
+from ..changes import (
+    AddConstraint,
+    AddEnumValue,
+    ConstraintKind,
+    CreateEnum,
+    CreateIndex,
+    CreateTable,
+    DropEnum,
+    QualifiedName,
+    RenameEnumValue,
+)
 from ..codes import RuleCode
 from ..findings import Finding, Location, Severity
 from ..sql_parse import SqlSyntaxError, parse_statements
@@ -28,6 +42,9 @@ SUM_FILE = "helios.sum"
 FK_WITHOUT_INDEX = (RuleCode.FOREIGN_KEY_WITHOUT_INDEX, RuleCode.FOREIGN_KEY_WITHOUT_INDEX.rule_name)
 MULTIPLE_HEADS = (RuleCode.MULTIPLE_HEADS, RuleCode.MULTIPLE_HEADS.rule_name)
 REVISION_EDITED = (RuleCode.REVISION_EDITED, RuleCode.REVISION_EDITED.rule_name)
+ENUM_VALUE_WITHOUT_POSITION = (
+    RuleCode.ENUM_VALUE_WITHOUT_POSITION, RuleCode.ENUM_VALUE_WITHOUT_POSITION.rule_name
+)
 
 
 @dataclass(frozen=True)
@@ -152,6 +169,150 @@ def _live_indexes(
 def _leads(columns: tuple[str, ...], indexes: Iterable[tuple[str, ...]]) -> bool:
     """Does one of ``indexes`` lead with ``columns`` (in any order)?"""
     return any(set(cols[: len(columns)]) == set(columns) for cols in indexes)
+
+
+# -- HM314: ADD VALUE without BEFORE/AFTER ------------------------------------------------------
+
+_SCALES: tuple[tuple[str, ...], ...] = (
+    ("none", "lowest", "low", "normal", "medium", "high", "highest", "critical"),
+    ("trivial", "minor", "moderate", "major", "critical", "blocker"),
+    ("trace", "debug", "info", "notice", "warn", "warning", "error", "critical", "alert", "fatal", "emergency"),
+    ("xxs", "xs", "s", "m", "l", "xl", "xxl", "xxxl"),
+    ("tiny", "small", "medium", "large", "huge"),
+    ("bronze", "silver", "gold", "platinum", "diamond"),
+    ("free", "basic", "standard", "pro", "premium", "enterprise"),
+    ("first", "second", "third", "fourth", "fifth"),
+    ("hourly", "daily", "weekly", "monthly", "quarterly", "yearly", "annually"),
+    ("never", "rarely", "sometimes", "often", "always"),
+    ("beginner", "intermediate", "advanced", "expert"),
+    ("junior", "mid", "senior", "lead", "principal"),
+)
+"""Values whose order is their meaning (a value may sit in several scales)."""
+
+_ORDERING_NAMES = re.compile(
+    r"(priority|priorities|severity|severities|level|tier|stage|phase|grade|rank|rating|size|step"
+    r"|urgency|risk)",
+    re.IGNORECASE,
+)
+_NUMBERED = re.compile(r"^(?P<stem>[a-z_\- ]*?)[_\- ]?(?P<n>\d+)$", re.IGNORECASE)
+
+
+def _normal(label: str) -> str:
+    return label.strip().lower()
+
+
+def _scale_reading(name: str, labels: Sequence[str], new: str) -> tuple[str, str | None] | None:
+    """``(why the enum reads as ordered, the value the new one belongs before)`` or ``None``."""
+    known = [_normal(v) for v in labels]
+    for scale in _SCALES:
+        positions = [scale.index(v) for v in known if v in scale]
+        if len(positions) >= 2 and positions == sorted(positions):
+            in_scale = [v for v in labels if _normal(v) in scale]
+            before = None
+            if _normal(new) in scale:
+                rank = scale.index(_normal(new))
+                before = next((v for v in in_scale if scale.index(_normal(v)) > rank), None)
+            return f"its values {', '.join(in_scale)} read as an ordered scale", before
+    stems: dict[str, list[int]] = {}
+    for v in known:
+        m = _NUMBERED.match(v)
+        if m:
+            stems.setdefault(m.group("stem").rstrip("_- "), []).append(int(m.group("n")))
+    for stem, numbers in stems.items():
+        if len(numbers) >= 2:
+            shown = [v for v in labels if (m := _NUMBERED.match(_normal(v))) and m.group("stem").rstrip("_- ") == stem]
+            before = None
+            m = _NUMBERED.match(_normal(new))
+            if m and m.group("stem").rstrip("_- ") == stem:
+                rank = int(m.group("n"))
+                before = next(
+                    (v for v in shown if (k := _NUMBERED.match(_normal(v))) and int(k.group("n")) > rank), None
+                )
+            return f"its values {', '.join(shown)} are numbered", before
+    m = _ORDERING_NAMES.search(name)
+    if m:
+        return f"its name ({name}) is one of ordering", None
+    return None
+
+
+def enum_values_without_position(statements: Iterable[HistoryStatement]) -> list[Finding]:
+    """HM314 over the revisions' statements, in upgrade order."""
+    values: dict[str, list[str]] = {}
+    code, rule = ENUM_VALUE_WITHOUT_POSITION
+    found: list[Finding] = []
+    for st in statements:
+        upper = st.sql.upper()
+        if "TYPE" not in upper:
+            continue  # neither creates, changes nor drops an enum
+        try:
+            parsed = parse_statements(st.sql.strip(), st.location.path)
+        except SqlSyntaxError:
+            continue
+        for ch in (c for p in parsed for c in p.changes):
+            if isinstance(ch, CreateEnum):
+                values[ch.name.name] = list(ch.values)
+            elif isinstance(ch, DropEnum):
+                values.pop(ch.name.name, None)
+            elif isinstance(ch, RenameEnumValue):
+                current = values.get(ch.name.name)
+                if current is not None and ch.old_value in current:
+                    current[current.index(ch.old_value)] = ch.new_value
+            elif isinstance(ch, AddEnumValue):
+                finding = _added(ch, values, st, code, rule)
+                if finding is not None:
+                    found.append(finding)
+    return found
+
+
+def _added(
+    ch: AddEnumValue, values: dict[str, list[str]], st: HistoryStatement, code: str, rule: str
+) -> Finding | None:
+    current = values.get(ch.name.name)
+    if current is not None and ch.value in current:
+        return None  # IF NOT EXISTS on a value already there: nothing is added
+    anchor = ch.before or ch.after
+    if anchor is not None:
+        if current is not None:
+            at = current.index(anchor) if anchor in current else len(current)
+            current.insert(at + (1 if ch.after is not None and anchor in current else 0), ch.value)
+        return None
+    name = str(ch.name)
+    literal = "'" + ch.value.replace("'", "''") + "'"
+    last = f" after '{current[-1]}'" if current else ""
+    existing = list(current or ())
+    reading = _scale_reading(ch.name.name, existing, ch.value)
+    if current is not None:
+        current.append(ch.value)
+    if reading is not None:
+        why, before = reading
+        where = (
+            f"; in that scale {literal} comes before '{before}'" if before is not None
+            else ""
+        )
+        return Finding(
+            code, rule, Severity.WARNING,
+            f"ADD VALUE {literal} to {name} without BEFORE/AFTER appends it last{last}: {why}, and "
+            f"ORDER BY, <, > and max() compare enum values by position{where}",
+            st.location,
+            f"Say where it goes: ALTER TYPE {name} ADD VALUE {literal} "
+            + (f"BEFORE '{before}'" if before is not None else "BEFORE/AFTER '<value>'")
+            + f" (if its order does not matter, mark the statement with helios: ignore[{code}]).",
+            st.sql,
+            st.revision,
+        )
+    known = (
+        f"its values ({', '.join(existing)}) read as no ordered scale" if existing
+        else "its values are not known from the revisions checked"
+    )
+    return Finding(
+        code, rule, Severity.INFO,
+        f"ADD VALUE {literal} to {name} without BEFORE/AFTER appends it last{last}; {known}, so "
+        "whether code sorts or compares it by position was not judged",
+        st.location,
+        f"If queries order or compare {name}, add the value with BEFORE/AFTER.",
+        st.sql,
+        st.revision,
+    )
 
 
 def multiple_heads(project: AlembicProject, checked: Sequence[RevisionFile], display: dict[Path, str]) -> list[Finding]:

@@ -21,6 +21,7 @@ from .fallback import mentions_get_bind, read_from_source
 from .history import (
     HistoryStatement,
     edited_revisions,
+    enum_values_without_position,
     foreign_keys_without_index,
     multiple_heads,
     write_sum,
@@ -197,6 +198,7 @@ def _check_project(run: _Run, target: ProjectTarget, *, downgrade: bool) -> None
     project = target.project
     display = {rev.path: run.display(rev.path) for rev in target.revisions}
     found = foreign_keys_without_index(run.history, run.catalog)
+    found += enum_values_without_position(run.history)
     if not project.standalone:
         found += multiple_heads(project, target.revisions, display)
         found += edited_revisions(project, target.revisions, display)

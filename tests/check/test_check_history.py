@@ -48,3 +48,31 @@ def test_a_revision_edited_after_write_sum_is_reported(tmp_path: Path) -> None:
 def test_without_a_sum_file_nothing_is_reported(tmp_path: Path) -> None:
     root = write_project(tmp_path / "p", {"0001_base.py": BASE})
     assert "HM313" not in {code for code, _ in _codes(root)}
+
+
+def test_an_enum_value_is_judged_by_the_values_earlier_revisions_gave_it(tmp_path: Path) -> None:
+    """HM314: the type was created two revisions before the ADD VALUE, and a value was inserted
+    with AFTER in between; a re-check from the cache judges the same."""
+    create = revision_source(
+        "0001", None,
+        'op.create_table("tickets", sa.Column("id", sa.BigInteger, primary_key=True), '
+        'sa.Column("prio", sa.Enum("low", "high", name="prio")))',
+    )
+    between = revision_source(
+        "0002", "0001",
+        "with op.get_context().autocommit_block():\n"
+        "    op.execute(\"ALTER TYPE prio ADD VALUE 'urgent' AFTER 'high'\")",
+    )
+    append = revision_source(
+        "0003", "0002",
+        "with op.get_context().autocommit_block():\n"
+        "    op.execute(\"ALTER TYPE prio ADD VALUE 'medium'\")",
+    )
+    root = write_project(tmp_path / "p", {"0001_a.py": create, "0002_b.py": between, "0003_c.py": append})
+    for _ in range(2):
+        report = run_check(CheckOptions(paths=(str(root),), cwd=root, pg_version="16", cache=True, show_info=True))
+        found = [f for f in report.findings if f.code == "HM314"]
+        assert [(f.location.path, f.severity.name) for f in found] == [("migrations/versions/0003_c.py", "WARNING")]
+        assert "appends it last after 'urgent'" in found[0].message
+        assert "its values low, high read as an ordered scale" in found[0].message
+        assert "'medium' comes before 'high'" in found[0].message
