@@ -6,8 +6,9 @@ On a live database, ``helios-migrate review`` reads a bounded sample of each tex
 transaction with a 2 s statement timeout) and reports the column when at least half of the sample,
 and at least 5 values, are lists: two or more comma-separated items, each one word without spaces
 (numbers such as ``1,000`` or ``3,5`` do not count).  No value is printed in the report, only the
-shape of the lists.  On the models, where there are no values, a text column named like a list
-(``..._ids``, ``..._list``, ``..._csv``, ``tags``) is reported as information.
+shape of the lists.  On the models, where there are no values (and on a live review run with
+``--no-sample``), a text column named like a list (``..._ids``, ``..._list``, ``..._csv``,
+``tags``) is reported as information.
 
 ## Why is this bad?
 The database sees one string, not a list: it cannot check each item (no type, no foreign key, so
@@ -95,7 +96,7 @@ def review(ctx: ReviewContext) -> Iterator[SchemaViolation]:
         for col in table.columns:
             if not is_text_type(col.type) or col.name in keys:
                 continue
-            if ctx.live:
+            if ctx.live and ctx.sampler is not None:
                 values = ctx.sample(table.name, col.name)
                 verdict = judge(values) if values else None
                 if verdict is None:

@@ -81,6 +81,14 @@ def review_command(
     message: Annotated[
         str, typer.Option("--message", "-m", help="With --write-revision: the revision's message.")
     ] = "helios review fixes",
+    no_sample: Annotated[
+        bool,
+        typer.Option(
+            "--no-sample",
+            help="Live review: read no column values (HM615 then judges text columns by their names, as on "
+            "the models). By default a bounded, read-only sample of each text column is read.",
+        ),
+    ] = False,
     explain: Annotated[
         bool,
         typer.Option(
@@ -126,7 +134,9 @@ def review_command(
                 "--write-revision: name the fixes to write with --fix (HM603, HM6, HM608:orders, ...): "
                 "some fixes drop indexes, so none is written unasked"
             )
-        report = _run(database_url, models, pg_version, fail_on, show_info, config_file, alembic_ini)
+        report = _run(
+            database_url, models, pg_version, fail_on, show_info, config_file, alembic_ini, sample=not no_sample
+        )
         if write_revision:
             assert database_url is not None
             _write(report, database_url, fix or [], message, alembic_ini)
@@ -224,6 +234,8 @@ def _run(
     show_info: bool,
     config_file: Path | None,
     alembic_ini: Path | None = None,
+    *,
+    sample: bool = True,
 ) -> Any:
     from ..config import ConfigError, load_config  # lazy: pglast, kept off --help
     from .engine import review_schema  # lazy: pglast, kept off --help
@@ -243,7 +255,7 @@ def _run(
     if not database_url and not models:
         models = _env_models(alembic_ini, config.source)
     if database_url:
-        return _review_live(database_url, config, threshold, show_info)
+        return _review_live(database_url, config, threshold, show_info, sample=sample)
     if models:
         schema, enums = _model_schema(models, config.source)
         if pg_version is not None:
@@ -270,7 +282,7 @@ def _run(
     )
 
 
-def _review_live(database_url: str, config: Any, threshold: Severity, show_info: bool) -> Any:
+def _review_live(database_url: str, config: Any, threshold: Severity, show_info: bool, *, sample: bool = True) -> Any:
     """Review a live database: the catalog, its enum types, and bounded samples of text columns,
     all read on one read-only connection."""
     import psycopg  # lazy: --database-url only
@@ -292,7 +304,7 @@ def _review_live(database_url: str, config: Any, threshold: Severity, show_info:
         assert schema.server_version_num is not None
         version = PgVersion.parse(schema.server_version_num)
         sampler = ColumnSampler(conn, schema)
-        result = review_schema(schema, config, version, enum_types=enums, sampler=sampler)
+        result = review_schema(schema, config, version, enum_types=enums, sampler=sampler if sample else None)
     except psycopg.Error as exc:
         raise ReviewUsageError(f"reading the catalog failed: {first_line(exc)}") from None
     finally:

@@ -304,6 +304,13 @@ def test_live_review_command_samples_values_and_says_what_it_could_not_read(fres
             capture_output=True, text=True, timeout=120, check=False,
         )
         assert "note: value sample not read (public.vault.codes: permission denied" in text.stdout
+        # --no-sample reads no values: judged by the name only (info), and nothing to note
+        unsampled = subprocess.run(
+            [sys.executable, "-m", "helios_migrate", "review", "--database-url", url, "--no-sample", "--show-info"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+        assert "public.posts.tags: HM615 [info]" in unsampled.stdout and "sampled values" not in unsampled.stdout
+        assert "value sample not read" not in unsampled.stdout
     finally:
         with psycopg.connect(fresh_db, autocommit=True) as conn:
             conn.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
