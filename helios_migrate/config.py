@@ -236,16 +236,29 @@ class RuntimeSettings:
     runs, not when it is written): batch sizing by time, throttling, the lock-queue guard, and the
     ANALYZE after large changes."""
 
-    backfill_target_ms: int = 30
+    backfill_target_ms: int = 20
     """Time one backfill batch should take: its row locks are held that long.  Each batch is
     sized from the rows/s of the batches before it, up to ``backfill_batch_size`` rows (0: fixed
     batches of ``backfill_batch_size``)."""
+    backfill_max_batch_ms: int | None = None
+    """The longest a backfill batch may hold its row locks: a batch still running then (it waits
+    for a row an application holds, or the server is overloaded) is cancelled, its row locks
+    released, and its range tried again smaller -- the longest a writer waits behind a batch.
+    ``None``: twice ``backfill_target_ms``, at least 40 ms; 0: no limit.  Above
+    ``backfill_target_ms``."""
+    backfill_max_cancelled: int = 20
+    """Batches cancelled in a row (by ``backfill_max_batch_ms``) before the backfill stops,
+    resumable."""
+    backfill_max_growth: float = 2.0
+    """The most a batch grows over the one before (a slow batch shrinks the next at once)."""
     backfill_min_batch: int = 100
     """The first batch, and the fewest rows a batch shrinks to."""
     backfill_pause: str = "proportional"
     """``proportional``: after each batch, pause ``backfill_nice_ratio`` times the time it took
     (gh-ost's nice ratio); ``fixed``: pause ``backfill_pause_ms``."""
     backfill_nice_ratio: float = 0.1
+    backfill_min_pause_ms: int = 10
+    """The shortest sleep between batches: shorter pauses owed are added up until they reach it."""
     max_replica_lag: str | None = "10s"
     """Pause the backfill while a replica's replay lag (``pg_stat_replication``, or
     ``replica_lag_sql``) is above this; ``None`` switches the check off."""
@@ -262,6 +275,9 @@ class RuntimeSettings:
     throttle_interval: str = "1s"
     """How long a replica-lag or load measurement that let a batch run is trusted before it is
     taken again (``0s``: before every batch).  While throttled, it is taken on every check."""
+    throttle_poll_min: str = "200ms"
+    throttle_poll_max: str = "2s"
+    """While throttled, the first wait between checks, growing 1.5x a check up to the second."""
     pause_file: str = ".helios-migrate.pause"
     """While this file exists (relative to the directory alembic runs in), backfills pause."""
     lock_guard: bool = True
@@ -272,6 +288,9 @@ class RuntimeSettings:
     lock_guard_max_wait: str = "60s"
     """How long the guard waits before the step requests its lock anyway (``lock_timeout`` and
     the retries still bound that wait)."""
+    lock_guard_poll_min: str = "50ms"
+    lock_guard_poll_max: str = "1s"
+    """While the guard waits, the first wait between looks, growing 1.5x a look up to the second."""
     auto_analyze: bool = True
     """ANALYZE the table after a backfill that changed at least ``auto_analyze_min_rows`` rows and
     10% of the table, and after an expression index is built."""
@@ -415,6 +434,8 @@ def config_from_mapping(data: Mapping[str, Any], source: str = "<config>") -> Co
 
 _RUNTIME_KEYS = (
     "backfill_target_ms", "backfill_min_batch", "backfill_pause", "backfill_nice_ratio",
+    "backfill_max_batch_ms", "backfill_max_cancelled", "backfill_max_growth", "backfill_min_pause_ms",
+    "throttle_poll_min", "throttle_poll_max", "lock_guard_poll_min", "lock_guard_poll_max",
     "max_replica_lag", "replica_lag_sql", "max_load", "critical_load", "load_sql",
     "throttle_max_wait", "throttle_interval", "pause_file", "lock_guard", "lock_guard_min_age", "lock_guard_max_wait",
     "auto_analyze", "auto_analyze_min_rows",
@@ -435,8 +456,19 @@ def _runtime(reader: _Reader, data: Mapping[str, Any]) -> RuntimeSettings:
         lag = None
     else:
         lag = reader.duration(data, "max_replica_lag", d.max_replica_lag)
+    target = reader.integer(data, "backfill_target_ms", d.backfill_target_ms, minimum=0)
+    cap = reader.integer(data, "backfill_max_batch_ms", d.backfill_max_batch_ms, minimum=0)
+    if cap and target and cap <= target:
+        raise ConfigError(reader.source, "backfill_max_batch_ms", f"must be above backfill_target_ms ({target}), or 0 for no limit")
+    growth = reader.number(data, "backfill_max_growth", d.backfill_max_growth)
+    if growth < 1:
+        raise ConfigError(reader.source, "backfill_max_growth", "expected a number >= 1")
     return RuntimeSettings(
-        backfill_target_ms=reader.integer(data, "backfill_target_ms", d.backfill_target_ms, minimum=0),
+        backfill_target_ms=target,
+        backfill_max_batch_ms=cap,
+        backfill_max_cancelled=reader.integer(data, "backfill_max_cancelled", d.backfill_max_cancelled, minimum=1),
+        backfill_max_growth=growth,
+        backfill_min_pause_ms=reader.integer(data, "backfill_min_pause_ms", d.backfill_min_pause_ms, minimum=0),
         backfill_min_batch=reader.integer(data, "backfill_min_batch", d.backfill_min_batch, minimum=1),
         backfill_pause=str(pause),
         backfill_nice_ratio=reader.number(data, "backfill_nice_ratio", d.backfill_nice_ratio) or 0.0,
@@ -447,10 +479,14 @@ def _runtime(reader: _Reader, data: Mapping[str, Any]) -> RuntimeSettings:
         load_sql=reader.optional_string(data, "load_sql"),
         throttle_max_wait=reader.duration(data, "throttle_max_wait", d.throttle_max_wait),
         throttle_interval=reader.duration(data, "throttle_interval", d.throttle_interval),
+        throttle_poll_min=reader.duration(data, "throttle_poll_min", d.throttle_poll_min),
+        throttle_poll_max=reader.duration(data, "throttle_poll_max", d.throttle_poll_max),
         pause_file=reader.string(data, "pause_file", d.pause_file),
         lock_guard=reader.boolean(data, "lock_guard", d.lock_guard),
         lock_guard_min_age=reader.duration(data, "lock_guard_min_age", d.lock_guard_min_age),
         lock_guard_max_wait=reader.duration(data, "lock_guard_max_wait", d.lock_guard_max_wait),
+        lock_guard_poll_min=reader.duration(data, "lock_guard_poll_min", d.lock_guard_poll_min),
+        lock_guard_poll_max=reader.duration(data, "lock_guard_poll_max", d.lock_guard_poll_max),
         auto_analyze=reader.boolean(data, "auto_analyze", d.auto_analyze),
         auto_analyze_min_rows=reader.integer(data, "auto_analyze_min_rows", d.auto_analyze_min_rows, minimum=0),
     )

@@ -114,7 +114,8 @@ def wait_for_lock_queue(
         return 0.0
     min_age = duration_ms(settings.lock_guard_min_age) / 1000
     limit = duration_ms(settings.lock_guard_max_wait) / 1000
-    waited, delay = 0.0, 0.05
+    waited, delay = 0.0, max(0.01, duration_ms(settings.lock_guard_poll_min) / 1000)
+    longest = max(delay, duration_ms(settings.lock_guard_poll_max) / 1000)
     logged: set[int] = set()
     while True:
         blockers = find_blockers(query, wanted, min_age)
@@ -135,4 +136,4 @@ def wait_for_lock_queue(
         step = min(delay, max(0.01, limit - waited))
         sleep(step)
         waited += step
-        delay = min(1.0, delay * 1.5)
+        delay = min(longest, delay * 1.5)

@@ -623,7 +623,8 @@ def backfill(
             if lock_timeout is not None:
                 _exec(op, f"SET lock_timeout = {quote_literal(lock_timeout)}")
             _exec(op, _offline_backfill_loop(
-                ranges, config.backfill_target_ms, config.backfill_min_batch, batch_size, pause_ms, nice
+                ranges, config.backfill_target_ms, config.backfill_min_batch, batch_size, pause_ms, nice,
+                growth=config.backfill_max_growth,
             ))
             if lock_timeout is not None:
                 _exec(op, "RESET lock_timeout")
@@ -756,12 +757,16 @@ def _backfill_online(
     what = f"backfill {tbl}.{col}"
     estimate = _row_estimate(op, tbl)
     total = estimate if estimate is not None else int(_scalar(op, f"SELECT count(*) FROM {tbl} WHERE {pending}") or 0)
-    sizer = BatchSizer(config.backfill_target_ms, config.backfill_min_batch, max(1, int(batch_size)))
+    sizer = BatchSizer(
+        config.backfill_target_ms, config.backfill_min_batch, max(1, int(batch_size)),
+        growth=config.backfill_max_growth,
+    )
     meter = _Progress(what, total, progress)
     session = {_BATCH_COMMIT: "off"}
     if lock_timeout is not None:
         session["lock_timeout"] = lock_timeout
-    cap_ms = _batch_cap_ms(config.backfill_target_ms, statement_timeout)
+    cap_ms = _batch_cap_ms(config, statement_timeout)
+    min_pause_s = config.backfill_min_pause_ms / 1000
     if cap_ms is not None:
         session["statement_timeout"] = f"{cap_ms}ms"
     elif statement_timeout is not None:
@@ -769,7 +774,7 @@ def _backfill_online(
     last: tuple[Any, ...] | None = None
     results: list[tuple[Any, ...] | None] = []
     cancelled = 0
-    owed = 0.0  # seconds of pause owed (see _MIN_PAUSE_S)
+    owed = 0.0  # seconds of pause owed (see backfill_min_pause_ms)
 
     # Built once: each batch sends the same text with new parameters (no per-batch SQL building,
     # and the driver's server-side prepared statement is reused).
@@ -805,13 +810,13 @@ def _backfill_online(
                     # batch was cancelled, its row locks released and nothing of it kept; the
                     # same range is tried again, smaller.
                     cancelled += 1
-                    if cancelled > _MAX_CANCELLED_BATCHES:
+                    if cancelled > config.backfill_max_cancelled:
                         raise StepFailed(
                             f"{what}: {cancelled} batches in a row ran past {cap_ms} ms and were "
                             f"cancelled, down to {sizer.size} rows (the last key done: {last}); "
                             "a long transaction may hold rows of the table (see pg_stat_activity) "
                             "or the server is overloaded. The rows done are kept: run the upgrade "
-                            "again to resume, or raise backfill_target_ms."
+                            "again to resume, or raise backfill_max_batch_ms."
                         )
                     log.info("helios: %s: a batch of %s rows ran past %d ms: cancelled (its row locks "
                              "released), trying the range again smaller", what, limit or "the last", cap_ms)
@@ -832,8 +837,8 @@ def _backfill_online(
                 if stop.is_set():
                     raise StopRequested("stopped by Ctrl-C")
                 owed += pause_ms / 1000 if config.backfill_pause == "fixed" else config.backfill_nice_ratio * took
-                if owed >= _MIN_PAUSE_S:
-                    # The pause owed so far, in one sleep of at least _MIN_PAUSE_S: a sleep of a
+                if owed >= min_pause_s:
+                    # The pause owed so far, in one sleep of at least backfill_min_pause_ms: a sleep of a
                     # few ms on a busy machine lasts twice as long; what the sleep overran is
                     # taken off the next pauses, so the pauses add up to what was asked.
                     slept = time.monotonic()
@@ -861,23 +866,28 @@ def _backfill_online(
 
 
 _QUERY_CANCELED = "57014"
-_MIN_PAUSE_S = 0.01
-"""The shortest sleep between backfill batches: a shorter pause owed (``backfill_nice_ratio`` x a
-batch of a few ms) is added to the next ones until it reaches this."""
-_MAX_CANCELLED_BATCHES = 20
+
+DEFAULT_BATCH_CAP_FACTOR = 2
+DEFAULT_BATCH_CAP_MIN_MS = 40
+"""``backfill_max_batch_ms`` unset: the cap is ``DEFAULT_BATCH_CAP_FACTOR`` x
+``backfill_target_ms``, at least ``DEFAULT_BATCH_CAP_MIN_MS``."""
 
 
-def _batch_cap_ms(target_ms: int, statement_timeout: str | None) -> int | None:
+def _batch_cap_ms(config: Any, statement_timeout: str | None) -> int | None:
     """The longest a backfill batch may hold its row locks before it is cancelled and tried
-    again smaller: three times ``backfill_target_ms``, at least 50 ms (and never more than the
-    step's own ``statement_timeout``).  It bounds how long a writer can wait behind a batch, also
-    when the batch itself waits for a row an application transaction holds.  ``None`` for fixed
-    batches (``backfill_target_ms = 0``)."""
-    if target_ms <= 0:
+    again smaller: ``backfill_max_batch_ms`` (unset: twice ``backfill_target_ms``, at least
+    40 ms), never more than the step's own ``statement_timeout``.  It bounds how long a writer
+    can wait behind a batch, also when the batch itself waits for a row an application
+    transaction holds.  ``None`` without a cap: fixed batches (``backfill_target_ms = 0``) or
+    ``backfill_max_batch_ms = 0``."""
+    target_ms = int(config.backfill_target_ms)
+    if target_ms <= 0 or config.backfill_max_batch_ms == 0:
         return None
-    cap = max(50, 3 * int(target_ms))
+    cap = config.backfill_max_batch_ms
+    if cap is None:
+        cap = max(DEFAULT_BATCH_CAP_MIN_MS, DEFAULT_BATCH_CAP_FACTOR * target_ms)
     step_ms = duration_ms(statement_timeout) if statement_timeout is not None else 0
-    return min(cap, step_ms) if step_ms > 0 else cap
+    return min(int(cap), step_ms) if step_ms > 0 else int(cap)
 
 
 def _scalar_without_timeout(op: Any, sql: str) -> Any:
@@ -1048,12 +1058,12 @@ class _Progress:
 
 def _offline_backfill_loop(
     ranges: _KeyRanges, target_ms: int, min_batch: int, batch_size: int, pause_ms: int,
-    nice_ratio: float | None = None,
+    nice_ratio: float | None = None, *, growth: float = 2.0,
 ) -> str:
     """A ``DO`` block that runs the key-range backfill to the end, committing after each batch.
 
     As online, each batch is sized from the time the one before took (``target_ms``; 0: fixed
-    batches of ``batch_size``), starting at ``min_batch`` and at most doubling, and commits
+    batches of ``batch_size``), starting at ``min_batch`` and growing at most ``growth``-fold, and commits
     without waiting for its WAL flush (see :data:`_BATCH_COMMIT`).  The pause after a batch is
     ``nice_ratio`` times its time, or ``pause_ms`` when ``nice_ratio`` is ``None``."""
     ceiling = max(1, int(batch_size))
@@ -1074,7 +1084,7 @@ def _offline_backfill_loop(
         )
 
     resize = (
-        f"    helios_n := greatest({floor}, least({ceiling}, 2 * helios_n, "
+        f"    helios_n := greatest({floor}, least({ceiling}, ({float(growth):g} * helios_n)::integer, "
         f"(helios_n * {int(target_ms)} / greatest(helios_ms, 1))::integer));\n"
         if target_ms > 0 else ""
     )

@@ -4,7 +4,8 @@ operator's pause file, and Ctrl-C that stops between batches.
 * :class:`BatchSizer` sizes each backfill batch so that it takes about ``target_ms`` (its row locks
   are held that long), from the rows/s the batches before it achieved, the way
   pt-online-schema-change's ``--chunk-time`` does.  The first batch is small; a batch grows at
-  most twofold over the one before, and shrinks at once when a batch was slow.
+  most ``growth``-fold (``backfill_max_growth``) over the one before, and shrinks at once when a
+  batch was slow.
 * :class:`Throttle` is asked before each batch whether the batch may run: it pauses while the
   pause file exists, while a replica lags more than ``max_replica_lag``, or while the load is above
   ``max_load``, and stops the step cleanly (it resumes where it stopped) above ``critical_load`` or
@@ -54,6 +55,8 @@ class BatchSizer:
     """0: fixed batches of ``ceiling`` rows."""
     floor: int = 100
     ceiling: int = 10_000
+    growth: float = 2.0
+    """The most a batch grows over the one before."""
     size: int = field(init=False)
     rate: float | None = field(default=None, init=False)
     """Rows per second, a moving average over the batches so far."""
@@ -72,7 +75,7 @@ class BatchSizer:
         if seconds * 1000 > 2 * self.target_ms:
             # A slow batch (a lock wait, a burst of load): trust it alone, not the average.
             want = min(want, rate * self.target_ms / 1000)
-        self.size = int(max(self.floor, min(self.ceiling, want, 2 * max(self.size, rows))))
+        self.size = int(max(self.floor, min(self.ceiling, want, max(1.0, self.growth) * max(self.size, rows))))
 
 
 class ThrottleStop(Exception):
@@ -146,7 +149,8 @@ class Throttle:
         waited = 0.0
         limit = duration_ms(self.settings.throttle_max_wait) / 1000
         said: list[str] = []
-        delay = 0.2
+        delay = max(0.01, duration_ms(self.settings.throttle_poll_min) / 1000)
+        longest = max(delay, duration_ms(self.settings.throttle_poll_max) / 1000)
         while True:
             if self.stop is not None and self.stop.is_set():
                 raise StopRequested("stopped by Ctrl-C")
@@ -167,7 +171,7 @@ class Throttle:
                 )
             self.sleep(delay)
             waited += delay
-            delay = min(2.0, delay * 1.5)
+            delay = min(longest, delay * 1.5)
 
 
 @contextlib.contextmanager
