@@ -69,7 +69,10 @@ class ReviewContext:
 
     def enum_labels(self, type_name: str) -> tuple[str, ...] | None:
         """The labels of the enum type a column is declared with, or ``None`` if it is no enum."""
-        return self.enum_types.get(type_name) or self.enum_types.get(type_name.rpartition(".")[2])
+        # format_type quotes a mixed-case name ("Mood") and the catalog reader folds types to lower case
+        bare = type_name.replace('"', "").lower()
+        folded = {name.lower(): labels for name, labels in self.enum_types.items()}
+        return folded.get(bare) or folded.get(bare.rpartition(".")[2])
 
     @property
     def live(self) -> bool:
