@@ -3,15 +3,25 @@
 Alembic compares tables and columns, not the labels of a PostgreSQL enum type: a label added to a
 model's ``sa.Enum`` gives an empty revision, and a column switched to a new enum type gets no
 ``CREATE TYPE``.  This module compares the models' named native enums with ``pg_enum`` and puts,
-first in the revision: ``CREATE TYPE`` for a type no table of the revision creates, and ``ALTER
-TYPE ... ADD VALUE`` (outside the migration transaction, where the server needs it, placed
-``BEFORE``/``AFTER`` its neighbours so the order matches the model).  A label gone from the model
-cannot be dropped by PostgreSQL: the revision says so instead.
+first in the revision:
+
+* ``CREATE TYPE`` for a type no table of the revision creates;
+* ``ALTER TYPE ... RENAME VALUE`` for a rename confirmed in ``[tool.helios-migrate.autogenerate]
+  renames = { "order_state.pending" = "awaiting" }`` (never guessed: a label gone and a label added
+  at the same place may as well be a removal and an addition);
+* ``ALTER TYPE ... ADD VALUE`` (outside the migration transaction, where the server needs it,
+  placed ``BEFORE``/``AFTER`` its neighbours so the order matches the model);
+* for labels gone from the model: when no column uses the type, the type created again with the
+  model's labels (one short transaction, its downgrade restoring the old labels); when columns use
+  it, a plain refusal in the revision that says which columns, whether rows hold the labels (read
+  with a short statement timeout) and what to do -- PostgreSQL cannot drop an enum value, and
+  converting the columns to a new type rewrites them under ACCESS EXCLUSIVE.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import logging
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,10 +30,16 @@ from alembic.operations import ops
 from helios_migrate.changes import AddEnumValue, QualifiedName
 from helios_migrate.plan import Phase, Step, TransactionMode
 from helios_migrate.planner import PlanPolicy, plan_changes
-from helios_migrate.sqltext import quote_literal, quote_qualified
+from helios_migrate.sqltext import quote_ident, quote_literal, quote_qualified
 from helios_migrate.versions import PgVersion
 
 from .ops import CommentOp, LockSafePlanOp
+from .settings import project_config
+
+log = logging.getLogger("alembic.helios")
+
+IN_USE_TIMEOUT_MS = 2000
+"""How long autogenerate may look for rows holding a label gone from the model, per column."""
 
 
 def model_enums(metadata: Any) -> dict[QualifiedName, tuple[str, ...]]:
@@ -86,20 +102,140 @@ def _placed(labels: tuple[str, ...], existing: Iterable[str]) -> list[AddEnumVal
     return changes
 
 
+def confirmed_renames(renames: Mapping[str, str], name: QualifiedName) -> dict[str, str]:
+    """``old label -> new label`` of the type ``name`` from ``renames`` (``"[schema.]type.old" =
+    "new"``, the form of a column rename)."""
+    out: dict[str, str] = {}
+    for key, new in renames.items():
+        *qualifier, old = key.split(".")
+        if not qualifier:
+            continue
+        if qualifier[-1] == name.name and (len(qualifier) == 1 or qualifier[0] == (name.schema or "public")):
+            out[old] = new
+    return out
+
+
+def enum_columns(connection: Any, name: QualifiedName) -> list[tuple[str, str, str]]:
+    """``(schema, table, column)`` of the columns of type ``name``."""
+    rows = connection.exec_driver_sql(
+        "SELECT n.nspname, c.relname, a.attname FROM pg_attribute a "
+        "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE a.atttypid = to_regtype(%(t)s) AND a.attnum > 0 AND NOT a.attisdropped "
+        "AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1, 2, 3",
+        {"t": quote_qualified(name.schema, name.name)},
+    ).fetchall()
+    return [(str(s), str(t), str(c)) for s, t, c in rows]
+
+
+def rows_holding(connection: Any, column: tuple[str, str, str], labels: list[str]) -> int | None:
+    """How many rows of ``column`` hold one of ``labels`` (up to 1000), or None when it could not
+    tell within :data:`IN_USE_TIMEOUT_MS` (a savepoint keeps the run's transaction usable)."""
+    schema, table, name = column
+    sql = (
+        f"SELECT count(*) FROM (SELECT 1 FROM {quote_ident(schema)}.{quote_ident(table)} "
+        f"WHERE {quote_ident(name)}::text = ANY(%(labels)s) LIMIT 1000) found"
+    )
+    try:
+        with connection.begin_nested():
+            connection.exec_driver_sql(f"SET LOCAL statement_timeout = {IN_USE_TIMEOUT_MS}")
+            count = connection.exec_driver_sql(sql, {"labels": labels}).scalar()
+            connection.exec_driver_sql("SET LOCAL statement_timeout = DEFAULT")
+    except sa.exc.DBAPIError as exc:
+        log.warning("helios: could not tell whether %s.%s.%s holds %s: %s", schema, table, name, labels, exc.orig)
+        return None
+    return int(count)
+
+
+def _rename_values(name: QualifiedName, renames: dict[str, str], policy: PlanPolicy | None) -> LockSafePlanOp:
+    qualified = quote_qualified(name.schema, name.name)
+    up = [f"ALTER TYPE {qualified} RENAME VALUE {quote_literal(o)} TO {quote_literal(n)}" for o, n in renames.items()]
+    down = [f"ALTER TYPE {qualified} RENAME VALUE {quote_literal(n)} TO {quote_literal(o)}" for o, n in renames.items()]
+    step = Step(
+        description=f"rename value(s) of enum {name}: " + ", ".join(f"{o!r} to {n!r}" for o, n in renames.items()),
+        phase=Phase.EXPAND,
+        sql=tuple(up),
+        transaction=TransactionMode.OWN,
+        retry=(policy or PlanPolicy()).retry(),
+        inverse=tuple(reversed(down)),
+        inverse_transaction=TransactionMode.OWN,
+        reason="confirmed in [tool.helios-migrate.autogenerate] renames: rows keep their value under the new "
+        "label (a catalog change; the type is locked briefly, no table is)",
+    )
+    return LockSafePlanOp(None, [step], title=f"rename value(s) of enum {name}")
+
+
+def _recreate_type(
+    name: QualifiedName, labels: tuple[str, ...], current: tuple[str, ...], policy: PlanPolicy | None
+) -> LockSafePlanOp:
+    qualified = quote_qualified(name.schema, name.name)
+
+    def create(values: tuple[str, ...]) -> str:
+        return f"CREATE TYPE {qualified} AS ENUM ({', '.join(quote_literal(v) for v in values)})"
+
+    step = Step(
+        description=f"create enum type {name} again without {', '.join(repr(v) for v in current if v not in labels)}",
+        phase=Phase.CONTRACT,
+        sql=(f"DROP TYPE {qualified}", create(labels)),
+        transaction=TransactionMode.OWN,
+        retry=(policy or PlanPolicy()).retry(),
+        inverse=(f"DROP TYPE {qualified}", create(current)),
+        inverse_transaction=TransactionMode.OWN,
+        reason="PostgreSQL cannot drop an enum value; no column uses the type, so it is dropped and created "
+        "again in one transaction (a function or view that uses it makes DROP TYPE fail: nothing changes)",
+    )
+    return LockSafePlanOp(None, [step], title=f"remove value(s) from enum {name}")
+
+
+def _refusal(name: QualifiedName, gone: list[str], columns: list[tuple[str, str, str]], connection: Any) -> CommentOp:
+    qualified = quote_qualified(name.schema, name.name)
+    lines = [
+        f"helios: NOT DONE: enum {name} still has {', '.join(map(repr, gone))} in the database, no longer in "
+        "the model. PostgreSQL cannot drop an enum value, and converting its columns to a new type "
+        "rewrites each table under ACCESS EXCLUSIVE, so this revision does not remove it.",
+    ]
+    for column in columns:
+        held = rows_holding(connection, column, gone)
+        where = ".".join(column)
+        if held is None:
+            lines.append(f"helios: {where} uses the type; whether rows hold these labels could not be told quickly.")
+        elif held:
+            more = "at least " if held >= 1000 else ""
+            lines.append(f"helios: {where} uses the type and {more}{held} row(s) hold these labels: move them to "
+                         "another label first (a data migration), or they would be lost.")
+        else:
+            lines.append(f"helios: {where} uses the type; no row holds these labels.")
+    lines += [
+        "helios: if the label was renamed, confirm it: [tool.helios-migrate.autogenerate] renames = "
+        f"{{ \"{name.name}.{gone[0]}\" = \"new_label\" }} (ALTER TYPE {qualified} RENAME VALUE). "
+        "To remove it, once no row holds it: create a new type without it, convert each column in a "
+        "maintenance window (ALTER COLUMN ... TYPE new USING col::text::new), drop the old type and "
+        "rename the new one; or leave the label in place.",
+    ]
+    return CommentOp(lines)
+
+
 def compare_enums(
-    autogen_context: Any, upgrade_ops: Any, version: PgVersion, policy: PlanPolicy | None = None
+    autogen_context: Any, upgrade_ops: Any, version: PgVersion, policy: PlanPolicy | None = None,
+    renames: Mapping[str, str] | None = None,
 ) -> None:
     """Put the enum changes the models need first in ``upgrade_ops`` (planned with the run's
-    ``policy``: its lock timeout and retries)."""
+    ``policy``: its lock timeout and retries); ``renames``: the confirmed renames (default: the
+    project's ``[tool.helios-migrate.autogenerate] renames``)."""
     connection = getattr(autogen_context, "connection", None)
     if connection is None:
         return
     wanted = model_enums(getattr(autogen_context, "metadata", None))
     if not wanted:
         return
+    if renames is None:
+        renames = project_config().autogenerate.renames
     have = database_enums(connection)
     by_table = _created_by_tables(upgrade_ops)
     new_ops: list[Any] = []
+
+    def renames_of(name: QualifiedName) -> dict[str, str]:
+        return confirmed_renames(renames or {}, name)
+
     for name, labels in sorted(wanted.items(), key=lambda kv: str(kv[0])):
         current = have.get(name)
         if current is None:
@@ -107,6 +243,18 @@ def compare_enums(
                 continue
             new_ops.append(_create_type(name, labels))
             continue
+        unconfirmed = [label for label in current if label not in labels and label not in renames_of(name)]
+        columns = enum_columns(connection, name) if unconfirmed else []
+        if unconfirmed and not columns:  # no column uses it: the type made again with the model's labels
+            new_ops.append(_recreate_type(name, labels, current, policy))
+            continue
+        renamed = {
+            old: new for old, new in renames_of(name).items()
+            if old in current and new in labels and new not in current and old not in labels
+        }
+        if renamed:
+            new_ops.append(_rename_values(name, renamed, policy))
+            current = tuple(renamed.get(label, label) for label in current)
         adds = [
             AddEnumValue(name=name, value=c.value, before=c.before, after=c.after)
             for c in _placed(labels, current)
@@ -117,12 +265,7 @@ def compare_enums(
             new_ops.append(LockSafePlanOp(None, plan.steps, title=title, notes=plan.notes))
         gone = [label for label in current if label not in labels]
         if gone:
-            new_ops.append(CommentOp([
-                f"helios: enum {name} still has {', '.join(map(repr, gone))} in the database, no longer "
-                "in the model. PostgreSQL cannot drop an enum value: if it was renamed, write "
-                f"op.execute(\"ALTER TYPE {quote_qualified(name.schema, name.name)} RENAME VALUE 'old' TO 'new'\"); "
-                "if it is unused, leave it or recreate the type in a maintenance window.",
-            ]))
+            new_ops.append(_refusal(name, gone, columns or enum_columns(connection, name), connection))
     upgrade_ops.ops[:0] = new_ops
 
 

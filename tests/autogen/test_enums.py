@@ -1,6 +1,8 @@
 """Enum types through autogenerate: a label added to the model is added to the type (outside the
 migration transaction, in the model's order), a new type used by a new column is created first,
-a label gone from the model is reported, not silently ignored.  PostgreSQL 15 and 18."""
+a confirmed rename renames the label (rows keep it), a label gone from the model is removed when
+no column uses the type and otherwise refused with the columns and rows that hold it, never
+silently ignored.  Real autogenerate, upgrade and downgrade on PostgreSQL 15 and 18."""
 
 from __future__ import annotations
 
@@ -69,3 +71,76 @@ def test_a_label_gone_from_the_model_is_reported(project: Project) -> None:
     revision = project.revision_files()[-1].read_text()
     assert "still has 'paid' in the database" in revision, res.stderr
     assert "RENAME VALUE" in revision
+    # the refusal says which column uses the type and that rows hold the label
+    assert "helios: NOT DONE: enum order_state" in revision
+    assert "public.items.state uses the type" in revision
+
+
+def _rows(project: Project, label: str) -> int:
+    with psycopg.connect(project.url) as conn:
+        row = conn.execute("SELECT count(*) FROM items WHERE state = %s::order_state", (label,)).fetchone()
+        return int(row[0]) if row else 0
+
+
+def test_a_label_in_use_is_not_removed_and_the_rows_are_counted(project: Project) -> None:
+    with psycopg.connect(project.url, autocommit=True) as conn:
+        conn.execute("UPDATE items SET state = 'paid' WHERE id <= 7")
+        conn.execute("UPDATE items SET state = 'new' WHERE id > 7")
+    project.write_models(models_source({"state": STATUS.replace('"new", "paid", ', '"new", ').format(extra="")}))
+    project.alembic("revision", "--autogenerate", "-m", "gone")
+    revision = project.revision_files()[-1].read_text()
+    assert "public.items.state uses the type and 7 row(s) hold these labels" in revision
+    project.alembic("upgrade", "head")
+    assert _labels(project, "order_state") == ["new", "paid"]
+    assert _rows(project, "paid") == 7
+
+
+def test_a_confirmed_rename_renames_the_label_and_keeps_the_rows(project: Project) -> None:
+    with psycopg.connect(project.url, autocommit=True) as conn:
+        conn.execute("UPDATE items SET state = 'paid' WHERE id <= 7")
+    (project.root / "pyproject.toml").write_text(
+        (project.root / "pyproject.toml").read_text()
+        + '\n[tool.helios-migrate.autogenerate]\nrenames = {"order_state.paid" = "settled"}\n'
+    )
+    project.write_models(models_source({"state": STATUS.replace('"paid"', '"settled"').format(extra="")}))
+    revision = project.autogenerate()
+    upgrade, downgrade = revision.split("def downgrade")
+    assert "ALTER TYPE order_state RENAME VALUE 'paid' TO 'settled'" in upgrade
+    assert "ALTER TYPE order_state RENAME VALUE 'settled' TO 'paid'" in downgrade
+    assert "NOT DONE" not in revision and "ADD VALUE" not in revision
+    project.alembic("upgrade", "head")
+    assert _labels(project, "order_state") == ["new", "settled"]
+    assert _rows(project, "settled") == 7
+    assert "No new upgrade operations" in project.alembic("check").stdout
+    project.alembic("downgrade", "-1")
+    assert _labels(project, "order_state") == ["new", "paid"]
+    assert _rows(project, "paid") == 7
+
+
+def test_an_unconfirmed_rename_is_not_guessed(project: Project) -> None:
+    project.write_models(models_source({"state": STATUS.replace('"paid"', '"settled"').format(extra="")}))
+    project.alembic("revision", "--autogenerate", "-m", "maybe renamed")
+    revision = project.revision_files()[-1].read_text()
+    assert "ADD VALUE IF NOT EXISTS 'settled' AFTER 'new'" in revision
+    assert "still has 'paid' in the database" in revision
+    assert "RENAME VALUE 'paid'" not in revision
+
+
+def test_a_label_removed_from_a_type_no_column_uses_is_removed(project: Project) -> None:
+    """A type in the database that no column uses yet: made again with the model's labels, in one
+    transaction, before the new column that uses it; the downgrade restores the old labels."""
+    with psycopg.connect(project.url, autocommit=True) as conn:
+        conn.execute("CREATE TYPE item_mood AS ENUM ('happy', 'meh', 'sad')")
+    mood = 'sa.Column("mood", sa.Enum("happy", "sad", "angry", name="item_mood"))'
+    project.write_models(models_source({"state": STATUS.format(extra=""), "mood": mood}))
+    revision = project.autogenerate()
+    upgrade = revision.split("def downgrade")[0]
+    assert "DROP TYPE item_mood" in upgrade
+    assert "CREATE TYPE item_mood AS ENUM ('happy', 'sad', 'angry')" in upgrade
+    project.alembic("upgrade", "head")
+    assert _labels(project, "item_mood") == ["happy", "sad", "angry"]
+    with psycopg.connect(project.url, autocommit=True) as conn:
+        conn.execute("UPDATE items SET mood = 'angry' WHERE id = 1")
+    assert "No new upgrade operations" in project.alembic("check").stdout
+    project.alembic("downgrade", "-1")
+    assert _labels(project, "item_mood") == ["happy", "meh", "sad"]
