@@ -22,6 +22,11 @@ Printed: rows/s of each, the backfill's share of the UPDATE's rows/s (also witho
 between batches, ``backfill_nice_ratio`` x the batch's time, which the backfill leaves the server
 on purpose), the number of batches and the longest batch (its row locks were held that long). Nothing else runs on the database, but the
 machine may be shared: compare the two columns of one run, not runs with each other.
+
+``cpu share`` is the same ratio for the CPU time the server process of each spent (from
+``/proc/<pid>/stat``; the server runs on this machine): on a busy machine it moves far less than
+the wall-clock share, because waiting for a core does not count.  (A parallel ``count(*)`` of
+the backfill's workers is not in it.)
 """
 
 from __future__ import annotations
@@ -74,6 +79,12 @@ class Result:
     p95_ms: float
     analyze_s: float
     paused_s: float
+    update_cpu_s: float = 0.0
+    backfill_cpu_s: float = 0.0
+
+    @property
+    def cpu_share(self) -> float:
+        return self.update_cpu_s / self.backfill_cpu_s if self.backfill_cpu_s else 0.0
 
     @property
     def share(self) -> float:
@@ -104,15 +115,29 @@ def _clone(server: pgserver.RunningServer, template: str, name: str) -> str:
     return pgserver.create_database(server, name, template, strategy=strategy)
 
 
-def _one_update(url: str, ddl: str, column: str, expression: str) -> float:
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds the process ``pid`` has used (0 when it cannot be read)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _one_update(url: str, ddl: str, column: str, expression: str) -> tuple[float, float]:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(ddl)
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        pid = int(row[0]) if row else 0
+        cpu = _cpu_s(pid)
         began = time.monotonic()
         conn.execute(f"UPDATE orders SET {column} = {expression}")
-        return time.monotonic() - began
+        return time.monotonic() - began, _cpu_s(pid) - cpu
 
 
-def _backfill(url: str, ddl: str, column: str, expression: str, profile: bool) -> tuple[float, list[str], str]:
+def _backfill(
+    url: str, ddl: str, column: str, expression: str, profile: bool
+) -> tuple[float, float, list[str], str]:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(ddl)
     engine = sa.create_engine(sqlalchemy_url(url))
@@ -124,6 +149,9 @@ def _backfill(url: str, ddl: str, column: str, expression: str, profile: bool) -
     try:
         with engine.connect() as conn:
             op = Operations(MigrationContext.configure(conn))
+            pid = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() or 0)
+            conn.rollback()
+            cpu = _cpu_s(pid)
             began = time.monotonic()
             if profiler:
                 profiler.enable()
@@ -131,6 +159,7 @@ def _backfill(url: str, ddl: str, column: str, expression: str, profile: bool) -
             if profiler:
                 profiler.disable()
             took = time.monotonic() - began
+            cpu = _cpu_s(pid) - cpu
     finally:
         logger.removeHandler(collect)
         engine.dispose()
@@ -139,7 +168,7 @@ def _backfill(url: str, ddl: str, column: str, expression: str, profile: bool) -
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(14)
         report = out.getvalue()
-    return took, collect.messages, report
+    return took, cpu, collect.messages, report
 
 
 def _parse(messages: list[str]) -> tuple[int, int, float, float, float, float, float]:
@@ -229,10 +258,10 @@ def _run(args: argparse.Namespace, base: Path, server: pgserver.RunningServer, w
         ddl, column, expression = CASES[case]
         runs: list[Result] = []
         for _ in range(max(1, args.repeat)):
-            update_s = _one_update(_clone(server, template, "bench_update"), ddl, column, expression)
+            update_s, update_cpu = _one_update(_clone(server, template, "bench_update"), ddl, column, expression)
             pgserver.drop_database(server, "bench_update")
             backfill_url = _clone(server, template, "bench_backfill")
-            backfill_s, messages, report = _backfill(backfill_url, ddl, column, expression, args.profile)
+            backfill_s, backfill_cpu, messages, report = _backfill(backfill_url, ddl, column, expression, args.profile)
             with psycopg.connect(backfill_url) as conn:
                 left = conn.execute(f"SELECT count(*) FROM orders WHERE {column} IS NULL").fetchone()
             pgserver.drop_database(server, "bench_backfill")
@@ -240,10 +269,14 @@ def _run(args: argparse.Namespace, base: Path, server: pgserver.RunningServer, w
                 print(f"error: the backfill left {left[0]} rows without a value", file=sys.stderr)
                 return 1
             rows, batches, longest, median, p95, analyze, paused = _parse(messages)
-            runs.append(Result(case, update_s, backfill_s, rows, batches, longest, median, p95, analyze, paused))
+            runs.append(Result(
+                case, update_s, backfill_s, rows, batches, longest, median, p95, analyze, paused,
+                update_cpu, backfill_cpu,
+            ))
             print(
                 f"-- {case}: one UPDATE {update_s:.2f} s, backfill {backfill_s:.2f} s "
-                f"({runs[-1].share:.0%}; paused {paused:.1f} s, {runs[-1].working_share:.0%} without)",
+                f"({runs[-1].share:.0%}; paused {paused:.1f} s, {runs[-1].working_share:.0%} without); "
+                f"server CPU {update_cpu:.2f} s vs {backfill_cpu:.2f} s ({runs[-1].cpu_share:.0%})",
                 flush=True,
             )
             if report:
@@ -254,14 +287,14 @@ def _run(args: argparse.Namespace, base: Path, server: pgserver.RunningServer, w
     print(f"Backfill vs one UPDATE, PostgreSQL {server.version}, {args.rows:,} rows in orders")
     header = (
         f"{'change':<12} {'UPDATE rows/s':>14} {'backfill rows/s':>16} {'share':>7} "
-        f"{'w/o pause':>10} {'batches':>8} {'batch median/p95/max':>21} {'of which ANALYZE':>17}"
+        f"{'w/o pause':>10} {'cpu share':>10} {'batches':>8} {'batch median/p95/max':>21} {'of which ANALYZE':>17}"
     )
     print(header)
     print("-" * len(header))
     for r in results:
         print(
             f"{r.case:<12} {args.rows / r.update_s:>14,.0f} {args.rows / r.backfill_s:>16,.0f} "
-            f"{r.share:>6.0%} {r.working_share:>9.0%} {r.batches:>8} "
+            f"{r.share:>6.0%} {r.working_share:>9.0%} {r.cpu_share:>9.0%} {r.batches:>8} "
             f"{f'{r.median_ms:.0f}/{r.p95_ms:.0f}/{r.longest_ms:.0f} ms':>21} {r.analyze_s:>15.2f} s"
         )
     return 0

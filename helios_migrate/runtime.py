@@ -682,26 +682,40 @@ class _KeyRanges:
             conditions.append(f"({self.key_list}) <= ({upto})")
         return f"UPDATE {self.table} SET {self.column} = {self.expression} WHERE {' AND '.join(conditions)}"
 
+    @property
+    def _still_pending(self) -> str:
+        # Evaluated by RETURNING on the row as updated: true when the expression left it still to
+        # do (a NULL for ``col IS NULL``).  Counted per batch, so no scan of the whole table
+        # afterwards is needed to say how many rows the expression gave no value.
+        return f"RETURNING ({self.pending}) AS helios_still"
+
     def online_batch(self, after: bool) -> sa.TextClause:
         """One batch in one statement (one round trip, its own transaction in autocommit mode):
-        the range's upper end, then the ``UPDATE`` up to it.  Returns the rows updated and the
-        upper end; past the last key the upper end is NULL and nothing is updated (the last,
-        open-ended range is :meth:`online_rest`).  Parameters ``:a0..``: the previous upper end;
-        ``:n``: the batch's rows.  The text is the same for every batch of a backfill, so the
-        driver prepares it on the server once and later batches skip parsing it."""
+        the range's upper end, then the ``UPDATE`` up to it.  Returns the rows updated, how many
+        of them still match ``pending``, and the upper end; past the last key the upper end is
+        NULL and nothing is updated (the last, open-ended range is :meth:`online_rest`).
+        Parameters ``:a0..``: the previous upper end; ``:n``: the batch's rows.  The text is the
+        same for every batch of a backfill, so the driver prepares it on the server once and
+        later batches skip parsing it."""
         after_sql = self._params("a") if after else None
         upto = f"SELECT {self.key_list} FROM helios_backfill_upto"
         rows = "CAST(\0n\0 AS bigint)"
         return _with_params(
             f"WITH helios_backfill_upto AS MATERIALIZED ({self.bound_sql(after_sql, rows)}), "
-            f"helios_backfill_done AS ({self.update_sql(after_sql, upto)} RETURNING 1) "
-            "SELECT (SELECT count(*) FROM helios_backfill_done), helios_backfill_upto.* "
+            f"helios_backfill_done AS ({self.update_sql(after_sql, upto)} {self._still_pending}) "
+            "SELECT (SELECT count(*) FROM helios_backfill_done), "
+            "(SELECT count(*) FROM helios_backfill_done WHERE helios_still), helios_backfill_upto.* "
             "FROM (VALUES (1)) AS helios_backfill_one LEFT JOIN helios_backfill_upto ON true"
         )
 
     def online_rest(self, after: bool) -> sa.TextClause:
-        """The last range: every key after ``:a0..``."""
-        return _with_params(self.update_sql(self._params("a") if after else None, None))
+        """The last range: every key after ``:a0..``; the rows updated and how many still match
+        ``pending``."""
+        update = self.update_sql(self._params("a") if after else None, None)
+        return _with_params(
+            f"WITH helios_backfill_done AS ({update} {self._still_pending}) "
+            "SELECT count(*), count(*) FILTER (WHERE helios_still) FROM helios_backfill_done"
+        )
 
 
 def _with_params(sql: str) -> sa.TextClause:
@@ -774,6 +788,7 @@ def _backfill_online(
     last: tuple[Any, ...] | None = None
     results: list[tuple[Any, ...] | None] = []
     cancelled = 0
+    left = 0  # rows the batches left still matching `pending` (the expression gave no value)
     owed = 0.0  # seconds of pause owed (see backfill_min_pause_ms)
 
     # Built once: each batch sends the same text with new parameters (no per-batch SQL building,
@@ -785,7 +800,7 @@ def _backfill_online(
         params: dict[str, Any] = {f"a{i}": v for i, v in enumerate(after or ())}
         try:
             if limit is None:
-                results.append((bind.execute(rest_sql[after is not None], params).rowcount,))
+                results.append(tuple(bind.execute(rest_sql[after is not None], params).one()))
             else:
                 params["n"] = int(limit)
                 results.append(tuple(bind.execute(batch_sql[after is not None], params).one()))
@@ -825,14 +840,15 @@ def _backfill_online(
                     continue
                 cancelled = 0
                 rows = int(row[0] or 0)
+                left += int(row[1] or 0)
                 meter.batch(rows, took, limit or rows)
                 if limit is None:
                     break  # the last, open-ended range: every row that matched was updated once
-                if row[1] is None:
+                if row[2] is None:
                     limit = None  # past the last key: one more batch for the keys after `last`
                     continue
                 sizer.record(limit, took)
-                last = tuple(row[1:])
+                last = tuple(row[2:])
                 limit = sizer.size
                 if stop.is_set():
                     raise StopRequested("stopped by Ctrl-C")
@@ -854,12 +870,11 @@ def _backfill_online(
                 "backfill continues with the rows still to do)."
             ) from None
     meter.finish()
-    remaining = _scalar(op, f"SELECT count(*) FROM {tbl} WHERE {pending}") or 0
-    if remaining:
+    if left:
         log.warning(
             "helios: backfill %s.%s: %d rows still match %s (the expression gives them no "
             "value); a NOT NULL step after this one will say so",
-            tbl, col, remaining, pending,
+            tbl, col, left, pending,
         )
     _analyze_if_large(op, tbl, meter.done, estimate, config)
     _record_step(op, what, step_began, meter.longest, meter.done)

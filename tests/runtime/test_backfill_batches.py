@@ -328,3 +328,31 @@ def test_the_row_estimate_is_the_one_formula_and_sums_the_partitions(op: Any) ->
     assert runtime._row_estimate(op, "parts") == 6000
     assert runtime._row_estimate(op, "missing") is None
     op.get_bind().rollback()
+
+
+def test_rows_the_expression_leaves_empty_are_counted_by_the_batches_not_by_a_final_scan(
+    op: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each batch counts the rows it left still to do (``RETURNING`` the pending condition on the
+    updated row), so the warning names them without reading the whole table again afterwards."""
+    _use(monkeypatch, dataclasses.replace(FAST, backfill_target_ms=5, backfill_min_batch=50))
+    url = _url(op)
+    _rows(url, "CREATE TABLE t (id bigint PRIMARY KEY, w text); "
+               "INSERT INTO t (id) SELECT g FROM generate_series(1, 5000) g")
+    queries: list[str] = []
+    scalar = runtime._scalar
+
+    def spy(op_: Any, sql: str) -> Any:
+        queries.append(sql)
+        return scalar(op_, sql)
+
+    monkeypatch.setattr(runtime, "_scalar", spy)
+    caplog.set_level(logging.INFO, logger="alembic.helios.runtime")
+    runtime.backfill(op, "t", "w", "CASE WHEN id % 10 = 0 THEN NULL ELSE 'x:' || id END", batch_size=700, pause_ms=0)
+    assert _rows(url, "SELECT count(*) FILTER (WHERE w IS NULL), count(*) FROM t")[0] == (500, 5000)
+    assert "500 rows still match" in caplog.text
+    assert not [q for q in queries if "count(*)" in q], queries
+    caplog.clear()
+    runtime.backfill(op, "t", "w", "'y'", batch_size=700, pause_ms=0)  # a re-run fills the rest
+    assert "still match" not in caplog.text
+    assert _rows(url, "SELECT count(*) FROM t WHERE w = 'y'")[0][0] == 500
