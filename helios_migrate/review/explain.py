@@ -91,19 +91,22 @@ def explain_findings(findings: Sequence[ReviewFinding], client: LlmClient) -> Ex
     notes: list[str] = []
     for start in range(0, len(findings), BATCH):
         batch = list(enumerate(findings))[start:start + BATCH]
-        got, note = _explain_batch(batch, client)
+        got, note, endpoint_failed = _explain_batch(batch, client)
         paragraphs.update(got)
         if note:
             notes.append(note)
-            if "no answer" in note:  # the endpoint failed: do not send the other batches
-                break
+        if endpoint_failed:  # do not send the other batches to an endpoint that failed
+            break
     missing = len(findings) - len(paragraphs)
     if missing and not notes:
         notes.append(f"the LLM gave no explanation for {missing} finding(s)")
     return Explanations(paragraphs, tuple(notes), client.model)
 
 
-def _explain_batch(batch: list[tuple[int, ReviewFinding]], client: LlmClient) -> tuple[dict[int, str], str | None]:
+def _explain_batch(
+    batch: list[tuple[int, ReviewFinding]], client: LlmClient
+) -> tuple[dict[int, str], str | None, bool]:
+    """(paragraphs by finding index, a note when some are missing, did the endpoint fail?)"""
     ids = {f"F{i + 1}": i for i, _ in batch}
 
     def check(obj: dict[str, Any]) -> tuple[dict[int, str] | None, list[str]]:
@@ -132,8 +135,8 @@ def _explain_batch(batch: list[tuple[int, ReviewFinding]], client: LlmClient) ->
         check=check,
     )
     if outcome.value is not None:
-        return outcome.value, None
+        return outcome.value, None, False
     if outcome.error is not None:
-        return {}, f"no answer from the LLM ({one_line(str(outcome.error), 300)})"
+        return {}, f"no answer from the LLM ({one_line(str(outcome.error), 300)})", True
     reasons = "; ".join(one_line(r, 200) for r in outcome.reasons[:3])
-    return {}, f"the LLM's answer was rejected after {outcome.attempts} attempt(s) ({reasons})"
+    return {}, f"the LLM's answer was rejected after {outcome.attempts} attempt(s) ({reasons})", False

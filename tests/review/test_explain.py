@@ -189,3 +189,59 @@ def test_plain_paragraph() -> None:
     long = plain_paragraph("word " * 1000)
     assert len(long) <= MAX_CHARS and long.endswith("...") and not long.endswith(" ...")
     assert plain_paragraph("\x1b[31mred\x1b[0m") == "31mred 0m"
+
+
+def _many_findings(n: int) -> list[object]:
+    import sqlalchemy as sa
+
+    from helios_migrate.config import Config
+    from helios_migrate.review.engine import review_schema
+    from helios_migrate.schema_model import schema_from_metadata
+    from helios_migrate.versions import PgVersion
+
+    m = sa.MetaData()
+    for i in range(n):
+        sa.Table(f"log_{i:02}", m, sa.Column("message", sa.Text))
+    findings = review_schema(schema_from_metadata(m), Config(), PgVersion.parse("16")).findings
+    assert len(findings) == n
+    return list(findings)
+
+
+def test_findings_are_sent_in_batches_and_a_failing_endpoint_stops_the_rest(server: FakeLLMServer, tmp_path: Path) -> None:
+    from helios_migrate.llm.client import LlmClient
+    from helios_migrate.llm.config import LlmConfig
+    from helios_migrate.review.explain import BATCH, explain_findings
+
+    findings = _many_findings(BATCH + 5)
+    client = LlmClient(LlmConfig(base_url=server.base_url, model="test-model", api_key="test", timeout=5, retries=0))
+    server.add(
+        _answer(*[{"finding": f"F{i}", "text": f"paragraph {i}"} for i in range(1, BATCH + 1)]),
+        _answer(*[{"finding": f"F{i}", "text": f"paragraph {i}"} for i in range(BATCH + 1, BATCH + 6)]),
+    )
+    result = explain_findings(findings, client)  # type: ignore[arg-type]
+    assert len(server.requests) == 2 and result.notes == ()
+    assert result.paragraphs == {i: f"paragraph {i + 1}" for i in range(BATCH + 5)}
+    # the second batch may not answer for the first one's findings
+    assert "id: F21" in server.user_texts(1)[0] and "id: F1\n" not in server.user_texts(1)[0]
+
+    findings = _many_findings(2 * BATCH + 1)
+    server.add(Reply(status=500, message="down"))
+    result = explain_findings(findings, client)  # type: ignore[arg-type]
+    assert result.paragraphs == {} and len(server.requests) == 3  # one failed request, not three
+    assert len(result.notes) == 1 and "no answer from the LLM" in result.notes[0]
+
+
+def test_an_answer_for_findings_it_was_not_sent_is_rejected(server: FakeLLMServer) -> None:
+    from helios_migrate.llm.client import LlmClient
+    from helios_migrate.llm.config import LlmConfig
+    from helios_migrate.review.explain import explain_findings
+
+    findings = _many_findings(2)
+    client = LlmClient(LlmConfig(base_url=server.base_url, model="test-model", api_key="test", timeout=5, retries=1))
+    server.add(
+        _answer({"finding": "F1", "text": "ok"}, {"finding": "F9", "text": "a finding of my own"}),
+        _answer({"finding": "F1", "text": "ok"}, {"finding": "F2", "text": "fine"}),
+    )
+    result = explain_findings(findings, client)  # type: ignore[arg-type]
+    assert result.paragraphs == {0: "ok", 1: "fine"}
+    assert "finding 'F9' was not sent" in server.user_texts(1)[-1]  # sent back with the reason
