@@ -245,3 +245,15 @@ def test_an_answer_for_findings_it_was_not_sent_is_rejected(server: FakeLLMServe
     result = explain_findings(findings, client)  # type: ignore[arg-type]
     assert result.paragraphs == {0: "ok", 1: "fine"}
     assert "finding 'F9' was not sent" in server.user_texts(1)[-1]  # sent back with the reason
+
+
+def test_a_broken_llm_section_is_a_usage_error_and_no_findings_send_nothing(tmp_path: Path, server: FakeLLMServer) -> None:
+    project = _project(tmp_path)
+    pyproject = project / "pyproject.toml"
+    good = pyproject.read_text(encoding="utf-8")
+    pyproject.write_text(good + "[tool.helios-migrate.llm]\nbogus = 1\n", encoding="utf-8")
+    out = _review(project, server, "--explain")
+    assert out.returncode == 2 and "unknown key(s) bogus" in out.stderr and "Traceback" not in out.stderr
+    pyproject.write_text(good + 'ignore = ["HM6"]\n', encoding="utf-8")
+    out = _review(project, server, "--explain")
+    assert out.returncode == 0 and "No findings" in out.stdout and server.requests == []
