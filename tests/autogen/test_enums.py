@@ -6,6 +6,8 @@ silently ignored.  Real autogenerate, upgrade and downgrade on PostgreSQL 15 and
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -76,6 +78,17 @@ def test_a_label_gone_from_the_model_is_reported(project: Project) -> None:
     assert "public.items.state uses the type" in revision
 
 
+def _passes_check(project: Project) -> None:
+    """The revision passes ``helios-migrate check`` (no blocking finding), both ways."""
+    revision = project.revision_files()[-1]
+    for direction in ([], ["--downgrade"]):
+        res = subprocess.run(
+            [sys.executable, "-m", "helios_migrate.cli", "check", str(revision), "--pg-version", "15", *direction],
+            cwd=project.root, capture_output=True, text=True, timeout=120, env=project.env,
+        )
+        assert res.returncode == 0, res.stdout + res.stderr
+
+
 def _rows(project: Project, label: str) -> int:
     with psycopg.connect(project.url) as conn:
         row = conn.execute("SELECT count(*) FROM items WHERE state = %s::order_state", (label,)).fetchone()
@@ -108,6 +121,7 @@ def test_a_confirmed_rename_renames_the_label_and_keeps_the_rows(project: Projec
     assert "ALTER TYPE order_state RENAME VALUE 'paid' TO 'settled'" in upgrade
     assert "ALTER TYPE order_state RENAME VALUE 'settled' TO 'paid'" in downgrade
     assert "NOT DONE" not in revision and "ADD VALUE" not in revision
+    _passes_check(project)
     project.alembic("upgrade", "head")
     assert _labels(project, "order_state") == ["new", "settled"]
     assert _rows(project, "settled") == 7
@@ -137,6 +151,7 @@ def test_a_label_removed_from_a_type_no_column_uses_is_removed(project: Project)
     upgrade = revision.split("def downgrade")[0]
     assert "DROP TYPE item_mood" in upgrade
     assert "CREATE TYPE item_mood AS ENUM ('happy', 'sad', 'angry')" in upgrade
+    _passes_check(project)
     project.alembic("upgrade", "head")
     assert _labels(project, "item_mood") == ["happy", "sad", "angry"]
     with psycopg.connect(project.url, autocommit=True) as conn:
