@@ -260,14 +260,37 @@ def _alembic_ini(revision: str, options: SideOptions) -> Path:
     return ini
 
 
+class _OtherDatabase(Exception):
+    """env.py connected to a database other than the scratch one."""
+
+
 def _upgrade(revision: str, ini: Path, url: str) -> None:
+    """``alembic upgrade revision`` on the scratch database ``url``.  An env.py that takes its URL
+    from somewhere else (an environment variable) would upgrade that database instead: every
+    connection the run opens is checked before it is used, and one to another database stops it."""
     cfg = Config(str(ini), stdout=io.StringIO())
     cfg.set_main_option("sqlalchemy.url", _sqlalchemy_url(url).replace("%", "%%"))
+    scratch_name = sa.engine.make_url(_sqlalchemy_url(url)).database
+
+    def only_scratch(connection: Any) -> None:
+        used = connection.engine.url
+        if used.database != scratch_name:
+            raise _OtherDatabase(used.render_as_string(hide_password=True))
+
+    sa.event.listen(sa.engine.Engine, "engine_connect", only_scratch)
     try:
         command.upgrade(cfg, revision)
+    except _OtherDatabase as exc:
+        raise DiffUsageError(
+            f"{revision}: the project's env.py connects to {exc}, not to the scratch database diff gave it "
+            "(sqlalchemy.url): nothing was run. Make env.py use config.get_main_option('sqlalchemy.url') when "
+            "it is set, or unset the variable it reads the URL from"
+        ) from None
     except CommandError as exc:
         raise DiffUsageError(f"{revision}: {exc}") from None
     except Exception as exc:  # a revision that fails on an empty database: say which, no traceback
         raise DiffUsageError(
             f"upgrading a scratch database to {revision} failed: {type(exc).__name__}: {first_line(exc)}"
         ) from None
+    finally:
+        sa.event.remove(sa.engine.Engine, "engine_connect", only_scratch)

@@ -7,6 +7,7 @@ downgrades."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -383,3 +384,29 @@ def test_plan_reads_target_table_facts(two_dbs: tuple[str, str], tmp_path: Path)
     offline = render_plan(converge(run_diff(source, target, SideOptions()), PgVersion(18)))
     assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS accounts_balance_idx" in offline
     assert "none read (every table is assumed to hold rows)" in offline
+
+
+def test_an_env_py_that_reads_its_own_url_is_stopped(fresh_db: str, pg_server: RunningServer, tmp_path: Path) -> None:
+    """The shop example's env.py prefers SHOP_DATABASE_URL: building 'head' would upgrade that
+    database instead of the scratch one.  diff stops before anything runs there."""
+    import shutil
+
+    shop = tmp_path / "shop"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "shop", shop)
+    env = {**os.environ, "SHOP_DATABASE_URL": fresh_db, "PYTHONPATH": str(shop)}
+    out = subprocess.run(
+        [sys.executable, "-m", "helios_migrate", "diff", "head", fresh_db, "--scratch-url", pg_server.url],
+        cwd=shop, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "env.py connects to" in out.stderr and "nothing was run" in out.stderr
+    assert "Traceback" not in out.stderr
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
+    env.pop("SHOP_DATABASE_URL")
+    ok = subprocess.run(
+        [sys.executable, "-m", "helios_migrate", "diff", "head", fresh_db, "--scratch-url", pg_server.url,
+         "--exit-zero"], cwd=shop, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "- table public.orders (missing in TARGET)" in ok.stdout
