@@ -122,33 +122,36 @@ def test_svg_through_graphviz_or_the_note_how_to_get_it(pg_server: RunningServer
     assert without.returncode == 0, without.stdout + without.stderr
     assert f"note: {DOT_MISSING}" in without.stderr
     assert "apt-get install graphviz" in without.stderr
-    assert not (out / "schema.svg").exists()
+    assert not (out / "schema.svg").exists(), without.stdout + without.stderr
     assert (out / "schema.dot").is_file() and (out / "README.md").is_file()
 
     if shutil.which("dot") is None:
         # no Graphviz on this machine: docs says how to get it here too, and --check does not
         # count the drawing it cannot make
         with_path = run_docs(SHOP, *args)
-        assert "apt-get install graphviz" in with_path.stderr
+        assert "apt-get install graphviz" in with_path.stderr, with_path.stdout + with_path.stderr
         (out / "schema.svg").write_text("<svg/>")
-        assert run_docs(SHOP, "--check", *args).returncode == 0
+        unchecked = run_docs(SHOP, "--check", *args)
+        assert unchecked.returncode == 0, unchecked.stdout + unchecked.stderr
         return
     drawn = run_docs(SHOP, *args)
     assert drawn.returncode == 0, drawn.stderr
-    assert "schema.svg" in drawn.stdout and "note:" not in drawn.stderr
+    assert "schema.svg" in drawn.stdout and "note:" not in drawn.stderr, drawn.stdout + drawn.stderr
     svg = (out / "schema.svg").read_text()
     assert "<svg" in svg
     for table in ("public.customers", "public.orders", "public.order_items", "public.products"):
         assert table in svg
     assert 'tables/public.orders.md' in svg  # each table links to its page
-    assert run_docs(SHOP, "--check", *args).returncode == 0
+    current = run_docs(SHOP, "--check", *args)
+    assert current.returncode == 0, current.stdout + current.stderr
     (out / "schema.svg").write_text("<svg/>")
     stale = run_docs(SHOP, "--check", *args)
-    assert stale.returncode == 1 and "stale: schema.svg" in stale.stdout
+    assert stale.returncode == 1 and "stale: schema.svg" in stale.stdout, stale.stdout + stale.stderr
     # where dot is missing, --check cannot draw it and does not count it; nor with --no-svg
-    assert run_docs(SHOP, "--check", *args, path=NO_DOT_PATH).returncode == 0
+    no_dot = run_docs(SHOP, "--check", *args, path=NO_DOT_PATH)
+    assert no_dot.returncode == 0, no_dot.stdout + no_dot.stderr
     quiet = run_docs(SHOP, "--check", "--no-svg", *args)
-    assert quiet.returncode == 0 and "note:" not in quiet.stderr
+    assert quiet.returncode == 0 and "note:" not in quiet.stderr, quiet.stdout + quiet.stderr
 
 
 def test_the_readme_shows_the_shops_real_output() -> None:
