@@ -8,6 +8,8 @@
    enabled, and show the revision it writes;
 4. run ``alembic upgrade head`` while a concurrent writer and reader work on ``orders``
    (:class:`helios_migrate.workload.Workload`) and print the longest write and read stall;
+   then (4b) make a "hotfix" index by hand, show it with ``helios-migrate diff head URL``, write
+   and apply the revision that converges the database, and diff again: no drift;
 5. ``alembic downgrade -1``.
 
 The pieces are reusable: the benchmark (``bench/write_stall.py``) seeds the same shop, compares the
@@ -131,6 +133,63 @@ def seed(url: str, orders: int, *, items: int | None = None) -> None:
 
 def sqlalchemy_url(url: str) -> str:
     return "postgresql+psycopg://" + url.split("://", 1)[1] if "://" in url else url
+
+
+HOTFIX_INDEX = "CREATE INDEX CONCURRENTLY orders_hotfix_idx ON orders (status, placed_at)"
+
+
+def helios_diff(project: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``helios-migrate diff head URL ...`` in ``project``, the revisions built in a throwaway
+    database on the same server (the shop's env.py reads SHOP_DATABASE_URL: left unset here, so
+    the build goes to the scratch database diff names)."""
+    env = {k: v for k, v in os.environ.items() if k != "SHOP_DATABASE_URL"}
+    env["PYTHONPATH"] = str(project)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "helios_migrate", "diff", "head", url, "--scratch-url", url, *args],
+            cwd=project, env=env, capture_output=True, text=True, timeout=ALEMBIC_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise DemoError(f"helios-migrate diff did not finish within {ALEMBIC_TIMEOUT_S:g} s") from exc
+
+
+def _diff_output(result: subprocess.CompletedProcess[str], expected: int) -> str:
+    if result.returncode != expected:
+        tail = (result.stderr or result.stdout).strip().splitlines() or ["(no output)"]
+        raise DemoError(f"helios-migrate diff exited {result.returncode}: {tail[-1]}")
+    # the SOURCE/TARGET lines name throwaway databases; the differences are what matters here
+    return "\n".join(ln for ln in result.stdout.splitlines() if not ln.startswith(("SOURCE:", "TARGET:"))).strip()
+
+
+def show_drift(console: Console, project: Path, url: str) -> None:
+    """A hotfix index made by hand on the live database; ``diff head URL`` shows it (exit 1),
+    ``--write`` writes the revision that converges the database, ``alembic upgrade head`` applies
+    it, and ``diff`` again finds nothing (exit 0).  The converging revision is then taken out of
+    the history again (the database matches version 2 exactly), so step 5 downgrades version 2."""
+    console.print(f"$ psql -c '{HOTFIX_INDEX}'", style="cyan")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(HOTFIX_INDEX)
+    console.print("$ helios-migrate diff head $DATABASE_URL", style="cyan")
+    console.print(_diff_output(helios_diff(project, url), 1), markup=False)
+    console.print('$ helios-migrate diff head $DATABASE_URL --write -m "converge hotfix drift"', style="cyan")
+    wrote = helios_diff(project, url, "--write", "-m", "converge hotfix drift")
+    _diff_output(wrote, 1)
+    found = re.search(r"Wrote (\S+) \(revision (\w+), down_revision (\w+)\)", wrote.stderr)
+    if found is None:
+        raise DemoError(f"helios-migrate diff --write wrote no revision: {wrote.stderr.strip()[-300:]}")
+    path, previous = Path(found.group(1)), found.group(3)
+    statements = re.findall(r"'(DROP INDEX[^']*)'", path.read_text().split("def downgrade")[0])
+    console.print(f"wrote {path.name}: {'; '.join(statements) or '(see the file)'}", markup=False)
+    console.print("$ alembic upgrade head", style="cyan")
+    alembic(project, url, "upgrade", "head")
+    console.print("$ helios-migrate diff head $DATABASE_URL", style="cyan")
+    console.print(_diff_output(helios_diff(project, url), 0), markup=False)
+    path.unlink()
+    alembic(project, url, "stamp", "--purge", previous)
+    console.print(
+        f"[dim](the converging revision is taken out again and the database stamped {previous}, which it "
+        "now matches, so step 5 downgrades version 2)[/dim]"
+    )
 
 
 def alembic(
@@ -586,6 +645,9 @@ def _run(console: Console, base: Path, orders: int) -> int:
                 f"While {kind} ran, each write waited at most {during.write_s:.2f} s. "
                 "Compare plain and lock-safe on 1,000,000 rows: python bench/write_stall.py"
             )
+
+        with _step(console, "4b. Drift: a hand-made hotfix index, found and converged by helios-migrate diff"):
+            show_drift(console, project, url)
 
         with _step(console, "5. $ alembic downgrade -1, while version 1 of the application writes"):
             console.print(
