@@ -41,9 +41,12 @@ class SchemaViolation:
     """Replaces the rule's default severity (configuration still wins)."""
 
 
-TOOL_TABLES = frozenset({"alembic_version"})
-"""Tables a tool owns (Alembic's version table): their design follows the tool, so the design and
-column-type rules leave them alone."""
+TOOL_TABLES = frozenset({
+    "alembic_version", "spatial_ref_sys", "schema_migrations", "ar_internal_metadata",
+    "flyway_schema_history", "databasechangelog", "databasechangeloglock", "django_migrations",
+})
+"""Tables a tool owns (Alembic's version table, PostGIS's reference table, other migration tools'
+history): their design follows the tool, so the design and column-type rules leave them alone."""
 
 ValueSampler = Callable[[QualifiedName, str], "Sequence[str] | None"]
 """``(table, column) -> a bounded sample of the column's non-NULL values as text`` (live only):
