@@ -43,8 +43,22 @@ class RevisionFile:
     down_revisions: tuple[str, ...] = ()
     dependencies: tuple[str, ...] = ()
     branch_labels: tuple[str, ...] = ()
-    tree: ast.Module | None = field(default=None, compare=False, repr=False)
+    parsed: ast.Module | None = field(default=None, compare=False, repr=False)
+    """The syntax tree when it was built while reading (see :attr:`tree`)."""
     syntax_error: SyntaxError | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def tree(self) -> ast.Module | None:
+        """The file's syntax tree (``None`` when it does not parse), built on first use when the
+        revision's identity came from ``.helios-cache/``."""
+        if self.parsed is None and self.syntax_error is None and self.source:
+            try:
+                tree = ast.parse(self.source, filename=str(self.path))
+            except SyntaxError as exc:
+                object.__setattr__(self, "syntax_error", exc)
+                return None
+            object.__setattr__(self, "parsed", tree)
+        return self.parsed
 
 
 @dataclass(frozen=True)
@@ -132,7 +146,10 @@ def load_project(root: Path, *, cache: bool = False) -> AlembicProject:
     # A relative script_location is relative to where Alembic runs, which for a project is the
     # directory of its configuration: resolve it there, whatever directory check runs in.
     locations = tuple(_location(Path(p), root) for p in raw.version_locations)
-    revisions = tuple(_read_revisions(locations, recursive=raw.recursive))
+    identities = _Identities(cache_dir) if cache_dir is not None else None
+    revisions = tuple(_read_revisions(locations, recursive=raw.recursive, identities=identities))
+    if identities is not None:
+        identities.save({identities.key(r.path, r.source) for r in revisions})
     resolved_prepend = tuple(
         (p if p.is_absolute() else (root / p)).resolve() for p in (Path(x) for x in raw.prepend)
     )
@@ -246,7 +263,9 @@ def standalone_project(rev: RevisionFile) -> AlembicProject:
     return AlembicProject(rev.path.parent, rev.path, (rev.path.parent,), (rev,), standalone=True)
 
 
-def _read_revisions(locations: Sequence[Path], *, recursive: bool) -> Iterator[RevisionFile]:
+def _read_revisions(
+    locations: Sequence[Path], *, recursive: bool, identities: _Identities | None = None
+) -> Iterator[RevisionFile]:
     seen: set[Path] = set()
     for location in locations:
         if not location.is_dir():
@@ -259,17 +278,24 @@ def _read_revisions(locations: Sequence[Path], *, recursive: bool) -> Iterator[R
             if real in seen:
                 continue
             seen.add(real)
-            yield read_revision_file(real)
+            yield read_revision_file(real, identities)
 
 
-def read_revision_file(path: Path) -> RevisionFile:
-    """Parse one revision file; a syntax error is kept on the value, never raised."""
+def read_revision_file(path: Path, identities: _Identities | None = None) -> RevisionFile:
+    """Parse one revision file; a syntax error is kept on the value, never raised.
+
+    With ``identities`` (the cache's), a file read before with the same name and bytes is not
+    parsed again: its identity comes from there and its tree is built when first needed.
+    """
     try:
         source = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         err = SyntaxError(f"cannot read file: {exc}")
         err.filename, err.lineno = str(path), 0
         return RevisionFile(path, "", None, syntax_error=err)
+    known = identities.get(path, source) if identities is not None else None
+    if known is not None:
+        return RevisionFile(path, source, *known)
     try:
         tree = ast.parse(source, filename=str(path))
     except SyntaxError as exc:
@@ -282,15 +308,62 @@ def read_revision_file(path: Path) -> RevisionFile:
     if not isinstance(revision, str):
         legacy = re.match(r"([a-f0-9]+)\.py$", path.name)
         revision = legacy.group(1) if legacy else None
-    return RevisionFile(
-        path,
-        source,
+    identity = (
         revision,
         _as_tuple(ids.get("down_revision")),
         _as_tuple(ids.get("depends_on")),
         _as_tuple(ids.get("branch_labels")),
-        tree=tree,
     )
+    if identities is not None:
+        identities.put(path, source, identity)
+    return RevisionFile(path, source, *identity, parsed=tree)
+
+
+_Identity = tuple[str | None, tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+
+
+class _Identities:
+    """Revision identities by file name and content, kept in ``.helios-cache/`` (one file per
+    project): a re-check reads each revision's bytes but parses only those it renders."""
+
+    _FORMAT = "identities-1"
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.file = cache_dir / "revisions" / f"{self._FORMAT}.json"
+        self.known: dict[str, Any] = {}
+        self.dirty = False
+        try:
+            data = json.loads(self.file.read_text(encoding="utf-8"))
+            if isinstance(data, dict):
+                self.known = data
+        except (OSError, ValueError):
+            pass
+
+    @staticmethod
+    def key(path: Path, source: str) -> str:
+        return hashlib.sha256(path.name.encode() + b"\0" + source.encode()).hexdigest()
+
+    def get(self, path: Path, source: str) -> _Identity | None:
+        entry = self.known.get(self.key(path, source))
+        try:
+            revision, down, deps, labels = entry  # type: ignore[misc]
+            return (
+                revision if isinstance(revision, str) else None,
+                tuple(str(x) for x in down), tuple(str(x) for x in deps), tuple(str(x) for x in labels),
+            )
+        except (TypeError, ValueError):
+            return None
+
+    def put(self, path: Path, source: str, identity: _Identity) -> None:
+        self.known[self.key(path, source)] = [identity[0], *(list(part) for part in identity[1:])]
+        self.dirty = True
+
+    def save(self, wanted: set[str]) -> None:
+        """Write the identities of the files read this time (older entries are dropped)."""
+        kept = {k: v for k, v in self.known.items() if k in wanted}
+        if not self.dirty and len(kept) == len(self.known):
+            return
+        _write_cached(self.file.parent.parent, "revisions", self._FORMAT, kept)
 
 
 _IDENTITY_NAMES = ("revision", "down_revision", "branch_labels", "depends_on")

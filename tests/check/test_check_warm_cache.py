@@ -4,6 +4,7 @@ anything they depend on that changed is read again."""
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -70,6 +71,12 @@ def test_the_cached_order_and_heads_are_alembics(tmp_path: Path) -> None:
     assert [r.revision for r in upgrade_order(warm)[0]] == expected
     assert expected[0] == "0001" and expected[-1] == "0002"
     assert history_graph(warm).heads == history_graph(plain).heads == ("0002",)
+    # Identities came from the cache: no file was parsed to read them, and each tree is still
+    # there when asked for.
+    assert warm.revisions == plain.revisions
+    assert all(r.parsed is None for r in warm.revisions)
+    assert all(r.parsed is not None for r in cold.revisions)
+    assert [ast.dump(r.tree) for r in warm.revisions if r.tree] == [ast.dump(r.tree) for r in plain.revisions if r.tree]
 
 
 def test_a_changed_configuration_or_history_is_read_again(tmp_path: Path) -> None:
