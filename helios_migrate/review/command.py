@@ -168,7 +168,9 @@ def _explain(report: Any, config_file: Path | None, llm_log: Path | None, output
     notes: list[str] = []
     explained: dict[int, str] = {}
     model = llm_config.model or ""
-    if not llm_config.enabled:
+    if output_format is ReviewFormat.SARIF:
+        notes.append("--explain: SARIF results carry no explanations (use --format text, json or markdown); none asked for")
+    elif not llm_config.enabled:
         notes.append(
             "--explain: no LLM configured (set base_url and model in [tool.helios-migrate.llm], or "
             "HELIOS_LLM_BASE_URL and HELIOS_LLM_MODEL); the report has no explanations"
@@ -180,7 +182,7 @@ def _explain(report: Any, config_file: Path | None, llm_log: Path | None, output
             notes.append(f"--explain: {exc}; the report has no explanations")
         else:
             findings = report.result.findings
-            wanted = set(map(id, findings if output_format in (ReviewFormat.JSON, ReviewFormat.SARIF) else report.shown()))
+            wanted = set(map(id, findings if output_format is ReviewFormat.JSON else report.shown()))
             indexes = [i for i, rf in enumerate(findings) if id(rf) in wanted]
             if indexes:
                 result = explain_findings([findings[i] for i in indexes], client)

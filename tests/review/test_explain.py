@@ -257,3 +257,12 @@ def test_a_broken_llm_section_is_a_usage_error_and_no_findings_send_nothing(tmp_
     pyproject.write_text(good + 'ignore = ["HM6"]\n', encoding="utf-8")
     out = _review(project, server, "--explain")
     assert out.returncode == 0 and "No findings" in out.stdout and server.requests == []
+
+
+def test_sarif_asks_nothing_and_says_so(tmp_path: Path, server: FakeLLMServer) -> None:
+    project = _project(tmp_path)
+    base = _review(project, None, "--format", "sarif")
+    out = _review(project, server, "--format", "sarif", "--explain")
+    assert out.returncode == base.returncode and server.requests == []
+    assert "SARIF results carry no explanations" in out.stderr
+    assert json.loads(out.stdout)["runs"][0]["results"] == json.loads(base.stdout)["runs"][0]["results"]
