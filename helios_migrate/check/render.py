@@ -185,6 +185,27 @@ class _Capture:
         return wrapped
 
 
+def _indexes_by_name(create_table: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap the impl's ``create_table`` so a table's indexes are emitted in name order.
+
+    Alembic emits them in the order of ``Table.indexes``, a set of objects hashed by identity:
+    the order, and what was emitted before an index that fails to render (a name over 63
+    characters), would change from run to run.
+    """
+
+    def wrapped(table: Any, **kw: Any) -> Any:
+        indexes = table.indexes
+        if not isinstance(indexes, (set, frozenset)) or len(indexes) < 2:
+            return create_table(table, **kw)
+        table.indexes = sorted(indexes, key=lambda ix: (str(ix.name or ""), [str(c) for c in ix.expressions]))
+        try:
+            return create_table(table, **kw)
+        finally:
+            table.indexes = indexes
+
+    return wrapped
+
+
 def _pg_type(type_: Any) -> str:
     from ..alembic_ops import sql_type_text  # lazy: Alembic, off the check path
 
@@ -244,6 +265,7 @@ class RevisionRenderer:
         self._ctx.impl.static_output = self._capture
         self._ctx.impl.alter_column = self._capture.declaring_existing_type(self._ctx.impl.alter_column)
         self._ctx.impl.drop_index = self._capture.naming_index_table(self._ctx.impl.drop_index)
+        self._ctx.impl.create_table = _indexes_by_name(self._ctx.impl.create_table)
         # Instance attributes, not subclasses: Alembic's module proxies (``op``, ``context``) are
         # registered per class and copy the bound methods of the instance they install.
         env = EnvironmentContext(self._alembic_config(), self._script(), as_sql=True)
