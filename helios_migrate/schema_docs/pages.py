@@ -96,6 +96,16 @@ def readme(schema: Schema, history: History | None, source: str) -> str:
         lines += ["## Views", ""]
         lines += _table(["view", "kind"], [[_cell(n), kind] for n, kind in schema.views])
         lines.append("")
+    if schema.functions:
+        lines += ["## Functions", ""]
+        lines += _table(["function", "kind", "returns", "language"],
+                        [[_code(n), kind, _code(returns), language] for n, kind, returns, language in schema.functions])
+        lines.append("")
+    if schema.extensions:
+        lines += ["## Extensions", ""]
+        lines += _table(["extension", "version", "schema"],
+                        [[_cell(n), _cell(v), _cell(sch)] for n, v, sch in schema.extensions])
+        lines.append("")
     if history is not None:
         lines += ["## History", "", f"{len(history.revisions)} revision(s): see [{CHANGELOG}]({CHANGELOG}).", ""]
     return "\n".join(lines).rstrip("\n") + "\n"
@@ -159,6 +169,22 @@ def table_markdown(schema: Schema, t: Table, history: History | None) -> str:
     else:
         lines.append("None.")
 
+    if t.triggers:
+        lines += ["", "## Triggers", ""]
+        lines += _table(["trigger", "definition", "enabled"],
+                        [[_code(tr.name), _code(tr.definition), tr.enabled] for tr in t.triggers])
+    if t.row_security is not None or t.policies:
+        enabled, forced = t.row_security or (False, False)
+        state = ("enabled" if enabled else "disabled") + (", forced for the owner" if forced else "")
+        lines += ["", "## Row-level security", "", f"Row-level security: {state}.", ""]
+        if t.policies:
+            lines += _table(
+                ["policy", "as", "command", "roles", "using", "with check"],
+                [[_code(p.name), p.permissive, p.command, ", ".join(p.roles), _code(p.using), _code(p.with_check)]
+                 for p in t.policies],
+            )
+        else:
+            lines.append("No policies.")
     lines += ["", "## References", ""]
     if t.foreign_keys:
         lines += _table(["foreign key", "columns", "references"],

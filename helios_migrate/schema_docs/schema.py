@@ -42,6 +42,24 @@ class Index:
 
 
 @dataclass(frozen=True)
+class Trigger:
+    name: str
+    definition: str
+    """``CREATE TRIGGER ...`` as ``pg_get_triggerdef`` prints it."""
+    enabled: str
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    permissive: str
+    command: str
+    roles: tuple[str, ...]
+    using: str | None
+    with_check: str | None
+
+
+@dataclass(frozen=True)
 class ForeignKey:
     name: str
     table: str
@@ -66,6 +84,10 @@ class Table:
     indexes: tuple[Index, ...]
     foreign_keys: tuple[ForeignKey, ...]
     size: TableSize | None
+    triggers: tuple[Trigger, ...] = ()
+    row_security: tuple[bool, bool] | None = None
+    """``(enabled, forced)`` when row-level security is on."""
+    policies: tuple[Policy, ...] = ()
 
     @property
     def primary_key(self) -> tuple[str, ...]:
@@ -92,6 +114,10 @@ class Schema:
     views: tuple[tuple[str, str], ...]
     """``(name, kind)``: ``plain`` or ``materialized``."""
     server_version_num: int | None
+    functions: tuple[tuple[str, str, str, str], ...] = ()
+    """``(name with its arguments, kind, returns, language)``."""
+    extensions: tuple[tuple[str, str, str], ...] = ()
+    """``(name, version, schema)``."""
 
     def table(self, name: str) -> Table | None:
         return next((t for t in self.tables if t.name == name), None)
@@ -179,6 +205,10 @@ def build_schema(objects: SchemaObjects, extras: Extras) -> Schema:
         by_kind.setdefault(obj.kind, []).append(obj)
     table_objects = sorted(by_kind.get("table", []), key=lambda o: o.name)
     known = {o.name for o in table_objects}
+    comments = {
+        (str(o.on), ".".join(o.parts)): str(o.attribute("text")) for o in by_kind.get("comment", [])
+    }
+    rls = {o.name: (bool(o.attribute("enabled")), bool(o.attribute("forced"))) for o in by_kind.get("rls", [])}
     tables = []
     for t in table_objects:
         schema, short = t.parts if len(t.parts) == 2 else ("public", t.name)
@@ -196,12 +226,12 @@ def build_schema(objects: SchemaObjects, extras: Extras) -> Schema:
         ]
         tables.append(Table(
             name=t.name, schema=schema, short=short, kind=str(t.attribute("kind") or "ordinary"),
-            comment=t.attribute("comment") or extras.table_comments.get(t.name),
+            comment=comments.get(("table", t.name)),
             columns=tuple(
                 Column(
                     c.parts[-1], str(c.attribute("type")), bool(c.attribute("nullable")),
                     c.attribute("default"), c.attribute("identity"), c.attribute("generated"),
-                    c.attribute("comment") or extras.column_comments.get(c.name),
+                    comments.get(("column", c.name)),
                 )
                 for c in columns
             ),
@@ -215,7 +245,25 @@ def build_schema(objects: SchemaObjects, extras: Extras) -> Schema:
             ),
             foreign_keys=tuple(fks),
             size=extras.sizes.get(t.name),
+            triggers=tuple(
+                Trigger(o.parts[-1], str(o.attribute("definition")), str(o.attribute("enabled")))
+                for o in sorted(by_kind.get("trigger", []), key=lambda o: o.name) if o.table == t.name
+            ),
+            row_security=rls.get(t.name),
+            policies=tuple(
+                Policy(o.parts[-1], str(o.attribute("as")), str(o.attribute("command")),
+                       tuple(o.attribute("roles") or ()), o.attribute("using"), o.attribute("with_check"))
+                for o in sorted(by_kind.get("policy", []), key=lambda o: o.name) if o.table == t.name
+            ),
         ))
     enums = tuple(sorted((o.name, tuple(o.attribute("values") or ())) for o in by_kind.get("enum", [])))
     views = tuple(sorted((o.name, str(o.attribute("kind"))) for o in by_kind.get("view", [])))
-    return Schema(tuple(tables), enums, views, objects.server_version_num)
+    functions = tuple(sorted(
+        (o.name, str(o.attribute("kind")), str(o.attribute("returns") or ""), str(o.attribute("language")))
+        for o in by_kind.get("function", [])
+    ))
+    extensions = tuple(sorted(
+        (o.name, str(o.attribute("version")), str(o.attribute("schema"))) for o in by_kind.get("extension", [])
+        if o.name != "plpgsql"  # in every database since PostgreSQL 9.0: not worth a line
+    ))
+    return Schema(tuple(tables), enums, views, objects.server_version_num, functions, extensions)

@@ -156,6 +156,12 @@ def test_live_database_with_row_estimates(project: Project, pg_server: RunningSe
         conn.execute("ALTER TABLE items ADD CONSTRAINT items_qty_positive CHECK (qty >= 0) NOT VALID")
         conn.execute("ALTER TABLE items ADD CONSTRAINT items_parent_fkey FOREIGN KEY (parent_id) "
                      "REFERENCES owners (id) NOT VALID")
+        conn.execute("CREATE EXTENSION pg_trgm")
+        conn.execute("CREATE FUNCTION touch_items() RETURNS trigger LANGUAGE plpgsql AS "
+                     "$$ BEGIN NEW.score := coalesce(NEW.score, 0); RETURN NEW; END $$")
+        conn.execute("CREATE TRIGGER items_touch BEFORE UPDATE ON items FOR EACH ROW EXECUTE FUNCTION touch_items()")
+        conn.execute("ALTER TABLE owners ENABLE ROW LEVEL SECURITY")
+        conn.execute("CREATE POLICY owners_low ON owners FOR SELECT USING (id < 10)")
         conn.execute("ANALYZE")
     out = tmp_path / "live"
     done = run_docs(project.root, project.url, "--out", str(out), env=project.env)
@@ -170,12 +176,20 @@ def test_live_database_with_row_estimates(project: Project, pg_server: RunningSe
     assert "| `items_qty_positive` | check | `CHECK ((qty >= 0)) NOT VALID` | **no (NOT VALID)** |" in items
     assert "| `parent_id` | `bigint` | yes |  | FK → [public.owners](public.owners.md) |  |" in items
     owners = (out / "tables" / "public.owners.md").read_text()
+    readme = (out / "README.md").read_text()
     assert "- Rows (estimate): 1,000\n" in owners
     assert "| [public.items](public.items.md) | `items_parent_fkey` | `parent_id` |" in owners
+    # triggers, row-level security and its policies; functions and extensions in the README
+    assert ("| `items_touch` | `CREATE TRIGGER items_touch BEFORE UPDATE ON public.items FOR EACH ROW "
+            "EXECUTE FUNCTION touch_items()` | enabled |") in items
+    assert "Row-level security: enabled." in owners
+    assert "| `owners_low` | permissive | SELECT | PUBLIC | `(id < 10)` |  |" in owners
+    assert "## Row-level security" not in items
+    assert "| `public.touch_items()` | function | `trigger` | plpgsql |" in readme
+    assert "| pg_trgm | " in readme and "plpgsql |" not in readme.split("## Extensions", 1)[1]
     (block,) = mermaid_blocks((out / "README.md").read_text())
     assert check_er_diagram(block)[1] == [("owners", "items")]
     assert '    owners |o--o{ items : "parent_id"' in block  # a nullable foreign key
-    readme = (out / "README.md").read_text()
     assert "| rows (estimate) | size |" in readme
     assert "| [public.owners](tables/public.owners.md) | 1 | - | public.items | 1,000 |" in readme
     assert f"from the database `{redact_url(project.url)}`" in readme
