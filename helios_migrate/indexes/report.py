@@ -89,9 +89,10 @@ def run(database_url: str, queries_file: Path | None, limit: int) -> dict[str, A
 
 
 def _kept(suggestion: Suggestion, verdict: Verdict) -> bool:
-    """Kept by the planner, or covering and not judged: HypoPG plans no index-only scan, so an
-    index whose point is one is kept, unverified, rather than rejected for the heap fetches it
-    exists to avoid."""
+    """Kept by the planner, or covering and not judged: when the planner chose no index-only scan
+    on the hypothetical index (it plans one only where VACUUM has marked most of the table's pages
+    all-visible), an index whose point is one is kept, unverified, rather than rejected for the
+    heap fetches it exists to avoid."""
     return verdict.kept or _unjudged(suggestion, verdict)
 
 
@@ -206,7 +207,7 @@ def _verdict_fields(report: dict[str, Any], suggestion: Any) -> dict[str, Any]:
         "queries_using_it": verdict.used_by,
         "queries_planned": verdict.explained,
         "index_only_scans": verdict.index_only,
-        # HypoPG plans no index-only scan: an INCLUDE list it never saw used is not verified
+        # an INCLUDE list the planner never used for an index-only scan is not verified
         "include_verified": bool(suggestion.include) and verdict.index_only > 0,
     }
 
@@ -239,7 +240,7 @@ def render_text(report: dict[str, Any]) -> str:
                  f"partial: ~{e['rows_fraction']:.1%} of the rows" if e["rows_fraction"] is not None else None]
         out.append("   " + ", ".join(f for f in facts if f))
         if "planner_cost_before" in e and not e["verified"]:
-            out.append(f"   not verified: HypoPG plans no index-only scan, and without one the planner would "
+            out.append(f"   not verified: the planner chose no index-only scan on it, and without one it would "
                        f"{'not use it' if not e['queries_using_it'] else 'save too little'} (estimated cost "
                        f"{e['planner_cost_before']:,.0f} -> {e['planner_cost_after']:,.0f}); kept for the "
                        f"index-only scan INCLUDE ({', '.join(e['include'])}) allows -- check it with EXPLAIN once built")
@@ -249,7 +250,8 @@ def render_text(report: dict[str, Any]) -> str:
                        f"{e['planner_cost_after']:,.0f} (calls x cost)")
             if e["include"] and not e["include_verified"]:
                 out.append(f"   INCLUDE ({', '.join(e['include'])}) not verified: the planner chose no index-only "
-                           "scan on the hypothetical index (HypoPG does not plan them); the key is verified")
+                           "scan on the hypothetical index (it plans one only where VACUUM has marked most of the "
+                           "table all-visible); the key is verified")
         elif e["include"]:
             out.append(f"   INCLUDE ({', '.join(e['include'])}): its queries read only these columns beyond the key, "
                        "so an index-only scan skips the heap (needs a vacuumed table)")

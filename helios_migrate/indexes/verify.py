@@ -10,8 +10,9 @@ the values).  The candidates on other tables are hypothetical indexes on both si
 judged as it would run with the whole advice applied.  A candidate is kept when the planner uses
 it for a query and its total estimated cost (each query's cost times its calls) drops by at least
 :data:`MIN_SAVING`.  A partial index's predicate and an expression key are planned as written; an
-``INCLUDE`` list is judged only if the planner picks an index-only scan on the hypothetical index,
-which HypoPG 1.3 never does: the verdict says so rather than count it as verified.
+``INCLUDE`` list is judged only if the planner picks an index-only scan on the hypothetical index
+(which it does only where VACUUM has marked most of the table's pages all-visible): otherwise the
+verdict says so rather than count it as verified.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ class Verdict:
     explained: int
     """How many of the queries could be planned (the others are left out of the costs)."""
     index_only: int = 0
-    """How many of the queries the planner would run as an index-only scan on it: HypoPG (1.3 at
-    least) plans none, so an INCLUDE list is not judged by the planner when this is 0."""
+    """How many of the queries the planner would run as an index-only scan on it (an INCLUDE list
+    is not judged by the planner when this is 0)."""
 
     @property
     def saving(self) -> float:
