@@ -38,7 +38,9 @@ Definitions (what the figures mean):
   ``CREATE INDEX CONCURRENTLY`` (then ANALYZE).  Noisy on a shared machine.
 - **write overhead**: wall time of a fixed batch of INSERT/UPDATE (in one transaction, rolled back
   so every run starts from the same data; the fastest of 3 runs), before and after.  The servers
-  run with fsync off, so this is the CPU cost of maintaining the indexes, not of their WAL on disk.
+  run with fsync off, so this is the CPU cost of maintaining the indexes, not of their WAL on disk;
+  on a loaded machine it is noisy.  The WAL the same batch writes, before and after, counts the
+  index maintenance without that noise (each index entry added is WAL-logged).
 
 Exit code: 1 when recall < 90% or a redundant suggestion appears on any server; 2 when a server
 or the command could not run; 0 otherwise.
@@ -271,6 +273,16 @@ def workload(n: dict[str, int]) -> list[Q]:
     ]
 
 
+def write_wal(conn: psycopg.Connection[Any], n: dict[str, int], rows: int) -> int:
+    """The WAL bytes the write batch generates: every index entry it adds is WAL-logged, so this
+    counts the index maintenance without the machine's noise."""
+    lsn = "SELECT pg_current_wal_insert_lsn()"
+    before = conn.execute(lsn).fetchone()[0]  # type: ignore[index]
+    write_batch(conn, n, rows)
+    row = conn.execute(f"SELECT pg_wal_lsn_diff(({lsn}), %s)", (before,)).fetchone()
+    return int(row[0]) if row else 0
+
+
 def write_batch(conn: psycopg.Connection[Any], n: dict[str, int], rows: int) -> float:
     """A fixed batch of INSERT/UPDATE in one transaction, rolled back; its wall time."""
     r = random.Random(7)
@@ -483,6 +495,7 @@ def bench_server(kind: str, args: argparse.Namespace, base: Path) -> dict[str, A
                 log(f"pg_stat_statements unavailable: the queries go through {source}")
             run_workload(conn, queries, n)  # warm-up: caches, and the DELETE has deleted
             writes_before = min(write_batch(conn, n, args.write_rows) for _ in range(3))
+            wal_before = write_wal(conn, n, args.write_rows)
             existing = _existing(conn)
             if args.hypopg:
                 try:
@@ -519,6 +532,7 @@ def bench_server(kind: str, args: argparse.Namespace, base: Path) -> dict[str, A
             times_after: dict[str, list[float]] = {}
             after = min(run_workload(conn, queries, n, times_after) for _ in range(args.repeat))
             writes_after = min(write_batch(conn, n, args.write_rows) for _ in range(3))
+            wal_after = write_wal(conn, n, args.write_rows)
         result.update({
             "server": kind, "version": version, "source": source, "scale": args.scale,
             "hypopg_verified": doc["verified"],
@@ -528,6 +542,8 @@ def bench_server(kind: str, args: argparse.Namespace, base: Path) -> dict[str, A
             "write_batch_rows": args.write_rows,
             "writes_before_s": round(writes_before, 3), "writes_after_s": round(writes_after, 3),
             "write_overhead": writes_after / writes_before - 1 if writes_before else None,
+            "write_wal_before": wal_before, "write_wal_after": wal_after,
+            "write_wal_overhead": wal_after / wal_before - 1 if wal_before else None,
             "suggested": [str(Suggested(s["table"].split(".")[-1], s["columns"], s.get("include", []), s.get("where")))
                           for s in doc["suggestions"]],
             "per_query_ms": {q.sql: [round(min(times[q.sql]) * 1000, 1), round(min(times_after[q.sql]) * 1000, 1)]
@@ -555,7 +571,8 @@ def report(r: dict[str, Any]) -> None:
     print(f"writes     {r['write_batch_rows']} x (2 INSERT orders/lines, 1 UPDATE accounts, 1 INSERT history, "
           "1 INSERT jobs): "
           f"{r['writes_before_s']:.2f} s before, {r['writes_after_s']:.2f} s after "
-          f"({r['write_overhead']:+.0%})")
+          f"({r['write_overhead']:+.0%}); WAL {r['write_wal_before'] / 1e6:.1f} MB before, "
+          f"{r['write_wal_after'] / 1e6:.1f} MB after ({r['write_wal_overhead']:+.0%}: index entries written)")
     print(f"(whole run {r['total_seconds']:.0f} s; timings on a shared machine are noisy)")
 
 
