@@ -249,6 +249,9 @@ class RuntimeSettings:
     backfill_max_cancelled: int = 20
     """Batches cancelled in a row (by ``backfill_max_batch_ms``) before the backfill stops,
     resumable."""
+    backfill_cancel_wait_max: str = "1s"
+    """After a cancelled batch the backfill waits, holding no row lock, before trying the range
+    again: ``backfill_max_batch_ms``, doubling with each cancellation in a row, at most this."""
     backfill_max_growth: float = 2.0
     """The most a batch grows over the one before (a slow batch shrinks the next at once)."""
     backfill_min_batch: int = 100
@@ -435,6 +438,7 @@ def config_from_mapping(data: Mapping[str, Any], source: str = "<config>") -> Co
 _RUNTIME_KEYS = (
     "backfill_target_ms", "backfill_min_batch", "backfill_pause", "backfill_nice_ratio",
     "backfill_max_batch_ms", "backfill_max_cancelled", "backfill_max_growth", "backfill_min_pause_ms",
+    "backfill_cancel_wait_max",
     "throttle_poll_min", "throttle_poll_max", "lock_guard_poll_min", "lock_guard_poll_max",
     "max_replica_lag", "replica_lag_sql", "max_load", "critical_load", "load_sql",
     "throttle_max_wait", "throttle_interval", "pause_file", "lock_guard", "lock_guard_min_age", "lock_guard_max_wait",
@@ -467,6 +471,7 @@ def _runtime(reader: _Reader, data: Mapping[str, Any]) -> RuntimeSettings:
         backfill_target_ms=target,
         backfill_max_batch_ms=cap,
         backfill_max_cancelled=reader.integer(data, "backfill_max_cancelled", d.backfill_max_cancelled, minimum=1),
+        backfill_cancel_wait_max=reader.duration(data, "backfill_cancel_wait_max", d.backfill_cancel_wait_max),
         backfill_max_growth=growth,
         backfill_min_pause_ms=reader.integer(data, "backfill_min_pause_ms", d.backfill_min_pause_ms, minimum=0),
         backfill_min_batch=reader.integer(data, "backfill_min_batch", d.backfill_min_batch, minimum=1),

@@ -833,10 +833,21 @@ def _backfill_online(
                             "or the server is overloaded. The rows done are kept: run the upgrade "
                             "again to resume, or raise backfill_max_batch_ms."
                         )
+                    # Wait before trying again, holding no row lock: the cap, doubling with each
+                    # cancellation in a row, at most backfill_cancel_wait_max -- an application
+                    # transaction holding a row for seconds lets the backfill go on afterwards
+                    # instead of using up its cancellations in a second.
+                    wait_s = min(
+                        (cap_ms or 0) / 1000 * 2 ** (cancelled - 1),
+                        duration_ms(config.backfill_cancel_wait_max) / 1000,
+                    )
                     log.info("helios: %s: a batch of %s rows ran past %d ms: cancelled (its row locks "
-                             "released), trying the range again smaller", what, limit or "the last", cap_ms)
+                             "released), trying the range again smaller in %.0f ms", what,
+                             limit or "the last", cap_ms, wait_s * 1000)
                     sizer.record(limit or sizer.size, took)
                     limit = sizer.size
+                    if wait_s > 0:
+                        time.sleep(wait_s)
                     continue
                 cancelled = 0
                 rows = int(row[0] or 0)

@@ -272,7 +272,9 @@ def test_a_batch_waiting_behind_an_application_row_is_cancelled_instead_of_holdi
     after 20 cancellations in a row the step stops, resumable, saying why."""
     import threading
 
-    _use(monkeypatch, dataclasses.replace(FAST, backfill_target_ms=20, backfill_min_batch=50))
+    _use(monkeypatch, dataclasses.replace(
+        FAST, backfill_target_ms=20, backfill_min_batch=50, backfill_cancel_wait_max="40ms",
+    ))
     url = _url(op)
     _rows(url, "CREATE TABLE t (id bigint PRIMARY KEY, n int, w text); "
                "INSERT INTO t (id) SELECT g FROM generate_series(1, 6000) g")

@@ -218,3 +218,41 @@ def test_the_throttle_checks_again_at_the_configured_intervals(fresh_db: str) ->
         throttle = Throttle(settings, lambda sql: conn.execute(sql).fetchone()[0], "test", sleep=sleep)  # type: ignore[index]
         throttle.wait_until_clear()
     assert slept == pytest.approx([0.1, 0.15, 0.225, 0.25, 0.25, 0.25])
+
+
+@pytest.mark.parametrize(("wait_max", "finishes"), [("1s", True), ("0s", False)])
+def test_after_a_cancelled_batch_the_backfill_waits_longer_each_time(
+    op: Any, monkeypatch: pytest.MonkeyPatch, wait_max: str, finishes: bool
+) -> None:
+    """An application transaction holds row 3000 for 4 s.  Each batch that reaches it is
+    cancelled at 40 ms; the backfill then waits (no row lock held) 40 ms, 80 ms, ... up to
+    ``backfill_cancel_wait_max`` before it tries again, so it outlasts the transaction and
+    finishes.  Without the wait, its 20 cancellations are used up in about a second."""
+    _use(monkeypatch, dataclasses.replace(FAST, backfill_min_batch=50, backfill_cancel_wait_max=wait_max))
+    url = _url(op)
+    _sql(url, "CREATE TABLE t (id bigint PRIMARY KEY, w text); "
+              "INSERT INTO t (id) SELECT g FROM generate_series(1, 6000) g")
+    holder = psycopg.connect(url)
+    holder.execute("SELECT * FROM t WHERE id = 3000 FOR UPDATE")
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            runtime.backfill(op, "t", "w", "'x'", batch_size=2000, pause_ms=0, lock_timeout="5s")
+        except BaseException as exc:  # checked below
+            errors.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    try:
+        worker.start()
+        time.sleep(4)
+    finally:
+        holder.rollback()
+        holder.close()
+    worker.join(30)
+    assert not worker.is_alive()
+    if finishes:
+        assert not errors, errors
+        assert _sql(url, "SELECT count(*) FROM t WHERE w IS NULL")[0] == 0
+    else:
+        assert len(errors) == 1 and "21 batches in a row ran past 40 ms" in str(errors[0]), errors
