@@ -878,6 +878,13 @@ def _raw(ch: c.RawStatement, ctx: _Ctx) -> Effect:
             conservative, locks=tuple(replace(lk, mode=LockMode.SHARE_UPDATE_EXCLUSIVE) for lk in conservative.locks),
             work=WorkClass.SCAN, certainty=Certainty.KNOWN, notes=(),
         )
+    if isinstance(node, ast.GrantStmt):
+        # GRANT / REVOKE on a table take ACCESS SHARE on it (checked on 18): reads and writes go on
+        return replace(
+            conservative,
+            locks=tuple(replace(lk, mode=LockMode.ACCESS_SHARE) for lk in conservative.locks),
+            work=WorkClass.METADATA, certainty=Certainty.KNOWN, notes=(),
+        )
     if isinstance(node, ast.CommentStmt):
         return replace(
             conservative, locks=tuple(replace(lk, mode=LockMode.SHARE_UPDATE_EXCLUSIVE) for lk in conservative.locks),

@@ -382,15 +382,18 @@ def _one_step(steps: Sequence[Step], policy: PlanPolicy) -> tuple[Step, ...]:
     """Steps kept as written merged into one step in a transaction of its own."""
     if len(steps) < 2 or any(s.transaction is TransactionMode.AUTOCOMMIT or s.backfill or s.index for s in steps):
         return tuple(steps)
+    if all(s.transaction is TransactionMode.MIGRATION for s in steps):
+        return tuple(steps)  # one transaction already
     first = steps[0]
     return (dataclasses.replace(
         first,
-        description="; ".join(s.description for s in steps),
+        description="; ".join(dict.fromkeys(s.description for s in steps)),
         sql=tuple(sql for s in steps for sql in s.sql),
         changes=tuple(ch for s in steps for ch in s.changes),
         transaction=TransactionMode.OWN,
         retry=first.retry or policy.retry(),
-        reason="one transaction, so the object is never missing in between: " + (first.reason or "as written"),
+        reason="one transaction, so the object is never missing in between"
+        + (f"; {first.reason}" if first.reason else ""),
     ),)
 
 
