@@ -548,6 +548,10 @@ def bench_server(kind: str, args: argparse.Namespace, base: Path) -> dict[str, A
                           for s in doc["suggestions"]],
             "per_query_ms": {q.sql: [round(min(times[q.sql]) * 1000, 1), round(min(times_after[q.sql]) * 1000, 1)]
                              for q in queries},
+            "kept_unverified": [str(Suggested(x["table"].split(".")[-1], x["columns"], x.get("include", []), x.get("where")))
+                                for x in doc["suggestions"] if doc["verified"] and not x["verified"]],
+            "include_verified": [str(Suggested(x["table"].split(".")[-1], x["columns"], x.get("include", []), x.get("where")))
+                                 for x in doc["suggestions"] if x.get("include_verified")],
             "not_advised": doc["not_advised"], "served": len(doc["served"]), "served_queries": doc["served"],
             "total_seconds": round(time.perf_counter() - t0, 1),
         })
@@ -566,6 +570,9 @@ def report(r: dict[str, Any]) -> None:
     print(f"redundant  {len(r['redundant'])}" + "".join(f"\n  - {x}" for x in r["redundant"]))
     print(f"suggested  {', '.join(r['suggested']) or '(none)'}")
     print(f"served by an existing index: {r['served']} query(ies); not advised: {len(r['not_advised'])}")
+    if r["hypopg_verified"]:
+        print(f"HypoPG     kept unverified (covering, no index-only scan planned): {', '.join(r['kept_unverified']) or 'none'}; "
+              f"INCLUDE judged through an index-only scan: {', '.join(r['include_verified']) or 'none'}")
     print(f"workload   {r['workload_before_s']:.2f} s before, {r['workload_after_s']:.2f} s after "
           f"(x{r['speedup']:.1f}); index builds {r['build_seconds']:.1f} s; advice {r['advice_seconds']:.1f} s")
     print(f"writes     {r['write_batch_rows']} x (2 INSERT orders/lines, 1 UPDATE accounts, 1 INSERT history, "
