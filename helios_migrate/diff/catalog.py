@@ -363,7 +363,8 @@ def read_more_objects(
                 "function", _function_name(schema, name, args),
                 (("kind", kind), ("returns", returns), ("language", language), ("volatility", volatility),
                  ("security_definer", bool(definer)), ("strict", bool(strict)),
-                 ("config", tuple(config) if config else None), ("body", body.strip())),
+                 # a SQL-standard body (BEGIN ATOMIC, 14+) has no prosrc: the whole definition stands for it
+                 ("config", tuple(config) if config else None), ("body", body.strip() or definition.strip())),
                 parts=(schema, name, args), sql=definition,
             ))
         for schema, table, name, definition, enabled in cur.execute(_TRIGGERS, params):

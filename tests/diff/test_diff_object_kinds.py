@@ -410,3 +410,18 @@ def test_an_env_py_that_reads_its_own_url_is_stopped(fresh_db: str, pg_server: R
     )
     assert ok.returncode == 0, ok.stderr
     assert "- table public.orders (missing in TARGET)" in ok.stdout
+
+
+def test_a_sql_standard_function_body_is_compared(two_dbs: tuple[str, str]) -> None:
+    source, target = two_dbs
+    for url, factor in ((source, 2), (target, 3)):
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"CREATE FUNCTION twice(x integer) RETURNS integer LANGUAGE sql IMMUTABLE "
+                         f"BEGIN ATOMIC SELECT x * {factor}; END")
+    result = run_diff(source, target, SideOptions())
+    (d,) = result.differences
+    assert (d.kind, d.name, [c.attribute for c in d.changes]) == ("function", "public.twice(x integer)", ["body"])
+    convergence = converge(result, PgVersion.parse(str(result.target_version_num)))
+    assert convergence.plan is not None
+    _run_steps(target, convergence.plan.steps)
+    assert run_diff(source, target, SideOptions()).differences == ()
