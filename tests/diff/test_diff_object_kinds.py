@@ -425,3 +425,55 @@ def test_a_sql_standard_function_body_is_compared(two_dbs: tuple[str, str]) -> N
     assert convergence.plan is not None
     _run_steps(target, convergence.plan.steps)
     assert run_diff(source, target, SideOptions()).differences == ()
+
+
+ENUM_BASELINE = '''"""baseline
+
+Revision ID: enum0001
+Revises:
+"""
+from alembic import op
+
+revision = "enum0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.execute("CREATE TYPE mood AS ENUM ('happy', 'sad'); CREATE TABLE notes (id int PRIMARY KEY, m mood)")
+
+
+def downgrade():
+    op.execute("DROP TABLE notes; DROP TYPE mood")
+'''
+
+
+def test_write_says_what_its_downgrade_cannot_undo(
+    fresh_db: str, pg_server: RunningServer, pg_pool, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    """SOURCE (another database) has an enum label TARGET lacks: the revision adds it (outside the
+    transaction); its downgrade cannot remove it and stops saying so, changing nothing."""
+    project = Project.create(tmp_path / "proj", fresh_db, rows=0)
+    (project.root / "versions" / "enum0001_baseline.py").write_text(ENUM_BASELINE)
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS items, parents CASCADE")
+    project.alembic("upgrade", "head")
+    name = pg_pool.new_db_name("src")
+    source = pgserver.create_database(pg_server, name, "template0")
+    try:
+        with psycopg.connect(source, autocommit=True) as conn:
+            conn.execute("CREATE TYPE mood AS ENUM ('happy', 'angry', 'sad'); CREATE TABLE notes (id int PRIMARY KEY, m mood)")
+        wrote = _cli(project, pg_server, source, fresh_db, "--write", "-m", "add angry")
+        assert wrote.returncode == 1 and "1 difference(s)" in wrote.stderr, wrote.stderr
+        revision = project.revision_files()[-1].read_text()
+        assert "ADD VALUE IF NOT EXISTS 'angry' AFTER 'happy'" in revision
+        project.alembic("upgrade", "head")
+        assert _cli(project, pg_server, source, fresh_db).returncode == 0
+        refused = project.alembic("downgrade", "-1", check=False)
+        assert refused.returncode != 0
+        assert "PostgreSQL cannot remove a value from an enum type" in refused.stdout + refused.stderr
+        with psycopg.connect(fresh_db) as conn:
+            assert conn.execute("SELECT count(*) FROM pg_enum WHERE enumtypid = 'mood'::regtype").fetchone() == (3,)
+    finally:
+        pgserver.drop_database(pg_server, name)
