@@ -94,7 +94,7 @@ def run_check(options: CheckOptions) -> CheckReport:
     fail_on_text = options.fail_on
     targets = collect(
         options.paths, cwd=cwd, revision_range=options.revision_range, since=options.since,
-        cache=options.cache,
+        cache=options.cache and not options.database_url,
     )
     if not any(t.revisions for t in targets.projects) and not targets.sql_files and not options.since:
         raise CheckUsageError(
