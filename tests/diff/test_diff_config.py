@@ -42,3 +42,18 @@ def test_patterns() -> None:
     assert not matches("orders.legacy_*", column)     # outside public the schema is part of the name
     assert matches("app.orders.legacy_*", column)
     assert matches("app.orders", column)
+
+
+def test_every_object_kind_can_be_named() -> None:
+    """The configuration accepts exactly the kinds diff compares."""
+    from helios_migrate.diff.compare import KINDS
+
+    patterns = [f"{kind}:*" for kind in KINDS]
+    assert config_from_mapping({"diff": {"ignore": patterns}}).diff.ignore == tuple(patterns)
+    grant = SchemaObject("grant", "table public.orders to app_ro", (), "public.orders", ("public", "orders"),
+                         on="table")
+    function = SchemaObject("function", "public.f(a integer)", (), None, ("public", "f", "a integer"))
+    assert matches("grant:*to app_ro", grant)
+    assert matches("public.orders", grant)            # the table a grant is on
+    assert matches("function:f(*)", function)
+    assert not matches("trigger:*", function)
