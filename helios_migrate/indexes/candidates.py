@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from pglast import ast, parse_sql
 from pglast.enums.parsenodes import A_Expr_Kind, SortByDir
-from pglast.enums.primnodes import BoolExprType, NullTestType
+from pglast.enums.primnodes import BoolExprType, NullTestType, SubLinkType
 from pglast.parser import ParseError
 
 from ..changes import CreateIndex, QualifiedName
@@ -226,10 +226,12 @@ def element_key(text: str) -> str:
 
 
 class _Scope:
-    """The tables a statement reads, by alias and by name."""
+    """The tables a statement reads, by alias and by name; a subquery's scope sees its own tables
+    first, then the enclosing query's (a correlated name)."""
 
-    def __init__(self, schema: Schema) -> None:
+    def __init__(self, schema: Schema, parent: _Scope | None = None) -> None:
         self.schema = schema
+        self.parent = parent
         self.by_alias: dict[str, Table] = {}
 
     def add(self, rv: ast.RangeVar) -> Table | None:
@@ -249,8 +251,12 @@ class _Scope:
         column = names[-1]
         if len(names) >= 2:
             table = self.by_alias.get(names[-2])
-            return (table, column) if table is not None and table.column(column) is not None else None
+            if table is None:
+                return self.parent.column(node) if self.parent is not None else None
+            return (table, column) if table.column(column) is not None else None
         owners = [t for t in self.by_alias.values() if t.column(column) is not None]
+        if not owners and self.parent is not None:
+            return self.parent.column(node)
         return (owners[0], column) if len(owners) == 1 else None
 
     def element(self, node: object) -> tuple[Table, str] | None:
@@ -328,9 +334,63 @@ def _constant(scope: _Scope, conjunct: object, uses: dict[str, TableUse]) -> boo
     return True
 
 
+def _subquery(scope: _Scope, conjunct: object, uses: dict[str, TableUse]) -> bool:
+    """``col IN (SELECT c ...)``, ``[NOT] EXISTS (SELECT ...)``: a semi- (anti-) join.  The
+    subquery's tables are read as joined ones: its own predicates, its correlation with the outer
+    tables as join keys, and an IN's outer column and the column it selects as join keys."""
+    if isinstance(conjunct, ast.BoolExpr) and conjunct.boolop is BoolExprType.NOT_EXPR:
+        conjunct = (conjunct.args or (None,))[0]
+    if not isinstance(conjunct, ast.SubLink) or conjunct.subLinkType not in (
+        SubLinkType.EXISTS_SUBLINK, SubLinkType.ANY_SUBLINK
+    ):
+        return False
+    sub = conjunct.subselect
+    if not isinstance(sub, ast.SelectStmt) or (sub.op is not None and sub.op.name != "SETOP_NONE"):
+        return False
+    inner = _Scope(scope.schema, scope)
+    _from(inner, sub.fromClause, uses)
+    _uses(inner, sub.whereClause, uses)
+    if conjunct.subLinkType is SubLinkType.ANY_SUBLINK:
+        outer = scope.column(conjunct.testexpr)
+        targets = sub.targetList or ()
+        selected = inner.column(targets[0].val) if len(targets) == 1 else None
+        for side in (outer, selected):
+            if side is not None:
+                _use(uses, side[0]).join.append(side[1])
+    return True
+
+
+_OR_ARM = "|or|"
+"""In the key of a use that is one arm of an OR (``table|or|n``): each arm needs its own index."""
+
+
+def _alternatives(scope: _Scope, conjunct: object, uses: dict[str, TableUse]) -> bool:
+    """``a = $1 OR b = $2`` on one table: a bitmap OR of one index per arm; each arm is recorded
+    as a use of its own."""
+    if not isinstance(conjunct, ast.BoolExpr) or conjunct.boolop is not BoolExprType.OR_EXPR:
+        return False
+    arms = []
+    for arm in conjunct.args or ():
+        found: dict[str, TableUse] = {}
+        _uses(scope, arm, found)
+        if len(found) != 1:
+            return False
+        (use,) = found.values()
+        if not use.equality and not use.range:
+            return False
+        arms.append(use)
+    if len({str(a.table.name) for a in arms}) != 1:
+        return False
+    for arm_use in arms:
+        uses[f"{arm_use.table.name}{_OR_ARM}{len(uses)}"] = arm_use
+    return True
+
+
 def _uses(scope: _Scope, predicate: object, uses: dict[str, TableUse]) -> None:
     for conjunct in _conjuncts(predicate):
-        if _constant(scope, conjunct, uses) or not isinstance(conjunct, ast.A_Expr):
+        if _constant(scope, conjunct, uses) or _subquery(scope, conjunct, uses) or _alternatives(scope, conjunct, uses):
+            continue
+        if not isinstance(conjunct, ast.A_Expr):
             continue
         op, kind = _op(conjunct), conjunct.kind
         left, right = scope.column(conjunct.lexpr), scope.column(conjunct.rexpr)
@@ -483,7 +543,9 @@ def table_uses(query: Query, schema: Schema) -> list[TableUse] | str:
         return f"a {type(stmt).__name__.removesuffix('Stmt')} statement: no index advice"
     if not scope.by_alias:
         return "reads no table of this database"
-    return list(uses.values())
+    # The arms of an OR matter only where nothing else narrows the table down.
+    return [use for key, use in uses.items() if _OR_ARM not in key
+            or not (main := uses.get(key.split(_OR_ARM)[0])) or not (main.equality or main.range)]
 
 
 # --- from uses to candidates ------------------------------------------------------------------

@@ -72,6 +72,14 @@ def _columns(sql: str) -> dict[str, tuple[str, ...] | None]:
         ("SELECT status, count(*) FROM orders WHERE code = $1 GROUP BY status", {"orders": ("code",)}),
         ("SELECT status, count(*) FROM orders WHERE created_at > $1 GROUP BY status", {"orders": ("created_at",)}),
         ("SELECT status, count(*) FROM orders GROUP BY status", {"orders": None}),  # the whole table: none
+        # a subquery is a semi-join: IN's outer column and EXISTS's correlation are join keys,
+        # the subquery's own predicates ask of its tables
+        ("SELECT * FROM lines WHERE order_id IN (SELECT id FROM orders WHERE code = $1)",
+         {"lines": ("order_id",), "orders": ("code",)}),
+        ("SELECT * FROM orders o WHERE NOT EXISTS (SELECT 1 FROM lines l WHERE l.order_id = o.id AND l.sku = $1)",
+         {"lines": ("sku",), "orders": ("id",)}),
+        ("SELECT * FROM orders o WHERE o.status = $2 AND EXISTS (SELECT 1 FROM lines WHERE order_id = o.id)",
+         {"lines": ("order_id",), "orders": ("status",)}),
         # lower(col) = value: an expression index
         ("SELECT id FROM orders WHERE lower(email) = lower($1)", {"orders": ("lower(email)",)}),
         # a range column after the equality ones, and only one
@@ -99,7 +107,7 @@ def test_candidate_columns(sql: str, expected: dict[str, tuple[str, ...]]) -> No
     [
         "SELECT * FROM orders WHERE md5(code) = 'x'",  # an expression other than lower/upper
         "SELECT * FROM orders WHERE code LIKE '%x'",  # no prefix
-        "SELECT * FROM orders WHERE status = 'a' OR code = 'b'",  # OR: not one index
+        "SELECT * FROM orders WHERE status = 'a' OR total + 1 = 5",  # an OR with an arm no index serves
         "SELECT * FROM orders WHERE total + 1 = 5",
     ],
 )
@@ -225,3 +233,16 @@ def test_an_existing_index_leaving_few_rows_serves() -> None:
     (s,) = advise([Query("SELECT id FROM orders WHERE customer_id = $1 ORDER BY created_at DESC LIMIT 20")],
                   _schema(), DISTINCT).suggestions
     assert s.columns == ("customer_id", "created_at")
+
+
+def test_or_of_indexable_arms_asks_an_index_per_arm() -> None:
+    """``a = $1 OR b = $2``: a bitmap OR of one index per arm -- unless another conjunct already
+    narrows the table down."""
+    uses = table_uses(Query("SELECT * FROM orders WHERE code = $1 OR customer_id = $2"), _schema())
+    assert not isinstance(uses, str)
+    assert sorted(candidate_columns(u, DISTINCT) or () for u in uses) == [("code",), ("customer_id",)]
+    advice = advise([Query("SELECT * FROM orders WHERE code = $1 OR customer_id = $2")], _schema(), DISTINCT)
+    assert [s.columns for s in advice.suggestions] == [("code",)]  # customer_id: its index exists
+    uses = table_uses(Query("SELECT * FROM orders WHERE status = $3 AND (code = $1 OR total > $2)"), _schema())
+    assert not isinstance(uses, str)
+    assert [candidate_columns(u, DISTINCT) for u in uses] == [("status",)]
