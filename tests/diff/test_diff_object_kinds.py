@@ -477,3 +477,40 @@ def test_write_says_what_its_downgrade_cannot_undo(
             assert conn.execute("SELECT count(*) FROM pg_enum WHERE enumtypid = 'mood'::regtype").fetchone() == (3,)
     finally:
         pgserver.drop_database(pg_server, name)
+
+
+def test_write_round_trip_between_two_databases(
+    fresh_db: str, pg_server: RunningServer, pg_pool, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    """diff SOURCE_URL TARGET_URL --write with every kind (extensions, a missing function and
+    trigger, owners, grants, RLS, policies, comments): upgraded, the databases agree; downgraded,
+    the same differences are back."""
+    project = Project.create(tmp_path / "proj", fresh_db, rows=0)
+    ddl = BASE_SQL.split("\n", 2)[2]
+    (project.root / "versions" / "kinds0001_baseline.py").write_text(BASELINE.format(ddl=ddl))
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(BASE_SQL.split("\n", 2)[1])
+        conn.execute("DROP TABLE IF EXISTS items, parents CASCADE")
+    project.alembic("upgrade", "head")
+    name = pg_pool.new_db_name("src")
+    source = pgserver.create_database(pg_server, name, "template0")
+    try:
+        with psycopg.connect(source, autocommit=True) as conn:
+            conn.execute(BASE_SQL)
+            conn.execute(SOURCE_SQL)
+            conn.execute(f"ALTER FUNCTION touch_note() OWNER TO {ROLE}")
+        with psycopg.connect(fresh_db, autocommit=True) as conn:
+            conn.execute(TARGET_SQL)
+        drift = _cli(project, pg_server, source, fresh_db, "--format", "json")
+        before = {(d["status"], d["kind"], d["name"]) for d in json.loads(drift.stdout)["differences"]}
+        assert before == EXPECTED | {("different", "owner", "function public.touch_note()")}
+        wrote = _cli(project, pg_server, source, fresh_db, "--write", "-m", "converge with staging")
+        assert wrote.returncode == 1 and "not written" not in wrote.stderr, wrote.stderr
+        project.alembic("upgrade", "head")
+        after = _cli(project, pg_server, source, fresh_db, "--format", "json")
+        assert json.loads(after.stdout)["differences"] == [], after.stdout
+        project.alembic("downgrade", "-1")
+        back = _cli(project, pg_server, source, fresh_db, "--format", "json")
+        assert {(d["status"], d["kind"], d["name"]) for d in json.loads(back.stdout)["differences"]} == before
+    finally:
+        pgserver.drop_database(pg_server, name)
