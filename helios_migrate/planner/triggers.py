@@ -5,9 +5,46 @@ which revisions call instead of spelling plpgsql out."""
 
 from __future__ import annotations
 
+import re
+
+import pglast
+from pglast import ast, visitors
+from pglast.stream import RawStream
+
 from ..plan import SyncTrigger
 from ..sqltext import dollar_quote, quote_ident, quote_qualified
 from .sqlgen import sql_name
+
+
+class _OnNewRow(visitors.Visitor):
+    """Every column reference read from the row being written (``NEW.<column>``)."""
+
+    def visit_ColumnRef(self, _ancestors: object, node: ast.ColumnRef) -> ast.ColumnRef | None:
+        fields = node.fields or ()
+        if not fields or not isinstance(fields[-1], ast.String) or len(fields) > 2:
+            return None
+        return ast.ColumnRef(fields=(ast.String(sval="new"), fields[-1]))
+
+
+def row_expression(using: str, column: str) -> str:
+    """A type change's ``USING`` expression as the sync trigger evaluates it, on ``NEW``.
+
+    ``USING`` reads only the table's own row (PostgreSQL refuses subqueries there), so each column
+    reference -- the changed column and any other -- becomes ``NEW.<column>``; the expression is
+    parsed, so a type or a string that contains the column's name is left as it is.  Text that
+    does not parse keeps its own wording with the column (as a whole identifier) read from ``NEW``,
+    and the server reports the error when the trigger is created."""
+    try:
+        statements = pglast.parse_sql(f"SELECT ({using})")
+    except pglast.parser.ParseError:
+        statements = ()
+    select = statements[0].stmt if len(statements) == 1 else None
+    if isinstance(select, ast.SelectStmt) and select.targetList and len(select.targetList) == 1:
+        target = select.targetList[0]
+        _OnNewRow()(target)
+        return str(RawStream()(target.val))
+    quoted = quote_ident(column)
+    return re.sub(rf'(?<![\w"$.]){re.escape(quoted)}(?![\w"$])', lambda _: f"NEW.{quoted}", using)
 
 
 def _body(trigger: SyncTrigger) -> str:

@@ -27,7 +27,7 @@ from .columns import (
 from .context import PlanningContext, flipped, plans
 from .facts import ColumnDependents, ColumnDetails
 from .sqlgen import changes_of, column_exists, constraint_exists, index_qname, sql_name, truncate
-from .triggers import drop_sync_trigger_statements, sync_trigger_statements
+from .triggers import drop_sync_trigger_statements, row_expression, sync_trigger_statements
 
 
 def _dependents(ch: c.AlterColumnType, ctx: PlanningContext) -> ColumnDependents:
@@ -131,7 +131,7 @@ def _expand_contract_type(ch: c.AlterColumnType, old: str | None, ctx: PlanningC
     t, col = sql_name(ch.on), quote_ident(ch.column)
     new_name = truncate(f"{ch.column}__new")
     new = quote_ident(new_name)
-    convert = (ch.using or f"{col}").replace(col, "NEW." + col) if ch.using else f"NEW.{col}"
+    convert = row_expression(ch.using, ch.column) if ch.using else f"NEW.{col}"
     expr = ch.using or col
     deps = _dependents(ch, ctx)
     if deps.blockers:
