@@ -138,27 +138,75 @@ def sqlalchemy_url(url: str) -> str:
 HOTFIX_INDEX = "CREATE INDEX CONCURRENTLY orders_hotfix_idx ON orders (status, placed_at)"
 
 
-def helios_diff(project: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """``helios-migrate diff head URL ...`` in ``project``, the revisions built in a throwaway
-    database on the same server (the shop's env.py reads SHOP_DATABASE_URL: left unset here, so
-    the build goes to the scratch database diff names)."""
+def helios(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``helios-migrate ARGS`` in ``project`` (the shop's env.py reads SHOP_DATABASE_URL: left
+    unset here, so a command that builds the revisions uses the scratch database it names)."""
     env = {k: v for k, v in os.environ.items() if k != "SHOP_DATABASE_URL"}
     env["PYTHONPATH"] = str(project)
     try:
         return subprocess.run(
-            [sys.executable, "-m", "helios_migrate", "diff", "head", url, "--scratch-url", url, *args],
+            [sys.executable, "-m", "helios_migrate", *args],
             cwd=project, env=env, capture_output=True, text=True, timeout=ALEMBIC_TIMEOUT_S,
         )
     except subprocess.TimeoutExpired as exc:
-        raise DemoError(f"helios-migrate diff did not finish within {ALEMBIC_TIMEOUT_S:g} s") from exc
+        raise DemoError(f"helios-migrate {args[0]} did not finish within {ALEMBIC_TIMEOUT_S:g} s") from exc
+
+
+def helios_diff(project: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``helios-migrate diff head URL ...`` in ``project``, the revisions built in a throwaway
+    database on the same server."""
+    return helios(project, "diff", "head", url, "--scratch-url", url, *args)
+
+
+def _output(result: subprocess.CompletedProcess[str], command: str, expected: tuple[int, ...],
+            *, lines: int = 40) -> str:
+    """A command's output, at most ``lines`` lines; an exit code not in ``expected`` stops the demo."""
+    if result.returncode not in expected:
+        tail = (result.stderr or result.stdout).strip().splitlines() or ["(no output)"]
+        raise DemoError(f"{command} exited {result.returncode}: {tail[-1]}")
+    shown = result.stdout.rstrip().splitlines()
+    more = len(shown) - lines
+    return "\n".join(shown[:lines] + ([f"... ({more} more lines)"] if more > 0 else []))
+
+
+def show_schema_tools(console: Console, project: Path, url: str) -> None:
+    """The shop's query mix for a few seconds, then what ``indexes`` advises for it, what
+    ``review`` finds in the live schema, and the documentation ``docs`` writes."""
+    queries = project / "queries.sql"
+    console.print("$ python workload.py --database-url $DATABASE_URL --rounds 20 --seconds 6 "
+                  "--write-queries queries.sql", style="cyan")
+    try:
+        ran = subprocess.run(
+            [sys.executable, str(project / "workload.py"), "--database-url", url, "--rounds", "20",
+             "--seconds", "6", "--write-queries", str(queries)],
+            cwd=project, capture_output=True, text=True, timeout=ALEMBIC_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise DemoError(f"workload.py did not finish within {ALEMBIC_TIMEOUT_S:g} s") from exc
+    console.print(_output(ran, "workload.py", (0,)).splitlines()[0], markup=False)
+    console.print("$ helios-migrate indexes --database-url $DATABASE_URL --queries queries.sql", style="cyan")
+    advice = helios(project, "indexes", "--database-url", url, "--queries", str(queries))
+    console.print(_output(advice, "helios-migrate indexes", (0,)), markup=False)
+    console.print("$ helios-migrate review --database-url $DATABASE_URL --show-info", style="cyan")
+    review = helios(project, "review", "--database-url", url, "--show-info")
+    console.print(_output(review, "helios-migrate review", (0, 1), lines=30), markup=False)
+    console.print("$ helios-migrate docs $DATABASE_URL --out schema-docs", style="cyan")
+    out = project / "schema-docs"
+    docs = helios(project, "docs", url, "--out", str(out))
+    _output(docs, "helios-migrate docs", (0,))
+    pages = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    console.print(f"wrote {out}: {', '.join(pages)}", markup=False)
+    readme = (out / "README.md").read_text(encoding="utf-8").splitlines()
+    if "```mermaid" in readme:
+        start = readme.index("```mermaid")
+        diagram = readme[start:readme.index("```", start + 1) + 1]
+        console.print("\n".join(diagram[:14] + (["  ..."] if len(diagram) > 14 else [])), markup=False)
 
 
 def _diff_output(result: subprocess.CompletedProcess[str], expected: int) -> str:
-    if result.returncode != expected:
-        tail = (result.stderr or result.stdout).strip().splitlines() or ["(no output)"]
-        raise DemoError(f"helios-migrate diff exited {result.returncode}: {tail[-1]}")
+    shown = _output(result, "helios-migrate diff", (expected,), lines=200)
     # the SOURCE/TARGET lines name throwaway databases; the differences are what matters here
-    return "\n".join(ln for ln in result.stdout.splitlines() if not ln.startswith(("SOURCE:", "TARGET:"))).strip()
+    return "\n".join(ln for ln in shown.splitlines() if not ln.startswith(("SOURCE:", "TARGET:"))).strip()
 
 
 def show_drift(console: Console, project: Path, url: str) -> None:
@@ -689,6 +737,9 @@ def _run(console: Console, base: Path, orders: int) -> int:
             )
             current = alembic(project, url, "current")
             console.print(f"alembic current: {(current.stdout.strip() or '-').splitlines()[-1]}")
+
+        with _step(console, "6. The schema as it is used: indexes, review and docs on the live database"):
+            show_schema_tools(console, project, url)
     except psycopg.Error as exc:
         raise DemoError(f"PostgreSQL: {str(exc).strip()}") from exc
     finally:
