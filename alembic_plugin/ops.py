@@ -96,7 +96,7 @@ class LockSafePlanOp(MigrateOperation):
         """``op.lock_safe_plan(steps)``: run the steps of a plan."""
         operations.invoke(cls(None, steps))
 
-    def reverse(self) -> LockSafePlanOp:
+    def reverse(self) -> MigrateOperation:
         original: MigrateOperation | None = None
         if self.original is not None:
             try:
@@ -108,8 +108,8 @@ class LockSafePlanOp(MigrateOperation):
         ):
             # Kept as written: the inverse is Alembic's own operation, run the same careful way.
             again = self.replan(original)
-            if again is not None:
-                return again
+            # None: the inverse needs no plan (it runs as written, in the migration transaction)
+            return again if again is not None else original
         return LockSafePlanOp(
             original,
             [s.reversed() for s in reversed(self.steps)],

@@ -47,6 +47,7 @@ SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), NO
   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
  WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND NOT c.relispartition
    AND {_NS} AND c.relname <> %(version_table)s AND {_not_extension('pg_class', 'c.oid')}
+ ORDER BY n.nspname, c.relname, a.attnum
 """
 
 _CONSTRAINTS = f"""
@@ -318,7 +319,7 @@ def read_objects(
                  ("valid", bool(valid))),
                 f"{schema}.{table}", (schema, table, name),
             ))
-        for schema, name, data_type, start, minimum, maximum, increment, cycle, owner in cur.execute(_SEQUENCES):
+        for schema, name, data_type, start, minimum, maximum, increment, cycle, owner in cur.execute(_SEQUENCES, params):
             add(SchemaObject(
                 "sequence", f"{schema}.{name}",
                 (("type", data_type), ("start", int(start)), ("min", int(minimum)), ("max", int(maximum)),

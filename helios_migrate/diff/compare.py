@@ -3,6 +3,7 @@ SOURCE lacks (extra), and what both have with different attributes (different)."
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ class Difference:
     source: SchemaObject | None
     target: SchemaObject | None
     changes: tuple[AttributeChange, ...] = ()
+    members: tuple[SchemaObject, ...] = ()
+    """For a missing or extra table: its columns, constraints and indexes (not reported apart)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,13 @@ def compare(source: SchemaObjects, target: SchemaObjects, ignore: Sequence[str] 
             found.append(Difference(Status.DIFFERENT, mine.kind, mine.name, mine, theirs, changes))
     whole_tables = {(d.status, d.name) for d in found if d.kind == "table" and d.status is not Status.DIFFERENT}
     whole = {(d.status, f"{d.kind}:{d.name}") for d in found if d.status is not Status.DIFFERENT}
+    members: dict[tuple[Status, str], list[SchemaObject]] = {}
+    for status, side in ((Status.MISSING, source), (Status.EXTRA, target)):
+        for member in side.objects.values():  # in catalog order: columns by position
+            if member.table and (status, member.table) in whole_tables and member.kind in (
+                "column", "constraint", "index"
+            ):
+                members.setdefault((status, member.table), []).append(member)
     kept: list[Difference] = []
     ignored = 0
     for d in found:
@@ -118,6 +128,8 @@ def compare(source: SchemaObjects, target: SchemaObjects, ignore: Sequence[str] 
         assert obj is not None
         if obj.table and (d.status, obj.table) in whole_tables:
             continue
+        if d.kind == "table" and (d.status, d.name) in members:
+            d = dataclasses.replace(d, members=tuple(members[(d.status, d.name)]))
         if d.kind in ("grant", "owner") and (d.status, _holder(obj)) in whole:
             continue  # a missing or extra function, view or sequence stands for its owner and grants
         if any(matches(p, obj) for p in ignore):

@@ -20,11 +20,13 @@ removed or reordered, sequences) is listed, never silently skipped.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pglast
 from alembic.operations import ops
 
 from ..changes import CreateIndex, DropIndex, QualifiedName
@@ -32,6 +34,7 @@ from ..facts import DatabaseFacts
 from ..plan import Origin, Plan, Step, TransactionMode
 from ..planner import PlannerFacts, PlanPolicy, UnrenderableChange, plan_changes
 from ..review.revision import Fix, RevisionError, WrittenRevision, write_revision
+from ..runtime import ALLOW_DATA_LOSS_VAR
 from ..sql_parse import SqlSyntaxError, changes_from_sql
 from ..sqltext import quote_ident, quote_literal
 from ..versions import PgVersion
@@ -69,7 +72,9 @@ def _table(obj: SchemaObject) -> str:
 
 def _column_sql(obj: SchemaObject) -> str:
     text = f"{quote_ident(obj.parts[2])} {obj.attribute('type')}"
-    if obj.attribute("identity"):
+    if obj.attribute("generated"):
+        text += f" GENERATED ALWAYS AS ({obj.attribute('default')}) {str(obj.attribute('generated')).upper()}"
+    elif obj.attribute("identity"):
         text += f" GENERATED {obj.attribute('identity').upper()} AS IDENTITY"
     elif obj.attribute("default") is not None:
         text += f" DEFAULT {obj.attribute('default')}"
@@ -93,9 +98,11 @@ def _enum_additions(source: tuple[str, ...], target: tuple[str, ...], type_sql: 
     return out
 
 
-def _statements(d: Difference, version: PgVersion | None = None) -> list[str] | str:
+def _statements(d: Difference, version: PgVersion | None = None, _plain_index: bool = False) -> list[str] | str:
     """SQL for ``d``, or the reason it is not planned."""
     mine, theirs = d.source, d.target
+    if d.kind == "index" and d.status is Status.DIFFERENT and not _plain_index:
+        return _changed_index(d, version)
     more = _MORE.get(d.kind)
     if more is not None:
         found: list[str] | str = more(d, version)
@@ -322,12 +329,171 @@ def _owner(d: Difference, version: PgVersion | None) -> list[str] | str:
     return [f"ALTER {on} {_name(mine)} OWNER TO {_roles([str(mine.attribute('owner'))])}"]
 
 
+# --- tables, views, sequences, changed indexes ------------------------------------------------
+
+
+def _allow_data_loss() -> bool:
+    return os.environ.get(ALLOW_DATA_LOSS_VAR, "").strip().lower() in {"1", "true", "yes"}
+
+
+def _create_table(table: SchemaObject, members: Sequence[SchemaObject]) -> list[str] | str:
+    """``CREATE TABLE`` with the columns as the catalog describes them, then its constraints and
+    indexes (a table created in the same revision is empty: they are built as written, in the
+    migration transaction, no concurrent build needed)."""
+    if table.attribute("kind") == "partitioned":
+        return "a partitioned table (its partition key and partitions are not read by diff): create it by hand"
+    columns = [m for m in members if m.kind == "column"]
+    if not columns:
+        return "no column was read for it"
+    out = [f"CREATE TABLE {_table(table)} ({', '.join(_column_sql(c) for c in columns)})"]
+    constraints = [m for m in members if m.kind == "constraint"]
+    # keys first: a foreign key of the table onto itself needs its key
+    constraints.sort(key=lambda m: m.attribute("type") not in ("primary key", "unique"))
+    out += [f"ALTER TABLE {_table(table)} ADD CONSTRAINT {quote_ident(m.parts[2])} {m.attribute('definition')}"
+            for m in constraints]
+    out += [_create_index_sql(m) for m in members if m.kind == "index"]
+    return out
+
+
+def _table_kind(d: Difference, version: PgVersion | None, *, undo: bool = False) -> list[str] | str:
+    mine, theirs = d.source, d.target
+    if d.status is Status.MISSING and mine is not None:
+        return _create_table(mine, d.members)
+    if d.status is Status.EXTRA and theirs is not None:
+        if not (undo or _allow_data_loss()):
+            return (f"dropping it loses its rows: set {ALLOW_DATA_LOSS_VAR}=1 to plan DROP TABLE "
+                    "(after the code that used it is gone)")
+        return [f"DROP TABLE IF EXISTS {_table(theirs)}"]
+    return f"{d.status.value} table is not planned by diff yet"
+
+
+def _view_columns(definition: str) -> list[str] | None:
+    """The output column names of a view's query as ``pg_get_viewdef`` prints it (None: unknown)."""
+    try:
+        tree = pglast.parse_sql(definition)
+    except pglast.parser.ParseError:
+        return None
+    stmt = tree[0].stmt if tree else None
+    if not isinstance(stmt, pglast.ast.SelectStmt) or not stmt.targetList:
+        return None
+    names = []
+    for target in stmt.targetList:
+        if target.name:
+            names.append(str(target.name))
+        elif isinstance(target.val, pglast.ast.ColumnRef) and isinstance(
+            last := (target.val.fields or (None,))[-1], pglast.ast.String
+        ):
+            names.append(str(last.sval))
+        else:
+            return None  # a star or an unnamed expression
+    return names
+
+
+def _view(d: Difference, version: PgVersion | None) -> list[str] | str:
+    mine, theirs = d.source, d.target
+    obj = mine or theirs
+    assert obj is not None
+    materialized = obj.attribute("kind") == "materialized"
+    word = "MATERIALIZED VIEW" if materialized else "VIEW"
+    if d.status is Status.EXTRA and theirs is not None:
+        # no CASCADE: a view or function that depends on it stops the drop (nothing else goes)
+        return [f"DROP {word} IF EXISTS {_table(theirs)}"]
+    assert mine is not None
+    query = str(mine.attribute("definition")).strip().rstrip(";").strip()
+    if d.status is Status.MISSING:
+        if materialized:
+            # filled by the creating statement: one run of its query, as WITH NO DATA then REFRESH
+            # would cost, with nothing reading the new view meanwhile
+            return [f"CREATE MATERIALIZED VIEW {_table(mine)} AS {query}"]
+        return [f"CREATE OR REPLACE VIEW {_table(mine)} AS {query}"]
+    if theirs is not None and (materialized or theirs.attribute("kind") == "materialized"):
+        return ("a changed materialized view is rebuilt by hand: dropping it loses its rows and indexes "
+                "until it is created and refreshed again")
+    before = _view_columns(str(theirs.attribute("definition")).strip().rstrip(";")) if theirs else None
+    after = _view_columns(query)
+    if before is not None and after is not None and after[:len(before)] == before:
+        # same columns first, in order (new ones at the end): CREATE OR REPLACE keeps dependants
+        return [f"CREATE OR REPLACE VIEW {_table(mine)} AS {query}"]
+    return [f"DROP VIEW {_table(mine)}", f"CREATE VIEW {_table(mine)} AS {query}"]
+
+
+def _sequence_options(obj: SchemaObject, changed: set[str] | None = None) -> str:
+    def wanted(attribute: str) -> bool:
+        return changed is None or attribute in changed
+
+    parts = []
+    if wanted("type"):
+        parts.append(f"AS {obj.attribute('type')}")
+    if wanted("increment"):
+        parts.append(f"INCREMENT BY {int(obj.attribute('increment'))}")
+    if wanted("min"):
+        parts.append(f"MINVALUE {int(obj.attribute('min'))}")
+    if wanted("max"):
+        parts.append(f"MAXVALUE {int(obj.attribute('max'))}")
+    if wanted("start"):
+        # START WITH records the start value only; it never moves a live sequence (no RESTART)
+        parts.append(f"START WITH {int(obj.attribute('start'))}")
+    if wanted("cycle"):
+        parts.append("CYCLE" if obj.attribute("cycle") else "NO CYCLE")
+    return " ".join(parts)
+
+
+def _owned_by(obj: SchemaObject) -> str:
+    owner = obj.attribute("owned_by")
+    if not owner:
+        return f"ALTER SEQUENCE {_table(obj)} OWNED BY NONE"
+    schema, table, column = str(owner).split(".", 2)
+    return f"ALTER SEQUENCE {_table(obj)} OWNED BY {quote_ident(schema)}.{quote_ident(table)}.{quote_ident(column)}"
+
+
+def _sequence(d: Difference, version: PgVersion | None) -> list[str] | str:
+    mine, theirs = d.source, d.target
+    if d.status is Status.EXTRA and theirs is not None:
+        # no CASCADE: a column default that still calls nextval() stops the drop
+        return [f"DROP SEQUENCE IF EXISTS {_table(theirs)}"]
+    assert mine is not None
+    if d.status is Status.MISSING:
+        out = [f"CREATE SEQUENCE IF NOT EXISTS {_table(mine)} {_sequence_options(mine)}"]
+        return out + ([_owned_by(mine)] if mine.attribute("owned_by") else [])
+    changed = {c.attribute for c in d.changes}
+    out = []
+    options = changed - {"owned_by"}
+    if options:
+        out.append(f"ALTER SEQUENCE {_table(mine)} {_sequence_options(mine, options)}")
+    if "owned_by" in changed:
+        out.append(_owned_by(mine))
+    return out
+
+
+def _changed_index(d: Difference, version: PgVersion | None = None) -> list[str] | str:
+    """The new definition built concurrently under a temporary name, the old index dropped
+    concurrently, the new one renamed (the same build/drop steps as a missing and an extra index)."""
+    mine, theirs = d.source, d.target
+    if d.status is not Status.DIFFERENT or mine is None or theirs is None:
+        return _statements(d, version, _plain_index=True)
+    if {c.attribute for c in d.changes} == {"valid"}:
+        return "an INVALID index (a failed concurrent build): drop it and build it again"
+    schema, _, name = mine.parts
+    temp = _truncate(f"{name}__new")
+    build = _create_index_sql(dataclasses.replace(mine, parts=(schema, mine.parts[1], temp)))
+    return [
+        build,
+        f"DROP INDEX {quote_ident(schema)}.{quote_ident(name)}",
+        f"ALTER INDEX IF EXISTS {quote_ident(schema)}.{quote_ident(temp)} RENAME TO {quote_ident(name)}",
+    ]
+
+
+def _truncate(name: str) -> str:
+    return name.encode()[:63].decode(errors="ignore")
+
+
 _MORE: dict[str, Callable[[Difference, PgVersion | None], list[str] | str]] = {
     "function": _function, "trigger": _trigger, "extension": _extension, "comment": _comment,
     "rls": _rls, "policy": _policy, "grant": _grant, "owner": _owner,
+    "table": _table_kind, "view": _view, "sequence": _sequence,
 }
 
-_ONE_STEP = {"trigger", "policy", "grant"}
+_ONE_STEP = {"trigger", "policy", "grant", "view"}
 """Kinds whose statements run as one step (one transaction): a trigger or policy dropped and
 created again, privileges revoked and granted again, are never missing in between."""
 
@@ -337,16 +503,40 @@ def swapped(d: Difference) -> Difference:
     status = {Status.MISSING: Status.EXTRA, Status.EXTRA: Status.MISSING}.get(d.status, d.status)
     return Difference(
         status, d.kind, d.name, d.target, d.source,
-        tuple(AttributeChange(c.attribute, c.target, c.source) for c in d.changes),
+        tuple(AttributeChange(c.attribute, c.target, c.source) for c in d.changes), d.members,
     )
 
 
-def _order(d: Difference) -> tuple[int, int]:
+def _undo_statements(d: Difference, version: PgVersion | None) -> list[str] | str:
+    """The SQL that brings TARGET's state back: a table the upgrade created is dropped (it holds
+    only the rows written since), without the opt-in a drift's drop needs."""
+    back = swapped(d)
+    if back.kind == "table":
+        return _table_kind(back, version, undo=True)
+    return _statements(back, version)
+
+
+def _order(d: Difference) -> tuple[int, float]:
     """What is added first, in dependency order (an extension before the function using it, a
     column before its constraint, a function before its trigger); what is removed last, in the
     opposite order (a trigger before its function, a view before its column)."""
-    index = KINDS.index(d.kind) if d.kind in KINDS else len(KINDS)
+    # a sequence comes before the tables whose defaults call it (and is dropped after them)
+    index = KINDS.index("table") - 0.5 if d.kind == "sequence" else (
+        KINDS.index(d.kind) if d.kind in KINDS else len(KINDS))
     return (1, -index) if d.status is Status.EXTRA else (0, index)
+
+
+def _owned_by_created_tables(per_difference: list[tuple[Difference, list[str]]]) -> None:
+    """A missing sequence owned by a column of a missing table: ``OWNED BY`` moves after the
+    table's creation (the sequence is created first: the table's default calls it)."""
+    created = {d.name: sql for d, sql in per_difference if d.kind == "table" and d.status is Status.MISSING}
+    for d, sql in per_difference:
+        if d.kind != "sequence" or d.status is not Status.MISSING or d.source is None:
+            continue
+        owner = str(d.source.attribute("owned_by") or "")
+        table = owner.rsplit(".", 1)[0]
+        if table in created:
+            created[table].append(sql.pop())
 
 
 def _tables(statements: Sequence[str]) -> list[QualifiedName]:
@@ -416,6 +606,8 @@ def converge(
         elif sql:
             statements += [(d, s) for s in sql]
             per_difference.append((d, sql))
+    _owned_by_created_tables(per_difference)
+    statements = [(d, s) for d, sql in per_difference for s in sql]
     if not statements:
         return Convergence((), tuple(unplanned), None)
     try:
@@ -430,7 +622,15 @@ def converge(
             if d.kind in _ONE_STEP:
                 steps = _one_step(steps, policy)
             notes.update(dict.fromkeys(plan.notes))
-            undo = _statements(swapped(d), version)
+            if d.kind == "view" and d.status is Status.MISSING and sql[0].startswith("CREATE MATERIALIZED"):
+                notes[f"the materialized view {d.name} is filled as it is created: its query runs once in full "
+                      "(its cost is the query's: a scan of what it reads, under ACCESS SHARE, which blocks no "
+                      "write); nothing reads the new view meanwhile"] = None
+            if d.kind == "view" and len(sql) == 2 and sql[0].startswith("DROP VIEW"):
+                notes[f"{d.name}: its columns changed, so it is dropped and created in one transaction "
+                      "(ACCESS EXCLUSIVE for a moment, under lock_timeout); a view or function that depends "
+                      "on it stops the drop: change those by hand"] = None
+            undo = _undo_statements(d, version)
             planned.append(PlannedDifference(
                 d, tuple(sql), tuple(steps),
                 None if isinstance(undo, str) else tuple(undo),
@@ -529,9 +729,35 @@ def revision_fixes(result: DiffResult) -> tuple[list[Fix], list[tuple[Difference
             schema, table, name = d.target.parts
             drop = DropIndex(QualifiedName(name, schema), on=QualifiedName(table, schema))
             fixes.append(Fix(f"{d.name} (extra)", (drop,), tuple(changes_from_sql(_create_index_sql(d.target)))))
-        elif d.kind == "index":
-            others.append((d, f"{d.status.value} index: a changed definition is not written yet; see --plan"))
+        elif d.kind == "index" and d.status is Status.DIFFERENT and d.source is not None and d.target is not None:
+            changed = _changed_index(d)
+            if isinstance(changed, str):
+                others.append((d, changed))
+                continue
+            build, _, _ = changed
+            schema, table, name = d.target.parts
+            drop = DropIndex(QualifiedName(name, schema), on=QualifiedName(table, schema))
+            fixes.append(Fix(f"{d.name} (changed)", (*changes_from_sql(build), drop),
+                             tuple(changes_from_sql(_create_index_sql(d.target)))))
     return fixes, others
+
+
+def index_renames(result: DiffResult) -> list[Any]:
+    """For each changed index, the operation that gives the rebuilt index (built under a temporary
+    name, see :func:`revision_fixes`) its name, once the old one is dropped; its inverse gives the
+    temporary name back, so the downgrade can build the old index under its own name."""
+    out: list[Any] = []
+    for d in result.differences:
+        if d.kind != "index" or d.status is not Status.DIFFERENT or d.source is None:
+            continue
+        changed = _changed_index(d)
+        if isinstance(changed, str):
+            continue
+        schema, _, name = d.source.parts
+        temp = _truncate(f"{name}__new")
+        back = f"ALTER INDEX IF EXISTS {quote_ident(schema)}.{quote_ident(name)} RENAME TO {quote_ident(temp)}"
+        out.append(ConvergingSQLOp(changed[2], back, label=f"rename the rebuilt index {d.name}"))
+    return out
 
 
 def write_converging_revision(
@@ -550,6 +776,7 @@ def write_converging_revision(
     except ValueError as exc:
         raise RevisionError(str(exc)) from None
     before, after, unplanned = converging_operations(convergence)
+    after = [*index_renames(result), *after]
     others += unplanned
     if not fixes and not before and not after:
         raise RevisionError("no difference a revision can hold: nothing written")
