@@ -16,6 +16,12 @@ class IndexesFormat(str, enum.Enum):
     JSON = "json"
 
 
+class Judge(str, enum.Enum):
+    HYPOPG = "hypopg"
+    COPY = "copy"
+    NONE = "none"
+
+
 class IndexesUsageError(Exception):
     """A problem the user can fix; exit code 2."""
 
@@ -53,6 +59,24 @@ def indexes_command(
         Path, typer.Option("--alembic-ini", help="The Alembic project --write-revision writes into.")
     ] = Path("alembic.ini"),
     message: Annotated[str, typer.Option("--message", "-m", help="The revision's message.")] = "helios index advice",
+    judge: Annotated[
+        Judge | None,
+        typer.Option(
+            "--judge",
+            help="How candidates are judged by the planner: hypopg (hypothetical indexes, the extension "
+            "installed in the database); copy (real indexes on a throwaway copy of the schema and "
+            "statistics, on an embedded PostgreSQL 18 or --scratch-url); none (ranked by query time, "
+            "unverified). Default: hypopg when installed, else copy when possible, else none.",
+        ),
+    ] = None,
+    scratch_url: Annotated[
+        str | None,
+        typer.Option(
+            "--scratch-url", envvar="HELIOS_INDEXES_SCRATCH_URL",
+            help="A PostgreSQL 18+ server on this machine for --judge copy, instead of an embedded one: "
+            "a database is created there for the copy and dropped at the end.",
+        ),
+    ] = None,
 ) -> None:
     """Suggest indexes for the slow and frequent queries (pg_stat_statements, or --queries FILE).
 
@@ -64,7 +88,7 @@ def indexes_command(
     from . import report as advice  # lazy: listing the commands loads neither psycopg nor pglast
 
     try:
-        result = advice.run(database_url, queries, limit)
+        result = advice.run(database_url, queries, limit, judge=judge, scratch_url=scratch_url)
         if write_revision:
             advice.write(result, database_url, alembic_ini, message)
     except IndexesUsageError as exc:

@@ -18,8 +18,9 @@ from ..review.revision import Fix, RevisionError, write_revision
 from ..rule_context import format_bytes, format_count
 from ..schema_catalog import read_schema
 from ..versions import PgVersion
+from . import copy_judge
 from .candidates import ColumnStats, Suggestion, advise
-from .command import IndexesFormat, IndexesUsageError
+from .command import IndexesFormat, IndexesUsageError, Judge
 from .verify import MIN_SAVING, Verdict, hypopg_installed, verify
 from .workload import WorkloadError, from_file, from_pg_stat_statements
 
@@ -35,13 +36,25 @@ VERIFIED = (
     "or more."
 )
 
+VERIFIED_ON_COPY = (
+    "Verified on a throwaway copy of the schema and statistics ({where}): each suggestion's queries "
+    "were planned (not run) without it and with it, built on the copy's empty tables sized as the "
+    "real ones; kept when the planner uses it and its estimated cost drops by {saving} or more. "
+    "Nothing was written to this database."
+)
+
 UNVERIFIED = (
     "Not verified: suggestions are ranked by the time of the queries each serves (calls x mean "
     "time), not by the planner's cost with and without the index. {hypopg}"
 )
 
 
-def run(database_url: str, queries_file: Path | None, limit: int) -> dict[str, Any]:
+def run(
+    database_url: str, queries_file: Path | None, limit: int, *,
+    judge: Judge | None = None, scratch_url: str | None = None,
+) -> dict[str, Any]:
+    """The advice; ``judge`` None picks HypoPG when installed, else the copy when a throwaway
+    server is available, else none."""
 
 
     try:
@@ -60,7 +73,26 @@ def run(database_url: str, queries_file: Path | None, limit: int) -> dict[str, A
             "SELECT installed_version IS NOT NULL FROM pg_available_extensions WHERE name = 'hypopg'"
         ).fetchone()
         advice = advise(workload, schema, stats)
-        verdicts = verify(conn, advice.suggestions[: limit * 2]) if hypopg_installed(conn) else None
+        installed = hypopg_installed(conn)
+        if judge is None:
+            judge = Judge.HYPOPG if installed else Judge.COPY if copy_judge.available(scratch_url) else Judge.NONE
+        verdicts: dict[str, Verdict] | None = None
+        where = ""
+        copy_problem = ""
+        if judge is Judge.HYPOPG:
+            if not installed:
+                raise IndexesUsageError(
+                    "--judge hypopg: the hypopg extension is not installed in this database "
+                    "(use --judge copy to judge on a throwaway copy of the schema and statistics)"
+                )
+            verdicts = verify(conn, advice.suggestions[: limit * 2])
+        elif judge is Judge.COPY:
+            try:
+                verdicts, where = copy_judge.judge_on_copy(
+                    conn, database_url, advice.suggestions[: limit * 2], stats, scratch_url=scratch_url
+                )
+            except copy_judge.CopyUnavailable as exc:
+                copy_problem = f"The throwaway copy could not be used: {exc}."
     except psycopg.Error as exc:
         raise IndexesUsageError(f"reading the database failed: {first_line(exc)}") from None
     finally:
@@ -80,11 +112,18 @@ def run(database_url: str, queries_file: Path | None, limit: int) -> dict[str, A
         "test each candidate with the planner, without building it." if hypopg else
         "HypoPG (hypothetical indexes) is not available on this server."
     )
-    note = VERIFIED.format(saving=f"{MIN_SAVING:.0%}") if verdicts is not None else UNVERIFIED.format(hypopg=hypopg_note)
+    if verdicts is None:
+        note = UNVERIFIED.format(hypopg=" ".join(x for x in (copy_problem, hypopg_note) if x))
+    elif judge is Judge.COPY:
+        note = VERIFIED_ON_COPY.format(where=where, saving=f"{MIN_SAVING:.0%}")
+    else:
+        note = VERIFIED.format(saving=f"{MIN_SAVING:.0%}")
+    judged_by = {Judge.HYPOPG: "HypoPG", Judge.COPY: "copy"}.get(judge) if verdicts is not None else None
     return {
         "advice": advice, "schema": schema, "version": version, "stats": stats, "writes": writes,
         "window": window, "source": str(queries_file) if queries_file else "pg_stat_statements",
         "workload": workload, "limit": limit, "note": note, "verdicts": verdicts, "rejected": rejected,
+        "judged_by": judged_by, "judged_where": where,
     }
 
 
@@ -245,7 +284,7 @@ def render_text(report: dict[str, Any]) -> str:
                        f"{e['planner_cost_before']:,.0f} -> {e['planner_cost_after']:,.0f}); kept for the "
                        f"index-only scan INCLUDE ({', '.join(e['include'])}) allows -- check it with EXPLAIN once built")
         if e["verified"]:
-            out.append(f"   HypoPG: the planner uses it for {e['queries_using_it']} of {e['queries_planned']} "
+            out.append(f"   {'on ' if report.get('judged_by') == 'copy' else ''}{_judge_label(report)}: the planner uses it for {e['queries_using_it']} of {e['queries_planned']} "
                        f"query(ies); estimated cost {e['planner_cost_before']:,.0f} -> "
                        f"{e['planner_cost_after']:,.0f} (calls x cost)")
             if e["include"] and not e["include_verified"]:
@@ -269,7 +308,8 @@ def render_text(report: dict[str, Any]) -> str:
     for rejected in report["rejected"]:
         verdict = report["verdicts"][rejected.name]
         why = "the planner would not use it" if not verdict.used_by else f"saves only {verdict.saving:.0%}"
-        out.append(f"rejected by HypoPG: {rejected.table.name} "
+        out.append(f"rejected {'on' if report.get('judged_by') == 'copy' else 'by'} {_judge_label(report)}: "
+                   f"{rejected.table.name} "
                    f"{_shape(rejected.columns, rejected.include, rejected.where)}: {why}")
     if advice.served:
         out.append(f"{len(advice.served)} query(ies) already served by an existing index.")
@@ -282,6 +322,12 @@ def render_text(report: dict[str, Any]) -> str:
         out.append(f"not advised: {text} -- {skipped.reason}")
     out += ["", report["note"], ""]
     return "\n".join(out)
+
+
+def _judge_label(report: dict[str, Any]) -> str:
+    if report.get("judged_by") == "copy":
+        return f"the throwaway copy ({report['judged_where']})"
+    return "HypoPG"
 
 
 def _span(seconds: float | None) -> str:
@@ -308,6 +354,7 @@ def render_json(report: dict[str, Any]) -> str:
         "pg_version": str(report["version"]),
         "source": report["source"],
         "verified": report["verdicts"] is not None,
+        "judged_by": report["judged_by"],
         "note": report["note"],
         "rejected": [
             {"table": str(r.table.name), "columns": list(r.columns), "include": list(r.include), "where": r.where,

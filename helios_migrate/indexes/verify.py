@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,20 +107,35 @@ def _hypothetical(conn: psycopg.Connection[Any], suggestion: Suggestion) -> str:
 
 def verify(conn: psycopg.Connection[Any], suggestions: Sequence[Suggestion]) -> dict[str, Verdict]:
     """The planner's verdict on each suggestion, by suggestion name."""
+    def reset() -> None:
+        conn.execute("SELECT hypopg_reset()")
+
+    reset()
+    return judge(conn, suggestions, place=lambda s: _hypothetical(conn, s), clear=reset)
+
+
+def judge(
+    conn: psycopg.Connection[Any],
+    suggestions: Sequence[Suggestion],
+    *,
+    place: Callable[[Suggestion], str],
+    clear: Callable[[], None],
+) -> dict[str, Verdict]:
+    """Each suggestion's verdict: its queries planned without it and with it (``place`` puts an
+    index in place and returns its name; ``clear`` removes every index ``place`` made)."""
     verdicts: dict[str, Verdict] = {}
-    conn.execute("SELECT hypopg_reset()")
     for suggestion in suggestions:
         try:
             # The other tables' candidates are in place on both sides: a join's cost is then not
             # dominated by another table's scan that its own candidate removes.
             for other in suggestions:
                 if other.table.name != suggestion.table.name:
-                    _hypothetical(conn, other)
+                    place(other)
             before = {q: _plan(conn, q) for q in suggestion.queries}
-            name = _hypothetical(conn, suggestion)
+            name = place(suggestion)
             after = {q: _plan(conn, q) for q in suggestion.queries}
         finally:
-            conn.execute("SELECT hypopg_reset()")
+            clear()
         cost_before = cost_after = 0.0
         used = explained = index_only = 0
         for q in suggestion.queries:

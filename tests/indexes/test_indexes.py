@@ -75,6 +75,11 @@ def preloaded(pg_server: RunningServer, tmp_path: Path) -> Iterator[str]:
 
 
 def _indexes(url: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    if "--judge" not in args:
+        # These tests are about HypoPG and the unverified path; the copy is tested in test_judge_on_copy.py
+        with psycopg.connect(url) as conn:
+            installed = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'hypopg'").fetchone()
+        args = (*args, "--judge", "hypopg" if installed else "none")
     return subprocess.run(
         [sys.executable, "-m", "helios_migrate", "indexes", "--database-url", url, *args],
         capture_output=True, text=True, timeout=300, check=False, cwd=cwd,
