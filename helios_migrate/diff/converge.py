@@ -12,9 +12,12 @@ VALID`` then ``VALIDATE``, a trigger (SHARE ROW EXCLUSIVE) or a policy (ACCESS E
 a short transaction of its own under ``lock_timeout`` with retries.
 
 The inverse of a difference is the difference seen from the other side (missing <-> extra), so
-every step's undo is planned the same way, or named as what cannot be undone.  What cannot be
-expressed (a missing table, a changed view, an index whose definition changed, enum values
-removed or reordered, sequences) is listed, never silently skipped.
+every step's undo is planned the same way, or named as what cannot be undone.  A missing table is
+created from SOURCE's catalog (its constraints and indexes then built as written: it is new and
+empty), views and sequences are created, replaced or altered, and an index whose definition
+changed is built concurrently under a temporary name before the old one is dropped.  What cannot
+be expressed (an extra table without the data-loss opt-in, a changed materialized view, enum
+values removed or reordered, ...) is listed, never silently skipped.
 """
 
 from __future__ import annotations
