@@ -6,6 +6,7 @@
     python bench/index_advice.py --json results.json
     python bench/index_advice.py --server debian --hypopg   # advice verified with HypoPG (Debian package)
     python bench/index_advice.py --queries-file       # through --queries FILE, not pg_stat_statements
+    python bench/index_advice.py --judge copy         # advice judged on a throwaway copy of schema + statistics
 
 On a server it starts (with ``shared_preload_libraries = 'pg_stat_statements'``), it builds a
 pgbench-like schema (branches, tellers, accounts, history) plus a shop (customers, products, orders,
@@ -497,7 +498,7 @@ def bench_server(kind: str, args: argparse.Namespace, base: Path) -> dict[str, A
             writes_before = min(write_batch(conn, n, args.write_rows) for _ in range(3))
             wal_before = write_wal(conn, n, args.write_rows)
             existing = _existing(conn)
-            if args.hypopg:
+            if args.hypopg or args.judge == "hypopg":
                 try:
                     conn.execute("CREATE EXTENSION hypopg")
                 except psycopg.Error as exc:
@@ -509,6 +510,8 @@ def bench_server(kind: str, args: argparse.Namespace, base: Path) -> dict[str, A
             before = min(run_workload(conn, queries, n, times) for _ in range(args.repeat))
         cmd = [sys.executable, "-m", "helios_migrate", "indexes", "--database-url", url,
                "--format", "json", "--limit", "50"]
+        if args.judge:
+            cmd += ["--judge", args.judge]
         if not preloaded:
             qfile = base / f"{kind}-queries.sql"
             queries_file(qfile, queries, times)
@@ -536,6 +539,9 @@ def bench_server(kind: str, args: argparse.Namespace, base: Path) -> dict[str, A
         result.update({
             "server": kind, "version": version, "source": source, "scale": args.scale,
             "hypopg_verified": doc["verified"],
+            "judged_by": doc.get("judged_by"),
+            "rejected": [str(Suggested(x["table"].split(".")[-1], x["columns"], x.get("include", []), x.get("where")))
+                         for x in doc.get("rejected", [])],
             "advice_seconds": round(advice_s, 2), "build_seconds": round(build_s, 2),
             "workload_before_s": round(before, 3), "workload_after_s": round(after, 3),
             "speedup": before / after if after else None,
@@ -560,9 +566,15 @@ def bench_server(kind: str, args: argparse.Namespace, base: Path) -> dict[str, A
         server.stop()
 
 
+def _judged(r: dict[str, Any]) -> str:
+    if r.get("judged_by") == "copy":
+        return "verified on a throwaway copy of the schema and statistics"
+    return "verified with HypoPG" if r["hypopg_verified"] else "not verified"
+
+
 def report(r: dict[str, Any]) -> None:
     print(f"\n== {r['server']}: PostgreSQL {r['version']}, scale {r['scale']}, queries from {r['source']}, "
-          f"{'verified with HypoPG' if r['hypopg_verified'] else 'not verified (no HypoPG)'}")
+          f"{_judged(r)}")
     print(f"recall     {r['recall']:.0%} ({len(r['matched'])} of {r['known_good']} known-good indexes)"
           + (f"; missed: {', '.join(r['missed'])}" if r["missed"] else ""))
     print(f"precision  {r['precision']:.0%} ({len(r['kept'])} of {r['suggestions']} suggestions kept)"
@@ -570,8 +582,10 @@ def report(r: dict[str, Any]) -> None:
     print(f"redundant  {len(r['redundant'])}" + "".join(f"\n  - {x}" for x in r["redundant"]))
     print(f"suggested  {', '.join(r['suggested']) or '(none)'}")
     print(f"served by an existing index: {r['served']} query(ies); not advised: {len(r['not_advised'])}")
+    if r.get("judged_by"):
+        print(f"rejected   {', '.join(r['rejected']) or 'none'} (by the planner)")
     if r["hypopg_verified"]:
-        print(f"HypoPG     kept unverified (covering, no index-only scan planned): {', '.join(r['kept_unverified']) or 'none'}; "
+        print(f"judged     kept unverified (covering, no index-only scan planned): {', '.join(r['kept_unverified']) or 'none'}; "
               f"INCLUDE judged through an index-only scan: {', '.join(r['include_verified']) or 'none'}")
     print(f"workload   {r['workload_before_s']:.2f} s before, {r['workload_after_s']:.2f} s after "
           f"(x{r['speedup']:.1f}); index builds {r['build_seconds']:.1f} s; advice {r['advice_seconds']:.1f} s")
@@ -593,6 +607,8 @@ def main() -> int:
                         help="feed the workload through --queries FILE even where pg_stat_statements works")
     parser.add_argument("--hypopg", action="store_true",
                         help="CREATE EXTENSION hypopg first (where installed), so the advice is verified by the planner")
+    parser.add_argument("--judge", choices=("hypopg", "copy", "none"),
+                        help="passed to indexes --judge (default: its own; hypopg also creates the extension)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     if args.scale < 1 or args.repeat < 1 or args.write_rows < 1:

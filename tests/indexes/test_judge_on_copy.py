@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -121,3 +124,46 @@ def test_judge_choices(fresh_db: str, tmp_path: Path) -> None:
     hypopg = _indexes(fresh_db, "--queries", str(queries), "--judge", "hypopg")
     assert hypopg.returncode == 2 and "hypopg extension is not installed" in hypopg.stderr
     assert "Traceback" not in hypopg.stderr
+
+
+def _copies(server_url: str) -> list[tuple[str]]:
+    with psycopg.connect(server_url) as conn:
+        return conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'helios_indexes_%'").fetchall()
+
+
+def test_scratch_url_database_is_dropped_also_on_ctrl_c(fresh_db: str, tmp_path: Path, pg_pool: Any) -> None:
+    """--scratch-url: the copy is a database of its own on that server, dropped at the end, and when
+    the command is interrupted while it judges; a server older than 18 is refused with the reason."""
+    scratch = pg_pool.get("pg18-embedded")
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(SCHEMA)
+    queries = tmp_path / "queries.sql"
+    queries.write_text(QUERIES, encoding="utf-8")
+    out = _indexes(fresh_db, "--queries", str(queries), "--format", "json", "--judge", "copy",
+                   "--scratch-url", scratch.url)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["judged_by"] == "copy"
+    assert _copies(scratch.url) == []
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "helios_migrate", "indexes", "--database-url", fresh_db, "--queries", str(queries),
+         "--judge", "copy", "--scratch-url", scratch.url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not _copies(scratch.url) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    seen = bool(_copies(scratch.url))
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=120)
+    assert seen, "the copy's database was never seen"
+    assert _copies(scratch.url) == []
+
+    old = next((s for s in pg_pool.servers if s.version.major < 18), None)
+    if old is None:  # only PostgreSQL 18 on this machine: the refusal is not reachable
+        return
+    refused = _indexes(fresh_db, "--queries", str(queries), "--format", "json", "--judge", "copy",
+                       "--scratch-url", old.url)
+    assert refused.returncode == 0, refused.stderr
+    doc = json.loads(refused.stdout)
+    assert doc["verified"] is False and "the copy needs 18 or later" in doc["note"]
