@@ -74,6 +74,7 @@ def run(
         ).fetchone()
         advice = advise(workload, schema, stats)
         installed = hypopg_installed(conn)
+        chosen = judge is not None
         if judge is None:
             judge = Judge.HYPOPG if installed else Judge.COPY if copy_judge.available(scratch_url) else Judge.NONE
         verdicts: dict[str, Verdict] | None = None
@@ -92,6 +93,8 @@ def run(
                     conn, database_url, advice.suggestions[: limit * 2], stats, scratch_url=scratch_url
                 )
             except copy_judge.CopyUnavailable as exc:
+                if chosen:
+                    raise IndexesUsageError(f"--judge copy: {exc}") from None
                 copy_problem = f"The throwaway copy could not be used: {exc}."
     except psycopg.Error as exc:
         raise IndexesUsageError(f"reading the database failed: {first_line(exc)}") from None

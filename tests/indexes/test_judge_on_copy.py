@@ -164,6 +164,6 @@ def test_scratch_url_database_is_dropped_also_on_ctrl_c(fresh_db: str, tmp_path:
         return
     refused = _indexes(fresh_db, "--queries", str(queries), "--format", "json", "--judge", "copy",
                        "--scratch-url", old.url)
-    assert refused.returncode == 0, refused.stderr
-    doc = json.loads(refused.stdout)
-    assert doc["verified"] is False and "the copy needs 18 or later" in doc["note"]
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "--judge copy: --scratch-url is PostgreSQL 15" in refused.stderr
+    assert "the copy needs 18 or later" in refused.stderr
