@@ -131,16 +131,27 @@ def _sizes(conn: psycopg.Connection[Any], tables: Sequence[str]) -> dict[str, _S
 
 
 def _dump(database_url: str, tables: Sequence[str], bin_path: Path) -> str:
-    args = [str(bin_path / "pg_dump"), "--no-data", "--statistics", "--no-owner", "--no-privileges",
-            "--no-comments", "--no-publications", "--no-subscriptions", "--no-security-labels",
-            "--no-tablespaces", "--dbname", database_url]
-    for table in tables:
-        schema, _, name = table.partition(".")
-        args += ["--table", f"{_pattern(schema)}.{_pattern(name)}"]
+    """The definitions the tables need (schemas, types, domains, functions: no table, view or
+    sequence but these tables), then the tables with their indexes, constraints and statistics."""
+    common = [str(bin_path / "pg_dump"), "--no-data", "--no-owner", "--no-privileges", "--no-comments",
+              "--no-publications", "--no-subscriptions", "--no-security-labels", "--no-tablespaces",
+              "--dbname", database_url]
+    selected = [arg for table in tables for arg in ("--table", _table_pattern(table))]
+    return _pg_dump([*common, "--section=pre-data", "--exclude-table=*.*"]) + _pg_dump(
+        [*common, "--statistics", *selected])
+
+
+def _pg_dump(args: list[str]) -> str:
     done = subprocess.run(args, capture_output=True, text=True, timeout=300, check=False)
     if done.returncode != 0:
-        raise CopyUnavailable(f"pg_dump failed: {done.stderr.strip().splitlines()[-1:] or done.returncode}")
+        last = done.stderr.strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
+        raise CopyUnavailable(f"pg_dump failed: {last[0]}")
     return done.stdout
+
+
+def _table_pattern(table: str) -> str:
+    schema, _, name = table.partition(".")
+    return f"{_pattern(schema)}.{_pattern(name)}"
 
 
 def _pattern(name: str) -> str:

@@ -14,14 +14,16 @@ from typing import Any
 import psycopg
 
 SCHEMA = """
-CREATE TABLE customers (id bigint PRIMARY KEY, email text NOT NULL, region integer NOT NULL);
+CREATE TYPE order_status AS ENUM ('open', 'closed');
+CREATE DOMAIN email_address AS text CHECK (VALUE LIKE '%@%');
+CREATE TABLE customers (id bigint PRIMARY KEY, email email_address NOT NULL, region integer NOT NULL);
 CREATE TABLE orders (
     id bigint PRIMARY KEY, customer_id bigint NOT NULL REFERENCES customers (id),
-    status text NOT NULL, note text
+    status order_status NOT NULL, note text
 );
 CREATE TABLE order_lines (id bigint PRIMARY KEY, order_id bigint NOT NULL, sku text NOT NULL);
 INSERT INTO customers SELECT g, 'c' || g || '@example.com', g % 20 FROM generate_series(1, 20000) g;
-INSERT INTO orders SELECT g, g % 1000 + 1, CASE WHEN g % 10 = 0 THEN 'open' ELSE 'closed' END, 'n'
+INSERT INTO orders SELECT g, g % 1000 + 1, (CASE WHEN g % 10 = 0 THEN 'open' ELSE 'closed' END)::order_status, 'n'
 FROM generate_series(1, 100000) g;
 INSERT INTO order_lines SELECT g, g % 100000 + 1, 'sku' || (g % 5000) FROM generate_series(1, 200000) g;
 CREATE INDEX orders_customer_id_idx ON orders (customer_id);
