@@ -299,6 +299,8 @@ def judge_on_copy(
                       suggestions=suggestions, scratch_url=scratch_url, bin_path=bin_path)
     except psycopg.Error as exc:
         raise CopyUnavailable(f"the throwaway copy failed: {str(exc).strip().splitlines()[0]}") from None
+    except OSError as exc:  # the scratch server's files are not ours to extend
+        raise CopyUnavailable(f"the copy's files cannot be sized: {exc}") from None
 
 
 def _judge(*, url_of_user: str, script: str, tables: Sequence[str], sizes: dict[str, _Size], stats: Stats,
