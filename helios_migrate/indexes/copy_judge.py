@@ -293,14 +293,16 @@ def judge_on_copy(
     if not tables:
         return {}, ""
     sizes = _sizes(conn, [_qualified(t) for t in tables])
-    script = _dump(database_url, tables, bin_path)
     try:
+        script = _dump(database_url, tables, bin_path)
         return _judge(url_of_user=database_url, script=script, tables=tables, sizes=sizes, stats=stats,
                       suggestions=suggestions, scratch_url=scratch_url, bin_path=bin_path)
     except psycopg.Error as exc:
         raise CopyUnavailable(f"the throwaway copy failed: {str(exc).strip().splitlines()[0]}") from None
     except OSError as exc:  # the scratch server's files are not ours to extend
         raise CopyUnavailable(f"the copy's files cannot be sized: {exc}") from None
+    except subprocess.SubprocessError as exc:
+        raise CopyUnavailable(f"pg_dump or psql did not finish: {exc}") from None
 
 
 def _judge(*, url_of_user: str, script: str, tables: Sequence[str], sizes: dict[str, _Size], stats: Stats,
