@@ -20,20 +20,23 @@ first in the revision:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from alembic.operations import ops
 
-from helios_migrate.changes import AddEnumValue, QualifiedName
-from helios_migrate.plan import Phase, Step, TransactionMode
+from helios_migrate.changes import AddEnumValue, AlterColumnType, QualifiedName
+from helios_migrate.plan import Direction, Phase, Step, TransactionMode
 from helios_migrate.planner import PlanPolicy, plan_changes
 from helios_migrate.sqltext import quote_ident, quote_literal, quote_qualified
 from helios_migrate.versions import PgVersion
 
 from .ops import CommentOp, LockSafePlanOp
+from .run_state import live_lookups
 from .settings import project_config
 
 log = logging.getLogger("alembic.helios")
@@ -214,6 +217,109 @@ def _refusal(name: QualifiedName, gone: list[str], columns: list[tuple[str, str,
     return CommentOp(lines)
 
 
+class _Renamed:
+    """The live facts as the downgrade will find them: the column's type then carries the new
+    type's temporary name (its re-run check compares with it)."""
+
+    def __init__(self, facts: Any, type_text: str) -> None:
+        self._facts = facts
+        self._type = type_text
+
+    def column_dependents(self, table: QualifiedName, column: str) -> Any:
+        return dataclasses.replace(self._facts.column_dependents(table, column), format_type=self._type)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._facts, name)
+
+
+class _DefaultOnNewType:
+    """The live facts with the column's default cast to the new type (``'new'::order_state``
+    becomes ``'new'::order_state__new``: the converted copy's default must be of its type; once
+    the new type takes the old name, the default reads as before)."""
+
+    def __init__(self, facts: Any, old: str, new: str) -> None:
+        self._facts = facts
+        self._old = re.compile(rf"::{re.escape(old)}\b(?!__)")
+        self._new = f"::{new}"
+
+    def column_details(self, table: QualifiedName, column: str) -> Any:
+        details = self._facts.column_details(table, column)
+        if details.default is None:
+            return details
+        return dataclasses.replace(details, default=self._old.sub(lambda _: self._new, details.default))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._facts, name)
+
+
+class _Conversion(LockSafePlanOp):
+    """A column converted between two enum types: its downgrade is the conversion planned the other
+    way (``USING col::text::old``), not the steps' inverses (which would cast one enum type to the
+    other directly: PostgreSQL has no such cast)."""
+
+    def __init__(self, steps: Sequence[Step], back: Sequence[Step], *, title: str, notes: Sequence[str]) -> None:
+        super().__init__(None, steps, title=title, notes=notes)
+        self.back = tuple(back)
+
+    def reverse(self) -> LockSafePlanOp:
+        steps = [dataclasses.replace(s, direction=Direction.DOWNGRADE) for s in self.back]
+        return LockSafePlanOp(None, steps, title=f"undo: {self.title}", downgrade=True)
+
+
+def _swap_type(
+    name: QualifiedName, labels: tuple[str, ...], current: tuple[str, ...], columns: list[tuple[str, str, str]],
+    version: PgVersion, policy: PlanPolicy | None, lookups: tuple[Any, Any],
+) -> list[LockSafePlanOp]:
+    """Labels gone from a type columns use, no row holding them: a new type with the model's
+    labels, each column converted to it by the expand/contract type change (a copy column kept in
+    sync by a trigger, batched backfill, a short swap: ``USING col::text::new``), then the old type
+    dropped and the new one renamed to it."""
+    qualified = quote_qualified(name.schema, name.name)
+    temp = f"{name.name}__new"
+    new = quote_qualified(name.schema, temp)
+
+    def create(type_name: str, values: tuple[str, ...]) -> str:
+        return f"CREATE TYPE {type_name} AS ENUM ({', '.join(quote_literal(v) for v in values)})"
+
+    gone = ", ".join(repr(v) for v in current if v not in labels)
+    retry = (policy or PlanPolicy()).retry()
+    out = [LockSafePlanOp(None, [Step(
+        description=f"create enum type {temp} with the model's labels (without {gone})",
+        phase=Phase.EXPAND, sql=(f"DROP TYPE IF EXISTS {new}", create(new, labels)),
+        transaction=TransactionMode.OWN, retry=retry,
+        inverse=(f"DROP TYPE IF EXISTS {new}",), inverse_transaction=TransactionMode.OWN,
+        reason="PostgreSQL cannot drop an enum value: the columns move to a new type without it",
+    )], title=f"new enum type for {name}")]
+    catalog, facts = lookups
+    for schema, table, column in columns:
+        col = quote_ident(column)
+        change = AlterColumnType(
+            on=QualifiedName(table, None if schema == "public" else schema), column=column, new_type=new,
+            using=f"{col}::text::{new}", old_type=qualified,
+        )
+        forward = _DefaultOnNewType(facts, qualified, new) if facts else None
+        plan = plan_changes([change], version, policy=policy, facts=forward, catalog=catalog)
+        # back: the same change the other way (no cast joins two enum types: through text too)
+        back = AlterColumnType(
+            on=change.on, column=column, new_type=qualified, using=f"{col}::text::{qualified}", old_type=new,
+        )
+        undo = plan_changes([back], version, policy=policy, facts=_Renamed(facts, temp) if facts else None,
+                            catalog=catalog)
+        out.append(_Conversion(
+            plan.steps, undo.steps, title=f"convert {schema}.{table}.{column} to {temp}", notes=plan.notes,
+        ))
+    out.append(LockSafePlanOp(None, [Step(
+        description=f"drop the old enum type {name} and give {temp} its name",
+        phase=Phase.CONTRACT, sql=(f"DROP TYPE {qualified}", f"ALTER TYPE {new} RENAME TO {quote_ident(name.name)}"),
+        transaction=TransactionMode.OWN, retry=retry,
+        inverse=(f"ALTER TYPE {qualified} RENAME TO {quote_ident(temp)}", create(qualified, current)),
+        inverse_transaction=TransactionMode.OWN,
+        reason="no column uses the old type any more (a function or view that does makes DROP TYPE fail: "
+        "nothing changes)",
+    )], title=f"rename enum type {temp} to {name}"))
+    return out
+
+
 def compare_enums(
     autogen_context: Any, upgrade_ops: Any, version: PgVersion, policy: PlanPolicy | None = None,
     renames: Mapping[str, str] | None = None,
@@ -265,7 +371,12 @@ def compare_enums(
             new_ops.append(LockSafePlanOp(None, plan.steps, title=title, notes=plan.notes))
         gone = [label for label in current if label not in labels]
         if gone:
-            new_ops.append(_refusal(name, gone, columns or enum_columns(connection, name), connection))
+            columns = columns or enum_columns(connection, name)
+            # a label added too may be an unconfirmed rename: the refusal says how to confirm it
+            if columns and not adds and all(rows_holding(connection, c, gone) == 0 for c in columns):
+                new_ops += _swap_type(name, labels, current, columns, version, policy, live_lookups(autogen_context))
+            else:
+                new_ops.append(_refusal(name, gone, columns, connection))
     upgrade_ops.ops[:0] = new_ops
 
 

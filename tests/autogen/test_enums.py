@@ -68,6 +68,8 @@ def test_a_new_enum_type_for_a_new_column_is_created_first(project: Project) -> 
 
 
 def test_a_label_gone_from_the_model_is_reported(project: Project) -> None:
+    with psycopg.connect(project.url, autocommit=True) as conn:  # a row holds it: not removed
+        conn.execute("UPDATE items SET state = 'paid' WHERE id = 1")
     project.write_models(models_source({"state": STATUS.replace('"new", "paid", ', '"new", ').format(extra="")}))
     res = project.alembic("revision", "--autogenerate", "-m", "gone")
     revision = project.revision_files()[-1].read_text()
