@@ -13,9 +13,10 @@ first in the revision:
   placed ``BEFORE``/``AFTER`` its neighbours so the order matches the model);
 * for labels gone from the model: when no column uses the type, the type created again with the
   model's labels (one short transaction, its downgrade restoring the old labels); when columns use
-  it, a plain refusal in the revision that says which columns, whether rows hold the labels (read
-  with a short statement timeout) and what to do -- PostgreSQL cannot drop an enum value, and
-  converting the columns to a new type rewrites them under ACCESS EXCLUSIVE.
+  it and no row holds the labels, a new type and each column converted to it by the expand/contract
+  type change, then the old type dropped and the new one renamed; otherwise (rows hold them, or a
+  label added beside them may be an unconfirmed rename) a plain refusal in the revision that says
+  which columns, whether rows hold the labels (read with a short statement timeout) and what to do.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ hold the label keep the refusal.  Real autogenerate, upgrade and downgrade on Po
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -50,6 +51,13 @@ def test_a_label_no_row_holds_is_removed_through_a_new_type(project: Project) ->
     assert "CREATE TYPE order_state__new AS ENUM ('new', 'void')" in upgrade
     assert "state::text::order_state__new" in upgrade
     assert "ALTER TYPE order_state__new RENAME TO order_state" in upgrade
+    for direction in ([], ["--downgrade"]):  # what autogenerate writes passes check, both ways
+        res = subprocess.run(
+            [sys.executable, "-m", "helios_migrate.cli", "check", str(project.revision_files()[-1]),
+             "--pg-version", "15", *direction],
+            cwd=project.root, capture_output=True, text=True, timeout=120, env=project.env,
+        )
+        assert res.returncode == 0, res.stdout + res.stderr
     project.alembic("upgrade", "head")
     assert _labels(project) == ["new", "void"]
     assert _states(project) == before
