@@ -174,8 +174,12 @@ def _function(d: Difference, version: PgVersion | None) -> list[str] | str:
     if mine is None or not mine.sql:
         return "no definition was read for it"
     if d.status is Status.DIFFERENT and any(c.attribute in ("returns", "kind") for c in d.changes):
-        return ("its result type changed: CREATE OR REPLACE cannot change it (drop and create it, with "
-                "what depends on it, by hand)")
+        # CREATE OR REPLACE cannot change the result type: dropped and created in one transaction
+        # (no CASCADE: a trigger, view or default that uses it stops the drop, nothing changes)
+        theirs = d.target
+        assert theirs is not None
+        return [f"DROP {str(theirs.attribute('kind')).upper()} {_name(theirs, 'function')}",
+                mine.sql.strip().rstrip(";")]
     return [mine.sql.strip().rstrip(";")]
 
 
@@ -201,8 +205,10 @@ def _trigger(d: Difference, version: PgVersion | None) -> list[str] | str:
             if "CONSTRAINT TRIGGER" in definition.split(" ON ", 1)[0]:
                 return "a changed constraint trigger is dropped and created again by hand"
             if version is not None and version.major < 14:
-                return "a changed trigger needs CREATE OR REPLACE TRIGGER (PostgreSQL 14+)"
-            definition = definition.replace("CREATE TRIGGER", "CREATE OR REPLACE TRIGGER", 1)
+                # no CREATE OR REPLACE TRIGGER before 14: dropped and created in one transaction
+                out.append(f"DROP TRIGGER {_name(mine)}")
+            else:
+                definition = definition.replace("CREATE TRIGGER", "CREATE OR REPLACE TRIGGER", 1)
         out.append(definition)
     if mine.attribute("enabled") != "enabled" or (not redefine and d.status is Status.DIFFERENT):
         out.append(enable)
@@ -496,7 +502,7 @@ _MORE: dict[str, Callable[[Difference, PgVersion | None], list[str] | str]] = {
     "table": _table_kind, "view": _view, "sequence": _sequence,
 }
 
-_ONE_STEP = {"trigger", "policy", "grant", "view"}
+_ONE_STEP = {"trigger", "policy", "grant", "view", "function"}
 """Kinds whose statements run as one step (one transaction): a trigger or policy dropped and
 created again, privileges revoked and granted again, are never missing in between."""
 
