@@ -316,3 +316,20 @@ def test_write_round_trip(
             assert conn.execute("SELECT payload FROM legacy").fetchall() == [("kept",)]
     finally:
         pgserver.drop_database(pg_server, name)
+
+
+def test_cli_plan_reads_target_facts_with_tables_it_lacks(
+    two_dbs: tuple[str, str], pg_server: RunningServer, tmp_path: Path
+) -> None:
+    """--plan against a live TARGET reads its table facts; a table the plan creates is not there
+    to read, and the plan is still made (its steps as for a new table)."""
+    source, target = two_dbs
+    _drift(source, target)
+    res = subprocess.run(
+        [sys.executable, "-m", "helios_migrate", "diff", source, target, "--plan", "--scratch-url", pg_server.url],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert res.returncode == 1, res.stderr
+    assert "table facts: TARGET's row estimates and sizes" in res.stdout
+    assert "CREATE TABLE public.orders" in res.stdout
+    assert "not planned: table public.legacy (extra): dropping it loses its rows" in res.stdout
