@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -535,6 +536,55 @@ def _order(d: Difference) -> tuple[int, float]:
     return (1, -index) if d.status is Status.EXTRA else (0, index)
 
 
+_REFERENCES = re.compile(r'REFERENCES ((?:"(?:[^"]|"")+"|[^\s."(]+)(?:\.(?:"(?:[^"]|"")+"|[^\s."(]+))?)\s*\(')
+
+
+def _unquote(name: str) -> str:
+    return name[1:-1].replace('""', '"') if name.startswith('"') else name
+
+
+def _referenced(d: Difference) -> set[str]:
+    """The tables a missing table's foreign keys reference (``schema.table``; unqualified names
+    are in ``public``, as ``pg_get_constraintdef`` prints them on the default search path)."""
+    out = set()
+    for member in d.members:
+        if member.kind != "constraint" or member.attribute("type") != "foreign key":
+            continue
+        found = _REFERENCES.search(str(member.attribute("definition")))
+        if found is None:
+            continue
+        parts = re.findall(r'"(?:[^"]|"")+"|[^\s."(]+', found.group(1))
+        names = [_unquote(p) for p in parts]
+        out.add(".".join(names) if len(names) == 2 else f"public.{names[0]}")
+    return out
+
+
+def _tables_in_dependency_order(differences: list[Difference]) -> list[Difference]:
+    """Missing tables moved after the missing tables their foreign keys reference (a cycle keeps
+    the name order: its first step fails and rolls back, saying which table is missing)."""
+    missing = {d.name: d for d in differences if d.kind == "table" and d.status is Status.MISSING}
+    if len(missing) < 2:
+        return differences
+    ordered: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in ordered or name in visiting:
+            return
+        visiting.add(name)
+        for other in sorted(_referenced(missing[name]) & set(missing)):
+            if other != name:
+                visit(other)
+        visiting.discard(name)
+        ordered.append(name)
+
+    for name in missing:
+        visit(name)
+    queue = iter(ordered)
+    return [missing[next(queue)] if d.name in missing and d.kind == "table" and d.status is Status.MISSING else d
+            for d in differences]
+
+
 def _owned_by_created_tables(per_difference: list[tuple[Difference, list[str]]]) -> None:
     """A missing sequence owned by a column of a missing table: ``OWNED BY`` moves after the
     table's creation (the sequence is created first: the table's default calls it)."""
@@ -608,7 +658,7 @@ def converge(
     statements: list[tuple[Difference, str]] = []
     unplanned: list[tuple[Difference, str]] = []
     per_difference: list[tuple[Difference, list[str]]] = []
-    for d in sorted(result.differences, key=_order):
+    for d in _tables_in_dependency_order(sorted(result.differences, key=_order)):
         sql = _statements(d, version)
         if isinstance(sql, str):
             unplanned.append((d, sql))

@@ -333,3 +333,28 @@ def test_cli_plan_reads_target_facts_with_tables_it_lacks(
     assert "table facts: TARGET's row estimates and sizes" in res.stdout
     assert "CREATE TABLE public.orders" in res.stdout
     assert "not planned: table public.legacy (extra): dropping it loses its rows" in res.stdout
+
+
+def test_missing_tables_are_created_after_the_tables_they_reference(two_dbs: tuple[str, str]) -> None:
+    source, target = two_dbs
+    with psycopg.connect(source, autocommit=True) as conn:
+        conn.execute("""
+            CREATE TABLE "b parent" (id int PRIMARY KEY);
+            CREATE TABLE c_grand (id int PRIMARY KEY);
+            ALTER TABLE "b parent" ADD COLUMN grand_id int REFERENCES c_grand (id);
+            CREATE TABLE a_child (id int PRIMARY KEY, parent_id int REFERENCES "b parent" (id));
+        """)
+    result = run_diff(source, target, SideOptions())
+    assert result.target_version_num is not None
+    convergence = converge(result, PgVersion.parse(str(result.target_version_num)))
+    assert [p.difference.name for p in convergence.planned] == ["public.c_grand", "public.b parent", "public.a_child"]
+    assert convergence.plan is not None
+    _run_steps(target, convergence.plan.steps)
+    assert run_diff(source, target, SideOptions()).differences == ()
+    with psycopg.connect(target, autocommit=True) as conn:
+        for planned in reversed(convergence.planned):
+            assert planned.undo is not None
+            for q in planned.undo:
+                conn.execute(q)
+    assert {d.name for d in run_diff(source, target, SideOptions()).differences} == {
+        "public.c_grand", "public.b parent", "public.a_child"}
