@@ -560,8 +560,14 @@ def _referenced(d: Difference) -> set[str]:
 
 
 def _tables_in_dependency_order(differences: list[Difference]) -> list[Difference]:
-    """Missing tables moved after the missing tables their foreign keys reference (a cycle keeps
+    """Indexes of missing materialized views moved after the views; missing tables moved after the missing tables their foreign keys reference (a cycle keeps
     the name order: its first step fails and rolls back, saying which table is missing)."""
+    views = {d.name for d in differences if d.kind == "view" and d.status is Status.MISSING}
+    on_views = [d for d in differences if d.kind == "index" and d.source is not None and d.source.table in views]
+    if on_views:  # an index of a missing materialized view: built once the view exists
+        differences = [d for d in differences if d not in on_views]
+        last = max(i for i, d in enumerate(differences) if d.kind == "view" and d.name in views)
+        differences[last + 1:last + 1] = on_views
     missing = {d.name: d for d in differences if d.kind == "table" and d.status is Status.MISSING}
     if len(missing) < 2:
         return differences

@@ -56,6 +56,7 @@ DROP VIEW account_pairs;
 CREATE VIEW account_pairs AS SELECT name, id FROM accounts;
 CREATE VIEW account_regions AS SELECT region, count(*) AS n FROM accounts GROUP BY region;
 CREATE MATERIALIZED VIEW account_totals AS SELECT count(*) AS n FROM accounts;
+CREATE UNIQUE INDEX account_totals_n ON account_totals (n);
 """
 
 # TARGET's own drift: what SOURCE does not have
@@ -81,6 +82,7 @@ EXPECTED = {
     ("different", "view", "public.account_pairs"),
     ("missing", "view", "public.account_regions"),
     ("missing", "view", "public.account_totals"),
+    ("missing", "index", "public.account_totals_n"),
     ("extra", "view", "public.old_view"),
     ("extra", "view", "public.old_totals"),
 }
@@ -188,6 +190,7 @@ def test_plan_converges_and_its_undo_restores_target(
     assert "CREATE MATERIALIZED VIEW public.account_totals AS SELECT count(*) AS n FROM accounts;" in text
     assert "the materialized view public.account_totals is filled as it is created: its query runs once" in text
     assert "DROP MATERIALIZED VIEW IF EXISTS public.old_totals;" in text
+    assert text.index("CREATE MATERIALIZED VIEW public.account_totals") < text.index("account_totals_n ON")
 
     _run_steps(target, steps)
     after = run_diff(source, target, SideOptions())
