@@ -295,7 +295,7 @@ def judge_on_copy(
     sizes = _sizes(conn, [_qualified(t) for t in tables])
     try:
         script = _dump(database_url, tables, bin_path)
-        return _judge(url_of_user=database_url, script=script, tables=tables, sizes=sizes, stats=stats,
+        return _judge(script=script, tables=tables, sizes=sizes, stats=stats,
                       suggestions=suggestions, scratch_url=scratch_url, bin_path=bin_path)
     except psycopg.Error as exc:
         raise CopyUnavailable(f"the throwaway copy failed: {str(exc).strip().splitlines()[0]}") from None
@@ -305,7 +305,7 @@ def judge_on_copy(
         raise CopyUnavailable(f"pg_dump or psql did not finish: {exc}") from None
 
 
-def _judge(*, url_of_user: str, script: str, tables: Sequence[str], sizes: dict[str, _Size], stats: Stats,
+def _judge(*, script: str, tables: Sequence[str], sizes: dict[str, _Size], stats: Stats,
            suggestions: Sequence[Suggestion], scratch_url: str | None,
            bin_path: Path) -> tuple[dict[str, Verdict], str]:
     with _interrupt_as_exception(), _scratch(scratch_url) as (url, where):
