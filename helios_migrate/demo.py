@@ -186,7 +186,7 @@ def show_schema_tools(console: Console, project: Path, url: str) -> None:
     console.print(_output(ran, "workload.py", (0,)).splitlines()[0], markup=False)
     console.print("$ helios-migrate indexes --database-url $DATABASE_URL --queries queries.sql", style="cyan")
     advice = helios(project, "indexes", "--database-url", url, "--queries", str(queries))
-    console.print(_output(advice, "helios-migrate indexes", (0,)), markup=False)
+    console.print(_output(advice, "helios-migrate indexes", (0,), lines=80), markup=False)
     console.print("$ helios-migrate review --database-url $DATABASE_URL --show-info", style="cyan")
     review = helios(project, "review", "--database-url", url, "--show-info")
     console.print(_output(review, "helios-migrate review", (0, 1), lines=30), markup=False)
