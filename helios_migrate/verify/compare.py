@@ -18,6 +18,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..changes import CreateIndex
 from ..effects import Effect, RelationRole
 from ..locks import LockMode
 from .trace import HeldLock, TracedStatement
@@ -105,7 +106,12 @@ def compare_statement(st: TracedStatement) -> list[Finding]:
         add(Severity.INFO, "predicted-rewrite-not-seen",
             "a table rewrite was predicted but no existing table got a new relfilenode")
 
+    # The index a CREATE INDEX makes is locked ACCESS EXCLUSIVE by the transaction that creates it
+    # (index_create), before any other session can see it: nothing waits on that lock.
+    created = {e.change.name for e in effects if isinstance(e.change, CreateIndex) and e.change.name}
     for name, held in sorted(st.locks.items()):
+        if name in created and held.kind in ("i", "I"):
+            continue
         out.extend(_compare_lock(st, name, held, predicted))
     return out
 

@@ -270,3 +270,23 @@ def test_cli_revision_that_raises_names_revision_and_line(tmp_path: Path, fresh_
     assert res.returncode == 1
     assert "upgrade of r002 raised RuntimeError: backfill source missing (at versions/r002.py:" in res.stdout
     assert "Traceback" not in res.stdout + res.stderr
+
+
+def test_the_new_index_locked_by_its_own_create_index_is_no_finding() -> None:
+    """``index_create`` locks the index it makes ACCESS EXCLUSIVE before any other session can see
+    it; a sampler that catches that moment saw no hazard.  The table's lock is still compared."""
+    from helios_migrate.sql_parse import changes_from_sql  # lazy: this test alone reads SQL
+    from helios_migrate.verify.trace import HeldLock, TracedStatement  # lazy: as above
+    from helios_migrate.versions import PgVersion  # lazy: as above
+
+    sql = "CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_items_parent_id ON items (parent_id)"
+    effects = [knowledge.effect_of(ch, PgVersion(18, 0)) for ch in changes_from_sql(sql)]
+    new_index = HeldLock("ix_items_parent_id", LockMode.ACCESS_EXCLUSIVE, "i", "items", 1.0, 1.0)
+    table = HeldLock("items", LockMode.SHARE_UPDATE_EXCLUSIVE, "r", None, 1.0, 1.0)
+    st = TracedStatement(14, sql, "r1", "upgrade", effects=effects,
+                         locks={"ix_items_parent_id": new_index, "items": table})
+    assert compare_statement(st) == []
+    # Another index of the table locked that strongly is still an error.
+    other = HeldLock("items_pkey", LockMode.ACCESS_EXCLUSIVE, "i", "items", 1.0, 1.0)
+    found = compare_statement(dataclasses.replace(st, locks={**st.locks, "items_pkey": other}))
+    assert [(f.severity, f.code) for f in found] == [(Severity.ERROR, "index-lock-stronger")]
