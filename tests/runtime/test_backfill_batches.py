@@ -162,7 +162,8 @@ def test_the_pauses_add_up_to_the_nice_ratio_when_sleeps_overrun(
     found = re.search(r"(\d+) rows in (\d+) batches, ([\d.]+)s .* paused ([\d.]+)s between batches", caplog.text)
     assert found, caplog.text
     rows, batches, elapsed, paused = int(found[1]), int(found[2]), float(found[3]), float(found[4])
-    assert rows == 30000 and batches >= 30
+    # How many batches a 3 ms target gives depends on the machine's speed: enough for many pauses.
+    assert rows == 30000 and batches >= 10
     working = elapsed - paused
     assert paused <= 0.5 * working + 0.1, (paused, working, batches)
     assert paused >= 0.2 * working - 0.1, "the pauses still happen"
