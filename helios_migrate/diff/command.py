@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import json
 import sys
-import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -119,6 +118,25 @@ def _write(result: DiffResult, target_url: str, config: Path | None, message: st
     )
 
 
+def settings_and_sides(
+    config: Path | None, models: str | None, scratch_url: str | None, pg: str | None
+) -> tuple[Config, SideOptions]:
+    """The project's settings and how to build each side, from the options ``diff`` and ``docs``
+    share; a bad configuration or a missing ``-c`` file ends the command with exit 2."""
+    try:
+        settings = load_config(start=config.resolve().parent if config else None)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    if config is not None and not config.is_file():
+        typer.echo(f"error: -c {config}: no such file", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    return settings, SideOptions(
+        alembic_ini=config, models=models or settings.review.models, config_source=settings.source,
+        scratch_url=scratch_url, pg=pg, version_table=settings.version_table,
+    )
+
+
 def diff_command(
     source: Annotated[str, typer.Argument(help="models, head, a revision id, or a database URL.")],
     target: Annotated[str, typer.Argument(help="models, head, a revision id, or a database URL.")],
@@ -167,19 +185,7 @@ def diff_command(
     """Compare two schemas -- the models, the revisions at a point, a live database (read-only) --
     object by object: what TARGET lacks (missing), what it has in excess (extra), what differs.
     Exits 1 when they differ, so `diff head $DATABASE_URL` is a drift gate."""
-    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    try:
-        settings = load_config(start=config.resolve().parent if config else None)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
-    if config is not None and not config.is_file():
-        typer.echo(f"error: -c {config}: no such file", err=True)
-        raise typer.Exit(EXIT_USAGE)
-    options = SideOptions(
-        alembic_ini=config, models=models or settings.review.models, config_source=settings.source,
-        scratch_url=scratch_url, pg=pg, version_table=settings.version_table,
-    )
+    settings, options = settings_and_sides(config, models, scratch_url, pg)
     patterns = (*settings.diff.ignore, *(ignore or ()))
     if write and side_kind(target) is not SideKind.DATABASE:
         typer.echo("error: --write converges a live database: TARGET must be a database URL", err=True)

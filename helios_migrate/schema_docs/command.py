@@ -4,7 +4,6 @@ whether the folder on disk is what would be written now."""
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,9 +12,9 @@ import psycopg
 import typer
 
 from .. import pgserver
-from ..config import ConfigError, load_config
 from ..db import DatabaseUnreachable, connect_read_only, first_line
 from ..diff.catalog import SchemaObjects
+from ..diff.command import settings_and_sides
 from ..diff.sides import DiffUsageError, SideKind, SideOptions, read_side, scratch, side_kind
 from .extras import Extras, read_extras
 from .graphviz import DOT_MISSING, DotFailed, dot_path, draw_svg
@@ -207,22 +206,10 @@ def docs_command(
     """Write a documentation folder for the schema: README.md with the tables and an ER diagram
     (Mermaid; SVG through Graphviz when `dot` is installed), a page per table with its history
     from the Alembic revisions, and CHANGELOG-schema.md."""
-    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    try:
-        settings = load_config(start=config.resolve().parent if config else None)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
-    if config is not None and not config.is_file():
-        typer.echo(f"error: -c {config}: no such file", err=True)
-        raise typer.Exit(EXIT_USAGE)
+    _, options = settings_and_sides(config, models, scratch_url, pg)
     if out.exists() and not out.is_dir():
         typer.echo(f"error: --out {out}: not a directory", err=True)
         raise typer.Exit(EXIT_USAGE)
-    options = SideOptions(
-        alembic_ini=config, models=models or settings.review.models, config_source=settings.source,
-        scratch_url=scratch_url, pg=pg, version_table=settings.version_table,
-    )
     try:
         generated = generate(source, options, sizes=sizes, svg=svg)
     except DocsUsageError as exc:

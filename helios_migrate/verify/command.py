@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import sys
-import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -67,7 +66,6 @@ def verify_command(
 ) -> None:
     """Run revisions on a throwaway PostgreSQL with synthetic rows: observed locks and rewrites
     against the prediction, and upgrade / downgrade / upgrade with schema and data compared."""
-    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     err = Console(stderr=True, highlight=False)
     quiet = output_format is not VerifyFormat.TEXT and output is None
 
