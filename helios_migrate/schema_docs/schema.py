@@ -6,10 +6,12 @@ schema always gives the same pages.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from ..changes import AddConstraint
+from ..changes import Constraint as WrittenConstraint
 from ..diff.catalog import SchemaObject, SchemaObjects
+from ..sql_parse import SqlSyntaxError, changes_from_sql
 from .extras import Extras, TableSize
 
 
@@ -130,72 +132,36 @@ class Schema:
         )
 
 
-def _unquote(name: str) -> str:
-    name = name.strip()
-    if len(name) >= 2 and name[0] == name[-1] == '"':
-        return name[1:-1].replace('""', '"')
-    return name
-
-
-def _split_identifiers(text: str) -> list[str]:
-    """``a, "b c", d`` -> ``["a", "b c", "d"]`` (commas inside double quotes kept)."""
-    parts, current, quoted = [], "", False
-    for ch in text:
-        if ch == '"':
-            quoted = not quoted
-        if ch == "," and not quoted:
-            parts.append(current)
-            current = ""
-        else:
-            current += ch
-    parts.append(current)
-    return [_unquote(p) for p in parts if p.strip()]
+def _constraint(definition: str) -> WrittenConstraint | None:
+    """The constraint ``pg_get_constraintdef`` printed, read by the SQL front end (quoted names,
+    commas and dots inside them, schemas)."""
+    try:
+        changes = changes_from_sql(f"ALTER TABLE t ADD CONSTRAINT c {definition}")
+    except SqlSyntaxError:
+        return None
+    added = [ch.constraint for ch in changes if isinstance(ch, AddConstraint)]
+    return added[0] if len(added) == 1 else None
 
 
 def _column_list(definition: str) -> tuple[str, ...]:
     """The columns of ``PRIMARY KEY (a, b)`` / ``UNIQUE (a)`` (``UNIQUE NULLS NOT DISTINCT (a)``)."""
-    m = re.search(r"\(([^()]*)\)", definition)
-    return tuple(_split_identifiers(m.group(1))) if m else ()
-
-
-_FOREIGN_KEY = re.compile(
-    r'FOREIGN KEY \((?P<cols>[^)]*)\) REFERENCES (?P<table>(?:"(?:[^"]|"")*"|[^\s(.])+'
-    r'(?:\.(?:"(?:[^"]|"")*"|[^\s(.])+)?)\((?P<ref>[^)]*)\)'
-)
-
-
-def _split_qualified(text: str) -> tuple[str | None, str]:
-    parts, current, quoted = [], "", False
-    for ch in text:
-        if ch == '"':
-            quoted = not quoted
-        if ch == "." and not quoted:
-            parts.append(current)
-            current = ""
-        else:
-            current += ch
-    parts.append(current)
-    if len(parts) == 2:
-        return _unquote(parts[0]), _unquote(parts[1])
-    return None, _unquote(parts[-1])
+    constraint = _constraint(definition)
+    return constraint.columns if constraint is not None else ()
 
 
 def foreign_key(table: str, schema: str, name: str, definition: str, known: set[str]) -> ForeignKey | None:
     """The foreign key ``pg_get_constraintdef`` printed; a referenced table printed without its
     schema (it is on the search path) is looked up in the table's own schema, then in ``public``."""
-    m = _FOREIGN_KEY.search(definition)
-    if m is None:
+    constraint = _constraint(definition)
+    if constraint is None or constraint.references is None:
         return None
-    ref_schema, ref_table = _split_qualified(m.group("table"))
+    ref_schema, ref_table = constraint.references.table.schema, constraint.references.table.name
     if ref_schema is None:
         candidates = [f"{schema}.{ref_table}", f"public.{ref_table}"]
         target = next((c for c in candidates if c in known), candidates[0])
     else:
         target = f"{ref_schema}.{ref_table}"
-    return ForeignKey(
-        name, table, tuple(_split_identifiers(m.group("cols"))), target,
-        tuple(_split_identifiers(m.group("ref"))), definition,
-    )
+    return ForeignKey(name, table, constraint.columns, target, constraint.references.columns, definition)
 
 
 def build_schema(objects: SchemaObjects, extras: Extras) -> Schema:
