@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 from ..findings import Finding, Location, Severity
 from .history import HistoryStatement
-from .project import CACHE_DIR
+from .project import CACHE_DIR, write_cache_file
 from .report import RenderState, RevisionState
 
 _FORMAT = 1
@@ -91,17 +90,7 @@ class FindingCache:
             "state": {**asdict(state), "state": state.state.value},
             "statements": statements,
         }
-        file = self._file(key)
-        try:
-            file.parent.mkdir(parents=True, exist_ok=True)
-            ignore = self.root / ".gitignore"
-            if not ignore.exists():
-                ignore.write_text("# written by helios-migrate check; safe to delete\n*\n", encoding="utf-8")
-            tmp = file.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data), encoding="utf-8")
-            tmp.replace(file)
-        except OSError:
-            return  # a read-only checkout: the cache is an optimisation, never an error
+        write_cache_file(self.root, self._file(key), data)
 
 
 def _to_json(f: Finding) -> dict[str, Any]:

@@ -238,7 +238,13 @@ def _read_cached(cache_dir: Path | None, kind: str, key: str | None) -> dict[str
 def _write_cached(cache_dir: Path | None, kind: str, key: str | None, data: dict[str, Any]) -> None:
     if cache_dir is None or key is None:
         return
-    file = cache_dir / kind / f"{key}.json"
+    write_cache_file(cache_dir, cache_dir / kind / f"{key}.json", data)
+
+
+def write_cache_file(cache_dir: Path, file: Path, data: dict[str, Any]) -> None:
+    """``data`` as JSON in ``file`` under ``cache_dir`` (with its ``.gitignore``), replaced whole so a
+    concurrent reader never sees half a file; a read-only checkout writes nothing (the cache is an
+    optimisation, never an error)."""
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         ignore = cache_dir / ".gitignore"
@@ -248,7 +254,7 @@ def _write_cached(cache_dir: Path | None, kind: str, key: str | None, data: dict
         tmp.write_text(json.dumps(data), encoding="utf-8")
         tmp.replace(file)
     except OSError:
-        return  # a read-only checkout: the cache is an optimisation, never an error
+        return
 
 
 def _location(path: Path, root: Path) -> Path:
