@@ -45,6 +45,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar, cast
 
+import psycopg
 import sqlalchemy as sa
 from alembic.util import CommandError
 
@@ -270,6 +271,13 @@ def _retrying(
 def _rollback(op: Any) -> None:
     with contextlib.suppress(sa.exc.DBAPIError):
         op.get_bind().exec_driver_sql("ROLLBACK")
+
+
+def _server_in_transaction(op: Any) -> bool:
+    """Whether the server holds a transaction open (or failed) on the migration's connection."""
+    driver = op.get_bind().connection.dbapi_connection
+    status = getattr(getattr(driver, "info", None), "transaction_status", None)
+    return status is None or status != psycopg.pq.TransactionStatus.IDLE
 
 
 @contextmanager
@@ -807,7 +815,10 @@ def _backfill_online(
         except sa.exc.DBAPIError as exc:
             if cap_ms is None or _sqlstate(exc) != _QUERY_CANCELED:
                 raise
-            _rollback(op)
+            # The batch was its own autocommit transaction: the server is idle again.  A ROLLBACK
+            # sent anyway would make the driver forget its prepared batch statement.
+            if _server_in_transaction(op):
+                _rollback(op)
             results.append(None)
 
     with stop_between_batches() as stop, _session_settings(op, session):

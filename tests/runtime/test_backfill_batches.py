@@ -140,6 +140,56 @@ def test_every_batch_reuses_one_statement_prepared_on_the_server(
     assert all(b[1] == b[2] == 1 for b in later), batches
 
 
+def test_a_cancelled_batch_keeps_the_prepared_statement(
+    op: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch cancelled at the cap (here: it waits on a row an application transaction holds,
+    released once the cancellation is logged) was its own autocommit transaction; nothing is
+    rolled back after it, so the driver keeps the prepared batch statement and every later batch
+    still runs it (a ROLLBACK would make the driver deallocate it and parse the next batches
+    again)."""
+    _use(monkeypatch, dataclasses.replace(
+        FAST, backfill_target_ms=2, backfill_min_batch=20, backfill_cancel_wait_max="40ms",
+    ))
+    url = _url(op)
+    _rows(url, "CREATE TABLE t (id bigint PRIMARY KEY, w text); "
+               "INSERT INTO t (id) SELECT g FROM generate_series(1, 20000) g")
+    witness = (
+        "txid_current()::text || ':' || (SELECT count(*) FROM pg_prepared_statements "
+        "WHERE position('helios_backfill_upto' in statement) > 0)::text"
+    )
+    holder = psycopg.connect(url)
+    holder.execute("SELECT * FROM t WHERE id = 15000 FOR UPDATE")
+    cancelled: list[str] = []
+
+    class ReleaseOnCancel(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "cancelled" in record.getMessage() and not cancelled:
+                cancelled.append(record.getMessage())
+                holder.rollback()
+
+    caplog.set_level(logging.INFO, logger=runtime.log.name)
+    handler = ReleaseOnCancel()
+    runtime.log.addHandler(handler)
+    try:
+        runtime.backfill(op, "t", "w", witness, batch_size=1_000_000, pause_ms=0)
+    finally:
+        runtime.log.removeHandler(handler)
+        holder.rollback()
+        holder.close()
+
+    assert cancelled, "a batch waited on the held row and was cancelled"
+    batches = _rows(
+        url,
+        "SELECT count(*), min(split_part(w, ':', 2))::int, max(split_part(w, ':', 2))::int, "
+        "min(id) FROM t GROUP BY split_part(w, ':', 1) ORDER BY min(id)",
+    )
+    assert sum(b[0] for b in batches) == 20000
+    after = [b for b in batches if b[3] >= 15000][:-1]
+    assert after, batches
+    assert all(b[1] == b[2] == 1 for b in after), batches
+
+
 def test_the_pauses_add_up_to_the_nice_ratio_when_sleeps_overrun(
     op: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
