@@ -298,6 +298,12 @@ class RuntimeSettings:
     """ANALYZE the table after a backfill that changed at least ``auto_analyze_min_rows`` rows and
     10% of the table, and after an expression index is built."""
     auto_analyze_min_rows: int = 1000
+    undo_attempts: int = 10
+    undo_lock_timeout: str = "5s"
+    """When a step fails on the data (a value that does not convert, a duplicate), its undo (each
+    compensating statement in a short transaction of its own) waits at most ``undo_lock_timeout``
+    for its lock, up to ``undo_attempts`` times with backoff, before it stops and names the
+    statements left to run by hand."""
 
 
 @dataclass(frozen=True)
@@ -442,7 +448,7 @@ _RUNTIME_KEYS = (
     "throttle_poll_min", "throttle_poll_max", "lock_guard_poll_min", "lock_guard_poll_max",
     "max_replica_lag", "replica_lag_sql", "max_load", "critical_load", "load_sql",
     "throttle_max_wait", "throttle_interval", "pause_file", "lock_guard", "lock_guard_min_age", "lock_guard_max_wait",
-    "auto_analyze", "auto_analyze_min_rows",
+    "auto_analyze", "auto_analyze_min_rows", "undo_attempts", "undo_lock_timeout",
 )
 
 
@@ -494,6 +500,8 @@ def _runtime(reader: _Reader, data: Mapping[str, Any]) -> RuntimeSettings:
         lock_guard_poll_max=reader.duration(data, "lock_guard_poll_max", d.lock_guard_poll_max),
         auto_analyze=reader.boolean(data, "auto_analyze", d.auto_analyze),
         auto_analyze_min_rows=reader.integer(data, "auto_analyze_min_rows", d.auto_analyze_min_rows, minimum=0),
+        undo_attempts=reader.integer(data, "undo_attempts", d.undo_attempts, minimum=1),
+        undo_lock_timeout=reader.duration(data, "undo_lock_timeout", d.undo_lock_timeout),
     )
 
 

@@ -300,12 +300,16 @@ def _undo_and_raise(
     """Run the compensating ``statements`` of a failed step (each in a short transaction with a
     lock timeout, retried), then raise :class:`StepFailed` saying what failed and what was undone."""
     reason = _first_line(exc)
+    config = settings()
     undone = []
     for sql in statements:
         try:
             # CONCURRENTLY cannot run in a transaction block: it runs on its own.
             runner = _outside_transaction if "CONCURRENTLY" in sql.upper() else _undo_in_transaction
-            _retrying(op, f"undo after {what}", 10, 0.5, 10.0, functools.partial(runner, op, [sql], "5s"))
+            _retrying(
+                op, f"undo after {what}", config.undo_attempts, 0.5, 10.0,
+                functools.partial(runner, op, [sql], config.undo_lock_timeout),
+            )
             undone.append(sql)
         except (sa.exc.DBAPIError, StepFailed) as undo_exc:
             raise StepFailed(

@@ -256,3 +256,39 @@ def test_after_a_cancelled_batch_the_backfill_waits_longer_each_time(
         assert _sql(url, "SELECT count(*) FROM t WHERE w IS NULL")[0] == 0
     else:
         assert len(errors) == 1 and "21 batches in a row ran past 40 ms" in str(errors[0]), errors
+
+
+def test_the_undo_of_a_failed_step_is_bounded_by_undo_attempts_and_undo_lock_timeout(
+    op: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A VALIDATE that finds a violating row is undone (the NOT VALID constraint dropped, so it
+    stops checking new rows).  An application transaction that read the table holds the lock the
+    drop needs: the undo waits ``undo_lock_timeout`` per attempt, ``undo_attempts`` times, then
+    stops naming the statement left to run by hand -- read from pyproject."""
+    read = _settings(tmp_path, 'undo_attempts = 2\nundo_lock_timeout = "100ms"\nlock_guard = false\n')
+    assert (read.undo_attempts, read.undo_lock_timeout) == (2, "100ms")
+    assert (RuntimeSettings().undo_attempts, RuntimeSettings().undo_lock_timeout) == (10, "5s")
+    _use(monkeypatch, dataclasses.replace(FAST, undo_attempts=2, undo_lock_timeout="100ms", lock_guard=False))
+    url = _url(op)
+    _sql(url, "CREATE TABLE t (id int PRIMARY KEY, n int); INSERT INTO t VALUES (1, -1); "
+              "ALTER TABLE t ADD CONSTRAINT n_positive CHECK (n > 0) NOT VALID")
+    holder = psycopg.connect(url)
+    holder.execute("SELECT count(*) FROM t")
+    began = time.monotonic()
+    try:
+        with pytest.raises(runtime.StepFailed) as failed:
+            runtime.run_in_own_transaction(
+                op, ["ALTER TABLE t VALIDATE CONSTRAINT n_positive"],
+                undo_on_failure=["ALTER TABLE t DROP CONSTRAINT n_positive"],
+            )
+        took = time.monotonic() - began
+        still = _sql(url, "SELECT count(*) FROM pg_constraint WHERE conname = 'n_positive'")[0]
+    finally:
+        holder.rollback()
+        holder.close()
+    message = str(failed.value)
+    assert "undoing it failed too at `ALTER TABLE t DROP CONSTRAINT n_positive`" in message
+    assert "in 2 attempts" in message and "run the remaining statements by hand" in message
+    assert still == 1, "the constraint the undo could not drop is still there, as the message says"
+    assert took < 3.0, f"two 100 ms attempts and one backoff, not ten 5 s waits: {took:.1f}s"
+    runtime.run_in_own_transaction(op, ["ALTER TABLE t DROP CONSTRAINT n_positive"])
