@@ -71,29 +71,43 @@ def requested_locks(statements: Sequence[str], version: PgVersion) -> dict[Quali
     return {lock.relation: lock.mode for lock in strongest_per_relation(blocking).values()}
 
 
+def _sessions_locking(query: Query, table: QualifiedName) -> list[Blocker]:
+    """Every other session holding or waiting for a lock on ``table``, oldest transaction first."""
+    regclass = quote_literal(quote_qualified(table.schema, table.name))
+    rows = query(
+        "SELECT l.pid, COALESCE(a.application_name, ''), COALESCE(a.state, a.backend_type, ''), "
+        "COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - a.xact_start), 0), l.mode, l.granted, "
+        "left(regexp_replace(COALESCE(a.query, ''), '\\s+', ' ', 'g'), 120) "
+        "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+        f"WHERE l.locktype = 'relation' AND l.relation = to_regclass({regclass}) "
+        "AND l.pid <> pg_backend_pid() ORDER BY a.xact_start NULLS LAST"
+    )
+    found = []
+    for pid, app, state, age, held_mode, granted, text in rows:
+        try:
+            mode = LockMode.from_pg_locks(str(held_mode))
+        except ValueError:
+            continue
+        found.append(Blocker(int(pid), str(app), str(state), float(age), mode, bool(granted), str(table), str(text)))
+    return found
+
+
 def find_blockers(query: Query, wanted: dict[QualifiedName, LockMode], min_age_s: float) -> list[Blocker]:
     """Other sessions holding or waiting for a lock that conflicts with ``wanted``, in a
     transaction at least ``min_age_s`` old."""
-    found: list[Blocker] = []
-    for table, mode in wanted.items():
-        regclass = quote_literal(quote_qualified(table.schema, table.name))
-        rows = query(
-            "SELECT l.pid, COALESCE(a.application_name, ''), COALESCE(a.state, a.backend_type, ''), "
-            "COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - a.xact_start), 0), l.mode, l.granted, "
-            "left(regexp_replace(COALESCE(a.query, ''), '\\s+', ' ', 'g'), 120) "
-            "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
-            f"WHERE l.locktype = 'relation' AND l.relation = to_regclass({regclass}) "
-            "AND l.pid <> pg_backend_pid() ORDER BY a.xact_start NULLS LAST"
-        )
-        for pid, app, state, age, held_mode, granted, text in rows:
-            try:
-                other = LockMode.from_pg_locks(str(held_mode))
-            except ValueError:
-                continue
-            if not mode.conflicts_with(other) or float(age) < min_age_s:
-                continue
-            found.append(Blocker(int(pid), str(app), str(state), float(age), other, bool(granted), str(table), str(text)))
-    return found
+    return [
+        other
+        for table, mode in wanted.items()
+        for other in _sessions_locking(query, table)
+        if mode.conflicts_with(other.mode) and other.transaction_age_s >= min_age_s
+    ]
+
+
+def long_transactions_on(query: Query, table: QualifiedName, min_age_s: float) -> list[Blocker]:
+    """Other sessions whose transaction, at least ``min_age_s`` old, holds or waits for any lock
+    on ``table``: a writer's transaction holds ROW EXCLUSIVE while it keeps the rows it changed
+    locked, so these are the sessions a backfill batch may be waiting on."""
+    return [other for other in _sessions_locking(query, table) if other.transaction_age_s >= min_age_s]
 
 
 def wait_for_lock_queue(

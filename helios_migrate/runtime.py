@@ -52,7 +52,7 @@ from alembic.util import CommandError
 from .changes import QualifiedName
 from .config import ConfigError, load_config
 from .facts import row_estimate_sql
-from .lockguard import requested_locks, wait_for_lock_queue
+from .lockguard import long_transactions_on, requested_locks, wait_for_lock_queue
 from .plan import SyncTrigger
 from .planner.triggers import drop_sync_trigger_statements, sync_trigger_statements
 from .sqltext import (
@@ -126,6 +126,7 @@ class Policy:
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_T = TypeVar("_T")
 
 
 def _takes_policy(fn: _F) -> _F:
@@ -690,6 +691,14 @@ class _KeyRanges:
         conditions = [f"({self.pending})"]
         if after is not None:
             conditions.append(f"({self.key_list}) > ({after})")
+        elif upto is not None:
+            # The first range gets a lower end too (the first key): with only ``key <= upper``,
+            # a bound the planner cannot see, it estimates a third of the table and may choose a
+            # full scan; with both ends it estimates a small range and walks the key index.
+            conditions.append(
+                f"({self.key_list}) >= (SELECT {self.key_list} FROM {self.table} "
+                f"ORDER BY {self.key_list} LIMIT 1)"
+            )
         if upto is not None:
             conditions.append(f"({self.key_list}) <= ({upto})")
         return f"UPDATE {self.table} SET {self.column} = {self.expression} WHERE {' AND '.join(conditions)}"
@@ -840,12 +849,15 @@ def _backfill_online(
                     # batch was cancelled, its row locks released and nothing of it kept; the
                     # same range is tried again, smaller.
                     cancelled += 1
+                    if cancelled == _NAME_HOLDERS_AFTER or cancelled > config.backfill_max_cancelled:
+                        holders = _holders(op, ranges.table, (cap_ms or 0) / 1000)
+                        log.warning("helios: %s: %d batches in a row cancelled; %s", what, cancelled, holders)
                     if cancelled > config.backfill_max_cancelled:
                         raise StepFailed(
                             f"{what}: {cancelled} batches in a row ran past {cap_ms} ms and were "
                             f"cancelled, down to {sizer.size} rows (the last key done: {last}); "
-                            "a long transaction may hold rows of the table (see pg_stat_activity) "
-                            "or the server is overloaded. The rows done are kept: run the upgrade "
+                            f"{holders}. A long transaction may hold rows of the table, or the "
+                            "server is overloaded. The rows done are kept: run the upgrade "
                             "again to resume, or raise backfill_max_batch_ms."
                         )
                     # Wait before trying again, holding no row lock: the cap, doubling with each
@@ -931,12 +943,13 @@ def _batch_cap_ms(config: Any, statement_timeout: str | None) -> int | None:
     return min(int(cap), step_ms) if step_ms > 0 else int(cap)
 
 
-def _scalar_without_timeout(op: Any, sql: str) -> Any:
-    """``_scalar`` outside the backfill's per-batch ``statement_timeout`` (a throttle query)."""
+def _without_timeout(read: Callable[[Any, str], _T], op: Any, sql: str) -> _T:
+    """``read(op, sql)`` outside the backfill's per-batch ``statement_timeout`` (a throttle
+    query, a look at who holds the table)."""
     bind = op.get_bind()
     bind.exec_driver_sql("BEGIN; SET LOCAL statement_timeout = 0")
     try:
-        value = _scalar(op, sql)
+        value = read(op, sql)
     except BaseException:
         _rollback(op)
         raise
@@ -944,6 +957,25 @@ def _scalar_without_timeout(op: Any, sql: str) -> Any:
     # ROLLBACK, and the next batches would be parsed and planned again.
     bind.exec_driver_sql("COMMIT")
     return value
+
+
+_scalar_without_timeout = functools.partial(_without_timeout, _scalar)
+
+_NAME_HOLDERS_AFTER = 3
+"""Cancelled backfill batches in a row after which the log names the sessions holding the table."""
+
+
+def _holders(op: Any, table: str, min_age_s: float) -> str:
+    """The sessions whose transaction (older than ``min_age_s``) holds a lock on ``table``, in
+    words: who a cancelled batch was most likely waiting on."""
+    try:
+        found = long_transactions_on(functools.partial(_without_timeout, _rows, op), _table_name(table), min_age_s)
+    except sa.exc.DBAPIError as exc:
+        return f"the sessions holding {table} could not be read ({_first_line(exc)})"
+    if not found:
+        return (f"no other session's transaction older than {min_age_s * 1000:.0f} ms holds "
+                f"{table} now (the server may be overloaded)")
+    return "sessions holding " + table + ": " + "; ".join(b.describe() for b in found[:5])
 
 
 def _row_estimate(op: Any, tbl: str) -> int | None:

@@ -190,6 +190,34 @@ def test_a_cancelled_batch_keeps_the_prepared_statement(
     assert all(b[1] == b[2] == 1 for b in after), batches
 
 
+def test_the_first_batch_is_planned_as_a_small_range_of_the_key(op: Any) -> None:
+    """The first batch has no previous upper end: with only ``key <= (its upper end)``, a value
+    the planner cannot see, it estimated a third of the table, enough to choose a full scan on a
+    table whose rows are not in key order.  Its range has a lower end too, so the estimate is a
+    small range of the key, like every later batch's."""
+    url = _url(op)
+    _rows(url, "CREATE TABLE t (id bigint PRIMARY KEY, n int, w text); "
+               "INSERT INTO t (id, n) SELECT g, g FROM generate_series(1, 200000) g ORDER BY random(); "
+               "ANALYZE t")
+    ranges = runtime._KeyRanges("t", "w", "n::text", "w IS DISTINCT FROM n::text", ("id",))
+    estimates = []
+    for after in (False, True):
+        sql = ranges.online_batch(after)
+        bind = op.get_bind()
+        plan = bind.execute(sa.text("EXPLAIN (FORMAT JSON) " + sql.text), {"n": 100, "a0": 1000}).scalar()
+        bind.rollback()
+
+        def updates(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+            if node.get("Node Type") == "ModifyTable":
+                yield node
+            for child in node.get("Plans", []):
+                yield from updates(child)
+
+        [update] = list(updates(plan[0]["Plan"]))
+        estimates.append(update["Plan Rows"])
+    assert all(e <= 2000 for e in estimates), f"estimated rows per batch (first, later): {estimates}"
+
+
 def test_the_pauses_add_up_to_the_nice_ratio_when_sleeps_overrun(
     op: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -320,7 +348,8 @@ def test_a_batch_waiting_behind_an_application_row_is_cancelled_instead_of_holdi
     rows it already updated: a writer of row 2999 would wait behind it up to lock_timeout (5 s
     here). The batch is cancelled at backfill_max_batch_ms (2 x backfill_target_ms, at least 40 ms)
     instead, and tried again smaller;
-    after 20 cancellations in a row the step stops, resumable, saying why."""
+    after 20 cancellations in a row the step stops, resumable, saying why and naming the session
+    that holds the table."""
     import threading
 
     _use(monkeypatch, dataclasses.replace(
@@ -329,7 +358,7 @@ def test_a_batch_waiting_behind_an_application_row_is_cancelled_instead_of_holdi
     url = _url(op)
     _rows(url, "CREATE TABLE t (id bigint PRIMARY KEY, n int, w text); "
                "INSERT INTO t (id) SELECT g FROM generate_series(1, 6000) g")
-    holder = psycopg.connect(url)
+    holder = psycopg.connect(url, application_name="app-holder")
     holder.execute("SELECT * FROM t WHERE id = 3000 FOR UPDATE")
     errors: list[BaseException] = []
 
@@ -356,6 +385,9 @@ def test_a_batch_waiting_behind_an_application_row_is_cancelled_instead_of_holdi
     assert not worker.is_alive()
     assert len(errors) == 1 and isinstance(errors[0], runtime.StepFailed), errors
     assert "cancelled" in str(errors[0]) and "run the upgrade again to resume" in str(errors[0])
+    assert re.search(r"sessions holding t: pid \d+ \(app-holder, idle in transaction, transaction", str(errors[0])), (
+        "the error names the session the batches waited on"
+    )
     assert max(waits) < 1.0, f"a writer waited {max(waits):.2f}s behind a batch"
     assert _rows(url, "SELECT count(w) FROM t")[0][0] >= 2900, "the batches before row 3000 are kept"
     runtime.backfill(op, "t", "w", "'x'", batch_size=2000, pause_ms=0)
