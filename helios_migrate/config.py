@@ -244,7 +244,7 @@ class RuntimeSettings:
     """The longest a backfill batch may hold its row locks: a batch still running then (it waits
     for a row an application holds, or the server is overloaded) is cancelled, its row locks
     released, and its range tried again smaller -- the longest a writer waits behind a batch.
-    ``None``: twice ``backfill_target_ms``, at least 40 ms; 0: no limit.  Above
+    ``None``: 1.5 x ``backfill_target_ms``, at least 30 ms; 0: no limit.  Above
     ``backfill_target_ms``."""
     backfill_max_cancelled: int = 20
     """Batches cancelled in a row (by ``backfill_max_batch_ms``) before the backfill stops,

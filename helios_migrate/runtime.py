@@ -920,16 +920,16 @@ def _backfill_online(
 
 _QUERY_CANCELED = "57014"
 
-DEFAULT_BATCH_CAP_FACTOR = 2
-DEFAULT_BATCH_CAP_MIN_MS = 40
+DEFAULT_BATCH_CAP_FACTOR = 1.5
+DEFAULT_BATCH_CAP_MIN_MS = 30
 """``backfill_max_batch_ms`` unset: the cap is ``DEFAULT_BATCH_CAP_FACTOR`` x
 ``backfill_target_ms``, at least ``DEFAULT_BATCH_CAP_MIN_MS``."""
 
 
 def _batch_cap_ms(config: Any, statement_timeout: str | None) -> int | None:
     """The longest a backfill batch may hold its row locks before it is cancelled and tried
-    again smaller: ``backfill_max_batch_ms`` (unset: twice ``backfill_target_ms``, at least
-    40 ms), never more than the step's own ``statement_timeout``.  It bounds how long a writer
+    again smaller: ``backfill_max_batch_ms`` (unset: 1.5 x ``backfill_target_ms``, at least
+    30 ms), never more than the step's own ``statement_timeout``.  It bounds how long a writer
     can wait behind a batch, also when the batch itself waits for a row an application
     transaction holds.  ``None`` without a cap: fixed batches (``backfill_target_ms = 0``) or
     ``backfill_max_batch_ms = 0``."""
@@ -938,7 +938,7 @@ def _batch_cap_ms(config: Any, statement_timeout: str | None) -> int | None:
         return None
     cap = config.backfill_max_batch_ms
     if cap is None:
-        cap = max(DEFAULT_BATCH_CAP_MIN_MS, DEFAULT_BATCH_CAP_FACTOR * target_ms)
+        cap = max(DEFAULT_BATCH_CAP_MIN_MS, round(DEFAULT_BATCH_CAP_FACTOR * target_ms))
     step_ms = duration_ms(statement_timeout) if statement_timeout is not None else 0
     return min(int(cap), step_ms) if step_ms > 0 else int(cap)
 
