@@ -259,7 +259,11 @@ class RuntimeSettings:
     backfill_pause: str = "proportional"
     """``proportional``: after each batch, pause ``backfill_nice_ratio`` times the time it took
     (gh-ost's nice ratio); ``fixed``: pause ``backfill_pause_ms``."""
-    backfill_nice_ratio: float = 0.1
+    backfill_nice_ratio: float = 0.0
+    """The pause after a batch, as a multiple of its time (``proportional``).  0 (gh-ost's and
+    pt-online-schema-change's default): none -- a writer waits behind a batch at most
+    ``backfill_max_batch_ms`` whatever the pause, and the replica-lag and load throttles pause the
+    backfill when the server needs it; 0.1 leaves the server a tenth of the backfill's time."""
     backfill_min_pause_ms: int = 10
     """The shortest sleep between batches: shorter pauses owed are added up until they reach it."""
     max_replica_lag: str | None = "10s"

@@ -321,7 +321,15 @@ def start_embedded(
     pgdata = workdir / "data"
     logfile = pgdata / "log"
     try:
-        handle: Any = get_server(pgdata, cleanup_mode="stop")
+        try:
+            handle: Any = get_server(pgdata, cleanup_mode="stop")
+        except subprocess.CalledProcessError:
+            if not (pgdata / "PG_VERSION").exists():
+                raise
+            # A restart of an existing data directory right after a stop: the wheel's pg_ctl
+            # start can fail while the previous postmaster is still going away.  Once more.
+            time.sleep(1.0)
+            handle = get_server(pgdata, cleanup_mode="stop")
         url = str(handle.get_uri())
     except subprocess.CalledProcessError as exc:
         output = "\n".join(str(part) for part in (exc.stdout, exc.stderr) if part)

@@ -311,7 +311,7 @@ def test_the_offline_loop_sizes_its_batches_by_time(op: Any, monkeypatch: pytest
     _rows(url, "CREATE TABLE t (id bigint PRIMARY KEY, w text); "
                "INSERT INTO t (id) SELECT g FROM generate_series(1, 30000) g")
     script = _offline_sql(
-        monkeypatch, dataclasses.replace(FAST, backfill_target_ms=5, backfill_min_batch=30),
+        monkeypatch, dataclasses.replace(FAST, backfill_target_ms=5, backfill_min_batch=30, backfill_nice_ratio=0.1),
         batch_size=2000, pause_ms=50, lock_timeout="4s",
     )
     assert "0.1 * helios_ms" in script, "the pause is proportional to the batch's time, as online"
