@@ -58,7 +58,7 @@ def plan_op(op: MigrateOperation, planning: Planning) -> LockSafePlanOp | None:
     plan = dataclasses.replace(
         plan, steps=tuple(model_choices(s, planning.version, planning.config) for s in plan.steps)
     )
-    title = "; ".join(f"{ch.kind.replace('_', ' ')} on {ch.table}" for ch in changes)
+    title = "; ".join(ch.title for ch in changes)
     if any(s.origin is Origin.LLM for s in plan.steps):
         title = f"LLM-proposed plan (validated by helios rules; review it) for {title}"
     return LockSafePlanOp(

@@ -264,7 +264,8 @@ class Bench:
         window = load.stalls_between(t0, t1)
         during = ""
         if isinstance(lines, list) and window.longest_write is not None:
-            during = step_at(lines, window.longest_write.end)
+            # The kind says what the stall could wait on: an insert never waits for a row lock.
+            during = f"(an {window.longest_write.kind}) " + step_at(lines, window.longest_write.end)
         return Run(
             mode=mode,
             how=how,

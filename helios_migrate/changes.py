@@ -121,6 +121,13 @@ class Change:
         """A short stable name for the change kind, e.g. ``add_column``."""
         return _snake(type(self).__name__)
 
+    @property
+    def title(self) -> str:
+        """The change in a few words for plans and headers: ``add column on public.orders``, or
+        the kind alone for a change on no table."""
+        words = self.kind.replace("_", " ")
+        return f"{words} on {self.table}" if self.table is not None else words
+
 
 def _snake(name: str) -> str:
     out = []
@@ -449,6 +456,13 @@ class RawStatement(Change):
     @property
     def table(self) -> QualifiedName | None:
         return self.relations[0] if self.relations else None
+
+    @property
+    def title(self) -> str:
+        first = " ".join(self.sql.split())
+        shown = first if len(first) <= 60 else first[:57] + "..."
+        where = f" on {self.table}" if self.table is not None else ""
+        return f"statement{where}: {shown}" if shown else f"statement{where}"
 
 
 CHANGE_TYPES: tuple[type[Change], ...] = (

@@ -165,7 +165,7 @@ def as_written(change: Change, ctx: PlanningContext, *, in_migration: bool = Fal
     blocking = eff.blocks_reads or eff.blocks_writes
     if not in_migration and eff.transaction is TransactionUse.OUTSIDE_ONLY:
         return Step(
-            description=f"{change.kind.replace('_', ' ')} on {change.table}",
+            description=change.title,
             phase=Phase.EXPAND,
             sql=sql,
             changes=(change,),
@@ -178,7 +178,7 @@ def as_written(change: Change, ctx: PlanningContext, *, in_migration: bool = Fal
         )
     if in_migration or not blocking:
         return Step(
-            description=f"{change.kind.replace('_', ' ')} on {change.table}",
+            description=change.title,
             phase=Phase.EXPAND,
             sql=sql,
             changes=(change,),
@@ -189,7 +189,7 @@ def as_written(change: Change, ctx: PlanningContext, *, in_migration: bool = Fal
         )
     return dataclasses.replace(
         ctx.own(
-            f"{change.kind.replace('_', ' ')} on {change.table}",
+            change.title,
             sql,
             scan=eff.work is not WorkClass.METADATA,
             inverse=None,

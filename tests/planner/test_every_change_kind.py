@@ -198,3 +198,23 @@ def test_rendered_statements_run_on_a_real_server(fresh_db: str) -> None:
                             "('t_n_check', 't_code_key', 't2_n_key')").fetchone() == (3,)
         assert conn.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass"
                             ).fetchone() == (0,)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+        "GRANT SELECT ON t TO PUBLIC",
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+        "COMMENT ON TABLE t IS 'the t table'",
+    ],
+)
+def test_a_step_names_its_table_only_when_it_has_one(sql: str) -> None:
+    """A step's description (the plan's lines, the impact header, the revision's comments) names
+    the table its change is on; a statement on no table is named by its own words, never
+    ``... on None``."""
+    plan = plan_changes(changes_from_sql(sql), PgVersion(16), facts=StaticFacts())
+    assert plan.steps
+    for step in plan.steps:
+        assert "None" not in step.description, step.description
+    assert all(ch.title and "None" not in ch.title for ch in plan.source)
