@@ -8,6 +8,7 @@ before this module is imported.
 
 from __future__ import annotations
 
+import gc
 import importlib
 from typing import Annotated, Any
 
@@ -88,8 +89,17 @@ def _root(
     """Lock-safe PostgreSQL schema changes for Alembic."""
 
 
+GC_THRESHOLDS = (20_000, 50, 1000)
+"""The command line's cyclic garbage collector thresholds (Python's: 700, 10, 10).  A command is a
+short-lived process that builds many long-lived objects (SQLAlchemy and Alembic structures, parse
+trees, findings) and few cycles: with the default thresholds, full collections walking everything
+alive took ~15-20% of a ``check``'s CPU on a 344-revision project; memory stays the same within a
+few MB.  Only the command line sets them: a revision run by ``alembic`` keeps its process's own."""
+
+
 def main() -> None:
     """Run the command line."""
+    gc.set_threshold(*GC_THRESHOLDS)
     app(prog_name="helios-migrate")
 
 
