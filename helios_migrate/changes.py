@@ -312,6 +312,10 @@ class Reindex(Change):
     def table(self) -> QualifiedName | None:
         return self.name if self.target is ReindexTarget.TABLE else None
 
+    @property
+    def title(self) -> str:
+        return f"reindex {self.target.value} {self.name}"
+
 
 # --- types ------------------------------------------------------------------------------------
 

@@ -10,8 +10,8 @@ from .. import changes as c
 from ..changes import QualifiedName
 from ..plan import Phase, Step, TransactionMode
 from ..sqltext import quote_literal
-from .context import PlanningContext, plans
-from .sqlgen import changes_of, create_index_sql, index_name, index_qname, sql_name, truncate
+from .context import PlanningContext, as_written, plans
+from .sqlgen import change_sql, changes_of, create_index_sql, index_name, index_qname, sql_name, truncate
 
 
 def create_index_step(ix: c.CreateIndex, name: str, ctx: PlanningContext, *, reason: str = "") -> Step:
@@ -124,6 +124,33 @@ def _drop_index(ch: c.DropIndex, ctx: PlanningContext) -> list[Step]:
             irreversible_reason=None if restore else "the index definition is unknown",
             reason="CONCURRENTLY waits for running queries instead of blocking them; its last "
             "moment takes ACCESS EXCLUSIVE on the index: lock_timeout and retries",
+            retry=ctx.policy.retry(statement_timeout=False),
+        )
+    ]
+
+
+@plans(c.Reindex)
+def _reindex(ch: c.Reindex, ctx: PlanningContext) -> list[Step]:
+    """``REINDEX`` without CONCURRENTLY blocks writes to the table (and reads that would use the
+    index) for the whole rebuild: the same rebuild ``CONCURRENTLY`` (PostgreSQL 12+; on a
+    partitioned table 14+), in autocommit with lock_timeout and retries.  Nothing to undo."""
+    table = ch.table
+    partitioned = table is not None and partitions_of(table, ctx) is not None
+    if not ch.concurrently and partitioned and ctx.version.major < 14:
+        return [as_written(ch, ctx)]
+    safe = dataclasses.replace(ch, concurrently=True)
+    sql = change_sql(safe)
+    return [
+        Step(
+            description=f"{ch.title} concurrently" if not ch.concurrently else ch.title,
+            phase=Phase.EXPAND,
+            sql=sql,
+            changes=(safe,),
+            transaction=TransactionMode.AUTOCOMMIT,
+            inverse=(),
+            reason="CONCURRENTLY rebuilds without blocking writes (plain REINDEX blocks them for the "
+            "whole rebuild); it cannot run in a transaction; its last moments take short locks: "
+            "lock_timeout and retries",
             retry=ctx.policy.retry(statement_timeout=False),
         )
     ]

@@ -145,11 +145,10 @@ def alembic_operations(rf: Fix) -> list[Any]:
                 existing_nullable=True,
             ))
         elif isinstance(change, Reindex):
-            # The plan of a REINDEX has no inverse, so a revision's downgrade would refuse to run
-            # (as for a step that loses data) although there is nothing to undo.
+            # A one-off repair of bloat: it changes no schema, so it has no place in the history.
             raise RevisionError(
-                "REINDEX is not written into a revision (its downgrade would refuse to run, though there "
-                "is nothing to undo): run the statement the finding prints, outside a transaction"
+                "REINDEX is not written into a revision (a one-off repair that changes no schema): "
+                "run the statement the finding prints, outside a transaction"
             )
         else:
             raise RevisionError(f"{change.kind.replace('_', ' ')} is not written by --write-revision")

@@ -218,3 +218,38 @@ def test_a_step_names_its_table_only_when_it_has_one(sql: str) -> None:
     for step in plan.steps:
         assert "None" not in step.description, step.description
     assert all(ch.title and "None" not in ch.title for ch in plan.source)
+
+
+@pytest.mark.parametrize(
+    ("sql", "concurrent"),
+    [("REINDEX TABLE t", "REINDEX TABLE CONCURRENTLY t"), ("REINDEX INDEX t_n_idx", "REINDEX INDEX CONCURRENTLY t_n_idx")],
+)
+def test_a_reindex_is_planned_concurrently_and_runs_without_blocking_writes(
+    fresh_db: str, sql: str, concurrent: str
+) -> None:
+    """A plain REINDEX blocks writes to its table for the whole rebuild: the plan is the same
+    rebuild CONCURRENTLY, in autocommit, with nothing to undo; it runs on a real server while a
+    writer's transaction stays open on the table, which a plain REINDEX TABLE would wait behind."""
+    from helios_migrate.knowledge import effects_for_sql
+
+    version = PgVersion(16)
+    plan = plan_changes(changes_from_sql(sql), version, facts=StaticFacts())
+    [step] = plan.steps
+    assert step.transaction is TransactionMode.AUTOCOMMIT and step.inverse == ()
+    assert all("CONCURRENTLY" in s for s in step.sql), step.sql
+    assert not any(lock.mode.blocks_writes for e in effects_for_sql(step.sql[0], version) for lock in e.locks)
+    assert step.sql == (concurrent,)
+    kept = plan_changes(changes_from_sql(concurrent), version, facts=StaticFacts()).steps
+    assert [s.sql for s in kept] == [(concurrent,)], "already concurrent: kept as written"
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id bigint PRIMARY KEY, n int); CREATE INDEX t_n_idx ON t (n); "
+                     "INSERT INTO t SELECT g, g FROM generate_series(1, 1000) g")
+        with psycopg.connect(fresh_db) as writer:
+            writer.execute("INSERT INTO t VALUES (1001, 1001)")  # open: ROW EXCLUSIVE held
+            conn.execute("SET lock_timeout = '1s'")
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                conn.execute(sql)  # the plain form waits behind the writer
+            writer.commit()
+        for statement in step.sql:
+            conn.execute(statement)
+        assert conn.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetchone() == (0,)

@@ -153,8 +153,8 @@ def test_write_revision_sets_not_null_lock_safe(tmp_path: Path, fresh_db: str, p
 
 
 def test_a_reindex_fix_is_not_written(project: Project) -> None:
-    """A bloated index's fix (REINDEX INDEX CONCURRENTLY) stays a printed statement: its plan has no
-    inverse, so the revision's downgrade would refuse to run although there is nothing to undo."""
+    """A bloated index's fix (REINDEX INDEX CONCURRENTLY) stays a printed statement: a one-off
+    repair that changes no schema has no place in the revision history."""
     from helios_migrate.changes import QualifiedName, Reindex, ReindexTarget
     from helios_migrate.findings import Finding, Location, Severity
     from helios_migrate.review.engine import ReviewFinding
