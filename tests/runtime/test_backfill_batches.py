@@ -37,6 +37,13 @@ WITNESS = (
 """What a backfilled row records: its transaction and the settings its batch ran under (the
 colons also prove that the user's text is not read as bind parameters)."""
 
+PREPARED_WITNESS = (
+    "txid_current()::text || ':' || (SELECT count(*) FROM pg_prepared_statements "
+    "WHERE position('helios_backfill_upto' in statement) > 0)::text"
+)
+"""What a backfilled row records to show prepared statements: its transaction, and how many
+prepared backfill statements its batch's session had."""
+
 
 @pytest.fixture
 def op(fresh_db: str) -> Iterator[Any]:
@@ -118,10 +125,7 @@ def test_every_batch_reuses_one_statement_prepared_on_the_server(
     url = _url(op)
     _rows(url, "CREATE TABLE t (id bigint PRIMARY KEY, w text); "
                "INSERT INTO t (id) SELECT g FROM generate_series(1, 20000) g")
-    witness = (
-        "txid_current()::text || ':' || (SELECT count(*) FROM pg_prepared_statements "
-        "WHERE position('helios_backfill_upto' in statement) > 0)::text"
-    )
+    witness = PREPARED_WITNESS
 
     runtime.backfill(op, "t", "w", witness, batch_size=1_000_000, pause_ms=0)
 
@@ -154,10 +158,7 @@ def test_a_cancelled_batch_keeps_the_prepared_statement(
     url = _url(op)
     _rows(url, "CREATE TABLE t (id bigint PRIMARY KEY, w text); "
                "INSERT INTO t (id) SELECT g FROM generate_series(1, 20000) g")
-    witness = (
-        "txid_current()::text || ':' || (SELECT count(*) FROM pg_prepared_statements "
-        "WHERE position('helios_backfill_upto' in statement) > 0)::text"
-    )
+    witness = PREPARED_WITNESS
     holder = psycopg.connect(url)
     holder.execute("SELECT * FROM t WHERE id = 15000 FOR UPDATE")
     cancelled: list[str] = []
