@@ -22,10 +22,12 @@ bounded (``connect_timeout``, ``statement_timeout``, ``lock_timeout``, thread jo
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -422,6 +424,20 @@ def _start(target: Callable[[], None], name: str) -> threading.Thread:
 # --- the observer -----------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _no_gc_pause() -> Iterator[None]:
+    """No cyclic garbage collection while the statement is watched: a full collection in a process
+    holding many objects stops every thread (the sampler and the probes) for hundreds of ms, and a
+    statement that ran meanwhile would be seen taking no lock and blocking nobody."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def observe_statement(
     dsn: str,
     sql: str,
@@ -460,18 +476,19 @@ def observe_statement(
         reads, writes = _probes(monitor, oids, before)
         names = {oid: st.name for oid, st in before.items()}
         runner = _run_in_transaction if in_transaction else _run_autocommit
-        result = runner(
-            dsn,
-            statements,
-            monitor=monitor,
-            names=names,
-            reads=reads,
-            writes=writes,
-            probe_timeout_s=probe_timeout_s,
-            settings=settings or {},
-            sample_interval_s=sample_interval_s,
-            statement_timeout_s=statement_timeout_s,
-        )
+        with _no_gc_pause():
+            result = runner(
+                dsn,
+                statements,
+                monitor=monitor,
+                names=names,
+                reads=reads,
+                writes=writes,
+                probe_timeout_s=probe_timeout_s,
+                settings=settings or {},
+                sample_interval_s=sample_interval_s,
+                statement_timeout_s=statement_timeout_s,
+            )
         after = _states(monitor, list(before))
         rewritten, dropped = _compare(monitor, set(oids), before, after)
     finally:
