@@ -16,7 +16,6 @@ import pytest
 
 from helios_migrate import pgserver
 from helios_migrate.diff.command import run_diff
-from helios_migrate.diff.compare import DiffResult
 from helios_migrate.diff.converge import converge, render_plan
 from helios_migrate.diff.sides import SideOptions
 from helios_migrate.pgserver import RunningServer
@@ -25,6 +24,7 @@ from helios_migrate.versions import PgVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "autogen"))
 from autogen_harness import Project
+from diff_harness import found, run_sql, run_steps, two_databases
 
 BASE_SQL = """
 CREATE TABLE notes (id int PRIMARY KEY, body text, touched int NOT NULL DEFAULT 0);
@@ -49,38 +49,15 @@ EXPECTED = {
 
 @pytest.fixture
 def two_dbs(pg_server: RunningServer, pg_pool) -> Iterator[tuple[str, str]]:  # type: ignore[no-untyped-def]
-    names = [pg_pool.new_db_name("conf"), pg_pool.new_db_name("conf")]
-    urls = [pgserver.create_database(pg_server, n, "template0") for n in names]
-    for url in urls:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(BASE_SQL)
-    with psycopg.connect(urls[0], autocommit=True) as conn:
-        conn.execute(SOURCE_SQL)
-    yield urls[0], urls[1]
-    for name in names:
-        pgserver.drop_database(pg_server, name)
-
-
-def _found(result: DiffResult) -> set[tuple[str, str, str]]:
-    return {(d.status.value, d.kind, d.name) for d in result.differences}
-
-
-def _run_steps(url: str, steps: object) -> None:
-    with psycopg.connect(url, autocommit=True) as conn:
-        for step in steps:  # type: ignore[attr-defined]
-            if step.transaction is TransactionMode.AUTOCOMMIT:
-                for sql in step.sql:
-                    conn.execute(sql)
-            else:
-                with conn.transaction():
-                    for sql in step.sql:
-                        conn.execute(sql)
+    with two_databases(pg_server, pg_pool, "conf", BASE_SQL) as dbs:
+        run_sql(dbs[0], SOURCE_SQL)
+        yield dbs
 
 
 def test_plan_for_postgresql_13_converges_and_undoes(two_dbs: tuple[str, str]) -> None:
     source, target = two_dbs
     result = run_diff(source, target, SideOptions())
-    assert _found(result) == EXPECTED
+    assert found(result) == EXPECTED
     convergence = converge(result, PgVersion(13))
     assert convergence.unplanned == (), convergence.unplanned
     assert convergence.plan is not None
@@ -95,7 +72,7 @@ def test_plan_for_postgresql_13_converges_and_undoes(two_dbs: tuple[str, str]) -
     assert sql[0] == "DROP FUNCTION public.note_count()" and "RETURNS bigint" in sql[1]
     assert len({s.transaction for s in function}) == 1 and function[0].transaction in (
         TransactionMode.MIGRATION, TransactionMode.OWN)
-    _run_steps(target, convergence.plan.steps)
+    run_steps(target, convergence.plan.steps)
     assert run_diff(source, target, SideOptions()).differences == ()
     with psycopg.connect(target, autocommit=True) as conn:
         conn.execute("INSERT INTO notes (id) VALUES (1)")
@@ -107,7 +84,7 @@ def test_plan_for_postgresql_13_converges_and_undoes(two_dbs: tuple[str, str]) -
             with conn.transaction():
                 for q in planned.undo:
                     conn.execute(q)
-    assert _found(run_diff(source, target, SideOptions())) == EXPECTED
+    assert found(run_diff(source, target, SideOptions())) == EXPECTED
 
 
 def test_a_function_something_depends_on_stops_and_changes_nothing(two_dbs: tuple[str, str]) -> None:
@@ -115,12 +92,12 @@ def test_a_function_something_depends_on_stops_and_changes_nothing(two_dbs: tupl
     with psycopg.connect(target, autocommit=True) as conn:
         conn.execute("CREATE VIEW counted AS SELECT note_count() AS n")
     result = run_diff(source, target, SideOptions(), ignore=("public.counted", "trigger:*"))
-    assert _found(result) == {("different", "function", "public.note_count()")}
+    assert found(result) == {("different", "function", "public.note_count()")}
     assert result.target_version_num is not None
     convergence = converge(result, PgVersion.parse(str(result.target_version_num)))
     assert convergence.plan is not None
     with pytest.raises(psycopg.errors.DependentObjectsStillExist):
-        _run_steps(target, convergence.plan.steps)
+        run_steps(target, convergence.plan.steps)
     with psycopg.connect(target) as conn:
         assert conn.execute("SELECT format_type(prorettype, NULL) FROM pg_proc WHERE proname = 'note_count'"
                             ).fetchone() == ("integer",)

@@ -16,7 +16,6 @@ import pytest
 
 from helios_migrate import pgserver
 from helios_migrate.diff.command import run_diff
-from helios_migrate.diff.compare import DiffResult
 from helios_migrate.diff.converge import converge, render_plan
 from helios_migrate.diff.sides import SideOptions
 from helios_migrate.pgserver import RunningServer
@@ -25,6 +24,7 @@ from helios_migrate.versions import PgVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "autogen"))
 from autogen_harness import Project
+from diff_harness import found, run_sql, run_steps, two_databases
 
 BASE_SQL = """
 CREATE TABLE accounts (id int PRIMARY KEY, name text NOT NULL, region text);
@@ -90,38 +90,14 @@ EXPECTED = {
 
 @pytest.fixture
 def two_dbs(pg_server: RunningServer, pg_pool) -> Iterator[tuple[str, str]]:  # type: ignore[no-untyped-def]
-    names = [pg_pool.new_db_name("conv"), pg_pool.new_db_name("conv")]
-    urls = [pgserver.create_database(pg_server, n, "template0") for n in names]
-    for url in urls:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(BASE_SQL)
-            conn.execute("INSERT INTO accounts VALUES (1, 'ann', 'north'), (2, 'bob', 'south')")
-    yield urls[0], urls[1]
-    for name in names:
-        pgserver.drop_database(pg_server, name)
+    seed = "INSERT INTO accounts VALUES (1, 'ann', 'north'), (2, 'bob', 'south')"
+    with two_databases(pg_server, pg_pool, "conv", BASE_SQL, seed) as dbs:
+        yield dbs
 
 
 def _drift(source: str, target: str) -> None:
-    with psycopg.connect(source, autocommit=True) as conn:
-        conn.execute(SOURCE_SQL)
-    with psycopg.connect(target, autocommit=True) as conn:
-        conn.execute(TARGET_SQL)
-
-
-def _found(result: DiffResult) -> set[tuple[str, str, str]]:
-    return {(d.status.value, d.kind, d.name) for d in result.differences}
-
-
-def _run_steps(url: str, steps: object) -> None:
-    with psycopg.connect(url, autocommit=True) as conn:
-        for step in steps:  # type: ignore[attr-defined]
-            if step.transaction is TransactionMode.AUTOCOMMIT:
-                for sql in step.sql:
-                    conn.execute(sql)
-            else:
-                with conn.transaction():
-                    for sql in step.sql:
-                        conn.execute(sql)
+    run_sql(source, SOURCE_SQL)
+    run_sql(target, TARGET_SQL)
 
 
 def test_extra_table_needs_the_data_loss_opt_in(two_dbs: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,7 +105,7 @@ def test_extra_table_needs_the_data_loss_opt_in(two_dbs: tuple[str, str], monkey
     _drift(source, target)
     monkeypatch.delenv("HELIOS_ALLOW_DATA_LOSS", raising=False)
     result = run_diff(source, target, SideOptions())
-    assert _found(result) == EXPECTED
+    assert found(result) == EXPECTED
     assert result.target_version_num is not None
     convergence = converge(result, PgVersion.parse(str(result.target_version_num)))
     refused = {d.name: why for d, why in convergence.unplanned}
@@ -137,8 +113,8 @@ def test_extra_table_needs_the_data_loss_opt_in(two_dbs: tuple[str, str], monkey
     assert "HELIOS_ALLOW_DATA_LOSS=1" in refused["public.legacy"]
     assert "DROP TABLE IF EXISTS" not in render_plan(convergence)
     assert convergence.plan is not None
-    _run_steps(target, convergence.plan.steps)
-    assert _found(run_diff(source, target, SideOptions())) == {("extra", "table", "public.legacy")}
+    run_steps(target, convergence.plan.steps)
+    assert found(run_diff(source, target, SideOptions())) == {("extra", "table", "public.legacy")}
     with psycopg.connect(target) as conn:
         assert conn.execute("SELECT payload FROM legacy").fetchall() == [("kept",)]
 
@@ -192,9 +168,9 @@ def test_plan_converges_and_its_undo_restores_target(
     assert "DROP MATERIALIZED VIEW IF EXISTS public.old_totals;" in text
     assert text.index("CREATE MATERIALIZED VIEW public.account_totals") < text.index("account_totals_n ON")
 
-    _run_steps(target, steps)
+    run_steps(target, steps)
     after = run_diff(source, target, SideOptions())
-    assert after.differences == (), _found(after)
+    assert after.differences == (), found(after)
     with psycopg.connect(target, autocommit=True) as conn:
         # the live sequence kept its value: the next one follows 500 by the new increment
         assert conn.execute("SELECT nextval('counter')").fetchone() == (510,)
@@ -208,7 +184,7 @@ def test_plan_converges_and_its_undo_restores_target(
             assert planned.undo is not None, (planned.difference.name, planned.undo_refused)
             for sql in planned.undo:
                 conn.execute(sql)
-    assert _found(run_diff(source, target, SideOptions())) == EXPECTED
+    assert found(run_diff(source, target, SideOptions())) == EXPECTED
 
 
 def test_a_view_with_dependants_stops_the_drop(two_dbs: tuple[str, str]) -> None:
@@ -220,13 +196,13 @@ def test_a_view_with_dependants_stops_the_drop(two_dbs: tuple[str, str]) -> None
     with psycopg.connect(target, autocommit=True) as conn:
         conn.execute("CREATE VIEW pair_names AS SELECT name FROM account_pairs")
     result = run_diff(source, target, SideOptions(), ignore=("public.pair_names",))
-    assert _found(result) == {("different", "view", "public.account_pairs")}
+    assert found(result) == {("different", "view", "public.account_pairs")}
     assert result.target_version_num is not None
     convergence = converge(result, PgVersion.parse(str(result.target_version_num)))
     assert convergence.plan is not None
     assert "depends on it stops the drop" in render_plan(convergence)
     with pytest.raises(psycopg.errors.DependentObjectsStillExist):
-        _run_steps(target, convergence.plan.steps)
+        run_steps(target, convergence.plan.steps)
     with psycopg.connect(target) as conn:
         assert conn.execute("SELECT count(*) FROM pair_names").fetchone() == (2,)
 
@@ -352,7 +328,7 @@ def test_missing_tables_are_created_after_the_tables_they_reference(two_dbs: tup
     convergence = converge(result, PgVersion.parse(str(result.target_version_num)))
     assert [p.difference.name for p in convergence.planned] == ["public.c_grand", "public.b parent", "public.a_child"]
     assert convergence.plan is not None
-    _run_steps(target, convergence.plan.steps)
+    run_steps(target, convergence.plan.steps)
     assert run_diff(source, target, SideOptions()).differences == ()
     with psycopg.connect(target, autocommit=True) as conn:
         for planned in reversed(convergence.planned):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from diff_harness import two_databases
 
 from helios_migrate import pgserver
 from helios_migrate.diff.command import run_diff
@@ -46,14 +47,8 @@ ALTER TABLE orders ALTER COLUMN total SET DEFAULT 1;
 
 @pytest.fixture
 def two_dbs(pg_server: RunningServer, pg_pool) -> Iterator[tuple[str, str]]:  # type: ignore[no-untyped-def]
-    names = [pg_pool.new_db_name("diff"), pg_pool.new_db_name("diff")]
-    urls = [pgserver.create_database(pg_server, n, "template0") for n in names]
-    for url in urls:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(SCHEMA_SQL)
-    yield urls[0], urls[1]
-    for name in names:
-        pgserver.drop_database(pg_server, name)
+    with two_databases(pg_server, pg_pool, "diff", SCHEMA_SQL) as dbs:
+        yield dbs
 
 
 def _diff(source: str, target: str, ignore: tuple[str, ...] = ()) -> DiffResult:

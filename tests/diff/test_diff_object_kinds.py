@@ -20,7 +20,7 @@ import pytest
 from helios_migrate import pgserver
 from helios_migrate.diff.catalog import SchemaObject, SchemaObjects
 from helios_migrate.diff.command import run_diff
-from helios_migrate.diff.compare import DiffResult, compare
+from helios_migrate.diff.compare import compare
 from helios_migrate.diff.converge import converge, render_plan
 from helios_migrate.diff.report import render
 from helios_migrate.diff.sides import SideOptions
@@ -30,6 +30,7 @@ from helios_migrate.versions import PgVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "autogen"))
 from autogen_harness import Project
+from diff_harness import found, run_sql, run_steps, two_databases
 
 ROLE = "helios_diff_reader"
 
@@ -90,37 +91,13 @@ EXPECTED = {
 
 @pytest.fixture
 def two_dbs(pg_server: RunningServer, pg_pool) -> Iterator[tuple[str, str]]:  # type: ignore[no-untyped-def]
-    names = [pg_pool.new_db_name("kinds"), pg_pool.new_db_name("kinds")]
-    urls = [pgserver.create_database(pg_server, n, "template0") for n in names]
-    for url in urls:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(BASE_SQL)
-    yield urls[0], urls[1]
-    for name in names:
-        pgserver.drop_database(pg_server, name)
+    with two_databases(pg_server, pg_pool, "kinds", BASE_SQL) as dbs:
+        yield dbs
 
 
 def _drift(source: str, target: str) -> None:
-    with psycopg.connect(source, autocommit=True) as conn:
-        conn.execute(SOURCE_SQL)
-    with psycopg.connect(target, autocommit=True) as conn:
-        conn.execute(TARGET_SQL)
-
-
-def _found(result: DiffResult) -> set[tuple[str, str, str]]:
-    return {(d.status.value, d.kind, d.name) for d in result.differences}
-
-
-def _run_steps(url: str, steps: object) -> None:
-    with psycopg.connect(url, autocommit=True) as conn:
-        for step in steps:  # type: ignore[attr-defined]
-            if step.transaction is TransactionMode.AUTOCOMMIT:
-                for sql in step.sql:
-                    conn.execute(sql)
-            else:
-                with conn.transaction():
-                    for sql in step.sql:
-                        conn.execute(sql)
+    run_sql(source, SOURCE_SQL)
+    run_sql(target, TARGET_SQL)
 
 
 def test_each_kind_is_reported_and_extension_members_are_not(two_dbs: tuple[str, str]) -> None:
@@ -128,7 +105,7 @@ def test_each_kind_is_reported_and_extension_members_are_not(two_dbs: tuple[str,
     assert run_diff(source, target, SideOptions()).differences == ()
     _drift(source, target)
     result = run_diff(source, target, SideOptions())
-    assert _found(result) == EXPECTED, _found(result) ^ EXPECTED
+    assert found(result) == EXPECTED, found(result) ^ EXPECTED
     by_name = {d.name: d for d in result.differences}
     touch = {c.attribute: (c.source, c.target) for c in by_name["public.touch_note()"].changes}
     assert touch["volatility"] == ("stable", "volatile")
@@ -149,8 +126,8 @@ def test_ignore_patterns_name_the_new_kinds(two_dbs: tuple[str, str]) -> None:
     source, target = two_dbs
     _drift(source, target)
     result = run_diff(source, target, SideOptions(), ("function:*", "comment:*", "grant:*", "extension:pg_*"))
-    assert {k for _, k, _ in _found(result)} == {"extension", "trigger", "rls", "policy"}
-    assert ("missing", "extension", "citext") in _found(result)
+    assert {k for _, k, _ in found(result)} == {"extension", "trigger", "rls", "policy"}
+    assert ("missing", "extension", "citext") in found(result)
     assert result.ignored == len(EXPECTED) - len(result.differences)
 
 
@@ -180,9 +157,9 @@ def test_plan_converges_and_its_undo_restores_target(two_dbs: tuple[str, str]) -
     assert "DROP FUNCTION IF EXISTS public.legacy_total();" in text
     assert "COMMENT ON COLUMN public.accounts.note IS NULL;" in text
 
-    _run_steps(target, steps)
+    run_steps(target, steps)
     after = run_diff(source, target, SideOptions())
-    assert after.differences == (), _found(after)
+    assert after.differences == (), found(after)
 
     # undo, difference by difference in reverse order: TARGET is back where it was
     with psycopg.connect(target, autocommit=True) as conn:
@@ -192,7 +169,7 @@ def test_plan_converges_and_its_undo_restores_target(two_dbs: tuple[str, str]) -
                 for sql in planned.undo:
                     conn.execute(sql)
     again = run_diff(source, target, SideOptions())
-    assert _found(again) == EXPECTED
+    assert found(again) == EXPECTED
 
 
 def test_a_changed_trigger_definition_and_policy(two_dbs: tuple[str, str]) -> None:
@@ -213,7 +190,7 @@ def test_a_changed_trigger_definition_and_policy(two_dbs: tuple[str, str]) -> No
             CREATE POLICY p ON accounts FOR UPDATE TO PUBLIC USING (true);
         """)
     result = run_diff(source, target, SideOptions())
-    assert _found(result) == {
+    assert found(result) == {
         ("different", "trigger", "public.accounts.accounts_touch"),
         ("different", "rls", "public.accounts"),
         ("different", "policy", "public.accounts.p"),
@@ -227,7 +204,7 @@ def test_a_changed_trigger_definition_and_policy(two_dbs: tuple[str, str]) -> No
     swap = next(s for s in convergence.plan.steps if any("DROP POLICY" in q for q in s.sql))
     assert len(swap.sql) == 2 and "CREATE POLICY p ON public.accounts AS RESTRICTIVE" in swap.sql[1]
     assert swap.transaction is TransactionMode.OWN
-    _run_steps(target, convergence.plan.steps)
+    run_steps(target, convergence.plan.steps)
     assert run_diff(source, target, SideOptions()).differences == ()
 
 
@@ -268,7 +245,7 @@ def test_owners_between_two_databases(two_dbs: tuple[str, str]) -> None:
     with psycopg.connect(source, autocommit=True) as conn:
         conn.execute(f"ALTER TABLE accounts OWNER TO {ROLE}; ALTER FUNCTION touch_note() OWNER TO {ROLE}")
     result = run_diff(source, target, SideOptions())
-    assert _found(result) == {
+    assert found(result) == {
         ("different", "owner", "table public.accounts"),
         ("different", "owner", "function public.touch_note()"),
     }
@@ -277,7 +254,7 @@ def test_owners_between_two_databases(two_dbs: tuple[str, str]) -> None:
     assert f"ALTER TABLE public.accounts OWNER TO {ROLE};" in text
     assert f"ALTER FUNCTION public.touch_note() OWNER TO {ROLE};" in text
     assert convergence.plan is not None
-    _run_steps(target, convergence.plan.steps)
+    run_steps(target, convergence.plan.steps)
     assert run_diff(source, target, SideOptions()).differences == ()
 
 
@@ -423,7 +400,7 @@ def test_a_sql_standard_function_body_is_compared(two_dbs: tuple[str, str]) -> N
     assert (d.kind, d.name, [c.attribute for c in d.changes]) == ("function", "public.twice(x integer)", ["body"])
     convergence = converge(result, PgVersion.parse(str(result.target_version_num)))
     assert convergence.plan is not None
-    _run_steps(target, convergence.plan.steps)
+    run_steps(target, convergence.plan.steps)
     assert run_diff(source, target, SideOptions()).differences == ()
 
 
