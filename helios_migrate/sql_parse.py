@@ -92,7 +92,7 @@ from helios_migrate.changes import (
 from helios_migrate.normalize import expr_to_text, type_name_to_text
 from helios_migrate.sqltext import quote_ident
 
-__all__ = ["SqlSyntaxError", "Statement", "changes_from_sql", "parse_statements"]
+__all__ = ["SqlSyntaxError", "Statement", "changes_from_sql", "constraint_from_definition", "parse_statements"]
 
 # pglast's nodes are typed in its stubs with every field optional; the mapping below reads the
 # fields the grammar guarantees for each statement kind, so nodes are handled as ``Any`` here.
@@ -175,6 +175,18 @@ def _parse_cached(sql: str, source: str = "<sql>") -> tuple[Statement, ...]:
 def changes_from_sql(sql: str) -> list[Change]:
     """All changes the statements of ``sql`` make, in order (see :func:`parse_statements`)."""
     return [change for statement in parse_statements(sql) for change in statement.changes]
+
+
+def constraint_from_definition(definition: str) -> Constraint | None:
+    """The constraint a definition as ``pg_get_constraintdef`` prints it describes (``FOREIGN KEY
+    (a) REFERENCES s.t(id)``, ``UNIQUE (b)``...), read by this parser (quoted names, commas and dots
+    inside them, schemas); ``None`` when it does not read as one constraint."""
+    try:
+        changes = changes_from_sql(f"ALTER TABLE t ADD CONSTRAINT c {definition}")
+    except SqlSyntaxError:
+        return None
+    added = [ch.constraint for ch in changes if isinstance(ch, AddConstraint)]
+    return added[0] if len(added) == 1 else None
 
 
 # --- positions --------------------------------------------------------------------------------

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ from ..plan import Origin, Plan, Step, TransactionMode
 from ..planner import PlannerFacts, PlanPolicy, UnrenderableChange, plan_changes
 from ..review.revision import Fix, RevisionError, WrittenRevision, write_revision
 from ..runtime import ALLOW_DATA_LOSS_VAR
-from ..sql_parse import SqlSyntaxError, changes_from_sql
+from ..sql_parse import SqlSyntaxError, changes_from_sql, constraint_from_definition
 from ..sqltext import quote_ident, quote_literal
 from ..versions import PgVersion
 from .catalog import SchemaObject
@@ -484,7 +483,7 @@ def _changed_index(d: Difference, version: PgVersion | None = None) -> list[str]
     if {c.attribute for c in d.changes} == {"valid"}:
         return "an INVALID index (a failed concurrent build): drop it and build it again"
     schema, _, name = mine.parts
-    temp = _truncate(f"{name}__new")
+    temp = _rebuilt_name(name)
     build = _create_index_sql(dataclasses.replace(mine, parts=(schema, mine.parts[1], temp)))
     return [
         build,
@@ -493,8 +492,9 @@ def _changed_index(d: Difference, version: PgVersion | None = None) -> list[str]
     ]
 
 
-def _truncate(name: str) -> str:
-    return name.encode()[:63].decode(errors="ignore")
+def _rebuilt_name(name: str) -> str:
+    """The temporary name a changed index is built under (63 bytes at most, as PostgreSQL keeps)."""
+    return f"{name}__new".encode()[:63].decode(errors="ignore")
 
 
 _MORE: dict[str, Callable[[Difference, PgVersion | None], list[str] | str]] = {
@@ -536,13 +536,6 @@ def _order(d: Difference) -> tuple[int, float]:
     return (1, -index) if d.status is Status.EXTRA else (0, index)
 
 
-_REFERENCES = re.compile(r'REFERENCES ((?:"(?:[^"]|"")+"|[^\s."(]+)(?:\.(?:"(?:[^"]|"")+"|[^\s."(]+))?)\s*\(')
-
-
-def _unquote(name: str) -> str:
-    return name[1:-1].replace('""', '"') if name.startswith('"') else name
-
-
 def _referenced(d: Difference) -> set[str]:
     """The tables a missing table's foreign keys reference (``schema.table``; unqualified names
     are in ``public``, as ``pg_get_constraintdef`` prints them on the default search path)."""
@@ -550,12 +543,11 @@ def _referenced(d: Difference) -> set[str]:
     for member in d.members:
         if member.kind != "constraint" or member.attribute("type") != "foreign key":
             continue
-        found = _REFERENCES.search(str(member.attribute("definition")))
-        if found is None:
+        constraint = constraint_from_definition(str(member.attribute("definition")))
+        if constraint is None or constraint.references is None:
             continue
-        parts = re.findall(r'"(?:[^"]|"")+"|[^\s."(]+', found.group(1))
-        names = [_unquote(p) for p in parts]
-        out.add(".".join(names) if len(names) == 2 else f"public.{names[0]}")
+        table = constraint.references.table
+        out.add(f"{table.schema or 'public'}.{table.name}")
     return out
 
 
@@ -614,8 +606,8 @@ def _tables(statements: Sequence[str]) -> list[QualifiedName]:
 
 def tables_of(result: DiffResult, version: PgVersion | None = None) -> list[QualifiedName]:
     """The tables the converging plan touches (whose facts the plan wants)."""
-    statements = [s for d in result.differences for s in (lambda x: x if isinstance(x, list) else [])(
-        _statements(d, version))]
+    planned = (_statements(d, version) for d in result.differences)
+    statements = [s for sql in planned if isinstance(sql, list) for s in sql]
     try:
         return _tables(statements) if statements else []
     except SqlSyntaxError:
@@ -661,7 +653,6 @@ def converge(
     """The plan turning TARGET into SOURCE, for the differences it can express; ``facts`` are
     TARGET's (row counts, sizes, indexes) when it is a live database, else rows are assumed."""
     policy = policy or PlanPolicy()
-    statements: list[tuple[Difference, str]] = []
     unplanned: list[tuple[Difference, str]] = []
     per_difference: list[tuple[Difference, list[str]]] = []
     for d in _tables_in_dependency_order(sorted(result.differences, key=_order)):
@@ -669,7 +660,6 @@ def converge(
         if isinstance(sql, str):
             unplanned.append((d, sql))
         elif sql:
-            statements += [(d, s) for s in sql]
             per_difference.append((d, sql))
     _owned_by_created_tables(per_difference)
     statements = [(d, s) for d, sql in per_difference for s in sql]
@@ -819,7 +809,7 @@ def index_renames(result: DiffResult) -> list[Any]:
         if isinstance(changed, str):
             continue
         schema, _, name = d.source.parts
-        temp = _truncate(f"{name}__new")
+        temp = _rebuilt_name(name)
         back = f"ALTER INDEX IF EXISTS {quote_ident(schema)}.{quote_ident(name)} RENAME TO {quote_ident(temp)}"
         out.append(ConvergingSQLOp(changed[2], back, label=f"rename the rebuilt index {d.name}"))
     return out

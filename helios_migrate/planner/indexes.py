@@ -11,7 +11,15 @@ from ..changes import QualifiedName
 from ..plan import Phase, Step, TransactionMode
 from ..sqltext import quote_literal
 from .context import PlanningContext, as_written, plans
-from .sqlgen import change_sql, changes_of, create_index_sql, index_name, index_qname, sql_name, truncate
+from .sqlgen import (
+    change_sql,
+    changes_of,
+    create_index_sql,
+    index_name,
+    index_qname,
+    sql_name,
+    truncate,
+)
 
 
 def create_index_step(ix: c.CreateIndex, name: str, ctx: PlanningContext, *, reason: str = "") -> Step:

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..changes import AddConstraint
-from ..changes import Constraint as WrittenConstraint
 from ..diff.catalog import SchemaObject, SchemaObjects
-from ..sql_parse import SqlSyntaxError, changes_from_sql
+from ..sql_parse import constraint_from_definition
 from .extras import Extras, TableSize
 
 
@@ -132,27 +130,16 @@ class Schema:
         )
 
 
-def _constraint(definition: str) -> WrittenConstraint | None:
-    """The constraint ``pg_get_constraintdef`` printed, read by the SQL front end (quoted names,
-    commas and dots inside them, schemas)."""
-    try:
-        changes = changes_from_sql(f"ALTER TABLE t ADD CONSTRAINT c {definition}")
-    except SqlSyntaxError:
-        return None
-    added = [ch.constraint for ch in changes if isinstance(ch, AddConstraint)]
-    return added[0] if len(added) == 1 else None
-
-
 def _column_list(definition: str) -> tuple[str, ...]:
     """The columns of ``PRIMARY KEY (a, b)`` / ``UNIQUE (a)`` (``UNIQUE NULLS NOT DISTINCT (a)``)."""
-    constraint = _constraint(definition)
+    constraint = constraint_from_definition(definition)
     return constraint.columns if constraint is not None else ()
 
 
 def foreign_key(table: str, schema: str, name: str, definition: str, known: set[str]) -> ForeignKey | None:
     """The foreign key ``pg_get_constraintdef`` printed; a referenced table printed without its
     schema (it is on the search path) is looked up in the table's own schema, then in ``public``."""
-    constraint = _constraint(definition)
+    constraint = constraint_from_definition(definition)
     if constraint is None or constraint.references is None:
         return None
     ref_schema, ref_table = constraint.references.table.schema, constraint.references.table.name
