@@ -8,6 +8,10 @@ Errors (the claim of safety was wrong):
   does not name, stronger than the lock predicted on its table), or a lock that blocks writes was
   taken on a table the prediction does not mention.
 
+The copies ``REINDEX ... CONCURRENTLY`` makes (``<index>_ccnew``, then the old index renamed
+``<index>_ccold``) are locked ACCESS EXCLUSIVE only while no query can use them (not yet valid, or
+already dead): such a lock is information.
+
 Everything else that differs -- a predicted lock that was weaker in reality or not seen at all, a
 rewrite predicted but not observed, an unpredicted weak lock -- is information.
 """
@@ -15,13 +19,17 @@ rewrite predicted but not observed, an unpredicted weak lock -- is information.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..changes import CreateIndex
+from ..changes import CreateIndex, Reindex
 from ..effects import Effect, RelationRole
 from ..locks import LockMode
 from .trace import HeldLock, TracedStatement
+
+
+_REINDEX_COPY = re.compile(r"_cc(new|old)\d*$")
 
 
 class Severity(str, enum.Enum):
@@ -109,8 +117,16 @@ def compare_statement(st: TracedStatement) -> list[Finding]:
     # The index a CREATE INDEX makes is locked ACCESS EXCLUSIVE by the transaction that creates it
     # (index_create), before any other session can see it: nothing waits on that lock.
     created = {e.change.name for e in effects if isinstance(e.change, CreateIndex) and e.change.name}
+    reindexes_concurrently = any(
+        isinstance(e.change, Reindex) and e.change.concurrently for e in effects
+    )
     for name, held in sorted(st.locks.items()):
         if name in created and held.kind in ("i", "I"):
+            continue
+        if reindexes_concurrently and held.kind in ("i", "I") and _REINDEX_COPY.search(name):
+            add(Severity.INFO, "reindex-copy-lock",
+                f"{held.mode.sql_name} on {name}, the copy REINDEX CONCURRENTLY builds or drops "
+                "while no query can use it: it blocks nothing")
             continue
         out.extend(_compare_lock(st, name, held, predicted))
     return out

@@ -20,6 +20,15 @@ when it was first seen.  At the end of each statement the locks are read once mo
 so a lock a statement takes inside the migration transaction is always attributed to it, however
 short the statement was.
 
+``CREATE INDEX CONCURRENTLY`` and ``REINDEX ... CONCURRENTLY`` on synthetic tables run in a few
+milliseconds and release their lock when they return, so on a busy machine the sampler can miss them
+entirely.  Both wait, lock held, for every transaction whose snapshot is older than theirs, as they
+would on any production server: just before such a statement the tracer opens a *witness*, a
+``REPEATABLE READ`` transaction holding a snapshot and no lock, and ends it as soon as the sampler has
+seen the statement's lock on its table.  The server itself ends the witness after a bound
+(``idle_in_transaction_session_timeout``: at most 300 ms, and under half the statement's own
+``lock_timeout``), so the statement is never made to time out by it.
+
 The tracer refuses to let a statement run on any database other than the scratch database it was
 given: an ``env.py`` that ignores ``sqlalchemy.url`` is stopped before it changes anything.
 """
@@ -69,6 +78,12 @@ WHERE l.locktype = 'relation'
           AND NOT (coalesce(a.application_name, '') LIKE ANY(%(ignored)s))
           AND NOT (a.pid = ANY(%(excluded)s))))
 """
+
+_WAITS_FOR_OLD_SNAPSHOTS = re.compile(
+    r"^\s*(CREATE\s+(UNIQUE\s+)?INDEX|REINDEX)\b.*\bCONCURRENTLY\b", re.IGNORECASE | re.DOTALL
+)
+_WITNESS_MAX_S = 0.3
+_TABLE_KINDS = frozenset("rpm")
 
 _FILENODES_SQL = """
 SELECT c.oid::bigint, c.relname, c.relkind::text, pg_relation_filenode(c.oid)::bigint
@@ -238,6 +253,8 @@ class Tracer:
         self._filenodes: dict[int, tuple[str, str, int | None]] = {}
         self._target: tuple[str, str, str] | None = None
         self._fast = False
+        self._witness: psycopg.Connection[Any] | None = None
+        self._witnessed_pid: int | None = None
         self.sampler_errors: list[str] = []
         self.samples = 0
 
@@ -326,6 +343,8 @@ class Tracer:
                     held = traced.already_held.get(ep.relation)
                     if held is None or mode > held:
                         traced.already_held[ep.relation] = mode
+        if not traced.in_transaction and _WAITS_FOR_OLD_SNAPSHOTS.match(sql):
+            self._open_witness(dbapi_conn, pid)
         self.statements.append(traced)
         traced.started = time.monotonic()
         self._current = index
@@ -371,6 +390,50 @@ class Tracer:
                     self._note(exc)
             self._current = None
             self._fast = False
+            self._close_witness()
+
+    # -- the witness transaction ------------------------------------------------------------------
+
+    def _open_witness(self, dbapi_conn: Any, pid: int) -> None:
+        """Hold a snapshot (and no lock) so the coming concurrent build waits where it is seen."""
+        bound_s = _WITNESS_MAX_S
+        try:
+            row = dbapi_conn.execute(
+                "SELECT setting::bigint FROM pg_settings WHERE name = 'lock_timeout'"
+            ).fetchone()
+        except psycopg.Error:
+            return
+        lock_timeout_ms = int(row[0]) if row else 0
+        if lock_timeout_ms > 0:
+            bound_s = min(bound_s, lock_timeout_ms / 1000 / 2)
+        if bound_s < 0.005:
+            return
+        try:
+            witness = psycopg.connect(
+                self.dsn, autocommit=True, connect_timeout=10,
+                application_name=f"{TRACER_APPLICATION_NAME}-witness",
+            )
+        except psycopg.Error as exc:
+            self._note(exc)
+            return
+        try:
+            witness.execute(
+                f"SET idle_in_transaction_session_timeout = {max(1, int(bound_s * 1000))}"
+            )
+            witness.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            witness.execute("SELECT 1")  # takes the snapshot
+        except psycopg.Error as exc:
+            self._note(exc)
+            witness.close()
+            return
+        with self._monitor_lock:
+            self._witness, self._witnessed_pid = witness, pid
+
+    def _close_witness(self) -> None:
+        """Called with ``_monitor_lock`` held."""
+        witness, self._witness, self._witnessed_pid = self._witness, None, None
+        if witness is not None:
+            witness.close()
 
     # -- prediction and relfilenodes --------------------------------------------------------------
 
@@ -460,6 +523,11 @@ class Tracer:
                 before, str(relname), str(relkind), None if table is None else str(table), mode,
                 now, now, not granted,
             )
+        if self._witness is not None and stable and any(
+            pid == self._witnessed_pid and granted and str(relkind) in _TABLE_KINDS
+            for pid, _rel, _name, relkind, _mode, granted, _table in rows
+        ):
+            self._close_witness()  # the statement's lock is on record: let it go on
         for key in [k for k in self._episodes if k not in seen]:
             self._closed.append(self._episodes.pop(key))
         if final:

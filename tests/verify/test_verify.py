@@ -125,6 +125,37 @@ def test_lock_safe_revisions_pass_the_stairway(tmp_path: Path, fresh_db: str) ->
     assert fills == {"public.accounts": 10_000, "public.events": 10_000}
 
 
+def test_a_concurrent_build_is_seen_and_not_made_to_time_out(tmp_path: Path, fresh_db: str) -> None:
+    """A concurrent build on a small table ends in milliseconds; verify holds an old snapshot so it
+    is seen with its lock, and never long enough to trip the build's own short lock_timeout."""
+    short_timeout = Rev(
+        "index and reindex built concurrently under a 40 ms lock_timeout",
+        """
+        with op.get_context().autocommit_block():
+            op.execute("SET lock_timeout = '40ms'")
+            op.create_index("events_at_idx", "events", ["at"], postgresql_concurrently=True)
+            op.execute("REINDEX INDEX CONCURRENTLY events_at_idx")
+            op.execute("SET lock_timeout = 0")
+        """,
+        """
+        with op.get_context().autocommit_block():
+            op.drop_index("events_at_idx", table_name="events", postgresql_concurrently=True)
+        """,
+    )
+    report = _verify(tmp_path, fresh_db, [TABLES, short_timeout], rows=500)
+    assert report.exit_code == 0, render(report, "text")
+    upgrade = [st for st in report.revisions[1].statements if st.phase == "upgrade"]
+    for prefix in ("CREATE INDEX CONCURRENTLY", "REINDEX INDEX CONCURRENTLY"):
+        st = next(st for st in upgrade if st.sql.startswith(prefix))
+        assert st.error is None, st.sql
+        assert st.locks["events"].mode is LockMode.SHARE_UPDATE_EXCLUSIVE, (st.sql, st.locks)
+    with psycopg.connect(fresh_db) as conn:  # the witness transactions are gone
+        left = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'helios-verify-witness'"
+        ).fetchone()
+    assert left == (0,)
+
+
 def test_real_rewrite_matches_prediction(tmp_path: Path, fresh_db: str) -> None:
     report = _verify(tmp_path, fresh_db, [TABLES, WIDEN_QTY])
     assert report.exit_code == 0, render(report, "text")
