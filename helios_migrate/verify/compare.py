@@ -28,7 +28,6 @@ from ..effects import Effect, RelationRole
 from ..locks import LockMode
 from .trace import HeldLock, TracedStatement
 
-
 _REINDEX_COPY = re.compile(r"_cc(new|old)\d*$")
 
 
