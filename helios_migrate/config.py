@@ -236,7 +236,7 @@ class RuntimeSettings:
     runs, not when it is written): batch sizing by time, throttling, the lock-queue guard, and the
     ANALYZE after large changes."""
 
-    backfill_target_ms: int = 20
+    backfill_target_ms: int = 15
     """Time one backfill batch should take: its row locks are held that long.  Each batch is
     sized from the rows/s of the batches before it, up to ``backfill_batch_size`` rows (0: fixed
     batches of ``backfill_batch_size``)."""
@@ -244,7 +244,7 @@ class RuntimeSettings:
     """The longest a backfill batch may hold its row locks: a batch still running then (it waits
     for a row an application holds, or the server is overloaded) is cancelled, its row locks
     released, and its range tried again smaller -- the longest a writer waits behind a batch.
-    ``None``: 1.5 x ``backfill_target_ms``, at least 30 ms; 0: no limit.  Above
+    ``None``: 1.5 x ``backfill_target_ms``, at least 25 ms; 0: no limit.  Above
     ``backfill_target_ms``."""
     backfill_max_cancelled: int = 20
     """Batches cancelled in a row (by ``backfill_max_batch_ms``) before the backfill stops,

@@ -921,7 +921,7 @@ def _backfill_online(
 _QUERY_CANCELED = "57014"
 
 DEFAULT_BATCH_CAP_FACTOR = 1.5
-DEFAULT_BATCH_CAP_MIN_MS = 30
+DEFAULT_BATCH_CAP_MIN_MS = 25
 """``backfill_max_batch_ms`` unset: the cap is ``DEFAULT_BATCH_CAP_FACTOR`` x
 ``backfill_target_ms``, at least ``DEFAULT_BATCH_CAP_MIN_MS``."""
 
@@ -929,7 +929,7 @@ DEFAULT_BATCH_CAP_MIN_MS = 30
 def _batch_cap_ms(config: Any, statement_timeout: str | None) -> int | None:
     """The longest a backfill batch may hold its row locks before it is cancelled and tried
     again smaller: ``backfill_max_batch_ms`` (unset: 1.5 x ``backfill_target_ms``, at least
-    30 ms), never more than the step's own ``statement_timeout``.  It bounds how long a writer
+    25 ms), never more than the step's own ``statement_timeout``.  It bounds how long a writer
     can wait behind a batch, also when the batch itself waits for a row an application
     transaction holds.  ``None`` without a cap: fixed batches (``backfill_target_ms = 0``) or
     ``backfill_max_batch_ms = 0``."""

@@ -347,7 +347,7 @@ def test_a_batch_waiting_behind_an_application_row_is_cancelled_instead_of_holdi
 ) -> None:
     """An application transaction holds row 3000. The batch that reaches it waits, holding the
     rows it already updated: a writer of row 2999 would wait behind it up to lock_timeout (5 s
-    here). The batch is cancelled at backfill_max_batch_ms (1.5 x backfill_target_ms, at least 30 ms)
+    here). The batch is cancelled at backfill_max_batch_ms (1.5 x backfill_target_ms, at least 25 ms)
     instead, and tried again smaller;
     after 20 cancellations in a row the step stops, resumable, saying why and naming the session
     that holds the table."""

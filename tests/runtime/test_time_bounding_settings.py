@@ -62,8 +62,8 @@ def _settings(tmp_path: Path, body: str) -> RuntimeSettings:
 
 def test_the_settings_are_read_from_pyproject_with_documented_defaults(tmp_path: Path) -> None:
     defaults = _settings(tmp_path, "")
-    assert (defaults.backfill_target_ms, defaults.backfill_max_batch_ms) == (20, None)
-    assert runtime._batch_cap_ms(defaults, None) == 30, "default cap: 1.5 x target, at least 30 ms"
+    assert (defaults.backfill_target_ms, defaults.backfill_max_batch_ms) == (15, None)
+    assert runtime._batch_cap_ms(defaults, None) == 25, "default cap: 1.5 x target, at least 25 ms"
     assert runtime._batch_cap_ms(dataclasses.replace(defaults, backfill_target_ms=100), None) == 150
     assert runtime._batch_cap_ms(dataclasses.replace(defaults, backfill_target_ms=0), None) is None
     read = _settings(
@@ -85,7 +85,7 @@ def test_the_settings_are_read_from_pyproject_with_documented_defaults(tmp_path:
     ("body", "key"),
     [
         ("backfill_target_ms = 50\nbackfill_max_batch_ms = 40\n", "backfill_max_batch_ms"),
-        ("backfill_max_batch_ms = 20\n", "backfill_max_batch_ms"),  # the default target is 20
+        ("backfill_max_batch_ms = 15\n", "backfill_max_batch_ms"),  # the default target is 15
         ("backfill_max_growth = 0.5\n", "backfill_max_growth"),
         ("backfill_max_cancelled = 0\n", "backfill_max_cancelled"),
         ("lock_guard_poll_max = \"soon\"\n", "lock_guard_poll_max"),
@@ -138,7 +138,7 @@ def test_a_writer_waits_at_most_backfill_max_batch_ms_behind_a_batch(
         holder.close()
     assert len(errors) == 1 and isinstance(errors[0], runtime.StepFailed), errors
     assert "3 batches in a row ran past 300 ms" in str(errors[0])
-    assert 0.9 <= took < 5, "three batches waited 300 ms each (not the 30 ms default, not lock_timeout)"
+    assert 0.9 <= took < 5, "three batches waited 300 ms each (not the 25 ms default, not lock_timeout)"
     assert "ran past 300 ms: cancelled" in caplog.text
     assert max(waits) < 0.3 + 0.4, f"a writer waited {max(waits):.2f}s behind a batch"
 
@@ -225,7 +225,7 @@ def test_after_a_cancelled_batch_the_backfill_waits_longer_each_time(
     op: Any, monkeypatch: pytest.MonkeyPatch, wait_max: str, finishes: bool
 ) -> None:
     """An application transaction holds row 3000 for 4 s.  Each batch that reaches it is
-    cancelled at 30 ms; the backfill then waits (no row lock held) 30 ms, 60 ms, ... up to
+    cancelled at 25 ms; the backfill then waits (no row lock held) 25 ms, 50 ms, ... up to
     ``backfill_cancel_wait_max`` before it tries again, so it outlasts the transaction and
     finishes.  Without the wait, its 20 cancellations are used up in about a second."""
     _use(monkeypatch, dataclasses.replace(FAST, backfill_min_batch=50, backfill_cancel_wait_max=wait_max))
@@ -255,7 +255,7 @@ def test_after_a_cancelled_batch_the_backfill_waits_longer_each_time(
         assert not errors, errors
         assert _sql(url, "SELECT count(*) FROM t WHERE w IS NULL")[0] == 0
     else:
-        assert len(errors) == 1 and "21 batches in a row ran past 30 ms" in str(errors[0]), errors
+        assert len(errors) == 1 and "21 batches in a row ran past 25 ms" in str(errors[0]), errors
 
 
 def test_the_undo_of_a_failed_step_is_bounded_by_undo_attempts_and_undo_lock_timeout(
