@@ -1260,6 +1260,12 @@ def _log_revision_summary(*, ctx: Any, step: Any, **_: Any) -> None:
     )
 
 
+_ONE_CORE = {"max_parallel_workers_per_gather": "0"}
+"""The conversion check reads the whole table: without parallel workers it keeps to one core, and
+the application keeps the others (on a 2-core server a parallel scan with two workers took both,
+and writes stalled until it ended)."""
+
+
 def check_convertible(
     op: Any,
     table: str,
@@ -1307,6 +1313,7 @@ def check_convertible(
                 op,
                 "DO " + dollar_quote(
                     " DECLARE n bigint; BEGIN "
+                    "PERFORM set_config('max_parallel_workers_per_gather', '0', true); "
                     f"SELECT count(*) INTO n FROM {tbl} WHERE {failing}; "
                     f"IF n > 0 THEN RAISE EXCEPTION '% row(s) of % do not convert to %', n, "
                     f"{quote_literal(f'{table}.{column}')}, {quote_literal(to_type)}; END IF; END "
@@ -1314,10 +1321,11 @@ def check_convertible(
             )
             return
         began = time.monotonic()
-        rows = op.get_bind().execute(sa.text(
-            f"SELECT count(*) OVER (), {key_list}, left({col}::text, 40) FROM {tbl} "
-            f"WHERE {failing} ORDER BY {key_list} LIMIT {int(sample)}".replace(":", r"\:")
-        )).fetchall()
+        with _session_settings(op, _ONE_CORE):
+            rows = op.get_bind().execute(sa.text(
+                f"SELECT count(*) OVER (), {key_list}, left({col}::text, 40) FROM {tbl} "
+                f"WHERE {failing} ORDER BY {key_list} LIMIT {int(sample)}".replace(":", r"\:")
+            )).fetchall()
         if not rows:
             log.info("helios: every value of %s.%s converts to %s", table, column, to_type)
             _record_step(op, f"check that {table}.{column} converts to {to_type}", began)

@@ -76,3 +76,38 @@ def test_other_conversions_still_convert_each_value(op: Any, monkeypatch: pytest
     with pytest.raises(runtime.StepFailed, match=r"2 row\(s\) of t.v do not convert to integer.*id=2 \('x'\), id=3"):
         runtime.check_convertible(op, "t", "v", "integer")
     assert [s for s in sent if "helios_fits" in s]
+
+
+def test_the_check_reads_the_table_on_one_core_and_puts_the_setting_back(op: Any) -> None:
+    """A parallel scan took both cores of a 2-core server while the application waited; the
+    check runs without parallel workers, and the session's own setting is back afterwards."""
+    _sql(op, "CREATE TABLE t (id int PRIMARY KEY, v bigint); INSERT INTO t SELECT g, g FROM generate_series(1, 1000) g")
+    bind = op.get_bind()
+    bind.execute(sa.text("SET max_parallel_workers_per_gather = 3"))
+    bind.commit()
+    seen: list[str] = []
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "count(*) OVER ()" in statement:
+            seen.append(cursor.connection.execute("SHOW max_parallel_workers_per_gather").fetchone()[0])
+
+    sa.event.listen(bind, "before_cursor_execute", before)
+    try:
+        runtime.check_convertible(op, "t", "v", "integer")
+    finally:
+        sa.event.remove(bind, "before_cursor_execute", before)
+    assert seen == ["0"]
+    assert bind.execute(sa.text("SHOW max_parallel_workers_per_gather")).scalar() == "3"
+
+
+def test_offline_the_check_also_keeps_to_one_core() -> None:
+    import io
+
+    buf = io.StringIO()
+    context = MigrationContext.configure(
+        dialect_name="postgresql", opts={"as_sql": True, "output_buffer": buf}
+    )
+    runtime.check_convertible(Operations(context), "t", "v", "integer")
+    text = buf.getvalue()
+    assert "set_config('max_parallel_workers_per_gather', '0', true)" in text
+    assert text.index("max_parallel_workers_per_gather") < text.index("SELECT count(*) INTO n")
