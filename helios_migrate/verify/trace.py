@@ -49,6 +49,7 @@ from sqlalchemy.engine import Engine
 
 from .. import knowledge
 from ..catalog import LiveCatalog
+from ..changes import CreateIndex, Reindex
 from ..effects import Effect
 from ..locks import LockMode
 from ..sql_parse import SqlSyntaxError, changes_from_sql
@@ -79,9 +80,6 @@ WHERE l.locktype = 'relation'
           AND NOT (a.pid = ANY(%(excluded)s))))
 """
 
-_WAITS_FOR_OLD_SNAPSHOTS = re.compile(
-    r"^\s*(CREATE\s+(UNIQUE\s+)?INDEX|REINDEX)\b.*\bCONCURRENTLY\b", re.IGNORECASE | re.DOTALL
-)
 _WITNESS_MAX_S = 0.3
 _TABLE_KINDS = frozenset("rpm")
 
@@ -214,6 +212,13 @@ class _Episode:
     waited: bool
 
 
+def _waits_for_old_snapshots(traced: TracedStatement) -> bool:
+    """A concurrent index build or reindex: it waits for every older snapshot, lock held."""
+    return any(
+        isinstance(e.change, CreateIndex | Reindex) and e.change.concurrently for e in traced.effects
+    )
+
+
 def _placeholders_free(conn: Any, statement: str, parameters: Any) -> str:
     """The statement as the server will see it, for parsing (parameters inlined)."""
     if not parameters:
@@ -343,7 +348,7 @@ class Tracer:
                     held = traced.already_held.get(ep.relation)
                     if held is None or mode > held:
                         traced.already_held[ep.relation] = mode
-        if not traced.in_transaction and _WAITS_FOR_OLD_SNAPSHOTS.match(sql):
+        if not traced.in_transaction and _waits_for_old_snapshots(traced):
             self._open_witness(dbapi_conn, pid)
         self.statements.append(traced)
         traced.started = time.monotonic()
