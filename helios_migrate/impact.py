@@ -286,6 +286,9 @@ def _estimate_step(
         total.wal += w.wal
     if not effects:
         total.seconds = model.metadata_s
+    checkpoints = _checkpoint_note(total.wal, facts)
+    if checkpoints:
+        total.notes.append(checkpoints)
     duration = None
     if total.seconds is not None:
         s = total.seconds
@@ -680,6 +683,25 @@ def _is_fk(ch: Change, table: TableFacts) -> bool:
     if isinstance(ch, c.ValidateConstraint):
         return any(k.name == ch.name and k.kind is ConstraintKind.FOREIGN_KEY for k in table.constraints)
     return False
+
+
+def _checkpoint_note(wal: int, facts: DatabaseFacts | None) -> str | None:
+    """Say so when a step writes more WAL than ``max_wal_size``: checkpoints come during it."""
+    if facts is None or wal <= 0:
+        return None
+    setting = facts.server.settings.get("max_wal_size")
+    limit = setting.bytes if setting is not None else None
+    if not limit or wal <= limit:
+        return None
+    text = (
+        f"writes ~{format_bytes(wal)} of WAL, {wal / limit:.1f} x max_wal_size ({format_bytes(limit)}): "
+        "checkpoints will be requested while it runs, and each one slows the application's writes "
+        "for a moment"
+    )
+    fpw = facts.server.settings.get("full_page_writes")
+    if fpw is None or fpw.value == "on":
+        text += " (the first change to each page after one is logged as a full page)"
+    return text
 
 
 def _wal_minimal(facts: DatabaseFacts) -> bool:

@@ -189,3 +189,21 @@ def test_json_and_markdown() -> None:
     md = to_markdown(impact)
     assert "| 3 | set not null | ACCESS EXCLUSIVE | reads and writes | scan |" in md
     assert "- step 3 (critical): blocks reads and writes" in md
+
+
+def test_a_step_writing_more_wal_than_max_wal_size_says_checkpoints_will_come() -> None:
+    f = facts()
+    server = f.server
+    settings = {**server.settings, "max_wal_size": Setting("max_wal_size", "1024", "MB")}
+    big = DatabaseFacts(
+        ServerFacts(server.version, settings, server.system_identifier, server.host, server.database),
+        f.tables, f.sessions,
+    )
+    s = one("ALTER TABLE orders ALTER COLUMN customer_id TYPE bigint", big)
+    note = next(n for n in s.notes if "max_wal_size" in n)
+    assert note.startswith("writes ~26.0 GB of WAL, 26.0 x max_wal_size (1.0 GB)"), note
+    assert "full page" in note
+    small = one("ALTER TABLE orders ADD COLUMN flag boolean", big)
+    assert not [n for n in small.notes if "max_wal_size" in n]
+    assert not [n for n in one("ALTER TABLE orders ALTER COLUMN customer_id TYPE bigint").notes
+                if "max_wal_size" in n], "no note without the setting"
