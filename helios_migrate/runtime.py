@@ -1309,11 +1309,14 @@ def check_convertible(
         else:
             _exec(op, fits)
         if _offline(op):
+            one_core = "".join(
+                f"PERFORM set_config({quote_literal(name)}, {quote_literal(value)}, true); "
+                for name, value in _ONE_CORE.items()
+            )
             _exec(
                 op,
                 "DO " + dollar_quote(
-                    " DECLARE n bigint; BEGIN "
-                    "PERFORM set_config('max_parallel_workers_per_gather', '0', true); "
+                    f" DECLARE n bigint; BEGIN {one_core}"
                     f"SELECT count(*) INTO n FROM {tbl} WHERE {failing}; "
                     f"IF n > 0 THEN RAISE EXCEPTION '% row(s) of % do not convert to %', n, "
                     f"{quote_literal(f'{table}.{column}')}, {quote_literal(to_type)}; END IF; END "
