@@ -165,15 +165,26 @@ def compile_package() -> None:
         compileall.compile_dir(str(repo / package), quiet=1)
 
 
-def run_helios(root: Path, *, cache: bool) -> tuple[dict[str, object], float, float]:
-    cmd = [sys.executable, "-m", "helios_migrate.cli", "check", str(root), "--format", "json",
+def run_helios(
+    root: Path, *, cache: bool, jobs: int | None = None, paths: list[str] | None = None,
+) -> tuple[dict[str, object], float, float]:
+    """One ``check`` process over ``paths`` (default: the project at ``root``), run in ``root``."""
+    cmd = [sys.executable, "-m", "helios_migrate.cli", "check", *(paths or [str(root)]), "--format", "json",
            "--pg-version", "16", "--show-info"]
     if not cache:
         cmd.append("--no-cache")
+    if jobs is not None:
+        cmd += ["--jobs", str(jobs)]
     done, wall, cpu = _timed(cmd, cwd=root)
     if done.returncode not in (0, 1):
         raise SystemExit(f"helios-migrate check {root} failed ({done.returncode}):\n{done.stderr}")
     return json.loads(done.stdout), wall, cpu
+
+
+def alembic_rendered(root: Path) -> list[str]:
+    """The revision files Alembic's offline rendering rendered (by the last pipeline run)."""
+    versions = root / "migrations" / "versions"
+    return sorted(str(versions / (sql.stem + ".py")) for sql in (root / "alembic_sql").glob("*.sql"))
 
 
 def run_alembic_squawk(root: Path, squawk: str | None) -> dict[str, object]:
@@ -207,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--repeat", type=int, default=1, help="run each side N times, keep the fastest")
     parser.add_argument("--no-compile", action="store_true", help="do not byte-compile helios-migrate first")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="helios-migrate check --jobs (default: its own, one process per CPU)")
     args = parser.parse_args(argv)
     if not args.no_compile:
         compile_package()
@@ -221,14 +234,16 @@ def main(argv: list[str] | None = None) -> int:
     totals = dict(revs=0, rendered=0, ph=0, unchk=0, source=0, err=0, warn=0, info=0,
                   wall=0.0, cpu=0.0, a_rend=0, sq=0, a_wall=0.0, a_cpu=0.0)
     sample_pool: list[tuple[str, dict[str, object]]] = []
+    roots: list[Path] = []
     for project in PROJECTS:
         if args.only and project.name not in args.only:
             continue
         root = build_project(project)
-        report, wall, cpu = run_helios(root, cache=args.cache)
+        roots.append(root)
+        report, wall, cpu = run_helios(root, cache=args.cache, jobs=args.jobs)
         alembic = run_alembic_squawk(root, squawk_exe)
         for _ in range(args.repeat - 1):
-            _, again_wall, again_cpu = run_helios(root, cache=args.cache)
+            _, again_wall, again_cpu = run_helios(root, cache=args.cache, jobs=args.jobs)
             wall, cpu = min(wall, again_wall), min(cpu, again_cpu)
             again = run_alembic_squawk(root, squawk_exe)
             for key in ("wall", "cpu"):
@@ -273,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"CPU per rendered revision: helios {1000 * t['cpu'] / done_helios:.1f} ms "
               f"({done_helios} revisions), Alembic offline + squawk {1000 * t['a_cpu'] / t['a_rend']:.1f} ms "
               f"({t['a_rend']} revisions)")
+    if roots:
+        _whole_corpus(roots, args, t)
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"\nCPUs: {os.cpu_count()}, load average {load} (1/5/15 min; on a shared machine compare runs made"
           f" in the same minutes, alternating); helios-migrate one process per project"
@@ -287,6 +304,30 @@ def main(argv: list[str] | None = None) -> int:
         for name, f in picked:
             print(f"- [{name}] {f['path']}:{f['line']} {f['code']} {f['severity']}: {f['message']}")
     return 0
+
+
+def _whole_corpus(roots: list[Path], args: argparse.Namespace, t: dict[str, float]) -> None:
+    """The comparisons beside the per-project table: every project in one ``check`` call (how a
+    user checks several projects, and how the corpus was first measured), and helios-migrate on
+    only the revisions the pipeline rendered (the same revisions on both sides)."""
+    best: dict[str, tuple[float, float]] = {}
+    for _ in range(args.repeat):
+        _, wall, cpu = run_helios(PROJECTS_DIR, cache=args.cache, jobs=args.jobs, paths=[str(r) for r in roots])
+        same_wall = same_cpu = 0.0
+        for root in roots:
+            files = alembic_rendered(root)
+            if files:
+                _, w, c = run_helios(root, cache=args.cache, jobs=args.jobs, paths=files)
+                same_wall, same_cpu = same_wall + w, same_cpu + c
+        for key, (w, c) in (("one", (wall, cpu)), ("same", (same_wall, same_cpu))):
+            old = best.get(key)
+            best[key] = (w, c) if old is None else (min(old[0], w), min(old[1], c))
+    print(f"one call over all {len(roots)} projects: helios {best['one'][0]:.2f} s wall {best['one'][1]:.2f} s CPU"
+          f" | pipeline (one process per project) {t['a_wall']:.2f} s wall {t['a_cpu']:.2f} s CPU"
+          f" | ratio helios/pipeline wall {best['one'][0] / t['a_wall']:.2f}" if t["a_wall"] else "")
+    print(f"same revisions (only the {t['a_rend']} Alembic rendered, one call per project): helios"
+          f" {best['same'][0]:.2f} s wall {best['same'][1]:.2f} s CPU | pipeline {t['a_wall']:.2f} s wall"
+          f" {t['a_cpu']:.2f} s CPU | ratio wall {best['same'][0] / t['a_wall']:.2f}" if t["a_wall"] else "")
 
 
 if __name__ == "__main__":

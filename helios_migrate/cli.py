@@ -100,7 +100,13 @@ few MB.  Only the command line sets them: a revision run by ``alembic`` keeps it
 def main() -> None:
     """Run the command line."""
     gc.set_threshold(*GC_THRESHOLDS)
-    app(prog_name="helios-migrate")
+    try:
+        app(prog_name="helios-migrate")
+    finally:
+        # The interpreter's last collection at exit walks every object still alive; none of them
+        # needs it (exit handlers and finalizers still run).  It cost a 344-revision check ~20% of
+        # its wall time.
+        gc.freeze()
 
 
 if __name__ == "__main__":  # pragma: no cover

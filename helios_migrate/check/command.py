@@ -93,6 +93,16 @@ def check_command(
             "committed, check reports a listed revision whose content changed (HM313).",
         ),
     ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs", "-j",
+            min=1,
+            help="Processes that check a project's revisions (default: one per available CPU; "
+            "1 with --database-url, and on systems other than Linux).",
+            show_default=False,
+        ),
+    ] = None,
     fail_on: Annotated[
         str | None,
         typer.Option(
@@ -125,6 +135,7 @@ def check_command(
         docs_base_url=docs_url,
         cache=not no_cache,
         write_sum=write_sum,
+        jobs=jobs,
     )
     try:
         report = run_check(options)

@@ -92,6 +92,13 @@ class PlaceholderModule(types.ModuleType):
         super().__init__(name, f"placeholder for {name}, which is not installed")
         self.__path__: list[str] = []
 
+    def __setattr__(self, attr: str, value: Any) -> None:
+        # The import system binds a submodule to its parent (``a.b.c`` as attribute ``c`` of
+        # ``a.b``).  A placeholder module answers through __getattr__ instead, every time, so what
+        # a revision is reported to have used does not depend on what revisions before it imported.
+        if not isinstance(value, PlaceholderModule):
+            super().__setattr__(attr, value)
+
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("__"):
             raise AttributeError(attr)

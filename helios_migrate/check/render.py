@@ -22,10 +22,10 @@ from __future__ import annotations
 import ast
 import contextlib
 import dataclasses
+import hashlib
 import importlib
 import importlib.util
 import io
-import itertools
 import re
 import sys
 import types
@@ -237,12 +237,14 @@ class RevisionRenderer:
         self._ctx: Any = None
         self._modules: dict[Path, types.ModuleType | BaseException] = {}
         self._module_placeholders: dict[Path, set[str]] = {}
-        self._counter = itertools.count(1)
         self._missing = MissingModules()
         self._plugins_loaded = False
         self.history_schema: HistorySchema | None = None
         """Set by the caller: the schema of the revisions rendered before, for ``sa.inspect``."""
         self._inspected: list[str] = []
+        self.history_consulted = False
+        """Set when a revision asked for the schema of the revisions before it (the caller resets
+        it): a result computed without that schema, out of order, must be computed again."""
 
     # -- set-up --------------------------------------------------------------------------------
 
@@ -317,6 +319,7 @@ class RevisionRenderer:
         self._capture.unknown.append(UnknownOperation("", self._capture.caller_line(), what))
 
     def _inspector(self) -> OfflineInspector:
+        self.history_consulted = True
         history = self.history_schema
         if history is None:
             raise NeedsDatabase(
@@ -411,7 +414,10 @@ class RevisionRenderer:
         if cached is not None:
             return cached
         assert rev.tree is not None
-        module = types.ModuleType(f"_helios_revision_{next(self._counter)}")
+        # Named after the file, not after the order of rendering: a failure's message can show the
+        # name, and the report must not depend on which process rendered which revision.
+        digest = hashlib.sha1(str(rev.path).encode(), usedforsecurity=False).hexdigest()[:12]
+        module = types.ModuleType(f"_helios_revision_{digest}")
         module.__file__ = str(rev.path)
         result: types.ModuleType | BaseException = module
         sys.modules[module.__name__] = module

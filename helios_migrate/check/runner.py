@@ -15,7 +15,7 @@ import pglast
 from ..codes import RuleCode
 from ..findings import Finding, Location, Severity
 from ..versions import PgVersion, VersionError, default_version
-from . import engine
+from . import engine, parallel
 from .cache import FindingCache, code_fingerprint
 from .fallback import mentions_get_bind, read_from_source
 from .history import (
@@ -56,9 +56,12 @@ class CheckOptions:
     quiet: bool = False
     docs_base_url: str | None = None
     cache: bool = False
+    """Read and write .helios-cache/ (the command line turns it on unless --no-cache)."""
     write_sum: bool = False
     """Record every revision's hash in helios.sum after checking (``--write-sum``)."""
-    """Read and write .helios-cache/ (the command line turns it on unless --no-cache)."""
+    jobs: int | None = None
+    """Processes that check a project's revisions: ``None`` for one per available core, 1 for
+    this process alone.  Always 1 with ``database_url`` (its connection is not shared)."""
 
 
 @dataclass
@@ -76,6 +79,8 @@ class _Run:
     salt: str = ""
     history: list[HistoryStatement] = field(default_factory=list)
     """The upgrade() statements of the project being checked, in upgrade order."""
+    jobs: int = 1
+    """Processes that check a project's revisions (see :mod:`.parallel`)."""
 
     def display(self, path: Path) -> str:
         """Paths relative to where check runs, with forward slashes, as CI tools expect."""
@@ -121,6 +126,7 @@ def run_check(options: CheckOptions) -> CheckReport:
             cwd=cwd,
             sources={},
             findings=[],
+            jobs=1 if live is not None else (options.jobs or parallel.available_cores()),
         )
         if options.cache and live is None:
             run.salt = "|".join(
@@ -241,19 +247,33 @@ def _check_revisions(run: _Run, target: ProjectTarget, *, downgrade: bool) -> No
         checked_ids = {rev.revision for rev in target.revisions}
         if all(down in checked_ids for rev in target.revisions for down in rev.down_revisions):
             renderer.history_schema = schema
-        for rev in target.revisions:
-            if rev.path not in waiting:
-                schema.add(h.sql for h in cached.get(run.display(rev.path), ()))
-                continue
-            found_before, statements_before, history_before = len(run.findings), run.statements, len(run.history)
-            _check_revision(run, rev, renderer, functions)
-            schema.add(h.sql for h in run.history[history_before:])
-            if run.cache is not None:
+
+        def compute(rev: RevisionFile) -> _RevisionResult:
+            return _check_revision(run, rev, renderer, functions)
+
+        workers = parallel.start(pending, run.jobs, compute)
+        try:
+            for rev in target.revisions:
                 path = run.display(rev.path)
-                run.cache.put(
-                    run.cache.key(path, rev.source), run.findings[found_before:], run.states[-1],
-                    run.statements - statements_before, run.history[history_before:],
-                )
+                if rev.path not in waiting:
+                    schema.add(h.sql for h in cached.get(path, ()))
+                    continue
+                result = workers.result(rev.path)
+                if result is None or result.needs_history:  # not a worker's, or it needs the order
+                    result = compute(rev)
+                run.sources[path] = rev.source
+                run.findings += result.findings
+                run.states.append(result.state)
+                run.statements += result.statements
+                run.history += result.history
+                schema.add(h.sql for h in result.history)
+                if run.cache is not None:
+                    run.cache.put(
+                        run.cache.key(path, rev.source), result.findings, result.state,
+                        result.statements, result.history,
+                    )
+        finally:
+            workers.close()
     # Cached revisions were replayed first: put the history back in upgrade order.
     order = {run.display(rev.path): i for i, rev in enumerate(target.revisions)}
     run.history.sort(key=lambda h: order.get(h.location.path, 0))
@@ -275,30 +295,42 @@ def _from_cache(run: _Run, rev: RevisionFile) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class _RevisionResult:
+    """What checking one revision adds to the run (the same fields as a cache entry)."""
+
+    findings: list[Finding]
+    state: RevisionState
+    statements: int
+    history: list[HistoryStatement]
+    needs_history: bool = False
+    """Its rendering asked for the schema the revisions before it built (``sa.inspect``)."""
+
+
 def _check_revision(
     run: _Run, rev: RevisionFile, renderer: RevisionRenderer, functions: Sequence[str]
-) -> None:
+) -> _RevisionResult:
     path = run.display(rev.path)
-    run.sources[path] = rev.source
     if rev.syntax_error is not None or rev.tree is None:
-        run.states.append(RevisionState(path, rev.revision, RenderState.NOT_PARSED, "not valid Python"))
+        state = RevisionState(path, rev.revision, RenderState.NOT_PARSED, "not valid Python")
         err = rev.syntax_error or SyntaxError("cannot parse")
         location = Location(path, err.lineno or 0, err.offset or 0)
         finding = engine.configure_finding(
             run.config, revision_syntax_error(location, rev.revision, err)
         )
-        if finding is not None:
-            run.findings.append(finding)
-        return
+        return _RevisionResult([finding] if finding is not None else [], state, 0, [])
+    renderer.history_consulted = False
     per_function: list[tuple[tuple[int, int] | None, list[Finding]]] = []
     outcomes: list[_Outcome] = []
+    history: list[HistoryStatement] = []
+    count = 0
     for function in functions:
         span = function_span(rev.tree, function)
         statements, problem, outcome = _statements_of(rev, function, renderer, path)
         outcomes.append(outcome)
         if function == "upgrade":
-            run.history += [HistoryStatement(s.sql, s.location, s.revision) for s in statements]
-        run.statements += count_statements(statements)
+            history += [HistoryStatement(s.sql, s.location, s.revision) for s in statements]
+        count += count_statements(statements)
         suppressions = engine.python_suppressions(rev.source, path, span)
         found = engine.lint_statements(
             path,
@@ -314,13 +346,12 @@ def _check_revision(
             if configured is not None:
                 found.append(configured)
         per_function.append((span, found))
-    run.findings += _merge_functions(per_function)
     worst = max(outcomes, key=lambda o: _STATE_ORDER.index(o.state))
-    run.states.append(
-        RevisionState(
-            path, rev.revision, worst.state, worst.detail,
-            sum(o.through_connection for o in outcomes),
-        )
+    state = RevisionState(
+        path, rev.revision, worst.state, worst.detail, sum(o.through_connection for o in outcomes)
+    )
+    return _RevisionResult(
+        _merge_functions(per_function), state, count, history, renderer.history_consulted
     )
 
 
