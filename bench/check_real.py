@@ -71,6 +71,9 @@ PROJECTS: tuple[Project, ...] = (
     Project("prefect", "prefect==3.9.1", "prefect/server/database/_migrations/versions/postgresql"),
     Project("dagster", "dagster==1.13.29", "dagster/_core/storage/alembic/versions"),
     Project("ckan", "ckan==2.12.0", "ckan/migration/versions"),
+    Project("indico", "indico==3.2.9", "indico/migrations/versions"),
+    Project("lemur", "lemur==1.9.3", "lemur/migrations/versions"),
+    Project("zou", "zou==1.0.97", "zou/migrations/versions"),
 )
 
 ALEMBIC_INI = "[alembic]\nscript_location = %(here)s/migrations\n"

@@ -113,6 +113,9 @@ class Rendered:
     """Placeholders whose truth the function tested (rendered with both answers)."""
     inspected: tuple[str, ...] = ()
     """Questions to ``sa.inspect(op.get_bind())`` answered from the schema earlier revisions built."""
+    as_online: bool = False
+    """The function refused offline mode (it raised after ``context.is_offline_mode()`` answered
+    true): rendered again with false, its connection being the offline bind."""
 
 
 class _Capture:
@@ -242,6 +245,9 @@ class RevisionRenderer:
         self.history_schema: HistorySchema | None = None
         """Set by the caller: the schema of the revisions rendered before, for ``sa.inspect``."""
         self._inspected: list[str] = []
+        self._offline = True
+        """What ``context.is_offline_mode()`` answers (see :meth:`render`)."""
+        self._offline_asked = False
         self.history_consulted = False
         """Set when a revision asked for the schema of the revisions before it (the caller resets
         it): a result computed without that schema, out of order, must be computed again."""
@@ -268,11 +274,13 @@ class RevisionRenderer:
         self._ctx.impl.alter_column = self._capture.declaring_existing_type(self._ctx.impl.alter_column)
         self._ctx.impl.drop_index = self._capture.naming_index_table(self._ctx.impl.drop_index)
         self._ctx.impl.create_table = _indexes_by_name(self._ctx.impl.create_table)
+        self._ctx.impl._exec = self._placeholder_sql_unchecked(self._ctx.impl._exec)
         # Instance attributes, not subclasses: Alembic's module proxies (``op``, ``context``) are
         # registered per class and copy the bound methods of the instance they install.
         env = EnvironmentContext(self._alembic_config(), self._script(), as_sql=True)
         env._migration_context = self._ctx
         env.get_bind = self._offline_bind("context.get_bind()")  # type: ignore[method-assign,assignment]
+        env.is_offline_mode = self._is_offline_mode  # type: ignore[method-assign]
         self._stack.enter_context(env)
         ops = Operations(self._ctx)
         ops.get_bind = self._offline_bind("op.get_bind()")  # type: ignore[method-assign,assignment]
@@ -294,6 +302,23 @@ class RevisionRenderer:
             )
 
         return get_bind
+
+    def _placeholder_sql_unchecked(self, execute: Callable[..., Any]) -> Callable[..., Any]:
+        """``op.execute(app.SQL_FUNCTION)``, SQL from a module that is not installed: unknown, so
+        noted as not checked (HM904) while the rest of the revision is rendered."""
+
+        def _exec(construct: Any, *args: Any, **kw: Any) -> Any:
+            if is_placeholder(construct):
+                PLACEHOLDERS.used.add(construct._helios_name)
+                PLACEHOLDERS.unchecked.append((f"SQL in {construct._helios_name}", self._capture.caller_line()))
+                return None
+            return execute(construct, *args, **kw)
+
+        return _exec
+
+    def _is_offline_mode(self) -> bool:
+        self._offline_asked = True
+        return self._offline
 
     def _install_placeholder_defaults(self) -> None:
         """``server_default=app_function()`` from a missing module renders as a call of an unknown
@@ -436,18 +461,33 @@ class RevisionRenderer:
 
     def render(self, rev: RevisionFile, function: str, *, truth: bool = False) -> Rendered:
         """Run ``upgrade``/``downgrade`` offline and return what it emitted; ``truth`` is what a
-        placeholder answers when the function tests it (``if has_table(...)``)."""
+        placeholder answers when the function tests it (``if has_table(...)``).
+
+        A function that raises after asking ``context.is_offline_mode()`` (``if
+        context.is_offline_mode(): raise ...``: it only runs online, which is how production runs
+        it) is rendered again with the answer false: its ``op.get_bind()`` is the offline bind,
+        which records the SQL it is given and reads no rows.
+        """
         module = self.module(rev)
         if isinstance(module, BaseException):
             return Rendered((), _failure("importing it failed", module, rev.path))
         fn = getattr(module, function, None)
         if not callable(fn):
             return Rendered((), RenderFailure(f"it has no {function}() function"))
+        rendered = self._render(rev, function, fn, truth, offline=True)
+        if rendered.failure is not None and self._offline_asked:
+            online = self._render(rev, function, fn, truth, offline=False)
+            if online.failure is None:
+                return dataclasses.replace(online, as_online=True)
+        return rendered
+
+    def _render(self, rev: RevisionFile, function: str, fn: Callable[[], object], truth: bool, *, offline: bool) -> Rendered:
         code = getattr(fn, "__code__", None)
         first_line = code.co_firstlineno if code is not None else 0
         PLACEHOLDERS.reset(truth)
         self._capture.unknown = []
         self._inspected = []
+        self._offline, self._offline_asked = offline, False
         try:
             statements = self.capture(rev.path, first_line, fn)
         except (NeedsDatabase, PlaceholderUsed) as exc:
@@ -457,6 +497,8 @@ class RevisionRenderer:
                 reason = "it inspects the database (sa.inspect(op.get_bind())), which needs a connection"
                 return Rendered((), _failure(reason, exc, rev.path, plain=True, keep_reason=True))
             return Rendered((), _failure(f"{function}() raised", exc, rev.path))
+        finally:
+            self._offline = True
         used = self._module_placeholders.get(rev.path, set()) | PLACEHOLDERS.used
         return Rendered(
             tuple(statements), None, tuple(sorted(used)),

@@ -446,6 +446,11 @@ def _statements_of(
 def _rendered_outcome(rendered: Rendered) -> _Outcome:
     through = sum(1 for s in rendered.statements if s.through_connection)
     parts = []
+    if rendered.as_online:
+        parts.append(
+            "rendered as online: it refuses offline mode (context.is_offline_mode()); what it runs "
+            "through op.get_bind() is checked, rows it reads are taken as none"
+        )
     if rendered.placeholders:
         names = ", ".join(rendered.placeholders[:5]) + (" ..." if len(rendered.placeholders) > 5 else "")
         parts.append(f"placeholders for modules that are not installed: {names}")
@@ -463,7 +468,7 @@ def _rendered_outcome(rendered: Rendered) -> _Outcome:
         parts.append(f"database inspection ({asked}) answered from the schema the earlier revisions built")
     if through:
         parts.append(f"{through} statement(s) run through op.get_bind()")
-    assumed = rendered.placeholders or rendered.unknown_operations or rendered.inspected
+    assumed = rendered.placeholders or rendered.unknown_operations or rendered.inspected or rendered.as_online
     state = RenderState.RENDERED_WITH_PLACEHOLDERS if assumed else RenderState.RENDERED
     return _Outcome(state, "; ".join(parts), through)
 

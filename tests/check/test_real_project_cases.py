@@ -314,3 +314,66 @@ def test_a_failure_reason_names_no_object_address(tmp_path: Path) -> None:
     (hm904,) = [f for f in findings if f.code == "HM904"]
     assert "ValueError: cannot use <object object> here" in hm904.message, hm904.message
     assert " at 0x" not in hm904.message
+
+
+# -- revisions that refuse offline mode, SQL from the application ------------------------------
+
+
+ONLINE_ONLY = """\
+if context.is_offline_mode():
+    raise Exception("This upgrade is only possible in online mode")
+conn = op.get_bind()
+default_id = conn.execute(sa.text("SELECT default_aspect_id FROM locations WHERE is_default")).scalar()
+op.add_column("aspects", sa.Column("is_default", sa.Boolean, nullable=False, server_default="false"))
+op.alter_column("aspects", "is_default", server_default=None)
+op.create_index(None, "aspects", ["is_default"], unique=True, postgresql_where=sa.text("is_default"))
+if default_id is not None:
+    conn.execute(sa.text("UPDATE aspects SET is_default = true WHERE id = :id"), {"id": default_id})
+conn.execute(sa.text("UPDATE aspects SET zoom = 1"))
+"""
+
+
+def test_a_revision_that_refuses_offline_mode_is_rendered_as_online(tmp_path: Path) -> None:
+    """``if context.is_offline_mode(): raise`` (indico has eight): production runs it online, so
+    check renders it with the answer false instead of reading it from its source."""
+    findings, source = _check(tmp_path, ONLINE_ONLY, header="from alembic import context\n")
+    state = run_check(CheckOptions(paths=(str(tmp_path),), pg_version="16", cwd=tmp_path)).revision_states[0]
+    assert state.state.value == "rendered_with_placeholders", state.detail
+    assert "rendered as online" in state.detail and "rows it reads are taken as none" in state.detail
+    codes_by_line = {(f.code, f.location.line) for f in findings}
+    assert ("HM311", line_of(source, "server_default=None")) in codes_by_line  # old code's inserts fail
+    assert ("HM101", line_of(source, "op.create_index(None")) in codes_by_line
+    assert ("HM206", line_of(source, "sa.text(\"UPDATE aspects SET zoom = 1\")")) in codes_by_line  # whole-table UPDATE
+    assert "HM904" in _codes(findings)  # the SELECT's rows: read as none, said so
+
+
+def test_a_revision_that_offline_mode_renders_keeps_the_offline_answer(tmp_path: Path) -> None:
+    findings, source = _check(
+        tmp_path,
+        """\
+if context.is_offline_mode():
+    op.execute("UPDATE aspects SET zoom = 1")
+else:
+    op.create_index("ix_aspects_zoom", "aspects", ["zoom"])
+""",
+        header="from alembic import context\n",
+    )
+    state = run_check(CheckOptions(paths=(str(tmp_path),), pg_version="16", cwd=tmp_path)).revision_states[0]
+    assert state.state.value == "rendered", state.detail
+    assert "HM101" not in _codes(findings) and "HM206" in _codes(findings)
+
+
+def test_sql_from_a_module_that_is_not_installed_is_noted_unchecked(tmp_path: Path) -> None:
+    findings, source = _check(
+        tmp_path,
+        """\
+op.execute(SQL_FUNCTION_NATSORT)
+op.create_index("ix_orders_a", "orders", ["a"])
+""",
+        header="from myapp.db.natsort import SQL_FUNCTION_NATSORT\n",
+    )
+    state = run_check(CheckOptions(paths=(str(tmp_path),), pg_version="16", cwd=tmp_path)).revision_states[0]
+    assert state.state.value == "rendered_with_placeholders", state.detail
+    (hm904,) = [f for f in findings if f.code == "HM904"]
+    assert f"SQL in myapp.db.natsort.SQL_FUNCTION_NATSORT (line {line_of(source, 'op.execute(SQL')})" in hm904.message
+    assert [f.location.line for f in findings if f.code == "HM101"] == [line_of(source, "ix_orders_a")]
