@@ -4,7 +4,8 @@
 used.  This bind goes one step further: SQL a revision passes to ``conn.execute(...)`` (a string,
 ``sa.text(...)`` with or without parameters, or an ``insert``/``update``/``delete`` construct) is
 recorded as a statement to check, marked as run through the connection, because online it runs
-in the migration's transaction exactly like ``op.execute``.  ``sa.inspect(bind)`` gives an
+in the migration's transaction exactly like ``op.execute``; so is the DDL SQLAlchemy runs through
+it (``enum.create(bind)``, ``table.create(bind)``).  ``sa.inspect(bind)`` gives an
 inspector that answers from the schema the earlier revisions built (:mod:`.offline_schema`), when
 the renderer provides one.  Everything else that needs an answer from a database — reading rows
 of a result, opening a session — raises :class:`NeedsDatabase`, and the revision is read from its
@@ -101,6 +102,10 @@ class OfflineBind:
             self._run(construct)
         return OfflineResult(f"{self._call}.execute(...)", self._read_as_empty)
 
+    def scalar(self, statement: Any, *multiparams: Any, **params: Any) -> Any:
+        """``conn.scalar(...)``: :meth:`execute`, then its first value (none offline)."""
+        return self.execute(statement, *multiparams, **params).scalar()
+
     def exec_driver_sql(self, statement: str, parameters: Any = None, *rest: Any) -> OfflineResult:
         if parameters:
             raise NeedsDatabase(f"it passes driver parameters to {self._call}.exec_driver_sql()")
@@ -108,6 +113,17 @@ class OfflineBind:
 
         self._run(text(statement.replace(":", "\\:")))
         return OfflineResult(f"{self._call}.exec_driver_sql(...)", self._read_as_empty)
+
+    def _run_ddl_visitor(self, visitorcallable: Any, element: Any, **kwargs: Any) -> None:
+        """``enum.create(bind)``, ``table.create(bind)``: SQLAlchemy's own DDL walk, whose
+        statements come back through :meth:`execute` and are recorded like any other.  With
+        ``checkfirst=True`` it asks the catalog first, which needs a database."""
+        visitorcallable(self.dialect, self, **kwargs).traverse_single(element)
+
+    @staticmethod
+    def schema_for_object(element: Any) -> Any:
+        """The schema DDL names ``element`` in (no schema translation map offline)."""
+        return getattr(element, "schema", None)
 
     def begin(self) -> _NoTransaction:
         return _NoTransaction()

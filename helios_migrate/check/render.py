@@ -289,6 +289,7 @@ class RevisionRenderer:
         self._install_unknown_operations()
         self._install_inspection()
         self._install_placeholder_defaults()
+        self._accept_metadata_bind()
         PLACEHOLDERS.created_table = self._created_by_helper
         self._stack.callback(setattr, PLACEHOLDERS, "created_table", None)
         self._missing.install()
@@ -335,6 +336,20 @@ class RevisionRenderer:
 
         DefaultClause.__init__ = init  # type: ignore[method-assign,assignment]
         self._stack.callback(setattr, DefaultClause, "__init__", original)
+
+    def _accept_metadata_bind(self) -> None:
+        """``sa.MetaData(bind=op.get_bind())``, SQLAlchemy 1.x, is common in older revisions and
+        gone from 2.0: the bind is dropped (statements built from the metadata are still executed
+        through the connection explicitly, or by Alembic)."""
+        from sqlalchemy import MetaData  # lazy: only when rendering
+
+        original = MetaData.__init__
+
+        def init(metadata: Any, *args: Any, bind: Any = None, **kw: Any) -> None:
+            original(metadata, *args, **kw)
+
+        MetaData.__init__ = init  # type: ignore[method-assign]
+        self._stack.callback(setattr, MetaData, "__init__", original)
 
     def _created_by_helper(self, table: str, line: int) -> None:
         self._capture.out.append(EmittedStatement("", line, created_tables=(table,)))

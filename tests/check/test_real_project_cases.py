@@ -377,3 +377,36 @@ op.create_index("ix_orders_a", "orders", ["a"])
     (hm904,) = [f for f in findings if f.code == "HM904"]
     assert f"SQL in myapp.db.natsort.SQL_FUNCTION_NATSORT (line {line_of(source, 'op.execute(SQL')})" in hm904.message
     assert [f.location.line for f in findings if f.code == "HM101"] == [line_of(source, "ix_orders_a")]
+
+
+def test_enum_created_through_the_connection_is_rendered_and_checked(tmp_path: Path) -> None:
+    """``postgresql.ENUM(...).create(op.get_bind())`` (prefect): SQLAlchemy's DDL walk runs on the
+    offline bind, its CREATE TYPE is recorded, and the column that uses the type is checked."""
+    findings, source = _check(
+        tmp_path,
+        """\
+status = postgresql.ENUM("READY", "NOT_READY", name="deployment_status")
+status.create(op.get_bind())
+op.add_column("deployment", sa.Column("status", status, nullable=False, server_default="NOT_READY"))
+""",
+        header="from sqlalchemy.dialects import postgresql\n",
+    )
+    report = run_check(CheckOptions(paths=(str(tmp_path),), pg_version="16", cwd=tmp_path, show_info=True))
+    assert report.revision_states[0].state.value == "rendered_with_placeholders", report.revision_states[0].detail
+    assert "statement(s) run through op.get_bind()" in report.revision_states[0].detail
+    assert ("HM401", line_of(source, 'op.add_column("deployment"')) in {(f.code, f.location.line) for f in findings}
+    assert report.statements >= 2  # CREATE TYPE and ALTER TABLE
+
+
+def test_metadata_bound_the_sqlalchemy_1_way_is_rendered(tmp_path: Path) -> None:
+    findings, source = _check(
+        tmp_path,
+        """\
+meta = sa.MetaData(bind=op.get_bind())
+jobs = sa.Table("jobs", meta, sa.Column("id", sa.Integer), sa.Column("state", sa.Text))
+op.execute(jobs.update().values(state="done"))
+""",
+    )
+    state = run_check(CheckOptions(paths=(str(tmp_path),), pg_version="16", cwd=tmp_path)).revision_states[0]
+    assert state.state.value == "rendered", state.detail
+    assert ("HM206", line_of(source, "op.execute(jobs.update()")) in {(f.code, f.location.line) for f in findings}
