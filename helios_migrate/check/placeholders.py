@@ -247,7 +247,12 @@ def placeholder_class() -> type:
             # Libraries probe objects for protocol attributes (``is_clause_element``, ``quote``,
             # ``__clause_element__``...): they find none.  The revision's own code navigates the
             # application's objects: it gets placeholders.
-            if (attr.startswith("_") and attr not in _MODEL_ATTRIBUTES) or not _from_revision():
+            if attr.startswith("_") and attr not in _MODEL_ATTRIBUTES:
+                raise AttributeError(attr)
+            if not _from_revision():
+                if attr in _STR_METHODS:
+                    # A library treating it as the name it stands for (``table_name.lower()``).
+                    return getattr(str(self), attr)
                 raise AttributeError(attr)
             return self._child(f"{self._helios_name}.{attr}")
 
@@ -324,6 +329,20 @@ def placeholder_class() -> type:
         def __format__(self, spec: str) -> str:
             return str(self)
 
+        # Equal to the name it stands for, so that a table named by a placeholder
+        # (``op.create_table(Model.__tablename__, ...)``) is found under that name by SQLAlchemy
+        # (a foreign key's ``"<table>.<column>"``, Alembic's batch operations).
+        def __eq__(self, other: object) -> bool:
+            if isinstance(other, str):
+                return opaque_name(self._helios_name) == other
+            return self is other
+
+        def __ne__(self, other: object) -> bool:
+            return not self == other
+
+        def __hash__(self) -> int:
+            return hash(opaque_name(self._helios_name))
+
         def __int__(self) -> int:
             raise self._used("turns into a number")
 
@@ -358,6 +377,7 @@ def placeholder_class() -> type:
 
 
 _MODEL_ATTRIBUTES = frozenset({"__tablename__", "__table__"})
+_STR_METHODS = frozenset(name for name in dir(str) if not name.startswith("_"))
 
 
 def opaque_name(dotted: str) -> str:

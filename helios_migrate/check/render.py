@@ -290,6 +290,7 @@ class RevisionRenderer:
         self._install_inspection()
         self._install_placeholder_defaults()
         self._accept_metadata_bind()
+        self._install_placeholder_foreign_keys()
         PLACEHOLDERS.created_table = self._created_by_helper
         self._stack.callback(setattr, PLACEHOLDERS, "created_table", None)
         self._missing.install()
@@ -336,6 +337,24 @@ class RevisionRenderer:
 
         DefaultClause.__init__ = init  # type: ignore[method-assign,assignment]
         self._stack.callback(setattr, DefaultClause, "__init__", original)
+
+    def _install_placeholder_foreign_keys(self) -> None:
+        """``sa.ForeignKey(Model.id)`` with ``Model`` from a missing module references
+        ``<Model.__tablename__'s opaque name>.id``: the table the same revision creates as
+        ``op.create_table(Model.__tablename__, ...)``."""
+        from sqlalchemy.sql.schema import ForeignKey  # lazy: only when rendering
+
+        original = ForeignKey.__init__
+
+        def init(key: Any, column: Any, *args: Any, **kw: Any) -> None:
+            if is_placeholder(column):
+                model, _, attribute = column._helios_name.rpartition(".")
+                PLACEHOLDERS.used.add(column._helios_name)
+                column = f"{opaque_name(model + '.__tablename__')}.{attribute}"
+            original(key, column, *args, **kw)
+
+        ForeignKey.__init__ = init  # type: ignore[method-assign]
+        self._stack.callback(setattr, ForeignKey, "__init__", original)
 
     def _accept_metadata_bind(self) -> None:
         """``sa.MetaData(bind=op.get_bind())``, SQLAlchemy 1.x, is common in older revisions and

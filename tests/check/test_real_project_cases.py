@@ -410,3 +410,41 @@ op.execute(jobs.update().values(state="done"))
     state = run_check(CheckOptions(paths=(str(tmp_path),), pg_version="16", cwd=tmp_path)).revision_states[0]
     assert state.state.value == "rendered", state.detail
     assert ("HM206", line_of(source, "op.execute(jobs.update()")) in {(f.code, f.location.line) for f in findings}
+
+
+def test_models_of_the_application_name_tables_and_foreign_keys_consistently(tmp_path: Path) -> None:
+    """mlflow's revisions name tables ``Model.__tablename__`` and reference ``Model.column``; both
+    stand for one opaque table name, so the foreign key finds the table the revision created, and
+    batch operations on such a table render."""
+    findings, source = _check(
+        tmp_path,
+        """\
+op.execute("SET lock_timeout = '2s'")
+op.create_table(
+    TraceInfo.__tablename__,
+    sa.Column("request_id", sa.String(50), primary_key=True),
+)
+op.create_table(
+    TraceTag.__tablename__,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("request_id", sa.String(50), sa.ForeignKey(TraceInfo.request_id), primary_key=True),
+)
+for table in [TraceTag.__tablename__]:
+    with op.batch_alter_table(table) as batch_op:
+        batch_op.drop_constraint(f"fk_{table}_request_id", type_="foreignkey")
+        batch_op.create_foreign_key(
+            f"fk_{table}_request_id", TraceInfo.__tablename__, ["request_id"], ["request_id"], ondelete="CASCADE"
+        )
+        batch_op.alter_column("key", nullable=True, existing_type=sa.Text)
+""",
+        header="from myapp.models import TraceInfo, TraceTag\n",
+    )
+    report = run_check(CheckOptions(paths=(str(tmp_path),), pg_version="16", cwd=tmp_path, show_info=True))
+    assert report.revision_states[0].state.value == "rendered_with_placeholders", report.revision_states[0].detail
+    assert "HM904" not in _codes(findings)
+    # both foreign keys rendered against the table the revision created (no index leads with
+    # request_id: the primary key starts with key); a new table needs no NOT VALID
+    hm507 = sorted(f.location.line for f in findings if f.code == "HM507")
+    assert hm507 == [line_of(source, "sa.ForeignKey(TraceInfo.request_id)"), line_of(source, "batch_op.create_foreign_key(")]
+    assert all("-> TraceInfo___tablename__" in f.message for f in findings if f.code == "HM507")
+    assert "HM102" not in _codes(findings)
