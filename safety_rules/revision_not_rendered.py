@@ -12,9 +12,11 @@ that is not installed gets inert placeholders; ``sa.inspect(op.get_bind())`` (``
 ``get_columns``, ``get_indexes``, reflection) is answered from the schema the earlier revisions
 built; rows read through ``op.get_bind()`` are none (a result's ``rowcount`` is 0); an
 application's helper called as a statement does nothing, and a loop over the application's data
-runs zero times.  Such a revision is rendered and checked, and this finding lists, with their
-lines, what ran that could not be checked: the helpers, the loops, the rows read, and the
-operations of Alembic plugins that are not installed.
+runs zero times; a revision that refuses offline mode (``if context.is_offline_mode(): raise``) is
+rendered as online, with the same bind.  Such a revision is rendered and checked, and this finding
+lists, with their lines, what ran that could not be checked: the helpers, the loops, the rows
+read, SQL defined by the application (``op.execute(app.SQL)``), and the operations of Alembic
+plugins that are not installed.
 
 This is a tool finding: it is reported by ``helios-migrate check`` for revisions, never for SQL.
 
