@@ -22,8 +22,10 @@ in one process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -80,10 +82,17 @@ class Workers(Generic[Item, Result]):
         return None
 
     def close(self) -> None:
-        """Wait for every worker (an exception in the checking process must not leave them)."""
+        """Stop the workers whose results were not asked for (the check ended early, with an
+        error), so that none is left behind."""
         for worker in self._workers:
             if not worker.done:
-                _collect(worker)
+                worker.done = True
+                with contextlib.suppress(OSError):
+                    os.kill(worker.pid, signal.SIGKILL)
+                with contextlib.suppress(OSError):
+                    os.close(worker.fd)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(worker.pid, 0)
 
 
 def shares(items: Sequence[Item], jobs: int) -> list[list[Item]]:

@@ -125,3 +125,30 @@ def test_shares_are_contiguous_and_sized_by_source() -> None:
     assert len(parts) == 2 and len(parts[0]) > len(parts[1])  # the big files are shared out too
     assert parallel.shares(items[: parallel.MIN_SHARE * 2 - 1], 2) == [items[: parallel.MIN_SHARE * 2 - 1]]
     assert len(parallel.shares(items, 16)) == len(items) // parallel.MIN_SHARE
+
+
+def test_an_error_in_the_checking_process_leaves_no_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _project(tmp_path)
+    original = runner._check_revision
+    me = os.getpid()
+    started: list[int] = []
+    original_fork = parallel._fork
+
+    def fork(part, compute):  # type: ignore[no-untyped-def]
+        worker = original_fork(part, compute)
+        started.append(worker.pid)
+        return worker
+
+    def failing(run, rev, renderer, functions):  # type: ignore[no-untyped-def]
+        if os.getpid() == me and rev.revision == "r005":
+            raise RuntimeError("stop")
+        return original(run, rev, renderer, functions)
+
+    monkeypatch.setattr(parallel, "_fork", fork)
+    monkeypatch.setattr(runner, "_check_revision", failing)
+    with pytest.raises(RuntimeError, match="stop"):
+        runner.run_check(CheckOptions(paths=(str(tmp_path),), pg_version="16", cwd=tmp_path, jobs=2))
+    assert started
+    for pid in started:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reaped: not running, not a zombie
