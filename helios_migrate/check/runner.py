@@ -448,7 +448,7 @@ def _rendered_outcome(rendered: Rendered) -> _Outcome:
     parts = []
     if rendered.as_online:
         parts.append(
-            "rendered as online: it refuses offline mode (context.is_offline_mode()); what it runs "
+            "rendered as online: offline, it raised after asking context.is_offline_mode(); what it runs "
             "through op.get_bind() is checked, rows it reads are taken as none"
         )
     if rendered.placeholders:
