@@ -17,6 +17,10 @@ revision files, nothing else of the package), and then, per project:
   writing one SQL file per revision, then ``squawk`` over those files: revisions Alembic rendered,
   squawk's findings, wall and CPU time.
 
+Then, beside the per-project table: every project in one ``check`` call (how several projects
+are checked at once, and how the corpus was first measured), and ``check`` on only the revisions
+Alembic rendered, one call per project (the same revisions on both sides).
+
 Usage::
 
     python bench/check_real.py                       # every project
