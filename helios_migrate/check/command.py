@@ -98,8 +98,9 @@ def check_command(
         typer.Option(
             "--jobs", "-j",
             min=1,
-            help="Processes that check a project's revisions (default: one per available CPU; "
-            "1 with --database-url, and on systems other than Linux).",
+            help="Processes that check a project's revisions (default: one per available CPU, "
+            "within a container's CPU quota, at most 8; 1 with --database-url, and on systems "
+            "other than Linux).",
             show_default=False,
         ),
     ] = None,

@@ -23,6 +23,7 @@ in one process.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import pickle
 import signal
@@ -46,11 +47,42 @@ Item = TypeVar("Item", bound=_Item)
 Result = TypeVar("Result")
 
 
+MAX_DEFAULT_JOBS = 8
+"""The default ``--jobs`` never exceeds this: every worker pays its own first renders, and a large
+machine's cores are better left to other jobs than spent on a few hundred revisions."""
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
 def available_cores() -> int:
+    """The CPUs this process may run on (its affinity), fewer when a container's CPU quota says
+    so, at most :data:`MAX_DEFAULT_JOBS`: the default number of processes of a check."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpu_quota(CGROUP_ROOT)
+    if quota is not None:
+        cores = min(cores, quota)
+    return max(1, min(cores, MAX_DEFAULT_JOBS))
+
+
+def cgroup_cpu_quota(root: Path) -> int | None:
+    """Whole CPUs a cgroup CPU quota allows (rounded up), ``None`` without a quota: cgroup v2's
+    ``cpu.max`` (``"200000 100000"``, or ``"max 100000"`` for none), else v1's
+    ``cpu/cpu.cfs_quota_us`` over ``cpu/cpu.cfs_period_us`` (-1 for none).  A container sees its
+    own cgroup at the root; a 2-CPU job on a 64-core host must not start 64 processes."""
+    try:
+        quota, period = (root / "cpu.max").read_text(encoding="ascii").split()[:2]
+        return None if quota == "max" else max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError, ZeroDivisionError):
+        pass
+    try:
+        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text(encoding="ascii"))
+        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text(encoding="ascii"))
+    except (OSError, ValueError):
+        return None
+    return max(1, math.ceil(quota_us / period_us)) if quota_us > 0 and period_us > 0 else None
 
 
 def can_fork() -> bool:

@@ -60,8 +60,8 @@ class CheckOptions:
     write_sum: bool = False
     """Record every revision's hash in helios.sum after checking (``--write-sum``)."""
     jobs: int | None = None
-    """Processes that check a project's revisions: ``None`` for one per available core, 1 for
-    this process alone.  Always 1 with ``database_url`` (its connection is not shared)."""
+    """Processes that check a project's revisions: ``None`` for :func:`.parallel.available_cores`,
+    1 for this process alone.  Always 1 with ``database_url`` (its connection is not shared)."""
 
 
 @dataclass

@@ -152,3 +152,29 @@ def test_an_error_in_the_checking_process_leaves_no_worker(tmp_path: Path, monke
     for pid in started:
         with pytest.raises(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # reaped: not running, not a zombie
+
+
+@pytest.mark.parametrize(
+    ("files", "cores"),
+    [
+        ({"cpu.max": "150000 100000\n"}, 2),
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu/cpu.cfs_quota_us": "400000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 4),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({"cpu.max": "garbage"}, None),
+        ({}, None),
+    ],
+)
+def test_a_container_cpu_quota_bounds_the_default_jobs(tmp_path: Path, files: dict[str, str], cores: int | None) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert parallel.cgroup_cpu_quota(tmp_path) == cores
+
+
+def test_the_default_jobs_follow_the_quota_and_the_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "cpu.max").write_text("100000 100000\n")
+    monkeypatch.setattr(parallel, "CGROUP_ROOT", tmp_path)
+    assert parallel.available_cores() == 1
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert 1 <= parallel.available_cores() <= min(len(os.sched_getaffinity(0)), parallel.MAX_DEFAULT_JOBS)
