@@ -133,10 +133,12 @@ def shares(items: Sequence[Item], jobs: int) -> list[list[Item]]:
     if jobs == 1:
         return [list(items)]
     total = sum(len(item.source) for item in items) or 1
+    # The checking process's own share is a little smaller: it also takes the workers' results.
+    bounds = [total * (n - 0.15) / (jobs - 0.15) for n in range(1, jobs)]
     out: list[list[Item]] = [[]]
     done = 0
     for item in items:
-        if len(out) < jobs and done >= total * len(out) / jobs and out[-1]:
+        if len(out) < jobs and done >= bounds[len(out) - 1] and out[-1]:
             out.append([])
         out[-1].append(item)
         done += len(item.source)
