@@ -128,7 +128,8 @@ class Workers(Generic[Item, Result]):
 
 
 def shares(items: Sequence[Item], jobs: int) -> list[list[Item]]:
-    """``items`` cut into at most ``jobs`` contiguous shares of about the same amount of source."""
+    """``items`` cut into at most ``jobs`` contiguous shares of about the same amount of source
+    (the first, the checking process's, a little less)."""
     jobs = max(1, min(jobs, len(items) // MIN_SHARE))
     if jobs == 1:
         return [list(items)]
