@@ -449,3 +449,21 @@ for table in [TraceTag.__tablename__]:
     assert hm507 == [line_of(source, "TraceTag.__tablename__,") - 1, line_of(source, "with op.batch_alter_table")]
     assert all("-> TraceInfo___tablename__" in f.message for f in findings if f.code == "HM507")
     assert "HM102" not in _codes(findings)
+
+
+def test_a_constraint_named_by_an_application_helper_is_dropped_by_its_opaque_name(tmp_path: Path) -> None:
+    """superset: ``batch_op.drop_constraint(generic_find_fk_constraint_name(...), ...)``; Alembic
+    measures the name, which a placeholder answers as the opaque name it stands for."""
+    findings, source = _check(
+        tmp_path,
+        """\
+insp = sa.inspect(op.get_bind())
+with op.batch_alter_table("datasources") as batch_op:
+    batch_op.drop_constraint(generic_find_fk_constraint_name("datasources", {"id"}, "ab_user", insp), type_="foreignkey")
+    batch_op.drop_column("user_id")
+""",
+        header="from myapp.utils import generic_find_fk_constraint_name\n",
+    )
+    state = run_check(CheckOptions(paths=(str(tmp_path),), pg_version="16", cwd=tmp_path)).revision_states[0]
+    assert state.state.value == "rendered_with_placeholders", state.detail
+    assert ("HM303", line_of(source, "with op.batch_alter_table")) in {(f.code, f.location.line) for f in findings}
