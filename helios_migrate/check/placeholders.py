@@ -284,6 +284,34 @@ def placeholder_class() -> type:
         def __getitem__(self, key: Any) -> Any:
             return self._child(f"{self._helios_name}[]")
 
+        # In the revision's own code, ``rows += session.query(App).all()`` gives the application's
+        # rows again (a loop over them runs zero times), ``"fk_" + Model.__tablename__`` text, and
+        # a comparison (``if version > 3:``) an answer whose truth is rendered both ways.
+        def __add__(self, other: Any) -> Any:
+            if not _from_revision():
+                return NotImplemented
+            return str(self) + other if isinstance(other, str) else self._child(self._helios_name)
+
+        def __radd__(self, other: Any) -> Any:
+            if not _from_revision():
+                return NotImplemented
+            return other + str(self) if isinstance(other, str) else self._child(self._helios_name)
+
+        def _compared(self, sign: str) -> Any:
+            return self._child(f"{self._helios_name} {sign} ...")
+
+        def __lt__(self, other: Any) -> Any:
+            return self._compared("<") if _from_revision() else NotImplemented
+
+        def __le__(self, other: Any) -> Any:
+            return self._compared("<=") if _from_revision() else NotImplemented
+
+        def __gt__(self, other: Any) -> Any:
+            return self._compared(">") if _from_revision() else NotImplemented
+
+        def __ge__(self, other: Any) -> Any:
+            return self._compared(">=") if _from_revision() else NotImplemented
+
         def _used(self, how: str) -> PlaceholderUsed:
             return PlaceholderUsed(f"it {how} {self._helios_name}, from a module that is not installed")
 

@@ -467,3 +467,32 @@ with op.batch_alter_table("datasources") as batch_op:
     state = run_check(CheckOptions(paths=(str(tmp_path),), pg_version="16", cwd=tmp_path)).revision_states[0]
     assert state.state.value == "rendered_with_placeholders", state.detail
     assert ("HM303", line_of(source, "with op.batch_alter_table")) in {(f.code, f.location.line) for f in findings}
+
+
+def test_application_rows_added_and_compared_in_the_revision_still_render(tmp_path: Path) -> None:
+    """superset: ``objects += session.query(Dashboard).all()`` and ``.having(func.count(x) > 1)``
+    with the application's session: the rows are unknown (loops run zero times), a comparison is
+    an answer rendered both ways, a name built with ``+`` is text, and the DDL after is checked."""
+    findings, source = _check(
+        tmp_path,
+        """\
+session = db.Session(bind=op.get_bind())
+objects = session.query(Slice).all()
+objects += session.query(Dashboard).all()
+for obj in objects:
+    obj.created_by_fk = None
+dupes = session.query(Slice.id).group_by(Slice.id).having(db.func.count(Slice.id) > 1).all()
+name = "uq_" + Slice.__tablename__
+if version() >= 3:
+    op.create_unique_constraint("uq_dashboard_slice", "dashboard_slices", ["dashboard_id", "slice_id"])
+op.create_index(name + "_ix", "dashboard_slices", ["slice_id"])
+""",
+        header="from myapp import db, version\nfrom myapp.models import Slice, Dashboard\n",
+    )
+    state = run_check(CheckOptions(paths=(str(tmp_path),), pg_version="16", cwd=tmp_path)).revision_states[0]
+    assert state.state.value == "rendered_with_placeholders", state.detail
+    assert "rendered with both answers of myapp.version >= ..." in state.detail
+    located = {(f.code, f.location.line) for f in findings}
+    assert ("HM104", line_of(source, "op.create_unique_constraint(")) in located
+    (index,) = [f for f in findings if f.code == "HM101"]
+    assert "uq_Slice___tablename___ix" in index.message
