@@ -21,8 +21,13 @@ placeholder module.  Its attributes are :class:`Placeholder` values:
   recorded in :attr:`_Tracker.unchecked` with its line: the call does nothing and the loop runs
   zero times, the rest of the revision is rendered and checked, and ``check`` reports what was not
   checked (HM904);
-* a placeholder whose value matters otherwise — measured, turned into a number, looked into —
-  raises :class:`PlaceholderUsed`, and the revision is read from its source instead.
+* added to in the revision's code (``rows += session.query(App).all()``) it is still the
+  application's data (text when added to text), and compared (``if version() > 3:``) it is an
+  answer whose truth is rendered both ways;
+* to a library it is the opaque name it stands for: equal to it, hashed as it, measured and
+  lower-cased as it (a table looked up by name, a constraint name's length);
+* a placeholder whose value matters otherwise — turned into a number, looked into — raises
+  :class:`PlaceholderUsed`, and the revision is read from its source instead.
 
 Placeholder modules live in ``sys.modules`` only while the renderer is open.
 """
