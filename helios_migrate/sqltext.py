@@ -16,6 +16,7 @@ import re
 from pglast.keywords import COL_NAME_KEYWORDS, RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
 
 __all__ = [
+    "default_object_name",
     "dollar_quote",
     "duration_ms",
     "duration_text",
@@ -123,6 +124,33 @@ def index_element_name(element: str) -> str | None:
 
 
 # --- durations ----------------------------------------------------------------------------------
+
+NAMEDATALEN = 63
+"""The longest identifier PostgreSQL keeps, in bytes (its ``NAMEDATALEN - 1``)."""
+
+
+def default_object_name(table: str, columns: list[str] | tuple[str, ...], label: str) -> str:
+    """The name PostgreSQL gives an index or constraint created without one (``makeObjectName``):
+    ``<table>_<columns>_<label>`` (``<table>_<label>`` without columns), the longer of the table
+    and column parts shortened a byte at a time, never splitting a character, until the whole fits
+    in :data:`NAMEDATALEN` bytes; the label is always kept.  Labels: ``pkey``, ``key`` (a UNIQUE
+    constraint), ``fkey``, ``idx`` (any index, unique or not, created without a name), ``excl``,
+    ``check``, ``not_null``.  A name already taken gets a number appended by PostgreSQL; that is not
+    predicted here."""
+    name1 = table.encode()
+    name2 = "_".join(columns).encode() if columns else None
+    available = NAMEDATALEN - len(label.encode()) - 1 - (1 if name2 is not None else 0)
+    chars1, chars2 = len(name1), len(name2 or b"")
+    while chars1 + chars2 > available:
+        if chars1 > chars2:
+            chars1 -= 1
+        else:
+            chars2 -= 1
+    parts = [name1[:chars1].decode("utf-8", "ignore")]
+    if name2 is not None:
+        parts.append(name2[:chars2].decode("utf-8", "ignore"))
+    return "_".join([*parts, label])
+
 
 _UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 

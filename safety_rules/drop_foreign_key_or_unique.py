@@ -4,7 +4,9 @@
 Flags ``ALTER TABLE ... DROP CONSTRAINT`` of a foreign key or a unique constraint on an existing
 table: one the same migration added as such, or one whose name says so (``fk_...``,
 ``..._fkey``, ``uq_...``, ``..._key``, as Alembic naming conventions and PostgreSQL's defaults
-spell them).
+spell them).  A constraint the same migration adds again under its name (a foreign key recreated
+with another ``ON DELETE``) is not flagged: the guarantee stays (how it is added back is the
+concern of HM107 and HM104).
 
 ## Why is this bad?
 Nothing fails when the constraint goes: the database silently stops refusing orphan rows or
@@ -66,9 +68,19 @@ def _declared_kind(ctx: RuleContext, drop: DropConstraint) -> ConstraintKind | N
     return None
 
 
+def _added_again(ctx: RuleContext, drop: DropConstraint) -> bool:
+    """The same migration adds a constraint of that name on that table again (a foreign key
+    recreated with another ON DELETE, a unique constraint widened under its old name)."""
+    return any(
+        isinstance(ch, AddConstraint) and same_relation(ch.on, drop.on) and ch.constraint.name == drop.name
+        for st in ctx.following
+        for ch in st.changes
+    )
+
+
 def check(ctx: RuleContext) -> Iterator[Violation]:
     ch = ctx.change
-    if not isinstance(ch, DropConstraint) or ctx.is_new(ch.on):
+    if not isinstance(ch, DropConstraint) or ctx.is_new(ch.on) or _added_again(ctx, ch):
         return
     kind = _declared_kind(ctx, ch)
     if kind is None:

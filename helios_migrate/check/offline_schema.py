@@ -43,7 +43,18 @@ from ..changes import (
     SetNotNull,
 )
 from ..sql_parse import SqlSyntaxError, parse_statements
+from ..sqltext import default_object_name, index_element_name
 from .offline_bind import NeedsDatabase
+
+
+_DEFAULT_LABELS = {
+    ConstraintKind.PRIMARY_KEY: "pkey",
+    ConstraintKind.UNIQUE: "key",
+    ConstraintKind.FOREIGN_KEY: "fkey",
+    ConstraintKind.EXCLUDE: "excl",
+}
+"""How PostgreSQL ends the name of a constraint created without one (a CHECK's name depends on
+the first column its expression uses, which is not predicted: it stays unnamed here)."""
 
 
 @dataclass
@@ -121,12 +132,17 @@ class OfflineSchema:
         for col in ch.columns:
             table.columns[col.name] = _Column(col.name, col.type, col.nullable and not col.primary_key, col.default)
             if col.primary_key:
-                table.constraints.append(_Constraint(None, ConstraintKind.PRIMARY_KEY, (col.name,)))
+                table.constraints.append(_Constraint(
+                    default_object_name(ch.on.name, (), "pkey"), ConstraintKind.PRIMARY_KEY, (col.name,),
+                ))
             if col.unique:
-                table.constraints.append(_Constraint(None, ConstraintKind.UNIQUE, (col.name,)))
+                table.constraints.append(_Constraint(
+                    default_object_name(ch.on.name, (col.name,), "key"), ConstraintKind.UNIQUE, (col.name,),
+                ))
             if col.references is not None:
                 table.constraints.append(_Constraint(
-                    None, ConstraintKind.FOREIGN_KEY, (col.name,), col.references.table, col.references.columns,
+                    default_object_name(ch.on.name, (col.name,), "fkey"), ConstraintKind.FOREIGN_KEY,
+                    (col.name,), col.references.table, col.references.columns,
                 ))
         for k in ch.constraints:
             self._constraint(table, k.name, k.kind, k.columns, k.references, k.expression)
@@ -145,6 +161,10 @@ class OfflineSchema:
             for c in columns:
                 if c in table.columns:
                     table.columns[c].nullable = False
+        if name is None and kind in _DEFAULT_LABELS:
+            # Unnamed: the name PostgreSQL gives it, which a later revision drops it by.
+            label = _DEFAULT_LABELS[kind]
+            name = default_object_name(table.name.name, () if label == "pkey" else tuple(columns), label)
         table.constraints.append(_Constraint(
             name, kind, tuple(columns),
             references.table if references is not None else None,
@@ -224,8 +244,10 @@ class OfflineSchema:
 
     def _create_index(self, ch: CreateIndex) -> None:
         def add(t: _Table) -> None:
-            if ch.name:
-                t.indexes[ch.name] = _Index(ch.name, ch.columns, ch.unique)
+            name = ch.name or default_object_name(
+                t.name.name, [index_element_name(c) or "expr" for c in ch.columns], "idx"
+            )
+            t.indexes[name] = _Index(name, ch.columns, ch.unique)
 
         self._on_table(ch, add)
 

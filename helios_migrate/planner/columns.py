@@ -12,16 +12,16 @@ from ..codes import RuleCode
 from ..effects import WorkClass
 from ..knowledge import effect_of
 from ..plan import Acknowledgement, Backfill, Phase, Step, TransactionMode, acknowledge
-from ..sqltext import quote_ident, quote_literal
+from ..sqltext import default_object_name, quote_ident, quote_literal
 from .context import PlanningContext, as_written, plans, refusal
 from .facts import ColumnDetails
-from .sqlgen import column_sql, constraint_exists, sql_name, truncate
+from .sqlgen import column_sql, constraint_exists, sql_name
 
 
 def not_null_steps(table: QualifiedName, column: str, ctx: PlanningContext, why: str) -> list[Step]:
     """NOT NULL on an existing column without holding ACCESS EXCLUSIVE during the scan."""
     t, col = sql_name(table), quote_ident(column)
-    name = truncate(f"{table.name}_{column}_not_null")
+    name = default_object_name(table.name, [column], "not_null")
     qn = quote_ident(name)
     if ctx.version.major >= 18:
         return [

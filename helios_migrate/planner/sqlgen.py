@@ -11,9 +11,14 @@ from typing import Any
 from .. import changes as c
 from ..changes import Change, ColumnDef, Constraint, ConstraintKind, QualifiedName
 from ..sql_parse import SqlSyntaxError, changes_from_sql
-from ..sqltext import index_element_name, quote_ident, quote_literal, quote_qualified
-
-NAMEDATALEN = 63
+from ..sqltext import (
+    NAMEDATALEN,
+    default_object_name,
+    index_element_name,
+    quote_ident,
+    quote_literal,
+    quote_qualified,
+)
 
 
 def sql_name(name: QualifiedName) -> str:
@@ -21,26 +26,23 @@ def sql_name(name: QualifiedName) -> str:
     return quote_qualified(name.schema, name.name)
 
 
-
-
 def truncate(name: str) -> str:
     return name[:NAMEDATALEN]
 
 
-def index_name(table: QualifiedName, columns: Sequence[str], *, unique: bool = False) -> str:
-    """PostgreSQL's default index name: ``<table>_<cols>_idx`` (``_key`` for a UNIQUE constraint)."""
-    cols = "_".join(
+def index_name(table: QualifiedName, columns: Sequence[str]) -> str:
+    """PostgreSQL's name for an index created without one, unique or not: ``<table>_<cols>_idx``."""
+    cols = [
         re.sub(r"\W+", "_", index_element_name(col) or col.split()[0]).strip("_") or "expr"
         for col in columns
-    )
-    return truncate(f"{table.name}_{cols}_{'key' if unique else 'idx'}")
+    ]
+    return default_object_name(table.name, cols, "idx")
 
 
 def constraint_name(table: QualifiedName, constraint: Constraint) -> str:
     """The constraint's name, or PostgreSQL's default for it."""
     if constraint.name:
         return constraint.name
-    cols = "_".join(constraint.columns)
     suffix = {
         ConstraintKind.FOREIGN_KEY: "fkey",
         ConstraintKind.UNIQUE: "key",
@@ -49,9 +51,8 @@ def constraint_name(table: QualifiedName, constraint: Constraint) -> str:
         ConstraintKind.NOT_NULL: "not_null",
         ConstraintKind.EXCLUDE: "excl",
     }[constraint.kind]
-    if constraint.kind is ConstraintKind.PRIMARY_KEY or not cols:
-        return truncate(f"{table.name}_{suffix}")
-    return truncate(f"{table.name}_{cols}_{suffix}")
+    columns = () if constraint.kind is ConstraintKind.PRIMARY_KEY else tuple(constraint.columns)
+    return default_object_name(table.name, columns, suffix)
 
 
 def column_sql(col: ColumnDef, *, nullable: bool | None = None, default: bool = True) -> str:
@@ -245,7 +246,7 @@ _RENDER: dict[type[Change], Callable[[Any], str]] = {
     + _only_if(ch.cascade, " CASCADE"),
     c.ValidateConstraint: lambda ch: _alter(ch.on, f"VALIDATE CONSTRAINT {quote_ident(ch.name)}"),
     c.CreateIndex: lambda ch: create_index_sql(
-        ch, ch.name or index_name(ch.on, ch.columns, unique=ch.unique), concurrently=ch.concurrently, only=ch.only
+        ch, ch.name or index_name(ch.on, ch.columns), concurrently=ch.concurrently, only=ch.only
     ),
     c.DropIndex: lambda ch: f"DROP INDEX {_only_if(ch.concurrently, 'CONCURRENTLY ')}"
     f"{_only_if(ch.if_exists, 'IF EXISTS ')}{sql_name(ch.index)}" + _only_if(ch.cascade, " CASCADE"),

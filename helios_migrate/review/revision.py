@@ -112,7 +112,7 @@ def _index_name(change: CreateIndex) -> str:
     if change.name:
         return change.name
     names = [index_element_name(e) or "expr" for e in change.columns]
-    return index_name(change.on, names, unique=change.unique)
+    return index_name(change.on, names)
 
 
 def alembic_operations(rf: Fix) -> list[Any]:
