@@ -106,6 +106,10 @@ class OfflineBind:
         """``conn.scalar(...)``: :meth:`execute`, then its first value (none offline)."""
         return self.execute(statement, *multiparams, **params).scalar()
 
+    def scalars(self, statement: Any, *multiparams: Any, **params: Any) -> OfflineResult:
+        """``conn.scalars(...)``: :meth:`execute`, then its first column (no rows offline)."""
+        return self.execute(statement, *multiparams, **params).scalars()
+
     def exec_driver_sql(self, statement: str, parameters: Any = None, *rest: Any) -> OfflineResult:
         if parameters:
             raise NeedsDatabase(f"it passes driver parameters to {self._call}.exec_driver_sql()")

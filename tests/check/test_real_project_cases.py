@@ -496,3 +496,20 @@ op.create_index(name + "_ix", "dashboard_slices", ["slice_id"])
     assert ("HM104", line_of(source, "op.create_unique_constraint(")) in located
     (index,) = [f for f in findings if f.code == "HM101"]
     assert "uq_Slice___tablename___ix" in index.message
+
+
+def test_rows_read_with_conn_scalars_are_none_and_the_rest_is_checked(tmp_path: Path) -> None:
+    findings, source = _check(
+        tmp_path,
+        """\
+conn = op.get_bind()
+ids = conn.scalars(sa.select(sa.column("id")).select_from(sa.table("tags"))).all()
+for tag_id in ids:
+    op.execute(f"DELETE FROM tagged_object WHERE tag_id = {tag_id}")
+op.create_index("ix_tagged_object_tag_id", "tagged_object", ["tag_id"])
+""",
+    )
+    state = run_check(CheckOptions(paths=(str(tmp_path),), pg_version="16", cwd=tmp_path)).revision_states[0]
+    assert state.state.value == "rendered_with_placeholders", state.detail
+    assert "rows of op.get_bind()" in state.detail
+    assert [f.location.line for f in findings if f.code == "HM101"] == [line_of(source, "op.create_index(")]
