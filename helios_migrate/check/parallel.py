@@ -98,7 +98,7 @@ class _Worker(Generic[Result]):
     done: bool = False
 
 
-class Workers(Generic[Item, Result]):
+class Workers(Generic[Result]):
     """The workers of one project; :meth:`result` waits for the worker that has ``path``."""
 
     def __init__(self, workers: list[_Worker[Result]]) -> None:
@@ -146,7 +146,7 @@ def shares(items: Sequence[Item], jobs: int) -> list[list[Item]]:
     return out
 
 
-def start(items: Sequence[Item], jobs: int, compute: Callable[[Item], Result]) -> Workers[Item, Result]:
+def start(items: Sequence[Item], jobs: int, compute: Callable[[Item], Result]) -> Workers[Result]:
     """Fork a worker running ``compute`` for each share of ``items`` but the first, which the
     checking process does itself (with whatever no worker could be started for)."""
     parts = shares(items, jobs) if jobs > 1 and can_fork() else [list(items)]

@@ -322,21 +322,27 @@ class RevisionRenderer:
         self._offline_asked = True
         return self._offline
 
+    def _wrap_init(self, cls: type, wrapper: Callable[[Callable[..., None]], Callable[..., None]]) -> None:
+        """``cls.__init__`` replaced by ``wrapper(original)`` while the renderer is open."""
+        original = cls.__init__
+        cls.__init__ = wrapper(original)  # type: ignore[misc]
+        self._stack.callback(setattr, cls, "__init__", original)
+
     def _install_placeholder_defaults(self) -> None:
         """``server_default=app_function()`` from a missing module renders as a call of an unknown
         function (the rules then assume the worst of it, e.g. volatile)."""
         from sqlalchemy import text  # lazy: only when rendering
         from sqlalchemy.sql.schema import DefaultClause  # lazy: as above
 
-        original = DefaultClause.__init__
+        def wrapper(original: Callable[..., None]) -> Callable[..., None]:
+            def init(clause: Any, arg: Any, *args: Any, **kw: Any) -> None:
+                if is_placeholder(arg):
+                    arg = text(f"{opaque_name(arg._helios_name)}()")
+                original(clause, arg, *args, **kw)
 
-        def init(clause: Any, arg: Any, *args: Any, **kw: Any) -> None:
-            if is_placeholder(arg):
-                arg = text(f"{opaque_name(arg._helios_name)}()")
-            original(clause, arg, *args, **kw)
+            return init
 
-        DefaultClause.__init__ = init  # type: ignore[method-assign,assignment]
-        self._stack.callback(setattr, DefaultClause, "__init__", original)
+        self._wrap_init(DefaultClause, wrapper)
 
     def _install_placeholder_foreign_keys(self) -> None:
         """``sa.ForeignKey(Model.id)`` with ``Model`` from a missing module references
@@ -344,17 +350,17 @@ class RevisionRenderer:
         ``op.create_table(Model.__tablename__, ...)``."""
         from sqlalchemy.sql.schema import ForeignKey  # lazy: only when rendering
 
-        original = ForeignKey.__init__
+        def wrapper(original: Callable[..., None]) -> Callable[..., None]:
+            def init(key: Any, column: Any, *args: Any, **kw: Any) -> None:
+                if is_placeholder(column):
+                    model, _, attribute = column._helios_name.rpartition(".")
+                    PLACEHOLDERS.used.add(column._helios_name)
+                    column = f"{opaque_name(model + '.__tablename__')}.{attribute}"
+                original(key, column, *args, **kw)
 
-        def init(key: Any, column: Any, *args: Any, **kw: Any) -> None:
-            if is_placeholder(column):
-                model, _, attribute = column._helios_name.rpartition(".")
-                PLACEHOLDERS.used.add(column._helios_name)
-                column = f"{opaque_name(model + '.__tablename__')}.{attribute}"
-            original(key, column, *args, **kw)
+            return init
 
-        ForeignKey.__init__ = init  # type: ignore[method-assign]
-        self._stack.callback(setattr, ForeignKey, "__init__", original)
+        self._wrap_init(ForeignKey, wrapper)
 
     def _accept_metadata_bind(self) -> None:
         """``sa.MetaData(bind=op.get_bind())``, SQLAlchemy 1.x, is common in older revisions and
@@ -362,13 +368,13 @@ class RevisionRenderer:
         through the connection explicitly, or by Alembic)."""
         from sqlalchemy import MetaData  # lazy: only when rendering
 
-        original = MetaData.__init__
+        def wrapper(original: Callable[..., None]) -> Callable[..., None]:
+            def init(metadata: Any, *args: Any, bind: Any = None, **kw: Any) -> None:
+                original(metadata, *args, **kw)
 
-        def init(metadata: Any, *args: Any, bind: Any = None, **kw: Any) -> None:
-            original(metadata, *args, **kw)
+            return init
 
-        MetaData.__init__ = init  # type: ignore[method-assign]
-        self._stack.callback(setattr, MetaData, "__init__", original)
+        self._wrap_init(MetaData, wrapper)
 
     def _created_by_helper(self, table: str, line: int) -> None:
         self._capture.out.append(EmittedStatement("", line, created_tables=(table,)))

@@ -261,11 +261,7 @@ def _check_revisions(run: _Run, target: ProjectTarget, *, downgrade: bool) -> No
                 result = workers.result(rev.path)
                 if result is None or result.needs_history:  # not a worker's, or it needs the order
                     result = compute(rev)
-                run.sources[path] = rev.source
-                run.findings += result.findings
-                run.states.append(result.state)
-                run.statements += result.statements
-                run.history += result.history
+                _add(run, path, rev.source, result)
                 schema.add(h.sql for h in result.history)
                 if run.cache is not None:
                     run.cache.put(
@@ -286,13 +282,16 @@ def _from_cache(run: _Run, rev: RevisionFile) -> bool:
     hit = run.cache.get(run.cache.key(path, rev.source))
     if hit is None:
         return False
-    findings, state, statements, history = hit
-    run.history += history
-    run.sources[path] = rev.source
-    run.findings += findings
-    run.states.append(state)
-    run.statements += statements
+    _add(run, path, rev.source, _RevisionResult(*hit))
     return True
+
+
+def _add(run: _Run, path: str, source: str, result: _RevisionResult) -> None:
+    run.sources[path] = source
+    run.findings += result.findings
+    run.states.append(result.state)
+    run.statements += result.statements
+    run.history += result.history
 
 
 @dataclass(frozen=True)
