@@ -82,6 +82,22 @@ class ConstraintKind(str, enum.Enum):
     EXCLUDE = "exclude"
     NOT_NULL = "not null"
 
+    @property
+    def name_label(self) -> str:
+        """How PostgreSQL ends the name of a constraint of this kind created without one
+        (``orders_pkey``, ``orders_email_key``, ``orders_customer_id_fkey``...)."""
+        return _NAME_LABELS[self]
+
+
+_NAME_LABELS = {
+    ConstraintKind.CHECK: "check",
+    ConstraintKind.FOREIGN_KEY: "fkey",
+    ConstraintKind.UNIQUE: "key",
+    ConstraintKind.PRIMARY_KEY: "pkey",
+    ConstraintKind.EXCLUDE: "excl",
+    ConstraintKind.NOT_NULL: "not_null",
+}
+
 
 @dataclass(frozen=True)
 class Constraint:

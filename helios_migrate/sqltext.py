@@ -123,7 +123,7 @@ def index_element_name(element: str) -> str | None:
     return name
 
 
-# --- durations ----------------------------------------------------------------------------------
+# --- default names ------------------------------------------------------------------------------
 
 NAMEDATALEN = 63
 """The longest identifier PostgreSQL keeps, in bytes (its ``NAMEDATALEN - 1``)."""
@@ -151,6 +151,8 @@ def default_object_name(table: str, columns: list[str] | tuple[str, ...], label:
         parts.append(name2[:chars2].decode("utf-8", "ignore"))
     return "_".join([*parts, label])
 
+
+# --- durations ----------------------------------------------------------------------------------
 
 _UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 

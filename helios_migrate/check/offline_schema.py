@@ -47,14 +47,9 @@ from ..sqltext import default_object_name, index_element_name
 from .offline_bind import NeedsDatabase
 
 
-_DEFAULT_LABELS = {
-    ConstraintKind.PRIMARY_KEY: "pkey",
-    ConstraintKind.UNIQUE: "key",
-    ConstraintKind.FOREIGN_KEY: "fkey",
-    ConstraintKind.EXCLUDE: "excl",
-}
-"""How PostgreSQL ends the name of a constraint created without one (a CHECK's name depends on
-the first column its expression uses, which is not predicted: it stays unnamed here)."""
+_UNNAMED_AS_WRITTEN = frozenset({ConstraintKind.CHECK})
+"""Kept unnamed when the SQL gave no name: PostgreSQL names a CHECK after the first column its
+expression uses, which is not predicted here."""
 
 
 @dataclass
@@ -132,18 +127,11 @@ class OfflineSchema:
         for col in ch.columns:
             table.columns[col.name] = _Column(col.name, col.type, col.nullable and not col.primary_key, col.default)
             if col.primary_key:
-                table.constraints.append(_Constraint(
-                    default_object_name(ch.on.name, (), "pkey"), ConstraintKind.PRIMARY_KEY, (col.name,),
-                ))
+                self._constraint(table, None, ConstraintKind.PRIMARY_KEY, (col.name,), None, None)
             if col.unique:
-                table.constraints.append(_Constraint(
-                    default_object_name(ch.on.name, (col.name,), "key"), ConstraintKind.UNIQUE, (col.name,),
-                ))
+                self._constraint(table, None, ConstraintKind.UNIQUE, (col.name,), None, None)
             if col.references is not None:
-                table.constraints.append(_Constraint(
-                    default_object_name(ch.on.name, (col.name,), "fkey"), ConstraintKind.FOREIGN_KEY,
-                    (col.name,), col.references.table, col.references.columns,
-                ))
+                self._constraint(table, None, ConstraintKind.FOREIGN_KEY, (col.name,), col.references, None)
         for k in ch.constraints:
             self._constraint(table, k.name, k.kind, k.columns, k.references, k.expression)
         self._tables[(ch.on.schema, ch.on.name)] = table
@@ -161,10 +149,10 @@ class OfflineSchema:
             for c in columns:
                 if c in table.columns:
                     table.columns[c].nullable = False
-        if name is None and kind in _DEFAULT_LABELS:
+        if name is None and kind not in _UNNAMED_AS_WRITTEN:
             # Unnamed: the name PostgreSQL gives it, which a later revision drops it by.
-            label = _DEFAULT_LABELS[kind]
-            name = default_object_name(table.name.name, () if label == "pkey" else tuple(columns), label)
+            named = () if kind is ConstraintKind.PRIMARY_KEY else tuple(columns)
+            name = default_object_name(table.name.name, named, kind.name_label)
         table.constraints.append(_Constraint(
             name, kind, tuple(columns),
             references.table if references is not None else None,

@@ -29,7 +29,7 @@ from pglast import ast, enums, parse_sql
 from pglast.parser import ParseError, scan
 from pglast.stream import RawStream
 
-NAMEDATALEN = 63
+from ..sqltext import NAMEDATALEN
 
 _ALTER_TABLE_SUBCOMMANDS = frozenset(
     {

@@ -43,16 +43,8 @@ def constraint_name(table: QualifiedName, constraint: Constraint) -> str:
     """The constraint's name, or PostgreSQL's default for it."""
     if constraint.name:
         return constraint.name
-    suffix = {
-        ConstraintKind.FOREIGN_KEY: "fkey",
-        ConstraintKind.UNIQUE: "key",
-        ConstraintKind.PRIMARY_KEY: "pkey",
-        ConstraintKind.CHECK: "check",
-        ConstraintKind.NOT_NULL: "not_null",
-        ConstraintKind.EXCLUDE: "excl",
-    }[constraint.kind]
     columns = () if constraint.kind is ConstraintKind.PRIMARY_KEY else tuple(constraint.columns)
-    return default_object_name(table.name, columns, suffix)
+    return default_object_name(table.name, columns, constraint.kind.name_label)
 
 
 def column_sql(col: ColumnDef, *, nullable: bool | None = None, default: bool = True) -> str:

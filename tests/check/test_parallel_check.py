@@ -1,5 +1,6 @@
 """``check --jobs``: a project's revisions checked in forked workers give the same report as one
-process, including revisions that inspect the schema the revisions before them built."""
+process, including revisions that inspect the schema the revisions before them built (workers are
+forked: Linux, where the suite runs)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,6 @@ from check_helpers import revision_source, run_check, write_project
 
 from helios_migrate.check import parallel, runner
 from helios_migrate.check.runner import CheckOptions
-
-pytestmark = pytest.mark.skipif(not parallel.can_fork(), reason="workers are forked on Linux only")
 
 COUNT = 40
 
